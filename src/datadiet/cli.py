@@ -1,0 +1,114 @@
+"""The ``datadiet`` command.  Flags are generated from the config dataclasses.
+
+Every :class:`~datadiet.errors.DataDietError` is printed as one paragraph and
+exits with status 2; a traceback means a bug in datadiet.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .config import DataConfig, TrainConfig, add_arguments, from_arguments, to_dict
+from .errors import DataDietError
+from .io import write_json_atomic
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model and report its final-step test accuracy."""
+    import torch
+
+    from .data import load_data
+    from .train import train
+
+    data_cfg = from_arguments(DataConfig, args)
+    train_cfg = from_arguments(TrainConfig, args)
+    splits = load_data(data_cfg)
+    _say(f"{splits.name}: {len(splits.train)} train / {len(splits.test)} test examples, "
+         f"fingerprint {splits.train.fingerprint}; model {train_cfg.model} (width {train_cfg.width}), "
+         f"{torch.get_num_threads()} threads")
+    out = Path(args.out) if args.out else None
+    record = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
+              "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
+    if out:
+        write_json_atomic(out / "config.json", record)
+    result = train(train_cfg, splits, checkpoint_dir=out / "checkpoints" if out else None,
+                   checkpoint_steps=args.checkpoint_steps or ())
+    summary = result.summary()
+    if out:
+        write_json_atomic(out / "result.json", {**record, "result": summary})
+    _say(f"done: {result.steps} steps ({result.epochs_seen:.2f} epochs) in {result.wall_seconds:.1f}s; "
+         f"final test accuracy {result.test_accuracy:.4f}" + (f"; results in {out}" if out else ""))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Show where a dataset was found, its sizes and fingerprints."""
+    from .data import load_data
+    from .data.registry import locate
+
+    data_cfg = from_arguments(DataConfig, args)
+    folder = locate(data_cfg.dataset, data_cfg.data_root)
+    splits = load_data(data_cfg)
+    _say(f"{data_cfg.dataset} in {folder}")
+    for ds in (splits.train, splits.test):
+        _say(f"  {ds.split}: {len(ds)} examples of shape {ds.shape}, {ds.num_classes} classes, "
+             f"fingerprint {ds.fingerprint}")
+    _say(f"  normalization mean {tuple(round(m, 4) for m in splits.mean)} std {tuple(round(s, 4) for s in splits.std)}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download a dataset with checksum verification (needs internet)."""
+    from .data.download import download
+
+    folder = download(args.name, args.data_root)
+    _say(f"{args.name} is ready in {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datadiet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"datadiet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = _subcommand(sub, "train", cmd_train)
+    add_arguments(p, DataConfig)
+    add_arguments(p, TrainConfig)
+    p.add_argument("--out", help="folder for config.json, result.json and checkpoints")
+    p.add_argument("--checkpoint-steps", type=int, nargs="*", help="save checkpoints after these steps (0 = init)")
+
+    p = _subcommand(sub, "data", cmd_data)
+    add_arguments(p, DataConfig)
+
+    p = _subcommand(sub, "download", cmd_download)
+    p.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100 or cinic10")
+    p.add_argument("--data-root", required=True, help="folder to download into")
+    return parser
+
+
+def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
+    p.set_defaults(func=fn)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DataDietError as exc:
+        print(textwrap.fill(f"datadiet: error: {exc}", width=100, break_long_words=False,
+                            break_on_hyphens=False), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("datadiet: interrupted; finished results are on disk and a re-run resumes.", file=sys.stderr)
+        return 130
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)

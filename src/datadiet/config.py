@@ -1,0 +1,157 @@
+"""Configuration as frozen dataclasses, with their defaults in one place.
+
+The command line is generated from these classes (:func:`add_arguments` /
+:func:`from_arguments`), and :func:`to_dict` gives the resolved config that is
+saved next to every result.  Defaults follow Data Diet App. B.2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to load and how to cut it."""
+
+    dataset: str = "fashion-mnist"
+    data_root: Optional[str] = None   # None: $DATADIET_DATA, then the dataset's system folder
+    subset: Optional[int] = None      # train on n examples of the training split
+    subset_mode: str = "first"        # "first" n, or seeded class-"balanced" n
+    subset_seed: int = 0
+    test_subset: Optional[int] = None  # evaluate on the first n test examples
+    label_noise: float = 0.0          # fraction of training labels permuted among themselves
+    noise_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.subset is None or self.subset > 0, f"subset must be positive, got {self.subset}")
+        _check(self.test_subset is None or self.test_subset > 0, f"test_subset must be positive, got {self.test_subset}")
+        _check(self.subset_mode in ("first", "balanced"), f"subset_mode must be 'first' or 'balanced', got {self.subset_mode!r}")
+        _check(0.0 <= self.label_noise <= 1.0, f"label_noise must lie in [0, 1], got {self.label_noise}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe.  The default budget is matched steps (Data Diet B.2)."""
+
+    model: str = "smallcnn"
+    width: float = 1.0
+    epochs: float = 200.0             # budget in epochs of the FULL training set (see `budget`)
+    steps: Optional[int] = None       # explicit number of SGD steps; overrides `epochs`
+    budget: str = "matched"           # "matched": same steps for any subset; "epochs": epochs of the subset
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of the steps (= epochs 60/120/160 of 200)
+    lr_decay: float = 0.2
+    augment: bool = True
+    pad: Optional[int] = None         # None: 4 px for 32×32 images, 2 px for 28×28
+    flip: bool = True
+    seed: int = 0
+    device: str = "auto"              # "auto": CUDA when present, else CPU
+    amp: bool = True                  # bfloat16 autocast, on CUDA only
+    channels_last: bool = True        # on CUDA only
+    eval_batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        _check(self.steps is None or self.steps >= 0, f"steps must be >= 0, got {self.steps}")
+        _check(self.budget in ("matched", "epochs"), f"budget must be 'matched' or 'epochs', got {self.budget!r}")
+        _check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        _check(all(0.0 <= m <= 1.0 for m in self.milestones), f"milestones are fractions of training in [0, 1], got {self.milestones}")
+        _check(self.pad is None or self.pad >= 0, f"pad must be >= 0, got {self.pad}")
+        _check(self.eval_batch_size > 0, f"eval_batch_size must be positive, got {self.eval_batch_size}")
+
+    def total_steps(self, *, train_size: int, full_size: int) -> int:
+        """SGD steps for a run on ``train_size`` examples out of a training set of ``full_size``."""
+        if self.steps is not None:
+            return self.steps
+        reference = full_size if self.budget == "matched" else train_size
+        return max(1, round(self.epochs * steps_per_epoch(reference, self.batch_size)))
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches per pass over ``n`` examples (the last partial batch is dropped, as in the paper:
+    200 epochs of CIFAR-10 at batch 128 are 78,000 steps)."""
+    return max(1, n // batch_size)
+
+
+# ----------------------------------------------------------------------------- dict round trip
+
+def to_dict(config: Any) -> dict:
+    """Plain, JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict) -> Any:
+    """Rebuild ``cls`` from :func:`to_dict` output; unknown keys are an error."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"Unknown {cls.__name__} fields: {sorted(unknown)}.")
+    kwargs = {}
+    for name, value in values.items():
+        kind = _field_type(cls, name)
+        if dataclasses.is_dataclass(kind):
+            value = from_dict(kind, value)
+        elif _is_tuple(kind) and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per field of ``cls``; defaults stay in the dataclass (argparse default is None)."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = _field_type(cls, f.name)
+        help_text = f"default: {f.default!r}"
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif _is_tuple(kind):
+            item = typing.get_args(kind)[0]
+            group.add_argument(flag, dest=f.name, type=item, nargs="*", default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+
+
+def from_arguments(cls: type, namespace: argparse.Namespace, **overrides: Any) -> Any:
+    """Build ``cls`` from parsed arguments: flags the user gave override the dataclass defaults."""
+    given = {f.name: getattr(namespace, f.name) for f in fields(cls)
+             if getattr(namespace, f.name, None) is not None}
+    for name, value in given.items():
+        if _is_tuple(_field_type(cls, name)):
+            given[name] = tuple(value)
+    return cls(**{**given, **overrides})
+
+
+def _field_type(cls: type, name: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kind = hints[name]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return kind
+
+
+def _is_tuple(kind: Any) -> bool:
+    return typing.get_origin(kind) is tuple
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message[0].upper() + message[1:] + ".")

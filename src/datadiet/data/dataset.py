@@ -1,0 +1,168 @@
+"""In-memory image datasets with stable example ids and a content fingerprint.
+
+An :class:`ImageDataset` holds one split as uint8 images ``[N, C, H, W]``,
+int64 labels ``[N]`` and int64 ids ``[N]``.  Ids are indices into the
+dataset's *official* order (the order of the files as published), so a
+subset, a shuffled copy or a noisy-label copy still names every example by the
+same number.  The fingerprint hashes pixels, labels and ids: two datasets with
+the same fingerprint hold the same examples in the same order.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from ..errors import CorruptDataError
+
+
+@dataclass(frozen=True, eq=False)
+class ImageDataset:
+    """One split of an image classification dataset, held in memory.
+
+    Attributes:
+        name: registry name, e.g. ``"fashion-mnist"``.
+        split: ``"train"`` or ``"test"``.
+        images: uint8 tensor ``[N, C, H, W]``.
+        labels: int64 tensor ``[N]`` with values in ``[0, num_classes)``.
+        ids: int64 tensor ``[N]``: position of each example in the official order.
+        classes: class names; ``len(classes)`` is the number of classes.
+    """
+
+    name: str
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    ids: torch.Tensor
+    classes: tuple[str, ...]
+    notes: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_arrays(self.images, self.labels, self.ids, len(self.classes), self.name)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Per-example image shape ``(C, H, W)``."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex, first 16 bytes) of shape, pixels, labels and ids."""
+        h = hashlib.sha256()
+        h.update(repr(tuple(self.images.shape)).encode())
+        h.update(_contiguous_bytes(self.images))
+        h.update(_contiguous_bytes(self.labels))
+        h.update(_contiguous_bytes(self.ids))
+        return h.hexdigest()[:32]
+
+    def take(self, positions: torch.Tensor | np.ndarray | list[int]) -> "ImageDataset":
+        """The examples at ``positions`` (row positions, not ids), ids preserved."""
+        pos = torch.as_tensor(positions, dtype=torch.long)
+        return replace(self, images=self.images[pos], labels=self.labels[pos], ids=self.ids[pos])
+
+    def with_labels(self, labels: torch.Tensor, **notes) -> "ImageDataset":
+        """A copy with new labels (e.g. after label noise); ``notes`` are kept for provenance."""
+        return replace(self, labels=labels.to(torch.long), notes={**self.notes, **notes})
+
+    def positions_of(self, ids: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
+        """Row positions of the given example ids; raises if an id is absent."""
+        want = torch.as_tensor(ids, dtype=torch.long)
+        order = torch.argsort(self.ids)
+        sorted_ids = self.ids[order]
+        where = torch.searchsorted(sorted_ids, want).clamp(max=len(self) - 1)
+        found = sorted_ids[where] == want
+        if not bool(found.all()):
+            missing = want[~found][:5].tolist()
+            raise CorruptDataError(
+                f"{len(want) - int(found.sum())} example ids are not in {self.name}/{self.split} "
+                f"(first: {missing}). The ids were made for a different dataset or subset; "
+                "recompute them against this dataset."
+            )
+        return order[where]
+
+    def describe(self) -> dict:
+        """Provenance record stored with every result."""
+        return {
+            "name": self.name,
+            "split": self.split,
+            "size": len(self),
+            "shape": list(self.shape),
+            "num_classes": self.num_classes,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSplits:
+    """Train and test splits plus the normalization statistics of the train split."""
+
+    train: ImageDataset
+    test: ImageDataset
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        return self.train.name
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1].
+
+    Computed in float64 over chunks so that memory stays bounded and the result
+    does not depend on the chunk size beyond rounding.
+    """
+    n, c = images.shape[:2]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        x = images[start:start + chunk].to(torch.float64) / 255.0
+        total += x.sum(dim=(0, 2, 3))
+        total_sq += (x * x).sum(dim=(0, 2, 3))
+    count = n * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def make_splits(train: ImageDataset, test: ImageDataset) -> DatasetSplits:
+    """Bundle splits with normalization statistics computed on ``train`` only."""
+    if train.shape != test.shape or train.classes != test.classes:
+        raise CorruptDataError(
+            f"{train.name}: train images {train.shape} / {len(train.classes)} classes do not match "
+            f"test images {test.shape} / {len(test.classes)} classes. The files come from different datasets."
+        )
+    mean, std = channel_stats(train.images)
+    return DatasetSplits(train=train, test=test, mean=mean, std=std)
+
+
+def _contiguous_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().numpy().tobytes()
+
+
+def _check_arrays(images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, num_classes: int, name: str) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise CorruptDataError(f"{name}: images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
+    n = images.shape[0]
+    if labels.shape != (n,) or ids.shape != (n,):
+        raise CorruptDataError(
+            f"{name}: {n} images but {tuple(labels.shape)} labels and {tuple(ids.shape)} ids; "
+            "the image and label files do not belong together."
+        )
+    if labels.dtype != torch.long or ids.dtype != torch.long:
+        raise CorruptDataError(f"{name}: labels and ids must be int64, got {labels.dtype} and {ids.dtype}.")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise CorruptDataError(
+            f"{name}: labels must lie in [0, {num_classes}), found [{int(labels.min())}, {int(labels.max())}]. "
+            "The label file is corrupt or belongs to another dataset."
+        )

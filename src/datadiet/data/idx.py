@@ -1,0 +1,115 @@
+"""Reader for the IDX format of MNIST and Fashion-MNIST (optionally gzipped).
+
+IDX layout: two zero bytes, a type byte (0x08 = uint8), a byte with the
+number of dimensions, then one big-endian uint32 per dimension, then the data.
+We only accept what (Fashion-)MNIST actually ships: uint8 images ``[N, H, W]``
+(magic 0x00000803) and uint8 labels ``[N]`` (magic 0x00000801).
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CorruptDataError, DatasetNotFoundError
+from .dataset import DatasetSplits, ImageDataset, make_splits
+
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
+# Official file stems; each may be stored as ``stem`` or ``stem.gz``.
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: str | Path, *, expected_magic: int) -> np.ndarray:
+    """Read one IDX file into a uint8 array, validating magic number and size."""
+    path = Path(path)
+    raw = _read_maybe_gzip(path)
+    if len(raw) < 4:
+        raise CorruptDataError(f"{path} is too short to be an IDX file ({len(raw)} bytes). Re-download it.")
+    (magic,) = struct.unpack(">I", raw[:4])
+    if magic != expected_magic:
+        raise CorruptDataError(
+            f"{path} has IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x}. "
+            "It is not a (Fashion-)MNIST "
+            + ("image" if expected_magic == IMAGES_MAGIC else "label")
+            + " file, or it is damaged; re-download it or point --data-root at the right folder."
+        )
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CorruptDataError(f"{path}: IDX header is truncated. Re-download the file.")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise CorruptDataError(
+            f"{path}: header promises {expected} bytes of data for shape {dims}, "
+            f"found {len(raw) - header}. The file is truncated or padded; re-download it."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def find_idx_file(root: Path, stem: str) -> Path | None:
+    for candidate in (root / f"{stem}.gz", root / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def has_idx_files(root: Path) -> bool:
+    return all(find_idx_file(root, stem) for pair in SPLIT_FILES.values() for stem in pair)
+
+
+def load_idx_splits(root: str | Path, *, name: str, classes: tuple[str, ...]) -> DatasetSplits:
+    """Load train and test splits of an MNIST-format dataset from ``root``."""
+    root = Path(root)
+    splits = {split: _load_split(root, split, name, classes) for split in SPLIT_FILES}
+    return make_splits(splits["train"], splits["test"])
+
+
+def _load_split(root: Path, split: str, name: str, classes: tuple[str, ...]) -> ImageDataset:
+    image_stem, label_stem = SPLIT_FILES[split]
+    image_path, label_path = find_idx_file(root, image_stem), find_idx_file(root, label_stem)
+    if image_path is None or label_path is None:
+        missing = image_stem if image_path is None else label_stem
+        raise DatasetNotFoundError(f"{name}: {missing}(.gz) is missing from {root}.")
+    images = read_idx(image_path, expected_magic=IMAGES_MAGIC)
+    labels = read_idx(label_path, expected_magic=LABELS_MAGIC)
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise CorruptDataError(
+            f"{name}/{split}: {image_path.name} has shape {images.shape} but {label_path.name} has "
+            f"shape {labels.shape}; they must hold the same number of examples. Re-download both files."
+        )
+    n = labels.shape[0]
+    return ImageDataset(
+        name=name,
+        split=split,
+        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        ids=torch.arange(n, dtype=torch.long),
+        classes=classes,
+    )
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetNotFoundError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CorruptDataError(
+            f"{path} is a damaged gzip file ({exc}). It was probably cut short while downloading; "
+            "delete it and download it again (`datadiet download <dataset>`), or reinstall the "
+            "Debian package dataset-fashion-mnist."
+        ) from exc

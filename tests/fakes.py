@@ -1,0 +1,224 @@
+"""Tiny fake datasets written in exactly the official on-disk formats.
+
+CIFAR batches are Python 2 pickles: protocol 2, strings stored with the
+Python 2 ``str`` opcodes (so they load as ``bytes`` with ``encoding="bytes"``)
+and numpy arrays rebuilt through ``numpy.core.multiarray._reconstruct``, the
+name numpy 1.x wrote.  Python 3's own protocol-2 pickles differ (they store
+bytes through ``_codecs.encode``), hence the small pickler below.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CINIC_CLASSES = CIFAR10_CLASSES
+
+
+class Py2Pickler(pickle._Pickler):
+    """Protocol-2 pickler that writes like Python 2 did.
+
+    ``bytes`` become Python 2 ``str`` (SHORT_BINSTRING / BINSTRING); with
+    ``str_as_bytes`` Python 3 ``str`` does too (as in the official files),
+    otherwise it stays unicode (to test str keys).
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def __init__(self, file, *, str_as_bytes: bool = True) -> None:
+        super().__init__(file, protocol=2)
+        self.str_as_bytes = str_as_bytes
+
+    def save_py2_str(self, obj: bytes) -> None:
+        self._write_str(obj)
+        self.memoize(obj)
+
+    def save_unicode(self, obj: str) -> None:
+        if self.str_as_bytes:
+            self._write_str(obj.encode("latin-1"))
+            self.memoize(obj)
+        else:
+            pickle._Pickler.save_str(self, obj)
+
+    def _write_str(self, data: bytes) -> None:
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+
+    def save_global(self, obj, name=None) -> None:
+        if getattr(obj, "__name__", None) == "_reconstruct":
+            # numpy 1.x (and so every official file) names it numpy.core.multiarray.
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_unicode
+
+
+def write_py2_pickle(path: Path, obj, *, str_as_bytes: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        Py2Pickler(fh, str_as_bytes=str_as_bytes).dump(obj)
+
+
+def py2_pickle_bytes(obj, *, str_as_bytes: bool = True) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Py2Pickler(buf, str_as_bytes=str_as_bytes).dump(obj)
+    return buf.getvalue()
+
+
+@dataclass
+class FakeCifar:
+    """What a fake CIFAR folder holds, in official order: rows uint8 [N, 3072], labels int64 [N]."""
+
+    train_rows: np.ndarray
+    train_labels: np.ndarray
+    test_rows: np.ndarray
+    test_labels: np.ndarray
+    classes: tuple[str, ...]
+
+
+def cifar_batch(rows: np.ndarray, labels: list[int], *, label_key: bytes = b"labels", name: bytes = b"batch") -> dict:
+    """A batch dict with the official keys (bytes, as Python 2 wrote them)."""
+    batch = {
+        b"batch_label": name,
+        label_key: [int(x) for x in labels],
+        b"data": rows,
+        b"filenames": [b"img_%05d.png" % i for i in range(len(labels))],
+    }
+    if label_key == b"fine_labels":
+        batch[b"coarse_labels"] = [int(x) % 20 for x in labels]
+    return batch
+
+
+def random_rows(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+
+
+def write_fake_cifar10(root: Path, n_per_batch: int = 4, n_test: int = 5, seed: int = 0) -> FakeCifar:
+    """The official cifar-10-batches-py files with ``5 * n_per_batch`` train and ``n_test`` test images."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    train_rows, train_labels = [], []
+    for b in range(1, 6):
+        rows = random_rows(n_per_batch, rng)
+        labels = [(7 * b + i) % 10 for i in range(n_per_batch)]  # every batch starts at a different class
+        write_py2_pickle(root / f"data_batch_{b}", cifar_batch(rows, labels, name=b"training batch %d of 5" % b))
+        train_rows.append(rows)
+        train_labels += labels
+    test_rows = random_rows(n_test, rng)
+    test_labels = [(3 * i + 1) % 10 for i in range(n_test)]
+    write_py2_pickle(root / "test_batch", cifar_batch(test_rows, test_labels, name=b"testing batch 1 of 1"))
+    write_py2_pickle(root / "batches.meta", {
+        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+        b"num_cases_per_batch": n_per_batch,
+        b"num_vis": 3072,
+    })
+    return FakeCifar(np.concatenate(train_rows), np.asarray(train_labels, dtype=np.int64),
+                     test_rows, np.asarray(test_labels, dtype=np.int64), CIFAR10_CLASSES)
+
+
+def cifar100_classes() -> tuple[str, ...]:
+    return tuple(f"class_{i:03d}" for i in range(100))
+
+
+def write_fake_cifar100(root: Path, n_train: int = 12, n_test: int = 6, seed: int = 1) -> FakeCifar:
+    """The official cifar-100-python files (train, test, meta) with tiny splits."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    train_rows, test_rows = random_rows(n_train, rng), random_rows(n_test, rng)
+    train_labels = [(37 * i + 99) % 100 for i in range(n_train)]  # includes 99, the largest label
+    test_labels = [(11 * i) % 100 for i in range(n_test)]
+    write_py2_pickle(root / "train", cifar_batch(train_rows, train_labels, label_key=b"fine_labels", name=b"training batch 1 of 1"))
+    write_py2_pickle(root / "test", cifar_batch(test_rows, test_labels, label_key=b"fine_labels", name=b"testing batch 1 of 1"))
+    write_py2_pickle(root / "meta", {
+        b"fine_label_names": [c.encode() for c in cifar100_classes()],
+        b"coarse_label_names": [b"super_%02d" % i for i in range(20)],
+    })
+    return FakeCifar(train_rows, np.asarray(train_labels, dtype=np.int64),
+                     test_rows, np.asarray(test_labels, dtype=np.int64), cifar100_classes())
+
+
+@dataclass
+class FakeCinic:
+    """Expected contents in canonical order: images uint8 [N, 3, 32, 32], labels int64 [N], file paths."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    train_files: list[Path]
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    test_files: list[Path]
+    gray_file: Path
+
+
+def write_fake_cinic10(root: Path, n_per_class: int = 2, seed: int = 2) -> FakeCinic:
+    """CINIC-10 folders train/, valid/, test/ with ``n_per_class`` 32x32 PNGs per class.
+
+    File names mix the two official naming styles (``cifar10-train-7.png``,
+    ``n02690373_1003.png``) and are written in reverse of their sorted order,
+    so a loader must sort; with ``n_per_class > 10`` plain string sort puts
+    ``-10`` before ``-2``.  The last file of train/airplane is grayscale (mode "L").
+    """
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    expected = {folder: ([], [], []) for folder in ("train", "valid", "test")}
+    gray_file = None
+    for folder, (imgs, labels, files) in expected.items():
+        for label, cls in enumerate(CINIC_CLASSES):
+            class_dir = root / folder / cls
+            class_dir.mkdir(parents=True, exist_ok=True)
+            names = sorted([f"cifar10-{folder}-{i}.png" for i in range(0, n_per_class, 2)]
+                           + [f"n0{label}_{i}.png" for i in range(1, n_per_class, 2)])
+            pixels = {}
+            for name in reversed(names):  # write order differs from the canonical order
+                if gray_file is None:
+                    gray_file = class_dir / name
+                    gray = rng.integers(0, 256, size=(32, 32), dtype=np.uint8)
+                    Image.fromarray(gray, mode="L").save(gray_file)
+                    pixels[name] = np.repeat(gray[None], 3, axis=0)
+                else:
+                    hwc = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+                    Image.fromarray(hwc, mode="RGB").save(class_dir / name)
+                    pixels[name] = hwc.transpose(2, 0, 1)
+            imgs.extend(pixels[n] for n in names)
+            labels.extend([label] * len(names))
+            files.extend(class_dir / n for n in names)
+
+    def arrays(*folders):
+        imgs = [im for f in folders for im in expected[f][0]]
+        return (np.stack(imgs), np.asarray([l for f in folders for l in expected[f][1]], dtype=np.int64),
+                [p for f in folders for p in expected[f][2]])
+
+    return FakeCinic(*arrays("train", "valid"), *arrays("test"), gray_file)
+
+
+def write_fake_idx(folder: Path, n_train: int = 6, n_test: int = 4, seed: int = 3) -> dict[str, bytes]:
+    """The four gzipped (Fashion-)MNIST IDX files; returns file name -> bytes written."""
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        for name, header, arr in (
+            (f"{prefix}-images-idx3-ubyte.gz", struct.pack(">IIII", 0x803, n, 28, 28), images),
+            (f"{prefix}-labels-idx1-ubyte.gz", struct.pack(">II", 0x801, n), labels),
+        ):
+            data = gzip.compress(header + arr.tobytes(), mtime=0)
+            (folder / name).write_bytes(data)
+            written[name] = data
+    return written

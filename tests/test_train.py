@@ -1,0 +1,148 @@
+import copy
+
+import pytest
+import torch
+
+from conftest import learnable_splits
+from datadiet.config import TrainConfig
+from datadiet.data.dataset import DatasetSplits
+from datadiet.errors import CheckpointError, ConfigError, NonFiniteLossError
+from datadiet.train import available_steps, init_model, load_checkpoint, lr_at, restore, train
+
+TINY = dict(model="smallcnn", width=0.25, batch_size=16, eval_batch_size=64)
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_schedule_decays_by_0_2_at_30_60_80_percent():
+    cfg = TrainConfig(lr=0.1)
+    lrs = [lr_at(s, 100, cfg) for s in (0, 29, 30, 59, 60, 79, 80, 99)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])
+
+
+def test_matched_budget_is_independent_of_subset_size():
+    cfg = TrainConfig(epochs=200, batch_size=128)
+    assert cfg.total_steps(train_size=50_000, full_size=50_000) == 78_000  # the paper's CIFAR-10 count
+    assert cfg.total_steps(train_size=10_000, full_size=50_000) == 78_000
+    per_subset = TrainConfig(epochs=200, batch_size=128, budget="epochs")
+    assert per_subset.total_steps(train_size=10_000, full_size=50_000) == 200 * 78
+    assert TrainConfig(steps=7).total_steps(train_size=1, full_size=9) == 7
+
+
+def test_pruned_run_takes_the_same_number_of_steps():
+    splits = learnable_splits()
+    cfg = TrainConfig(epochs=1, **TINY)
+    full = train(cfg, splits, evaluate_test=False)
+    pruned = train(cfg, splits, positions=torch.arange(0, 256, 4), evaluate_test=False)
+    assert full.steps == pruned.steps == 16
+    assert pruned.epochs_seen == pytest.approx(4.0)
+
+
+def test_training_learns_a_learnable_task():
+    # No flips: a mirror swaps the left and right quadrants, i.e. the classes.
+    result = train(TrainConfig(epochs=6, lr=0.05, flip=False, **TINY), learnable_splits())
+    assert result.test_accuracy > 0.9
+    assert result.train_loss[-1][1] < result.train_loss[0][1]
+
+
+def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not():
+    splits = learnable_splits()
+    a = train(TrainConfig(steps=10, seed=3, **TINY), splits)
+    b = train(TrainConfig(steps=10, seed=3, **TINY), splits)
+    c = train(TrainConfig(steps=10, seed=4, **TINY), splits)
+    _assert_same_state(_state(a.model), _state(b.model))
+    assert a.test_accuracy == b.test_accuracy
+    assert not torch.equal(a.model.classifier[-1].weight, c.model.classifier[-1].weight)
+
+
+def test_checkpoint_step_0_is_the_initialization_and_step_k_the_weights_at_k(tmp_path):
+    splits = learnable_splits()
+    cfg = TrainConfig(steps=12, **TINY)
+    seen = {}
+    result = train(cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[0, 5, 12],
+                   hooks={5: lambda m, s: seen.setdefault(s, _state(m))})
+    assert available_steps(tmp_path) == [0, 5, 12]
+
+    init = init_model(cfg, splits.train)
+    model = copy.deepcopy(result.model)
+    # Regression for the Flax bug (Kirsch 2023): step 0 must NOT fall back to the latest checkpoint.
+    assert restore(model, tmp_path, 0) == 0
+    _assert_same_state(_state(model), _state(init))
+    restore(model, tmp_path, 5)
+    _assert_same_state(_state(model), seen[5])
+    assert restore(model, tmp_path, None) == 12
+    _assert_same_state(_state(model), _state(result.model))
+    assert load_checkpoint(tmp_path, 5)["optimizer"]["state"]  # momentum buffers are kept too
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="No checkpoints"):
+        load_checkpoint(tmp_path)
+    train(TrainConfig(steps=2, **TINY), learnable_splits(), checkpoint_dir=tmp_path, checkpoint_steps=[2],
+          evaluate_test=False)
+    with pytest.raises(CheckpointError, match=r"No checkpoint for step 0 .*available: \[2\]"):
+        load_checkpoint(tmp_path, 0)
+    (tmp_path / "step_000000002.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="Cannot read checkpoint"):
+        load_checkpoint(tmp_path, 2)
+
+
+def test_hooks_see_the_model_in_eval_mode_and_do_not_change_training():
+    splits = learnable_splits()
+    cfg = TrainConfig(steps=8, **TINY)
+    modes = []
+
+    def hook(model, step):
+        modes.append((step, model.training))
+        model(torch.randn(3, 1, 12, 12))  # an eval-mode forward must not touch BN statistics
+
+    with_hooks = train(cfg, splits, hooks={0: hook, 4: hook, 8: hook}, evaluate_test=False)
+    without = train(cfg, splits, evaluate_test=False)
+    assert modes == [(0, False), (4, False), (8, False)]
+    _assert_same_state(_state(with_hooks.model), _state(without.model))
+
+
+def test_steps_outside_the_run_are_rejected():
+    with pytest.raises(ConfigError, match=r"outside this run's 0..3 steps"):
+        train(TrainConfig(steps=3, **TINY), learnable_splits(), checkpoint_steps=[4])
+
+
+def test_correctness_is_recorded_for_every_presentation():
+    splits = learnable_splits(n_train=64)
+    result = train(TrainConfig(steps=12, **TINY), splits, record_correctness=True, evaluate_test=False)
+    ids, correct = result.correctness.events()
+    assert len(ids) == 12 * 16 and correct.dtype == torch.bool
+    assert torch.bincount(ids, minlength=64).tolist() == [3] * 64  # 3 epochs of 4 full batches
+    history = result.correctness.history(splits.train.ids)
+    assert history.shape == (64, 3) and set(history.unique().tolist()) <= {0, 1}
+    for i in (0, 17, 63):  # each row lists that example's presentations in time order
+        assert history[i].tolist() == correct[ids == i].to(torch.int8).tolist()
+
+
+def test_correctness_history_pads_unequal_presentation_counts():
+    from datadiet.train import CorrectnessLog
+
+    log = CorrectnessLog()
+    log.record(torch.tensor([7, 3]), torch.tensor([True, False]))
+    log.record(torch.tensor([7]), torch.tensor([False]))
+    assert log.history(torch.tensor([3, 7, 9])).tolist() == [[0, -1], [1, 0], [-1, -1]]
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    splits = learnable_splits()
+    poisoned = DatasetSplits(splits.train, splits.test, mean=(float("nan"),), std=splits.std)
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 1 .*lower the learning rate"):
+        train(TrainConfig(steps=5, **TINY), poisoned)
+
+
+def test_empty_subset_is_rejected():
+    with pytest.raises(ConfigError, match="empty subset"):
+        train(TrainConfig(steps=1, **TINY), learnable_splits(), positions=[])
