@@ -1,36 +1,15 @@
 """Shared fixtures: tiny synthetic datasets and fake files in the official formats."""
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from datadiet.data.dataset import ImageDataset, make_splits
+from fakes import write_fake_mnist, write_idx  # noqa: F401  (re-exported for the tests)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, compress: bool = True) -> Path:
-    """Write ``array`` (uint8) as an IDX file exactly like the official ones."""
-    array = np.asarray(array, dtype=np.uint8)
-    magic = magic if magic is not None else (0x0800 | array.ndim)
-    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-    return path
-
-
-def write_fake_mnist(root: Path, *, n_train: int = 40, n_test: int = 20, size: int = 28, seed: int = 0) -> Path:
-    """Four IDX .gz files with random pixels and labels cycling through 0..9."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, size, size), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    return root
 
 
 def tiny_dataset(n: int = 64, *, classes: int = 4, channels: int = 1, size: int = 8, seed: int = 0,

@@ -9,6 +9,7 @@ bytes through ``_codecs.encode``), hence the small pickler below.
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
 from dataclasses import dataclass
@@ -70,8 +71,6 @@ def write_py2_pickle(path: Path, obj, *, str_as_bytes: bool = True) -> None:
 
 
 def py2_pickle_bytes(obj, *, str_as_bytes: bool = True) -> bytes:
-    import io
-
     buf = io.BytesIO()
     Py2Pickler(buf, str_as_bytes=str_as_bytes).dump(obj)
     return buf.getvalue()
@@ -139,8 +138,8 @@ def write_fake_cifar100(root: Path, n_train: int = 12, n_test: int = 6, seed: in
     train_rows, test_rows = random_rows(n_train, rng), random_rows(n_test, rng)
     train_labels = [(37 * i + 99) % 100 for i in range(n_train)]  # includes 99, the largest label
     test_labels = [(11 * i) % 100 for i in range(n_test)]
-    write_py2_pickle(root / "train", cifar_batch(train_rows, train_labels, label_key=b"fine_labels", name=b"training batch 1 of 1"))
-    write_py2_pickle(root / "test", cifar_batch(test_rows, test_labels, label_key=b"fine_labels", name=b"testing batch 1 of 1"))
+    for file, rows, labels in (("train", train_rows, train_labels), ("test", test_rows, test_labels)):
+        write_py2_pickle(root / file, cifar_batch(rows, labels, label_key=b"fine_labels", name=file.encode()))
     write_py2_pickle(root / "meta", {
         b"fine_label_names": [c.encode() for c in cifar100_classes()],
         b"coarse_label_names": [b"super_%02d" % i for i in range(20)],
@@ -205,20 +204,26 @@ def write_fake_cinic10(root: Path, n_per_class: int = 2, seed: int = 2) -> FakeC
     return FakeCinic(*arrays("train", "valid"), *arrays("test"), gray_file)
 
 
+def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, compress: bool = True) -> Path:
+    """Write ``array`` (uint8) as an IDX file exactly like the official ones."""
+    array = np.asarray(array, dtype=np.uint8)
+    magic = magic if magic is not None else (0x0800 | array.ndim)
+    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw, mtime=0) if compress else raw)
+    return path
+
+
+def write_fake_mnist(root: Path, *, n_train: int = 40, n_test: int = 20, size: int = 28, seed: int = 0) -> Path:
+    """Four IDX .gz files with random pixels and labels cycling through 0..9."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, size, size), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return root
+
+
 def write_fake_idx(folder: Path, n_train: int = 6, n_test: int = 4, seed: int = 3) -> dict[str, bytes]:
     """The four gzipped (Fashion-)MNIST IDX files; returns file name -> bytes written."""
-    rng = np.random.default_rng(seed)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        for name, header, arr in (
-            (f"{prefix}-images-idx3-ubyte.gz", struct.pack(">IIII", 0x803, n, 28, 28), images),
-            (f"{prefix}-labels-idx1-ubyte.gz", struct.pack(">II", 0x801, n), labels),
-        ):
-            data = gzip.compress(header + arr.tobytes(), mtime=0)
-            (folder / name).write_bytes(data)
-            written[name] = data
-    return written
+    write_fake_mnist(Path(folder), n_train=n_train, n_test=n_test, seed=seed)
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).glob("*-ubyte.gz"))}
