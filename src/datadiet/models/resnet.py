@@ -27,10 +27,10 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, planes: int, stride: int = 1):
         super().__init__()
         cout = planes * self.expansion
-        self.residual = nn.Sequential(*_conv_bn(cin, planes, 3, stride), nn.ReLU(inplace=True),
+        self.residual = nn.Sequential(*_conv_bn(cin, planes, 3, stride), nn.ReLU(),
                                       *_conv_bn(planes, cout, 3))
         self.shortcut = _shortcut(cin, cout, stride)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
         return self.relu(self.residual(x) + self.shortcut(x))
@@ -43,12 +43,12 @@ class Bottleneck(nn.Module):
         super().__init__()
         cout = planes * self.expansion
         self.residual = nn.Sequential(
-            *_conv_bn(cin, planes, 1), nn.ReLU(inplace=True),
-            *_conv_bn(planes, planes, 3, stride), nn.ReLU(inplace=True),
+            *_conv_bn(cin, planes, 1), nn.ReLU(),
+            *_conv_bn(planes, planes, 3, stride), nn.ReLU(),
             *_conv_bn(planes, cout, 1),
         )
         self.shortcut = _shortcut(cin, cout, stride)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
         return self.relu(self.residual(x) + self.shortcut(x))
@@ -59,7 +59,7 @@ class ResNet(nn.Module):
                  width: float = 1.0):
         super().__init__()
         widths = [max(1, round(64 * width * 2**i)) for i in range(len(depths))]
-        self.stem = nn.Sequential(*_conv_bn(in_channels, widths[0], 3), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(*_conv_bn(in_channels, widths[0], 3), nn.ReLU())
         stages, cin = [], widths[0]
         for i, (planes, depth) in enumerate(zip(widths, depths)):
             blocks = []

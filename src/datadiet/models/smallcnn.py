@@ -18,14 +18,14 @@ class SmallCNN(nn.Module):
         super().__init__()
         c1, c2, hidden = _scaled(32, width), _scaled(64, width), _scaled(128, width)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),
             nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(4),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c2 * 16, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes),
+            nn.Flatten(), nn.Linear(c2 * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x):

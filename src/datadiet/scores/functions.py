@@ -1,0 +1,123 @@
+"""Pure score functions: a model and tensors in, one float per example out (input order).
+
+None of these trains, stores or plots anything.  Model-based scores put the
+model in eval mode for the duration of the call (BatchNorm uses its running
+statistics) and restore its mode afterwards; inputs must already be
+preprocessed (normalized, un-augmented) as the model expects.
+
+Conventions, following the original Data Diet code (seed 001) and Kirsch (2023):
+
+* **EL2N** is the plain L2 norm ``‖softmax(f(x)) − onehot(y)‖₂``, not its square;
+  after averaging over runs the two rank examples differently.
+* **GraNd** is ``‖∇_θ CE(f(x;θ), y)‖₂`` over *all* trainable parameters, exactly.
+* **Score1–3** (seed 001 App. D), with ``ψ_k = ∇_θ f_k(x)`` and ``p = softmax(f(x))``:
+  ``‖Σ_k ψ_k‖₂``, ``‖p‖₂`` and ``‖Σ_k p_k ψ_k‖₂`` (``p`` held constant).
+* **Forgetting** counts correct→incorrect transitions; never-learned examples rank highest.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .gradnorm import _softmax, cross_entropy_cotangent, per_example_grad_norms, eval_mode, model_device
+
+
+def grand(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
+          method: str = "auto") -> torch.Tensor:
+    """GraNd: the L2 norm of the per-example cross-entropy gradient over all trainable parameters.
+
+    Exact (no last-layer shortcut).  ``method="fast"`` uses layer-wise closed forms
+    (Linear, Conv1d/2d, BatchNorm in eval mode, LayerNorm) and raises for any other
+    parametrised layer; ``"auto"`` falls back to ``torch.func`` for such models.
+
+    Args:
+        model: maps ``inputs [N, ...]`` to logits ``[N, K]``; scored with BatchNorm in eval mode.
+        inputs: preprocessed inputs ``[N, ...]``.
+        labels: int64 ``[N]``.
+    Returns:
+        ``[N]`` float tensor on the CPU.
+    """
+    _check_pair(inputs, labels)
+    return per_example_grad_norms(model, inputs, labels, cross_entropy_cotangent,
+                                  batch_size=batch_size, method=method)
+
+
+def el2n(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """EL2N: ``‖softmax(f(x)) − onehot(y)‖₂`` (the plain norm, as in the original code).  ``[N]`` on the CPU."""
+    _check_pair(inputs, labels)
+    probs = _probabilities(model, inputs, batch_size)
+    return (probs - F.one_hot(labels.cpu(), probs.shape[1]).to(probs.dtype)).norm(dim=1)
+
+
+def input_norm(inputs: torch.Tensor) -> torch.Tensor:
+    """``‖x‖₂`` of each (normalized) input, the Kirsch (2023) baseline.  ``[N]`` on the CPU."""
+    return inputs.detach().reshape(inputs.shape[0], -1).to(torch.float64).norm(dim=1).to(torch.float32).cpu()
+
+
+def score1(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, method: str = "auto") -> torch.Tensor:
+    """Score1 = ``‖Σ_k ∇_θ f_k(x)‖₂``: the gradient norm of the sum of the logits (label-free)."""
+    return per_example_grad_norms(model, inputs, None, _ones_cotangent, batch_size=batch_size, method=method)
+
+
+def score2(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Score2 = ``‖softmax(f(x))‖₂`` (label-free)."""
+    return _probabilities(model, inputs, batch_size).norm(dim=1)
+
+
+def score3(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, method: str = "auto") -> torch.Tensor:
+    """Score3 = ``‖Σ_k p_k(x) ∇_θ f_k(x)‖₂`` with ``p = softmax(f(x))`` held constant (label-free)."""
+    return per_example_grad_norms(model, inputs, None, _prob_cotangent, batch_size=batch_size, method=method)
+
+
+def forgetting(correct: torch.Tensor) -> torch.Tensor:
+    """Forgetting score from a correctness history (Toneva et al., 2019).
+
+    Args:
+        correct: ``[N, P]`` with 1 (correct), 0 (wrong) and -1 (not presented, only as
+            trailing padding), presentations in time order; a bool tensor is accepted too.
+    Returns:
+        ``[N]`` float: the number of forgetting events (a correct presentation followed by
+        an incorrect one).  Examples never classified correctly get ``P + 1``: they rank
+        above every learned example, since none can be forgotten more than ``P // 2``
+        times.  (DeepCore gives them 0, ranking them as the easiest: a known bug.)
+    """
+    history = correct.to(torch.int8)
+    if history.dim() != 2:
+        raise ConfigError(f"Correctness history must be [N, presentations], got shape {tuple(correct.shape)}.")
+    presented = history >= 0
+    if history.shape[1] == 0 or not bool(presented.any(1).all()):
+        raise ConfigError("Some examples were never presented during training, so their forgetting score is "
+                          "undefined; score only the examples the run trained on.")
+    was_right, now_wrong = history[:, :-1] == 1, history[:, 1:] == 0
+    events = (was_right & now_wrong).sum(1).to(torch.float32)
+    never_learned = ~(history == 1).any(1)
+    return torch.where(never_learned, torch.tensor(float(history.shape[1] + 1)), events)
+
+
+def random_score(n: int, *, seed: int) -> torch.Tensor:
+    """A seeded random permutation of ``0..n-1`` as float scores: the random-pruning baseline."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(torch.float32)
+
+
+@torch.no_grad()
+def _probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    device = model_device(model)
+    with eval_mode(model):
+        chunks = [_softmax(model(inputs[s:s + batch_size].to(device))).cpu()
+                  for s in range(0, len(inputs), batch_size)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+
+
+def _ones_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:
+    return torch.ones_like(logits)
+
+
+def _prob_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:
+    return _softmax(logits)
+
+
+def _check_pair(inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
+        raise ConfigError(f"Expected one label per input: {inputs.shape[0]} inputs, labels of shape {tuple(labels.shape)}.")
