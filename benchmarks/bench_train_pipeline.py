@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from datadiet.config import TrainConfig
 from datadiet.data.dataset import ImageDataset, make_splits
 from datadiet.data.transforms import Normalizer
-from datadiet.train import init_model, train
+from datadiet.training import init_model, train
 
 CASES = [  # (label, model, width, image shape)
     ("smallcnn, 1x28x28", "smallcnn", 1.0, (1, 28, 28)),

@@ -93,3 +93,24 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "datadiet", "data", "--dataset", "mnist", "--data-root", str(root)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "fingerprint" in proc.stdout
+
+
+def test_score_command_writes_verified_score_files(tmp_path, capsys):
+    from datadiet.data import load_splits
+    from datadiet.scores import load_scores
+
+    root = write_fake_mnist(tmp_path / "data", n_train=32, n_test=8)
+    out = tmp_path / "scores"
+    code, stdout, _ = run_cli(capsys, "score", "--dataset", "mnist", "--data-root", str(root), *TINY,
+                              "--epochs", "2", "--score", "el2n", "grand", "input_norm", "--epoch", "0", "1",
+                              "--runs", "2", "--seed", "7", "--out", str(out))
+    assert code == 0 and "wrote" in stdout
+    table = load_scores(out / "grand-epoch1.npz", dataset=load_splits("mnist", root).train)
+    assert table.runs.shape == (2, 32) and table.meta["seeds"] == [7, 8] and table.meta["model"] == "smallcnn"
+    assert table.meta["train"]["batch_size"] == 8 and table.meta["step"] == 4
+    assert load_scores(out / "input_norm.npz").runs.shape == (1, 32)
+
+
+def test_score_command_rejects_unknown_scores(capsys):
+    code, _, err = run_cli(capsys, "score", "--score", "gradnorm", "--out", "x")
+    _assert_clean_error(code, err, "Unknown score 'gradnorm'")

@@ -4,7 +4,7 @@ import pytest
 from conftest import requires_fashion
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.data import load_data
-from datadiet.train import train
+from datadiet.training import train
 
 pytestmark = [pytest.mark.integration, requires_fashion]
 

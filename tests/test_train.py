@@ -7,7 +7,7 @@ from conftest import learnable_splits
 from datadiet.config import TrainConfig
 from datadiet.data.dataset import DatasetSplits
 from datadiet.errors import CheckpointError, ConfigError, NonFiniteLossError
-from datadiet.train import available_steps, init_model, load_checkpoint, lr_at, restore, train
+from datadiet.training import available_steps, init_model, load_checkpoint, lr_at, restore, train
 
 TINY = dict(model="smallcnn", width=0.25, batch_size=16, eval_batch_size=64)
 
@@ -128,7 +128,7 @@ def test_correctness_is_recorded_for_every_presentation():
 
 
 def test_correctness_history_pads_unequal_presentation_counts():
-    from datadiet.train import CorrectnessLog
+    from datadiet.training import CorrectnessLog
 
     log = CorrectnessLog()
     log.record(torch.tensor([7, 3]), torch.tensor([True, False]))

@@ -11,7 +11,10 @@ from .config import DataConfig, TrainConfig
 from .data import DatasetSplits, ImageDataset, load_data
 from .errors import DataDietError
 from .models import build_model
-from .train import TrainResult, train
+from .scores import (ScoreTable, el2n, forgetting, grand, input_norm, load_scores, random_score, save_scores,
+                     score1, score2, score3)
+from .training import TrainResult, train
 
-__all__ = ["DataConfig", "DataDietError", "DatasetSplits", "ImageDataset", "TrainConfig", "TrainResult",
-           "__version__", "build_model", "load_data", "train"]
+__all__ = ["DataConfig", "DataDietError", "DatasetSplits", "ImageDataset", "ScoreTable", "TrainConfig",
+           "TrainResult", "__version__", "build_model", "el2n", "forgetting", "grand", "input_norm", "load_data",
+           "load_scores", "random_score", "save_scores", "score1", "score2", "score3", "train"]

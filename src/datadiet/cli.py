@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import DataConfig, TrainConfig, add_arguments, from_arguments, to_dict
+from .config import DataConfig, ScoreConfig, TrainConfig, add_arguments, from_arguments, to_dict
 from .errors import DataDietError
 from .io import write_json_atomic
 
@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .data import load_data
-    from .train import train
+    from .training import train
 
     data_cfg = from_arguments(DataConfig, args)
     train_cfg = from_arguments(TrainConfig, args)
@@ -42,6 +42,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_json_atomic(out / "result.json", {**record, "result": summary})
     _say(f"done: {result.steps} steps ({result.epochs_seen:.2f} epochs) in {result.wall_seconds:.1f}s; "
          f"final test accuracy {result.test_accuracy:.4f}" + (f"; results in {out}" if out else ""))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score every training example, averaged over independently seeded runs."""
+    from .data import load_data
+    from .scores.runs import run_scores
+
+    data_cfg = from_arguments(DataConfig, args)
+    train_cfg = from_arguments(TrainConfig, args)
+    score_cfg = from_arguments(ScoreConfig, args)
+    splits = load_data(data_cfg)
+    _say(f"scoring {len(splits.train)} examples of {splits.name} with {score_cfg.runs} runs of {train_cfg.model}: "
+         f"{', '.join(score_cfg.score)} at epochs {', '.join(f'{e:g}' for e in score_cfg.epoch)}")
+    for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
+        _say(f"wrote {path}")
     return 0
 
 
@@ -80,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p, TrainConfig)
     p.add_argument("--out", help="folder for config.json, result.json and checkpoints")
     p.add_argument("--checkpoint-steps", type=int, nargs="*", help="save checkpoints after these steps (0 = init)")
+
+    p = _subcommand(sub, "score", cmd_score)
+    add_arguments(p, DataConfig)
+    add_arguments(p, TrainConfig, skip=("seed",))  # run r uses ScoreConfig.seed + r
+    add_arguments(p, ScoreConfig)
+    p.add_argument("--out", required=True, help="folder for the score files (.npz) and the run cache")
 
     p = _subcommand(sub, "data", cmd_data)
     add_arguments(p, DataConfig)

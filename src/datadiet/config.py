@@ -79,6 +79,28 @@ class TrainConfig:
         return max(1, round(self.epochs * steps_per_epoch(reference, self.batch_size)))
 
 
+@dataclass(frozen=True)
+class ScoreConfig:
+    """What to score, when, and over how many runs."""
+
+    score: tuple[str, ...] = ("el2n", "grand")
+    epoch: tuple[float, ...] = (0.0,)   # scoring times for model-based scores, in epochs (0 = init)
+    runs: int = 10                      # independent runs averaged (the papers use 10)
+    seed: int = 0                       # run r trains with seed + r (evaluation runs use other seeds)
+    score_batch_size: int = 256         # examples per scoring chunk
+    method: str = "auto"                # gradient-norm engine: auto, fast, vmap, loop
+
+    def __post_init__(self) -> None:
+        from .scores.registry import score_spec  # late import: scores depend on this module
+
+        for name in self.score:
+            score_spec(name)
+        if self.runs < 1:
+            raise ConfigError(f"runs must be at least 1, got {self.runs}.")
+        if any(e < 0 for e in self.epoch):
+            raise ConfigError(f"Scoring epochs must be >= 0, got {self.epoch}.")
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Full batches per pass over ``n`` examples (the last partial batch is dropped, as in the paper:
     200 epochs of CIFAR-10 at batch 128 are 78,000 steps)."""

@@ -90,6 +90,7 @@ def train(
     checkpoint_steps: Sequence[int] = (),
     hooks: Mapping[int, Hook] | None = None,
     record_correctness: bool = False,
+    stop_after: int | None = None,
     evaluate_test: bool = True,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -106,6 +107,8 @@ def train(
             model in eval mode (step 0 = before any update); used to score
             several scores at several epochs from the same run.
         record_correctness: log per-presentation correctness for forgetting scores.
+        stop_after: stop after this many steps while keeping the full run's LR schedule (scoring at
+            epoch t of a longer run needs the model of that run, not of a shorter one).
         progress: tqdm bar (default: only when stderr is a terminal).
     """
     started = time.perf_counter()
@@ -116,9 +119,10 @@ def train(
     if rows.numel() == 0:
         raise ConfigError("Cannot train on an empty subset; keep at least one example.")
     total = config.total_steps(train_size=len(rows), full_size=len(full))
+    end = total if stop_after is None else min(stop_after, total)
     batch = min(config.batch_size, len(rows))
     per_epoch = steps_per_epoch(len(rows), batch)
-    _check_steps(checkpoint_steps, hooks, total)
+    _check_steps(checkpoint_steps, hooks, end)
 
     model = init_model(config, full).to(device)
     if on_cuda and config.channels_last:
@@ -138,7 +142,7 @@ def train(
     checkpoint_steps = set(checkpoint_steps)
     hooks = dict(hooks or {})
     log = log or _stderr
-    bar = _progress_bar(total, progress)
+    bar = _progress_bar(end, progress)
 
     def at_step(step: int) -> None:
         if checkpoint_dir is not None and step in checkpoint_steps:
@@ -153,9 +157,9 @@ def train(
     at_step(0)
     step, window, losses = 0, [], []
     pending_bad = torch.zeros((), dtype=torch.bool, device=device)
-    while step < total:
+    while step < end:
         order = torch.randperm(len(rows), generator=order_gen).to(device)
-        for b in range(min(per_epoch, total - step)):
+        for b in range(min(per_epoch, end - step)):
             idx = order[b * batch:(b + 1) * batch]
             x = augment(images[idx], pad=pad, flip=config.flip, generator=aug_gen) if config.augment else images[idx]
             x = normalize(x)
@@ -175,7 +179,7 @@ def train(
             if correctness is not None:
                 correctness.record(ids[idx], logits.detach().argmax(1) == labels[idx])
             # On CPU checking every step is free; on GPU it would stall the queue, so check every 50.
-            if not on_cuda or step % 50 == 0 or step == total:
+            if not on_cuda or step % 50 == 0 or step == end:
                 _raise_if_diverged(pending_bad, step, config)
             at_step(step)
             bar.update(1)
@@ -183,7 +187,7 @@ def train(
         losses.append((step, epoch_loss))
         window = []
         if not bar.active:
-            log(f"step {step}/{total} (epoch {step / per_epoch:.2f}) lr {lr_at(step - 1, total, config):.4g} "
+            log(f"step {step}/{end} (epoch {step / per_epoch:.2f}) lr {lr_at(step - 1, total, config):.4g} "
                 f"train loss {epoch_loss:.4f}")
     bar.close()
     _raise_if_diverged(pending_bad, step, config)

@@ -1,0 +1,75 @@
+"""EL2N, input norm, Score2, forgetting and random on hand-computed cases; the registry."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from datadiet.errors import ConfigError, UnknownNameError
+from datadiet.scores import SCORES, el2n, forgetting, input_norm, random_score, score2, score_spec
+
+
+class FixedLogits(nn.Module):
+    """Returns the logits stored for each input index (inputs are indices)."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = nn.Parameter(torch.as_tensor(logits, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.logits[x.long().flatten()]
+
+
+def test_el2n_is_the_plain_l2_norm_of_the_error():
+    logits = [[0.0, 0.0], [np.log(3.0), 0.0]]  # p = [.5, .5] and [.75, .25]
+    model = FixedLogits(logits)
+    scores = el2n(model, torch.tensor([[0], [1]]), torch.tensor([0, 1]))
+    expected = [np.sqrt(0.5**2 + 0.5**2), np.sqrt(0.75**2 + 0.75**2)]
+    np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-12)  # not squared
+
+
+def test_score2_is_the_norm_of_the_probabilities():
+    model = FixedLogits([[0.0, 0.0, 0.0], [10.0, -10.0, -10.0]])
+    np.testing.assert_allclose(score2(model, torch.tensor([[0], [1]])).numpy(), [np.sqrt(1 / 3), 1.0], rtol=1e-6)
+
+
+def test_input_norm():
+    x = torch.tensor([[[3.0, 4.0]], [[0.0, 0.0]]])
+    assert input_norm(x).tolist() == [5.0, 0.0]
+
+
+def test_forgetting_counts_correct_to_incorrect_transitions():
+    history = torch.tensor([
+        [1, 1, 1, 1, -1],   # learned, never forgotten
+        [1, 0, 1, 0, 1],    # forgotten twice
+        [0, 0, 1, 1, 1],    # learned late: incorrect -> correct is not a forgetting event
+        [0, 0, 0, 0, 0],    # never learned: ranks above all
+        [0, 1, -1, -1, -1], # short history
+    ])
+    assert forgetting(history).tolist() == [0, 2, 0, 6, 0]
+
+
+def test_never_learned_outranks_the_most_forgotten_possible():
+    p = 7
+    most = torch.tensor([[1, 0] * 3 + [1]])  # 3 forgetting events, the maximum for 7 presentations
+    never = torch.zeros(1, p, dtype=torch.long)
+    assert forgetting(torch.cat([most, never]))[1] > forgetting(torch.cat([most, never]))[0]
+
+
+def test_forgetting_accepts_bool_and_rejects_unpresented_examples():
+    assert forgetting(torch.tensor([[True, False]])).tolist() == [1]
+    with pytest.raises(ConfigError, match="never presented"):
+        forgetting(torch.tensor([[1, 0], [-1, -1]]))
+    with pytest.raises(ConfigError, match=r"\[N, presentations\]"):
+        forgetting(torch.tensor([1, 0]))
+
+
+def test_random_score_is_a_seeded_permutation():
+    a, b, c = random_score(10, seed=1), random_score(10, seed=1), random_score(10, seed=2)
+    assert sorted(a.tolist()) == list(range(10)) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_registry_covers_every_score_and_names_unknown_ones():
+    assert set(SCORES) == {"el2n", "grand", "score1", "score2", "score3", "forgetting", "input_norm", "random"}
+    assert score_spec("input-norm").name == "input_norm"
+    with pytest.raises(UnknownNameError, match="Unknown score 'grad'"):
+        score_spec("grad")

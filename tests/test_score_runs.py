@@ -1,0 +1,122 @@
+"""Score runs: one training run per seed feeds every score and time; cached runs resume."""
+import numpy as np
+import pytest
+import torch
+
+import datadiet.scores.runs as runs_mod
+from conftest import learnable_splits
+from datadiet.config import DataConfig, ScoreConfig, TrainConfig
+from datadiet.data.transforms import Normalizer
+from datadiet.errors import ConfigError
+from datadiet.scores import el2n, forgetting, grand, load_scores
+from datadiet.scores.runs import run_scores
+from datadiet.training import init_model, train
+
+TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=32, epochs=2, eval_batch_size=64)
+DATA = DataConfig(dataset="quadrants")
+
+
+@pytest.fixture
+def splits():
+    return learnable_splits(n_train=96, n_test=32)
+
+
+@pytest.fixture
+def count_trains(monkeypatch):
+    calls = []
+    real = runs_mod.train
+
+    def counting(cfg, *args, **kwargs):
+        calls.append(cfg.seed)
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(runs_mod, "train", counting)
+    return calls
+
+
+def _inputs(splits):
+    return Normalizer(splits.mean, splits.std)(splits.train.images)
+
+
+def test_all_scores_and_times_come_from_the_same_runs(tmp_path, splits, count_trains):
+    cfg = ScoreConfig(score=("el2n", "grand", "forgetting", "input_norm", "random"), epoch=(0, 1), runs=2, seed=5)
+    files = run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    assert count_trains == [5, 6]  # one training run per seed, not one per score
+    assert sorted(p.name for p in files) == ["el2n-epoch1.npz", "el2n-init.npz", "forgetting-end.npz",
+                                             "grand-epoch1.npz", "grand-init.npz", "input_norm.npz", "random.npz"]
+    table = load_scores(tmp_path / "grand-init.npz", dataset=splits.train)
+    assert table.runs.shape == (2, 96) and table.meta["seeds"] == [5, 6] and table.meta["step"] == 0
+
+
+def test_grand_at_init_uses_fresh_initialisations(tmp_path, splits):
+    run_scores(ScoreConfig(score=("grand",), epoch=(0,), runs=2, seed=3), TRAIN, DATA, splits, tmp_path,
+               log=lambda _: None)
+    table = load_scores(tmp_path / "grand-init.npz")
+    x = _inputs(splits)
+    for row, seed in zip(table.runs, (3, 4)):
+        model = init_model(TrainConfig(**{**TRAIN.__dict__, "seed": seed}), splits.train)
+        np.testing.assert_allclose(row, grand(model, x, splits.train.labels).double().numpy(), rtol=1e-6)
+    assert not np.allclose(table.runs[0], table.runs[1])
+
+
+def test_el2n_at_epoch_t_is_the_model_of_that_run_at_step_t(tmp_path, splits):
+    run_scores(ScoreConfig(score=("el2n",), epoch=(1,), runs=1, seed=0), TRAIN, DATA, splits, tmp_path,
+               log=lambda _: None)
+    table = load_scores(tmp_path / "el2n-epoch1.npz")
+    # The same run stopped after one epoch (3 steps of 32), with the 2-epoch schedule.
+    model = train(TRAIN, splits, stop_after=3, evaluate_test=False).model
+    np.testing.assert_allclose(table.runs[0], el2n(model, _inputs(splits), splits.train.labels).double().numpy(),
+                               rtol=1e-6)
+    assert table.meta["step"] == 3
+
+
+def test_forgetting_comes_from_the_full_run(tmp_path, splits):
+    run_scores(ScoreConfig(score=("forgetting",), runs=1, seed=0), TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    table = load_scores(tmp_path / "forgetting-end.npz")
+    result = train(TRAIN, splits, record_correctness=True, evaluate_test=False)
+    np.testing.assert_array_equal(table.runs[0], forgetting(result.correctness.history(splits.train.ids)).numpy())
+    assert table.meta["step"] == 6
+
+
+def test_a_killed_scoring_job_resumes_from_its_finished_runs(tmp_path, splits, monkeypatch):
+    cfg = ScoreConfig(score=("el2n",), epoch=(1,), runs=3, seed=0)
+    real = runs_mod.train
+    calls = []
+
+    def dies_on_third(c, *a, **k):
+        calls.append(c.seed)
+        if c.seed == 2:
+            raise KeyboardInterrupt  # killed during the third run
+        return real(c, *a, **k)
+
+    monkeypatch.setattr(runs_mod, "train", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    assert not (tmp_path / "el2n-epoch1.npz").exists()
+    calls.clear()
+    monkeypatch.setattr(runs_mod, "train", lambda c, *a, **k: (calls.append(c.seed), real(c, *a, **k))[1])
+    run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    assert calls == [2]  # runs 0 and 1 came from the cache
+    full = load_scores(tmp_path / "el2n-epoch1.npz")
+    fresh = tmp_path / "fresh"
+    run_scores(cfg, TRAIN, DATA, splits, fresh, log=lambda _: None)
+    np.testing.assert_array_equal(full.runs, load_scores(fresh / "el2n-epoch1.npz").runs)
+
+
+def test_a_changed_config_does_not_reuse_the_cache(tmp_path, splits, count_trains):
+    cfg = ScoreConfig(score=("el2n",), epoch=(1,), runs=1)
+    run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    run_scores(cfg, TrainConfig(**{**TRAIN.__dict__, "lr": 0.05}), DATA, splits, tmp_path, log=lambda _: None)
+    assert len(count_trains) == 2
+
+
+def test_scoring_after_the_budget_is_an_error(tmp_path, splits):
+    with pytest.raises(ConfigError, match="beyond the training budget"):
+        run_scores(ScoreConfig(score=("el2n",), epoch=(5,), runs=1), TRAIN, DATA, splits, tmp_path)
+
+
+def test_score_config_validates_names_and_counts():
+    with pytest.raises(Exception, match="Unknown score 'elbow'"):
+        ScoreConfig(score=("elbow",))
+    with pytest.raises(ConfigError, match="at least 1"):
+        ScoreConfig(runs=0)
