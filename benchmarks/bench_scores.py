@@ -9,7 +9,8 @@ Rows (per model, batch of 128, eval-mode BatchNorm everywhere):
 * ``inference`` a plain no-grad forward, the reference for EL2N;
 * ``el2n``      datadiet's EL2N.
 
-Each candidate is timed alternately with its reference, ``--repeats`` times; we report medians
+Every model is measured in both memory formats: NCHW, and channels_last (the training engine's
+default, in which scoring hooks receive the model).  Each candidate is timed alternately with its reference, ``--repeats`` times; we report medians
 of per-repeat time ratios.  Targets (issue 3): GraNd ≤ 1.5× fwd+bwd; GraNd ≥ 2.5× faster than vmap
 and than the loop; EL2N ≥ 0.9× inference throughput.
 
@@ -40,16 +41,22 @@ def timed(fn, device) -> float:
 
 
 def cases(full_resnet: bool):
-    yield "smallcnn, 1x28x28", "smallcnn", 1.0, (1, 28, 28)
-    yield "resnet18 w=0.25, 3x32x32", "resnet18", 0.25, (3, 32, 32)
+    models = [("smallcnn, 1x28x28", "smallcnn", 1.0, (1, 28, 28)),
+              ("resnet18 w=0.25, 3x32x32", "resnet18", 0.25, (3, 32, 32))]
     if full_resnet:
-        yield "resnet18 w=1, 3x32x32", "resnet18", 1.0, (3, 32, 32)
+        models.append(("resnet18 w=1, 3x32x32", "resnet18", 1.0, (3, 32, 32)))
+    for label, name, width, shape in models:
+        for layout in ("NCHW", "channels_last"):
+            yield f"{label}, {layout}", name, width, shape, layout == "channels_last"
 
 
-def bench(label, name, width, shape, device, repeats, batch=128, loop_n=32):
+def bench(label, name, width, shape, channels_last, device, repeats, batch=128, loop_n=32):
     torch.manual_seed(0)
     model = build_model(name, num_classes=10, in_channels=shape[0], width=width).to(device).eval()
     x = torch.randn(batch, *shape, device=device)
+    if channels_last:  # the model and batch as datadiet's training engine leaves them
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def fwd_bwd():

@@ -1,7 +1,8 @@
 """Training-loop throughput against the bare model step, side by side in one process.
 
 "Bare step" = forward + backward + optimizer step on one pre-made, already
-normalized batch that is reused: the ceiling for any data pipeline.
+normalized batch that is reused, with the model in the same memory format as
+the engine's (channels_last by default): the ceiling for any data pipeline.
 "Loop" = datadiet.train's real loop (batch gather from uint8 storage, seeded
 pad+crop+flip, normalization, LR schedule, NaN check), timed between two hooks
 so model set-up and test evaluation are excluded.
@@ -26,6 +27,7 @@ from datadiet.config import TrainConfig
 from datadiet.data.dataset import ImageDataset, make_splits
 from datadiet.data.transforms import Normalizer
 from datadiet.training import init_model, train
+from datadiet.training.engine import place_model, to_layout
 
 CASES = [  # (label, model, width, image shape)
     ("smallcnn, 1x28x28", "smallcnn", 1.0, (1, 28, 28)),
@@ -42,10 +44,10 @@ def synthetic_splits(shape: tuple[int, int, int], n: int = 4096):
 
 
 def bare_step_rate(cfg: TrainConfig, splits, steps: int) -> float:
-    model = init_model(cfg, splits.train)
+    model = place_model(init_model(cfg, splits.train), cfg, torch.device("cpu"))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
-    x = Normalizer(splits.mean, splits.std)(splits.train.images[:cfg.batch_size])
+    x = to_layout(Normalizer(splits.mean, splits.std)(splits.train.images[:cfg.batch_size]), cfg)
     y = splits.train.labels[:cfg.batch_size]
     model.train()
     for i in range(steps + 3):

@@ -58,7 +58,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"              # "auto": CUDA when present, else CPU
     amp: bool = True                  # bfloat16 autocast, on CUDA only
-    channels_last: bool = True        # on CUDA only
+    channels_last: bool = True        # NHWC memory format (faster on CPU and recent GPUs)
     eval_batch_size: int = 1024
 
     def __post_init__(self) -> None:

@@ -16,8 +16,9 @@ Conventions, following the original Data Diet code (seed 001) and Kirsch (2023):
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -47,8 +48,13 @@ def grand(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch
 def el2n(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """EL2N: ``‖softmax(f(x)) − onehot(y)‖₂`` (the plain norm, as in the original code).  ``[N]`` on the CPU."""
     _check_pair(inputs, labels)
-    probs = _probabilities(model, inputs, batch_size)
-    return (probs - F.one_hot(labels.cpu(), probs.shape[1]).to(probs.dtype)).norm(dim=1)
+
+    def error_norm(probs: torch.Tensor, start: int) -> torch.Tensor:
+        y = labels[start:start + len(probs)].to(probs.device)
+        onehot = torch.arange(probs.shape[1], device=probs.device) == y[:, None]
+        return (probs - onehot.to(probs.dtype)).norm(dim=1)
+
+    return _map_probabilities(model, inputs, batch_size, error_norm)
 
 
 def input_norm(inputs: torch.Tensor) -> torch.Tensor:
@@ -63,7 +69,7 @@ def score1(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, met
 
 def score2(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """Score2 = ``‖softmax(f(x))‖₂`` (label-free)."""
-    return _probabilities(model, inputs, batch_size).norm(dim=1)
+    return _map_probabilities(model, inputs, batch_size, lambda probs, _: probs.norm(dim=1))
 
 
 def score3(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, method: str = "auto") -> torch.Tensor:
@@ -102,12 +108,16 @@ def random_score(n: int, *, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _map_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int,
+                       per_chunk: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """Apply ``per_chunk(softmax(f(x)), start)`` chunk by chunk on the model's device; ``[N]`` on the CPU."""
     device = model_device(model)
     with eval_mode(model):
-        chunks = [_softmax(model(inputs[s:s + batch_size].to(device))).cpu()
-                  for s in range(0, len(inputs), batch_size)]
-    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+        out = [per_chunk(_softmax(model(inputs[s:s + batch_size].to(device))), s).cpu()
+               for s in range(0, len(inputs), batch_size)]
+    if not out:
+        return torch.zeros(0)
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def _ones_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:

@@ -75,6 +75,22 @@ def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
                            width=config.width)
 
 
+def place_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device`` in the memory format the config asks for.
+
+    channels_last is on by default on every device: on 2 CPU cores it trains the small CNN about
+    1.5× faster than NCHW (measured in benchmarks/bench_train_pipeline.py), and it is the fast path
+    for convolutions on recent GPUs.
+    """
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+
+
+def to_layout(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Input batch in the model's memory format."""
+    return x.contiguous(memory_format=torch.channels_last) if config.channels_last and x.dim() == 4 else x
+
+
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
     """Piecewise-constant schedule: ×``lr_decay`` at each milestone fraction of ``total``."""
     passed = sum(step >= round(m * total) for m in config.milestones)
@@ -124,9 +140,7 @@ def train(
     per_epoch = steps_per_epoch(len(rows), batch)
     _check_steps(checkpoint_steps, hooks, end)
 
-    model = init_model(config, full).to(device)
-    if on_cuda and config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = place_model(init_model(config, full), config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
     images = full.images[rows].to(device)
@@ -162,9 +176,7 @@ def train(
         for b in range(min(per_epoch, end - step)):
             idx = order[b * batch:(b + 1) * batch]
             x = augment(images[idx], pad=pad, flip=config.flip, generator=aug_gen) if config.augment else images[idx]
-            x = normalize(x)
-            if on_cuda and config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = to_layout(normalize(x), config)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, config)
             with autocast:
