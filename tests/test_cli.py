@@ -114,3 +114,37 @@ def test_score_command_writes_verified_score_files(tmp_path, capsys):
 def test_score_command_rejects_unknown_scores(capsys):
     code, _, err = run_cli(capsys, "score", "--score", "gradnorm", "--out", "x")
     _assert_clean_error(code, err, "Unknown score 'gradnorm'")
+
+
+def test_prune_then_train_on_the_manifest(tmp_path, capsys):
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    common = ["--dataset", "mnist", "--data-root", str(root), *TINY]
+    assert run_cli(capsys, "score", *common, "--epochs", "1", "--score", "el2n", "--epoch", "1", "--runs", "1",
+                   "--out", str(tmp_path / "s"))[0] == 0
+    subset = tmp_path / "subset.json"
+    code, stdout, _ = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "el2n-epoch1.npz"), "--keep", "0.25",
+                              "--class-balanced", "--out", str(subset))
+    assert code == 0 and "kept 10 of 40" in stdout
+    manifest = json.loads(subset.read_text())
+    assert len(manifest["ids"]) == 10 and manifest["selection"]["class_balanced"] is True
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", *common, "--epochs", "1", "--subset-file", str(subset), "--out", str(out))
+    assert code == 0 and "training on 10 of 40" in stdout
+    assert json.loads((out / "result.json").read_text())["result"]["steps"] == 40 // 8  # matched budget
+
+
+def test_manifest_from_other_data_and_bad_fractions_are_refused(tmp_path, capsys):
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    common = ["--dataset", "mnist", "--data-root", str(root), *TINY]
+    run_cli(capsys, "score", *common, "--epochs", "1", "--score", "random", "--runs", "1", "--out", str(tmp_path / "s"))
+    code, _, err = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "1.5",
+                           "--out", str(tmp_path / "x.json"))
+    _assert_clean_error(code, err, "keep must be a fraction in (0, 1]")
+    code, _, err = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "0.5",
+                           "--offset", "0.7", "--out", str(tmp_path / "x.json"))
+    _assert_clean_error(code, err, "> 1")
+    run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "0.5", "--out",
+            str(tmp_path / "x.json"))
+    code, _, err = run_cli(capsys, "train", *common, "--subset", "20", "--steps", "1", "--subset-file",
+                           str(tmp_path / "x.json"))
+    _assert_clean_error(code, err, "was selected from mnist (40 examples")

@@ -35,7 +35,14 @@ def cmd_train(args: argparse.Namespace) -> int:
               "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
     if out:
         write_json_atomic(out / "config.json", record)
-    result = train(train_cfg, splits, checkpoint_dir=out / "checkpoints" if out else None,
+    positions = None
+    if args.subset_file:
+        from .manifest import load_subset
+
+        positions = load_subset(args.subset_file, splits.train)
+        record["subset_file"] = str(args.subset_file)
+        _say(f"training on {len(positions)} of {len(splits.train)} examples from {args.subset_file}")
+    result = train(train_cfg, splits, positions=positions, checkpoint_dir=out / "checkpoints" if out else None,
                    checkpoint_steps=args.checkpoint_steps or ())
     summary = result.summary()
     if out:
@@ -58,6 +65,33 @@ def cmd_score(args: argparse.Namespace) -> int:
          f"{', '.join(score_cfg.score)} at epochs {', '.join(f'{e:g}' for e in score_cfg.epoch)}")
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
         _say(f"wrote {path}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Select a subset from a score file (Data Diet B.3 offset window) and write a subset manifest."""
+    from .config import from_dict
+    from .manifest import save_subset
+    from .scores import load_scores
+    from .select import select
+
+    table = load_scores(args.scores)
+    labels = None
+    if args.class_balanced:
+        from .data import load_data
+
+        train_set = load_data(from_dict(DataConfig, table.meta.get("data", {}))).train
+        table.check_dataset(train_set)
+        labels = train_set.labels.numpy()
+    ids = select(table, keep=args.keep, offset=args.offset, order=args.order, labels=labels,
+                 class_balanced=args.class_balanced)
+    selection = {"scores": str(args.scores), "score": table.label, "keep": args.keep, "offset": args.offset,
+                 "order": args.order, "class_balanced": args.class_balanced,
+                 "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
+    save_subset(args.out, ids, table.meta["dataset"], selection)
+    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} (keep {args.keep}, "
+         f"offset {args.offset if args.offset is not None else 1 - args.keep if args.order == 'highest' else 0:g}); "
+         f"wrote {args.out}")
     return 0
 
 
@@ -96,12 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p, TrainConfig)
     p.add_argument("--out", help="folder for config.json, result.json and checkpoints")
     p.add_argument("--checkpoint-steps", type=int, nargs="*", help="save checkpoints after these steps (0 = init)")
+    p.add_argument("--subset-file", help="train only on the examples of this `datadiet prune` manifest")
 
     p = _subcommand(sub, "score", cmd_score)
     add_arguments(p, DataConfig)
     add_arguments(p, TrainConfig, skip=("seed",))  # run r uses ScoreConfig.seed + r
     add_arguments(p, ScoreConfig)
     p.add_argument("--out", required=True, help="folder for the score files (.npz) and the run cache")
+
+    p = _subcommand(sub, "prune", cmd_prune)
+    p.add_argument("--scores", required=True, help="a score file (.npz) from `datadiet score`")
+    p.add_argument("--keep", type=float, required=True, help="fraction of examples kept, in (0, 1]")
+    p.add_argument("--offset", type=float, help="fraction of lowest scores dropped first (default: 1 - keep)")
+    p.add_argument("--order", choices=("highest", "lowest"), default="highest", help="keep the highest (default) or lowest")
+    p.add_argument("--class-balanced", action="store_true", help="apply the window within every class")
+    p.add_argument("--out", required=True, help="subset manifest to write (.json)")
 
     p = _subcommand(sub, "data", cmd_data)
     add_arguments(p, DataConfig)

@@ -1,0 +1,83 @@
+"""The Data Diet B.3 selection rule on hand-made cases, and every refusal."""
+import numpy as np
+import pytest
+
+from datadiet.errors import ConfigError
+from datadiet.scores import ScoreTable
+from datadiet.select import select, select_random
+
+# Example i has score s[i]; ascending order of ids: 3, 0, 5, 1, 4, 2  (scores 0..5 shuffled)
+S = np.array([1.0, 3.0, 5.0, 0.0, 4.0, 2.0])
+
+
+def test_default_keeps_the_highest_scores_in_canonical_order():
+    assert select(S, keep=0.5).tolist() == [1, 2, 4]
+
+
+def test_lowest_and_explicit_offset_windows():
+    assert select(S, keep=0.5, order="lowest").tolist() == [0, 3, 5]
+    # drop the lowest third (ids 3, 0), keep the next third (ids 5, 1), drop the rest
+    assert select(S, keep=1 / 3, offset=1 / 3).tolist() == [1, 5]
+    assert select(S, keep=1.0).tolist() == [0, 1, 2, 3, 4, 5]
+    assert select(S, keep=0.5, offset=0.5).tolist() == select(S, keep=0.5).tolist()
+
+
+def test_ties_are_broken_by_id_deterministically():
+    tied = np.array([1.0, 1.0, 1.0, 1.0])
+    assert select(tied, keep=0.5).tolist() == [2, 3]
+    assert select(tied, keep=0.5, order="lowest").tolist() == [0, 1]
+
+
+def test_ids_are_returned_not_positions():
+    ids = np.array([10, 20, 30, 40, 50, 60])
+    assert select(S, keep=0.5, ids=ids).tolist() == [20, 30, 50]
+
+
+def test_score_table_uses_the_mean_over_runs():
+    table = ScoreTable("el2n", np.array([7, 8, 9]), np.array([[0.0, 1.0, 5.0], [4.0, 1.0, 1.0]]))
+    assert select(table, keep=1 / 3).tolist() == [9]  # means 2, 1, 3
+
+
+def test_class_balanced_handles_unequal_classes():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    scores = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 9.0])
+    kept = select(scores, keep=0.5, labels=labels, class_balanced=True)
+    assert kept.tolist() == [0, 1, 2, 7]  # 3 of class 0 (6 × 0.5), 1 of class 1 (2 × 0.5)
+    assert select(scores, keep=0.5).tolist() == [0, 1, 2, 7]
+    assert select(scores, keep=0.5, labels=labels, class_balanced=True, order="lowest").tolist() == [3, 4, 5, 6]
+
+
+def test_class_balanced_total_is_exact_with_rounding():
+    labels = np.repeat([0, 1, 2], [5, 5, 5])
+    kept = select(np.arange(15.0), keep=0.4, labels=labels, class_balanced=True)
+    assert len(kept) == 6 and np.bincount(labels[kept]).tolist() == [2, 2, 2]
+    uneven = select(np.arange(10.0), keep=0.5, labels=np.repeat([0, 1, 2], [3, 3, 4]), class_balanced=True)
+    assert len(uneven) == 5
+
+
+def test_random_selection_is_seeded_and_sorted():
+    a = select_random(np.arange(100), keep=0.3, seed=1)
+    assert len(a) == 30 and a.tolist() == sorted(a.tolist())
+    assert np.array_equal(a, select_random(np.arange(100), keep=0.3, seed=1))
+    assert not np.array_equal(a, select_random(np.arange(100), keep=0.3, seed=2))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(keep=0.0), r"keep must be a fraction in \(0, 1\]"),
+    (dict(keep=1.5), r"keep must be a fraction in \(0, 1\]"),
+    (dict(keep=0.5, offset=-0.1), r"offset must be a fraction in \[0, 1\)"),
+    (dict(keep=0.5, offset=0.6), "offset 0.6 \\+ keep 0.5 = 1.1 > 1"),
+    (dict(keep=0.01), "keeps none"),
+    (dict(keep=0.5, order="middle"), "order must be one of"),
+    (dict(keep=0.5, class_balanced=True), "needs the labels"),
+])
+def test_bad_fractions_and_options_are_clear_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        select(S, **kwargs)
+
+
+def test_empty_class_and_nan_scores_are_errors():
+    with pytest.raises(ConfigError, match=r"classes \[2\] have no examples"):
+        select(S, keep=0.5, labels=np.array([0, 1, 0, 1, 0, 1]), class_balanced=True, num_classes=3)
+    with pytest.raises(ConfigError, match="NaN"):
+        select(np.array([1.0, np.nan]), keep=0.5)
