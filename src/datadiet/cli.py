@@ -95,6 +95,34 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Reproduce Kirsch (2023) Figs. 1-3 / Data Diet Fig. 1: score, prune, retrain, test against random, report."""
+    from .experiments.reproduce import get_preset, reproduce
+
+    preset = get_preset(args.preset)
+    out = Path(args.out or f"results/{preset.name}")
+    summary = reproduce(preset, out, data_root=args.data_root, device=args.device, executor=args.executor,
+                        address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
+    _say_summary(summary, out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the tables, figures and report of a results folder."""
+    from .analysis.report import build_report
+
+    _say_summary(build_report(args.folder), Path(args.folder))
+    return 0
+
+
+def _say_summary(summary: dict, out: Path) -> None:
+    beat = summary["beat_random"]
+    _say(f"beat random (95% CI above zero at some fraction, never worse): {', '.join(beat) if beat else 'none'}")
+    if summary.get("spearman_grand_init_input_norm") is not None:
+        _say(f"Spearman(GraNd@init, input norm) = {summary['spearman_grand_init_input_norm']:.3f}")
+    _say(f"report: {out / 'report.md'} and {out / 'report.html'}")
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Show where a dataset was found, its sizes and fingerprints."""
     from .data import load_data
@@ -145,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", choices=("highest", "lowest"), default="highest", help="keep the highest (default) or lowest")
     p.add_argument("--class-balanced", action="store_true", help="apply the window within every class")
     p.add_argument("--out", required=True, help="subset manifest to write (.json)")
+
+    p = _subcommand(sub, "reproduce", cmd_reproduce)
+    p.add_argument("preset", help="smoke, quick (CPU, ~15 min), gpu (one GPU) or paper (CIFAR-10, GPUs)")
+    p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
+    p.add_argument("--data-root", help="dataset folder (default: $DATADIET_DATA, then system locations)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where evaluation runs execute")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="Ray: CPUs requested per run")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="Ray: GPUs requested per run (e.g. 0.25)")
+
+    p = _subcommand(sub, "report", cmd_report)
+    p.add_argument("folder", help="a results folder written by `datadiet reproduce`")
 
     p = _subcommand(sub, "data", cmd_data)
     add_arguments(p, DataConfig)

@@ -94,8 +94,10 @@ def forgetting(correct: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"Correctness history must be [N, presentations], got shape {tuple(correct.shape)}.")
     presented = history >= 0
     if history.shape[1] == 0 or not bool(presented.any(1).all()):
-        raise ConfigError("Some examples were never presented during training, so their forgetting score is "
-                          "undefined; score only the examples the run trained on.")
+        missing = int((~presented.any(1)).sum()) if history.shape[1] else len(history)
+        raise ConfigError(f"{missing} examples were never presented during training, so their forgetting score "
+                          "is undefined. Each epoch drops its last partial batch, so a run of very few epochs can "
+                          "miss some examples: train for more epochs, or score only the examples the run trained on.")
     was_right, now_wrong = history[:, :-1] == 1, history[:, 1:] == 0
     events = (was_right & now_wrong).sum(1).to(torch.float32)
     never_learned = ~(history == 1).any(1)

@@ -163,6 +163,7 @@ def _with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
 
 def _run_key(provenance: dict, seed: int, stop: int) -> str:
     spec = {k: v for k, v in provenance.items() if k != "version"}
+    spec["data"] = {k: v for k, v in spec["data"].items() if k != "data_root"}  # location is not identity
     spec["train"] = {**spec["train"], "seed": seed}
     spec["score"] = {k: v for k, v in spec["score"].items() if k not in ("runs", "seed", "score_batch_size")}
     spec["stop"] = stop

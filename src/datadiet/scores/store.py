@@ -68,8 +68,10 @@ class ScoreTable:
 
     @property
     def label(self) -> str:
-        """Short name with the time of scoring, e.g. ``grand@init``, ``el2n@epoch2``."""
-        return f"{self.score}@{self.meta.get('when', '?')}"
+        """Short name with the time of scoring, e.g. ``grand@init``, ``el2n@epoch2``; model-free scores
+        (``input_norm``, ``random``) have no time."""
+        when = self.meta.get("when", "?")
+        return self.score if when == "static" else f"{self.score}@{when}"
 
     def check_dataset(self, dataset) -> None:
         """Raise unless this table was computed on ``dataset`` (an ImageDataset), example for example."""

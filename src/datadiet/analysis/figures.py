@@ -1,0 +1,82 @@
+"""Figures, drawn only from the tidy tables of :mod:`datadiet.analysis.tables`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    from ..io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    _pyplot().close(fig)
+    return path
+
+
+def pruning_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
+    """Final test accuracy against fraction kept: mean line, 16th–84th percentile band per method,
+    and the full-data result as a dashed line with its band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    methods = sorted({r["method"] for r in curve if r["method"] != "full"}, key=lambda m: (m != "random", m))
+    colors = plt.get_cmap("tab10")
+    for i, method in enumerate(methods):
+        rows = sorted((r for r in curve if r["method"] == method), key=lambda r: r["keep"])
+        x = [r["keep"] for r in rows]
+        style = dict(color="black", linestyle="--") if method == "random" else dict(color=colors(i % 10))
+        ax.plot(x, [r["mean"] for r in rows], marker="o", markersize=3, label=method, **style)
+        ax.fill_between(x, [r["p16"] for r in rows], [r["p84"] for r in rows], alpha=0.15, color=style["color"])
+    for r in (r for r in curve if r["method"] == "full"):
+        ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+        ax.axhspan(r["p16"], r["p84"], color="purple", alpha=0.08)
+    ax.set_xlabel("fraction of training data kept")
+    ax.set_ylabel("final test accuracy")
+    ax.set_title(title or "Pruning curves (mean, 16th–84th percentile)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def correlation_heatmap(names: Sequence[str], rho: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+    """Spearman rank-correlation matrix with the values written in the cells."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names), 0.8 + 0.65 * len(names)))
+    image = ax.imshow(rho, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{rho[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(rho[i, j]) > 0.6 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="Spearman ρ")
+    ax.set_title(title or "Rank correlations of the scores")
+    return _save(fig, path)
+
+
+def score_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, rho: float,
+                  max_points: int = 20000) -> Path:
+    """Scatter of two scores over examples, annotated with their Spearman correlation."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    if len(x) > max_points:  # a subsample keeps the file small; rho is computed on all points
+        pick = np.random.default_rng(0).choice(len(x), max_points, replace=False)
+        x, y = x[pick], y[pick]
+    ax.scatter(x, y, s=2, alpha=0.3, linewidths=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} vs {xlabel}: Spearman ρ = {rho:.3f}")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

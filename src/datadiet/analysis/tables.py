@@ -1,0 +1,120 @@
+"""Tidy tables from sweep results and score files: curves, tests against random, rank correlations.
+
+Everything here takes plain records (dicts) or arrays and returns lists of dicts, one row per
+group, so the figures and the report only draw what these functions computed.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import stats
+
+RESULT_COLUMNS = ("run_id", "method", "keep", "offset", "seed", "test_accuracy", "test_loss", "steps",
+                  "n_train", "wall_seconds", "model", "width", "dataset", "subset", "epochs", "dataset_fingerprint")
+
+
+def flatten_results(records: Iterable[dict]) -> list[dict]:
+    """One flat row per run (the CSV's columns), sorted by method, keep and seed."""
+    rows = []
+    for r in records:
+        rows.append({
+            "run_id": r["run_id"], "method": r["method"], "keep": r["keep"], "offset": r.get("offset"),
+            "seed": r["train"]["seed"], "test_accuracy": r["test_accuracy"], "test_loss": r["test_loss"],
+            "steps": r["steps"], "n_train": r["n_train"], "wall_seconds": r["wall_seconds"],
+            "model": r["train"]["model"], "width": r["train"]["width"], "dataset": r["data"]["dataset"],
+            "subset": r["data"]["subset"], "epochs": r["train"]["epochs"],
+            "dataset_fingerprint": r.get("dataset_fingerprint"),
+        })
+    return sorted(rows, key=lambda x: (x["method"], x["keep"], x["seed"]))
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> None:
+    from ..io import atomic_path
+
+    columns = list(columns or (rows[0].keys() if rows else []))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [_typed(row) for row in csv.DictReader(fh)]
+
+
+def curve_table(rows: Sequence[dict]) -> list[dict]:
+    """Mean and 16th/84th percentiles of final test accuracy per (method, keep), as in Data Diet B.3."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], float(r["keep"]))].append(float(r["test_accuracy"]))
+    out = []
+    for (method, keep), accs in sorted(groups.items()):
+        a = np.asarray(accs)
+        out.append({"method": method, "keep": keep, "n": len(a), "mean": float(a.mean()),
+                    "p16": float(np.percentile(a, 16)), "p84": float(np.percentile(a, 84)),
+                    "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan")})
+    return out
+
+
+def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95) -> list[dict]:
+    """For each method and kept fraction: mean accuracy minus random's, a Welch-t 95 % interval, a verdict.
+
+    The verdict is ``better`` or ``worse`` when the interval excludes 0, else ``no different``.
+    With few runs per point the interval is wide; it says so honestly rather than over-claiming.
+    """
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], float(r["keep"]))].append(float(r["test_accuracy"]))
+    out = []
+    for (method, keep), accs in sorted(groups.items()):
+        ref = groups.get((baseline, keep))
+        if method in (baseline, "full") or not ref:
+            continue
+        diff, low, high, p = welch_interval(np.asarray(accs), np.asarray(ref), level)
+        verdict = "better" if low > 0 else "worse" if high < 0 else "no different"
+        out.append({"method": method, "keep": keep, "n": len(accs), "n_random": len(ref), "diff": diff,
+                    "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
+    return out
+
+
+def welch_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Difference of means ``a − b`` with a Welch t interval and two-sided p-value."""
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, -math.inf, math.inf, float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff, 0.0 if diff != 0 else 1.0
+    df = (va + vb) ** 2 / ((va**2) / (len(a) - 1) + (vb**2) / (len(b) - 1))
+    half = stats.t.ppf(0.5 + level / 2, df) * se
+    p = 2 * stats.t.sf(abs(diff) / se, df)
+    return diff, diff - half, diff + half, float(p)
+
+
+def spearman_matrix(scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """Spearman rank correlation between every pair of score vectors (all over the same examples)."""
+    names = list(scores)
+    if len(names) < 2:
+        return names, np.ones((len(names), len(names)))
+    rho = stats.spearmanr(np.stack([scores[n] for n in names], axis=1)).statistic
+    return names, np.atleast_2d(rho)
+
+
+def _typed(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if v in ("", "None"):
+            out[k] = None
+            continue
+        try:
+            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            out[k] = v
+    return out

@@ -1,0 +1,161 @@
+"""`datadiet reproduce PRESET`: Kirsch (2023) Figures 1–3 / Data Diet Fig. 1 from one command.
+
+Pipeline: score runs (cached) → selections → evaluation sweep (resumable, local or Ray) → report.
+Scoring runs use seeds ``0..R-1``; evaluation runs use seeds from ``eval_seed_base`` on, so the
+models that judge a subset never include the models that chose it (Data Diet B.3).
+Every kept fraction trains for the same number of steps as the full data (matched budget).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..config import DataConfig, ScoreConfig, TrainConfig, to_dict
+from ..errors import ConfigError, DataDietError
+from ..io import write_json_atomic
+from .sweep import RunSpec, Task, digest_ids, run_sweep
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One reproduction: data, recipe, which scores, which fractions, how many runs."""
+
+    name: str
+    title: str
+    data: DataConfig
+    train: TrainConfig
+    methods: tuple[str, ...]      # score labels: "input_norm", "grand@init", "el2n@epoch1", "forgetting@end", ...
+    score_runs: int               # R independent scoring runs averaged
+    keeps: tuple[float, ...]      # fractions of the training set kept
+    eval_seeds: int               # evaluation runs per point (the papers use 4)
+    eval_seed_base: int = 1000
+
+
+KIRSCH_METHODS = ("input_norm", "grand@init", "grand@epoch{e}", "el2n@epoch{e}", "forgetting@end")
+
+
+def _methods(score_epoch: float) -> tuple[str, ...]:
+    return tuple(m.format(e=f"{score_epoch:g}") for m in KIRSCH_METHODS)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("smoke", "smoke test (seconds)",
+           DataConfig(dataset="fashion-mnist", subset=384, subset_mode="balanced", test_subset=200),
+           TrainConfig(model="smallcnn", width=0.25, epochs=2, batch_size=32),
+           _methods(1), score_runs=2, keeps=(0.5,), eval_seeds=2),
+    Preset("quick", "Fashion-MNIST, small CNN, CPU (Kirsch Fig. 1-3 in miniature)",
+           DataConfig(dataset="fashion-mnist", subset=8000, subset_mode="balanced"),
+           TrainConfig(model="smallcnn", width=0.5, epochs=8),
+           _methods(1), score_runs=4, keeps=(0.3, 0.5, 0.7), eval_seeds=3),
+    Preset("gpu", "Fashion-MNIST, ResNet18, one GPU",
+           DataConfig(dataset="fashion-mnist"),
+           TrainConfig(model="resnet18", epochs=6),
+           _methods(1), score_runs=10, keeps=(0.3, 0.5, 0.7), eval_seeds=4),
+    Preset("paper", "CIFAR-10, ResNet18, the full Data Diet recipe (B.2/B.3)",
+           DataConfig(dataset="cifar10"),
+           TrainConfig(model="resnet18", epochs=200),
+           _methods(20), score_runs=10, keeps=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3), eval_seeds=4),
+)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        from ..errors import unknown_name
+
+        raise unknown_name("preset", name, tuple(PRESETS))
+    return PRESETS[name]
+
+
+def parse_method(label: str) -> tuple[str, float | None]:
+    """``"el2n@epoch2"`` → ``("el2n", 2.0)``; ``"grand@init"`` → 0.0; ``"forgetting@end"``/``"input_norm"`` → None."""
+    name, _, when = label.partition("@")
+    if when in ("", "end", "static"):
+        return name, None
+    if when == "init":
+        return name, 0.0
+    if when.startswith("epoch"):
+        return name, float(when[len("epoch"):])
+    raise ConfigError(f"Cannot parse scoring time {when!r} in {label!r}; use init, epochN or end.")
+
+
+def reproduce(preset: Preset, out: str | Path, *, data_root: str | None = None, device: str | None = None,
+              executor: str = "local", address: str | None = None, cpus: float = 1, gpus: float = 0,
+              log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) a reproduction into ``out`` and build its report; returns the report summary."""
+    from ..analysis.report import build_report
+    from ..data import load_data
+    from ..scores.runs import run_scores
+
+    out = Path(out)
+    data_cfg = replace(preset.data, data_root=data_root) if data_root else preset.data
+    train_cfg = replace(preset.train, device=device) if device else preset.train
+    _claim_folder(out, preset)
+    write_json_atomic(out / "config.json", {"preset": preset.name, "title": preset.title, "version": __version__,
+                                            "data": to_dict(data_cfg), "train": to_dict(train_cfg),
+                                            "methods": list(preset.methods), "score_runs": preset.score_runs,
+                                            "keeps": list(preset.keeps), "eval_seeds": preset.eval_seeds,
+                                            "eval_seed_base": preset.eval_seed_base})
+    splits = load_data(data_cfg)
+    log(f"{preset.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
+    tables = _score(preset, train_cfg, data_cfg, splits, out / "scores", run_scores, log)
+    tasks = build_tasks(preset, data_cfg, train_cfg, splits.train, tables)
+    outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, log=log)
+    summary = build_report(out)
+    if outcome.failures:
+        log(f"{len(outcome.failures)} runs failed (see {out / 'failures'}); re-run the same command to retry them. "
+            "The report covers the finished runs.")
+    summary["failed_runs"] = len(outcome.failures)
+    return summary
+
+
+def build_tasks(preset: Preset, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, tables: dict) -> list[Task]:
+    """Full-data, random and score-based runs for every kept fraction and evaluation seed."""
+    from ..select import select, select_random
+
+    ids = train_set.ids.numpy()
+    tasks = []
+    for s in range(preset.eval_seeds):
+        seed = preset.eval_seed_base + s
+        cfg = replace(train_cfg, seed=seed)
+        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids))))
+        for keep in preset.keeps:
+            kept = select_random(ids, keep=keep, seed=seed)  # a fresh random subset for every run
+            tasks.append(_task(data_cfg, cfg, "random", keep, kept, train_set))
+            for label, table in tables.items():
+                tasks.append(_task(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
+    return tasks
+
+
+def _task(data_cfg, cfg, method, keep, kept_ids, train_set) -> Task:
+    positions = train_set.positions_of(kept_ids).numpy()
+    return Task(RunSpec(data_cfg, cfg, method, keep, None, digest_ids(kept_ids)), positions)
+
+
+def _score(preset, train_cfg, data_cfg, splits, score_dir, run_scores, log) -> dict:
+    from ..scores import load_scores
+
+    parsed = [parse_method(m) for m in preset.methods]
+    names = tuple(dict.fromkeys(name for name, _ in parsed))
+    epochs = tuple(sorted({e for _, e in parsed if e is not None})) or (0.0,)
+    score_cfg = ScoreConfig(score=names, epoch=epochs, runs=preset.score_runs, seed=0)
+    run_scores(score_cfg, replace(train_cfg, seed=0), data_cfg, splits, score_dir, log=log)
+    tables = {}
+    for label in preset.methods:
+        name, when = parse_method(label)
+        file = f"{name}.npz" if label == name else f"{label.replace('@', '-')}.npz"
+        tables[label] = load_scores(score_dir / file, dataset=splits.train)
+    return tables
+
+
+def _claim_folder(out: Path, preset: Preset) -> None:
+    """Refuse to mix two different experiments in one results folder."""
+    import json
+
+    config = out / "config.json"
+    if config.is_file():
+        previous = json.loads(config.read_text(encoding="utf-8")).get("preset")
+        if previous != preset.name:
+            raise DataDietError(f"{out} holds results of the {previous!r} preset, not {preset.name!r}. "
+                                "Use another --out folder.")

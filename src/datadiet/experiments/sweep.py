@@ -1,0 +1,201 @@
+"""Sweeps of training runs: identified by content hashes, written atomically, resumable, local or Ray.
+
+A :class:`RunSpec` says everything that determines one evaluation run: data, training recipe
+(with its seed), which subset (method, kept fraction, offset and a digest of the exact ids).
+Its ``run_id`` is a hash of that spec.  A finished run is written to ``OUT/runs/<run_id>.json``
+atomically the moment it finishes, so:
+
+* re-running the same sweep skips finished runs;
+* a sweep killed at any moment (SIGKILL included) loses at most the runs in flight, and never
+  leaves a half-written result behind;
+* a failed run is recorded in ``OUT/failures/<run_id>.json`` with its spec and error, does not
+  stop the sweep, and is retried on the next invocation.
+
+Executors: ``local`` runs tasks in this process, one after another; ``ray`` submits each task to a
+Ray cluster (``pip install 'datadiet[ray]'``), requesting ``cpus``/``gpus`` per task, and collects
+results as they finish.  Both call the same :func:`execute_run`, so the same seeds give the same
+numbers (with the same number of threads per run).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import DataConfig, TrainConfig, to_dict
+from ..errors import ConfigError, DataDietError
+from ..io import write_json_atomic
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One evaluation run of a pruning sweep."""
+
+    data: DataConfig
+    train: TrainConfig
+    method: str                 # "full", "random", or a score label such as "el2n@epoch1"
+    keep: float                 # fraction of the training set kept (1.0 for "full")
+    offset: float | None = None
+    subset_digest: str = ""     # sha256 of the kept ids: ties the run to the exact subset
+
+    @property
+    def run_id(self) -> str:
+        spec = to_dict(self)
+        spec["data"].pop("data_root")  # where the files live does not change the run (the fingerprint does)
+        payload = json.dumps(spec, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+    def describe(self) -> dict:
+        return {"run_id": self.run_id, **to_dict(self)}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A spec plus the row positions it trains on (``None`` = all)."""
+
+    spec: RunSpec
+    positions: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass
+class SweepOutcome:
+    results: list[dict]
+    failures: list[dict]
+    skipped: int
+    ran: int
+
+
+def digest_ids(ids) -> str:
+    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()[:20]
+
+
+def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None) -> dict:
+    """Train one model for ``spec`` and return its result record (final-step test accuracy)."""
+    from ..training import train
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        splits = load_cached(spec.data)
+        started = time.perf_counter()
+        result = train(spec.train, splits, positions=None if positions is None else torch.from_numpy(positions),
+                       evaluate_test=True, progress=False, log=lambda _: None)
+    finally:
+        torch.set_num_threads(previous)
+    n_train = len(splits.train) if positions is None else len(positions)
+    return {**spec.describe(), "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+            "steps": result.steps, "n_train": n_train, "wall_seconds": round(time.perf_counter() - started, 3),
+            "dataset_fingerprint": splits.train.fingerprint, "version": __version__}
+
+
+@lru_cache(maxsize=4)
+def load_cached(data: DataConfig):
+    """Datasets are loaded once per process (worker), not once per run."""
+    from ..data import load_data
+
+    return load_data(data)
+
+
+def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "local", address: str | None = None,
+              cpus: float = 1, gpus: float = 0, threads: int | None = None,
+              log: Callable[[str], None] = print) -> SweepOutcome:
+    """Run every task not finished yet; write each result the moment it finishes."""
+    out_dir = Path(out_dir)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
+    done = {p.stem for p in (out_dir / "runs").glob("*.json")}
+    todo = [t for rid, t in unique.items() if rid not in done]
+    log(f"sweep: {len(unique)} runs, {len(unique) - len(todo)} already finished, {len(todo)} to run "
+        f"({executor} executor)")
+    failures: list[dict] = []
+    on_result = _recorder(out_dir, failures, len(todo), log)
+    if executor == "local":
+        _run_local(todo, threads, on_result)
+    elif executor == "ray":
+        _run_ray(todo, address, cpus, gpus, threads, on_result)
+    else:
+        raise ConfigError(f"Unknown executor {executor!r}; use 'local' or 'ray'.")
+    results = load_results(out_dir)
+    wanted = set(unique)
+    return SweepOutcome(results=[r for r in results if r["run_id"] in wanted], failures=failures,
+                        skipped=len(unique) - len(todo), ran=len(todo) - len(failures))
+
+
+def load_results(out_dir: str | Path) -> list[dict]:
+    """All finished run records of a sweep folder."""
+    records = []
+    for path in sorted((Path(out_dir) / "runs").glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:  # cannot happen with atomic writes; say so if it does
+            raise DataDietError(f"Result file {path} is unreadable ({exc}); delete it and re-run the sweep.") from exc
+    return records
+
+
+def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[str], None]):
+    count = {"n": 0}
+
+    def record(task: Task, result: dict | None, error: BaseException | None, tb: str = "") -> None:
+        count["n"] += 1
+        rid = task.spec.run_id
+        failure_path = out_dir / "failures" / f"{rid}.json"
+        if error is None:
+            write_json_atomic(out_dir / "runs" / f"{rid}.json", result)
+            failure_path.unlink(missing_ok=True)
+            log(f"[{count['n']}/{total}] {task.spec.method} keep={task.spec.keep:g} seed={task.spec.train.seed}: "
+                f"test accuracy {result['test_accuracy']:.4f} ({result['wall_seconds']:.1f}s)")
+        else:
+            record_ = {**task.spec.describe(), "error": f"{type(error).__name__}: {error}", "traceback": tb}
+            write_json_atomic(failure_path, record_)
+            failures.append(record_)
+            log(f"[{count['n']}/{total}] FAILED {task.spec.method} keep={task.spec.keep:g} "
+                f"seed={task.spec.train.seed}: {type(error).__name__}: {error} (see {failure_path}; "
+                "it is retried on the next run)")
+    return record
+
+
+def _run_local(todo: Sequence[Task], threads: int | None, record) -> None:
+    for task in todo:
+        try:
+            result = execute_run(task.spec, task.positions, threads)
+        except Exception as exc:  # noqa: BLE001 - one failed run must not abort the sweep
+            record(task, None, exc, traceback.format_exc())
+        else:
+            record(task, result, None)
+
+
+def _run_ray(todo: Sequence[Task], address: str | None, cpus: float, gpus: float, threads: int | None,
+             record) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("The ray executor needs Ray: pip install 'datadiet[ray]'.") from None
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                 **({} if address else {"include_dashboard": False}))
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_ray_task)
+    pending = {remote.remote(t.spec, t.positions, threads or max(1, int(cpus))): t for t in todo}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        task = pending.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except Exception as exc:  # noqa: BLE001 - a task error is a failed run, not a failed sweep
+            cause = getattr(exc, "cause", None) or exc
+            record(task, None, cause, str(exc))
+        else:
+            record(task, result, None)
+
+
+def _ray_task(spec: RunSpec, positions, threads: int) -> dict:
+    return execute_run(spec, positions, threads)
