@@ -34,6 +34,6 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
-# 4. datadiet itself, editable, with the test tools.
-"${PIP[@]}" install -e ".[test]"
+# 4. datadiet itself, editable, with the test tools and the Ray extra (its test runs a local cluster).
+"${PIP[@]}" install -e ".[test,ray]"
 echo "setup: ready ($(.venv/bin/python -c 'import torch, datadiet; print("datadiet", datadiet.__version__, "torch", torch.__version__)'))" >&2

@@ -1,0 +1,131 @@
+"""Sweeps: one result per spec, failures recorded and retried, resume after SIGKILL, Ray equals local."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import datadiet.experiments.sweep as sweep_mod
+from conftest import write_fake_mnist
+from datadiet.config import DataConfig, TrainConfig
+from datadiet.experiments.sweep import RunSpec, Task, digest_ids, load_results, run_sweep
+
+TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=16, epochs=1, eval_batch_size=64)
+
+
+def _tasks(root, seeds=(0, 1), keeps=(0.5, 1.0)):
+    data = DataConfig(dataset="mnist", data_root=str(root))
+    tasks = []
+    for seed in seeds:
+        for keep in keeps:
+            positions = None if keep == 1.0 else np.arange(0, 64, int(1 / keep))
+            ids = np.arange(64) if positions is None else positions
+            tasks.append(Task(RunSpec(data, replace(TRAIN, seed=seed), "every-other", keep, None, digest_ids(ids)),
+                              positions))
+    return tasks
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_fake_mnist(tmp_path / "data", n_train=64, n_test=32)
+
+
+def test_run_id_is_a_content_hash_that_ignores_the_data_location(root, tmp_path):
+    a = _tasks(root)[0].spec
+    moved = replace(a, data=replace(a.data, data_root="/elsewhere"))
+    assert a.run_id == moved.run_id
+    assert a.run_id != replace(a, keep=0.25).run_id != replace(a, train=replace(a.train, lr=0.05)).run_id
+
+
+def test_sweep_writes_one_result_per_run_and_skips_them_next_time(root, tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    first = run_sweep(_tasks(root) + _tasks(root)[:1], out, log=lambda _: None)  # a duplicate spec runs once
+    assert first.ran == 4 and first.skipped == 0 and len(first.results) == 4
+    record = json.loads(next((out / "runs").glob("*.json")).read_text())
+    assert {"run_id", "train", "data", "method", "keep", "test_accuracy", "steps", "dataset_fingerprint"} <= set(record)
+    assert {r["steps"] for r in first.results} == {64 // 16}  # matched budget for every fraction
+    monkeypatch.setattr(sweep_mod, "execute_run", lambda *a: pytest.fail("a finished run was run again"))
+    again = run_sweep(_tasks(root), out, log=lambda _: None)
+    assert again.ran == 0 and again.skipped == 4 and len(again.results) == 4
+
+
+def test_a_failed_run_is_recorded_does_not_stop_the_sweep_and_is_retried(root, tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    real = sweep_mod.execute_run
+    broken = _tasks(root)[1].spec.run_id
+
+    def flaky(spec, positions, threads=None):
+        if spec.run_id == broken:
+            raise FloatingPointError("loss is NaN")
+        return real(spec, positions, threads)
+
+    monkeypatch.setattr(sweep_mod, "execute_run", flaky)
+    outcome = run_sweep(_tasks(root), out, log=lambda _: None)
+    assert len(outcome.results) == 3 and len(outcome.failures) == 1
+    failure = json.loads((out / "failures" / f"{broken}.json").read_text())
+    assert failure["error"] == "FloatingPointError: loss is NaN" and failure["keep"] == 1.0 and "traceback" in failure
+    monkeypatch.setattr(sweep_mod, "execute_run", real)
+    retried = run_sweep(_tasks(root), out, log=lambda _: None)
+    assert retried.ran == 1 and len(retried.results) == 4 and not (out / "failures" / f"{broken}.json").exists()
+
+
+SWEEP_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import test_sweep
+from datadiet.experiments.sweep import run_sweep
+tasks = test_sweep._tasks({root!r}, seeds=range(6), keeps=(1.0,))
+run_sweep(tasks, {out!r}, log=lambda m: print(m, flush=True))
+"""
+
+
+def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tmp_path):
+    out = tmp_path / "sweep"
+    script = SWEEP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((out / "runs").glob("*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
+    assert 2 <= len(survivors) < 6, "the kill should land mid-sweep"
+    for content in survivors.values():
+        json.loads(content)  # every result on disk is complete
+    outcome = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), out, log=lambda _: None)
+    assert outcome.skipped == len(survivors) and outcome.ran == 6 - len(survivors)
+    results = load_results(out)
+    assert len(results) == 6 and len({r["run_id"] for r in results}) == 6
+    for name, content in survivors.items():  # finished runs were not redone
+        assert (out / "runs" / name).read_bytes() == content
+    fresh = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), tmp_path / "fresh", log=lambda _: None)
+    by_id = {r["run_id"]: r["test_accuracy"] for r in fresh.results}
+    assert all(by_id[r["run_id"]] == r["test_accuracy"] for r in results)  # resumed = uninterrupted
+
+
+def test_unknown_executor_is_a_clear_error(root, tmp_path):
+    with pytest.raises(Exception, match="Unknown executor 'slurm'"):
+        run_sweep(_tasks(root)[:1], tmp_path, executor="slurm", log=lambda _: None)
+
+
+@pytest.mark.integration
+def test_ray_executor_gives_the_same_results_as_local(root, tmp_path):
+    ray = pytest.importorskip("ray")
+    tasks = _tasks(root)
+    local = run_sweep(tasks, tmp_path / "local", threads=1, log=lambda _: None)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_sweep(tasks, tmp_path / "ray", executor="ray", cpus=1, threads=1, log=lambda _: None)
+    finally:
+        ray.shutdown()
+    assert remote.ran == 4 and not remote.failures
+    by_id = {r["run_id"]: r for r in local.results}
+    for r in remote.results:
+        assert r["test_accuracy"] == by_id[r["run_id"]]["test_accuracy"]
+        assert r["test_loss"] == by_id[r["run_id"]]["test_loss"]
