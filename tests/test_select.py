@@ -4,7 +4,7 @@ import pytest
 
 from datadiet.errors import ConfigError
 from datadiet.scores import ScoreTable
-from datadiet.select import select, select_random
+from datadiet.selection import select, select_random
 
 # Example i has score s[i]; ascending order of ids: 3, 0, 5, 1, 4, 2  (scores 0..5 shuffled)
 S = np.array([1.0, 3.0, 5.0, 0.0, 4.0, 2.0])

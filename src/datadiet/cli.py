@@ -73,7 +73,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .config import from_dict
     from .manifest import save_subset
     from .scores import load_scores
-    from .select import select
+    from .selection import select
 
     table = load_scores(args.scores)
     labels = None

@@ -45,10 +45,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            DataConfig(dataset="fashion-mnist", subset=384, subset_mode="balanced", test_subset=200),
            TrainConfig(model="smallcnn", width=0.25, epochs=2, batch_size=32),
            _methods(1), score_runs=2, keeps=(0.5,), eval_seeds=2),
+    # CPU miniature.  Without augmentation the small CNN fits 4,000 examples in 20 epochs, so accuracy
+    # depends on which data it gets (the papers' regime); with augmentation it stays underfit at this
+    # budget and every subset scores the same (measured: 8,000 examples, 8 epochs, full ≈ random 30 %).
     Preset("quick", "Fashion-MNIST, small CNN, CPU (Kirsch Fig. 1-3 in miniature)",
-           DataConfig(dataset="fashion-mnist", subset=8000, subset_mode="balanced"),
-           TrainConfig(model="smallcnn", width=0.5, epochs=8),
-           _methods(1), score_runs=4, keeps=(0.3, 0.5, 0.7), eval_seeds=3),
+           DataConfig(dataset="fashion-mnist", subset=4000, subset_mode="balanced"),
+           TrainConfig(model="smallcnn", width=0.5, epochs=20, augment=False),
+           _methods(2), score_runs=4, keeps=(0.3, 0.5, 0.7), eval_seeds=3),
     Preset("gpu", "Fashion-MNIST, ResNet18, one GPU",
            DataConfig(dataset="fashion-mnist"),
            TrainConfig(model="resnet18", epochs=6),
@@ -112,7 +115,7 @@ def reproduce(preset: Preset, out: str | Path, *, data_root: str | None = None, 
 
 def build_tasks(preset: Preset, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, tables: dict) -> list[Task]:
     """Full-data, random and score-based runs for every kept fraction and evaluation seed."""
-    from ..select import select, select_random
+    from ..selection import select, select_random
 
     ids = train_set.ids.numpy()
     tasks = []
