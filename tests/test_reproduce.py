@@ -1,5 +1,7 @@
 """`reproduce smoke` end to end on generated Fashion-MNIST files, the report, and the tables behind it."""
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from conftest import write_fake_mnist
 from datadiet.analysis.tables import compare_to_random, curve_table, read_csv, spearman_matrix, welch_interval
 from datadiet.cli import main
 from datadiet.errors import DataDietError
-from datadiet.experiments.reproduce import PRESETS, build_tasks, parse_method, reproduce
+from datadiet.experiments.reproduce import PRESETS, _windows, build_tasks, parse_method, reproduce
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,13 @@ def test_smoke_writes_every_output(smoke):
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {192}
     report = (out / "report.md").read_text()
     assert "## What beat random" in report and "pruning_curve.png" in report
-    assert "| el2n@epoch1 | 0.5 |" in report and "| random | 0.5 | 2 |" in report
+    assert "| el2n@epoch1 | keep 0.5 |" in report and "| random | keep 0.5 | 2 |" in report
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "<script" not in html
     assert -1 <= summary["spearman_grand_init_input_norm"] <= 1
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy, on near-identical tiny-model accuracies
 def test_report_numbers_match_independent_computations(smoke):
     _, out, _ = smoke
     rows = read_csv(out / "results.csv")
@@ -70,8 +73,46 @@ def test_rerunning_resumes_and_refuses_another_preset(smoke):
     reproduce(PRESETS["smoke"], out, data_root=str(root), log=logs.append)
     assert any("14 already finished, 0 to run" in m for m in logs)
     assert any("cached" in m for m in logs)  # score runs come from the cache too
-    with pytest.raises(DataDietError, match="holds results of the 'smoke' preset"):
+    with pytest.raises(DataDietError, match="holds another experiment.*differs in preset, data, train"):
         reproduce(PRESETS["quick"], out, data_root=str(root), log=lambda _: None)
+    with pytest.raises(DataDietError, match="differs in score_runs"):
+        reproduce(replace(PRESETS["smoke"], score_runs=3), out, data_root=str(root), log=lambda _: None)
+
+
+def test_offsets_extend_a_finished_experiment(smoke, tmp_path, capsys):
+    root, out, _ = smoke
+    extended = tmp_path / "extended"
+    shutil.copytree(out, extended)
+    argv = ["reproduce", "smoke", "--out", str(extended), "--data-root", str(root), "--offsets", "0", "0.25", "0.5", "0.9"]
+    assert main(argv) == 0
+    # offset 0.5 is the default keep-highest window and 0.9 does not fit (0.9 + 0.5 > 1): two new windows
+    assert "14 already finished, 20 to run" in capsys.readouterr().out
+    rows = read_csv(extended / "results.csv")
+    windows = {(r["method"], r["offset"]) for r in rows if r["method"] == "el2n@epoch1"}
+    assert windows == {("el2n@epoch1", None), ("el2n@epoch1", 0.0), ("el2n@epoch1", 0.25)}
+    assert {r["n_train"] for r in rows if r["offset"] is not None} == {192}
+    records = [json.loads(p.read_text()) for p in (extended / "runs").glob("*.json")]
+    lowest = next(r for r in records if r["method"] == "input_norm" and r["offset"] == 0.0)
+    highest = next(r for r in records if r["method"] == "input_norm" and r["offset"] is None and r["train"]["seed"] == lowest["train"]["seed"])
+    assert lowest["subset_digest"] != highest["subset_digest"]
+    summary = json.loads((extended / "summary.json").read_text())
+    assert all(len(sum(v.values(), [])) == 2 for v in summary["offset_verdicts"].values())
+    assert (extended / "offset_curve.png").is_file()
+    assert "| el2n@epoch1 | keep 0.5 offset 0.25 | 2 |" in (extended / "report.md").read_text()
+    assert (extended / "report.html").read_text().count("data:image/png;base64,") == 4
+
+
+def test_windows_skip_the_default_and_windows_past_the_top():
+    assert _windows(0.5, (0.0, 0.25, 0.5, 0.6)) == [0.0, 0.25]
+    assert _windows(0.3, (0.7, 0.1)) == [0.1]
+
+
+@pytest.mark.parametrize("flags, message", [(["--keeps", "0"], "--keeps takes fractions in (0, 1]"),
+                                            (["--offsets", "1.0"], "--offsets takes fractions in [0, 1)"),
+                                            (["--eval-seeds", "0"], "--eval-seeds must be at least 1")])
+def test_bad_grid_options_are_clear_errors(flags, message, tmp_path, capsys):
+    assert main(["reproduce", "smoke", "--out", str(tmp_path), *flags]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
 
 
 def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path, capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -99,12 +100,27 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce Kirsch (2023) Figs. 1-3 / Data Diet Fig. 1: score, prune, retrain, test against random, report."""
     from .experiments.reproduce import get_preset, reproduce
 
-    preset = get_preset(args.preset)
+    preset = _with_overrides(get_preset(args.preset), args)
     out = Path(args.out or f"results/{preset.name}")
     summary = reproduce(preset, out, data_root=args.data_root, device=args.device, executor=args.executor,
                         address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
     _say_summary(summary, out)
     return 0
+
+
+def _with_overrides(preset, args: argparse.Namespace):
+    """The preset with the grid options the user gave (kept fractions, offsets, seeds, score runs)."""
+    changes = {"keeps": args.keeps and tuple(args.keeps), "offsets": args.offsets and tuple(args.offsets),
+               "eval_seeds": args.eval_seeds, "score_runs": args.score_runs}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if any(not 0 < k <= 1 for k in changes.get("keeps", ())):
+        raise DataDietError(f"--keeps takes fractions in (0, 1]; got {list(changes['keeps'])}.")
+    if any(not 0 <= o < 1 for o in changes.get("offsets", ())):
+        raise DataDietError(f"--offsets takes fractions in [0, 1); got {list(changes['offsets'])}.")
+    for name in ("eval_seeds", "score_runs"):
+        if changes.get(name, 1) < 1:
+            raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {changes[name]}.")
+    return replace(preset, **changes)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -183,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--cpus-per-run", type=float, default=1, help="Ray: CPUs requested per run")
     p.add_argument("--gpus-per-run", type=float, default=0, help="Ray: GPUs requested per run (e.g. 0.25)")
+    p.add_argument("--keeps", type=float, nargs="+", help="kept fractions (default: the preset's)")
+    p.add_argument("--offsets", type=float, nargs="+",
+                   help="also sweep these B.3 offsets at every kept fraction (drop the lowest OFFSET first)")
+    p.add_argument("--eval-seeds", type=int, help="evaluation runs per point (default: the preset's)")
+    p.add_argument("--score-runs", type=int, help="independent scoring runs averaged (default: the preset's)")
 
     p = _subcommand(sub, "report", cmd_report)
     p.add_argument("folder", help="a results folder written by `datadiet reproduce`")

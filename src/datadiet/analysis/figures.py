@@ -31,6 +31,7 @@ def pruning_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -
     and the full-data result as a dashed line with its band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    curve = [r for r in curve if r.get("offset") is None]  # explicit offset windows: see offset_curve
     methods = sorted({r["method"] for r in curve if r["method"] != "full"}, key=lambda m: (m != "random", m))
     colors = plt.get_cmap("tab10")
     for i, method in enumerate(methods):
@@ -47,6 +48,38 @@ def pruning_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -
     ax.set_title(title or "Pruning curves (mean, 16th–84th percentile)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def offset_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
+    """Accuracy against the offset (fraction of lowest scores dropped first) at each fixed kept fraction,
+    as in Data Diet Fig. 3: one panel per kept fraction, random and full data as horizontal lines."""
+    plt = _pyplot()
+    keeps = sorted({r["keep"] for r in curve if r.get("offset") is not None})
+    fig, axes = plt.subplots(1, len(keeps), figsize=(5 * len(keeps), 4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    methods = sorted({r["method"] for r in curve if r.get("offset") is not None})
+    for ax, keep in zip(axes[0], keeps):
+        for i, method in enumerate(methods):
+            # the keep-highest window is the offset-(1 − keep) point of the same sweep
+            rows = sorted(({**r, "offset": 1 - keep if r.get("offset") is None else r["offset"]}
+                           for r in curve if r["method"] == method and r["keep"] == keep),
+                          key=lambda r: r["offset"])
+            x = [r["offset"] for r in rows]
+            ax.plot(x, [r["mean"] for r in rows], marker="o", markersize=3, color=colors(i % 10), label=method)
+            ax.fill_between(x, [r["p16"] for r in rows], [r["p84"] for r in rows], alpha=0.15, color=colors(i % 10))
+        for r in curve:
+            if r["method"] == "random" and r["keep"] == keep:
+                ax.axhline(r["mean"], color="black", linestyle="--", label="random")
+            if r["method"] == "full":
+                ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+        ax.set_xlabel("offset (fraction of lowest scores dropped)")
+        ax.set_title(f"keep {keep:g}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final test accuracy")
+    axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 

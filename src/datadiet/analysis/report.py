@@ -16,9 +16,10 @@ import numpy as np
 from ..errors import DataDietError
 from ..io import write_json_atomic, write_text_atomic
 from . import figures
-from .tables import compare_to_random, curve_table, flatten_results, spearman_matrix, write_csv
+from .tables import compare_to_random, curve_table, flatten_results, point_label, spearman_matrix, write_csv
 
-FIGURES = {"curve": "pruning_curve.png", "spearman": "spearman.png", "scatter": "grand_init_vs_input_norm.png"}
+FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearman": "spearman.png",
+           "scatter": "grand_init_vs_input_norm.png"}
 
 
 def build_report(folder: str | Path) -> dict:
@@ -36,6 +37,8 @@ def build_report(folder: str | Path) -> dict:
     write_csv(folder / "curve.csv", curve)
     write_csv(folder / "vs_random.csv", versus)
     figures.pruning_curve(curve, folder / FIGURES["curve"], title=config.get("title", ""))
+    if _has_offsets(curve):
+        figures.offset_curve(curve, folder / FIGURES["offsets"], title=config.get("title", ""))
 
     tables = {t.label: t for t in (load_scores(p) for p in sorted((folder / "scores").glob("*.npz")))}
     means = {label: t.mean for label, t in tables.items()}
@@ -64,26 +67,41 @@ def _read_config(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _has_offsets(curve) -> bool:
+    return any(r.get("offset") is not None for r in curve)
+
+
 def _summary(curve, versus, grand_vs_norm, config) -> dict:
+    """Verdicts per method: kept fractions of the keep-highest window, and [keep, offset] pairs of explicit
+    offset windows (``offset_verdicts``); a method beat random if it was better somewhere and worse nowhere."""
     full = [r for r in curve if r["method"] == "full"]
-    by_method: dict[str, dict[str, list[float]]] = {}
+    verdicts: dict[str, dict[str, list]] = {}
+    offset_verdicts: dict[str, dict[str, list]] = {}
     for v in versus:
-        by_method.setdefault(v["method"], {"better": [], "no different": [], "worse": []})[v["verdict"]].append(v["keep"])
+        target, entry = (verdicts, v["keep"]) if v.get("offset") is None else (offset_verdicts, [v["keep"], v["offset"]])
+        target.setdefault(v["method"], {"better": [], "no different": [], "worse": []})[v["verdict"]].append(entry)
+    methods = set(verdicts) | set(offset_verdicts)
+    empty = {"better": [], "worse": []}
+    beat = sorted(m for m in methods
+                  if (verdicts.get(m, empty)["better"] or offset_verdicts.get(m, empty)["better"])
+                  and not (verdicts.get(m, empty)["worse"] or offset_verdicts.get(m, empty)["worse"]))
     return {"preset": config.get("preset"), "full_data_accuracy": full[0]["mean"] if full else None,
-            "spearman_grand_init_input_norm": grand_vs_norm, "verdicts": by_method,
-            "beat_random": sorted(m for m, v in by_method.items() if v["better"] and not v["worse"])}
+            "spearman_grand_init_input_norm": grand_vs_norm, "verdicts": verdicts,
+            "offset_verdicts": offset_verdicts, "beat_random": beat}
 
 
 def _finding_lines(summary: dict, versus) -> list[str]:
     lines = []
-    for method, verdict in sorted(summary["verdicts"].items()):
+    for method in sorted({v["method"] for v in versus}):
+        points = [v for v in versus if v["method"] == method]
         parts = []
         for kind in ("better", "no different", "worse"):
-            if verdict[kind]:
-                parts.append(f"{kind} than random at keep {', '.join(f'{k:g}' for k in sorted(verdict[kind]))}")
-        best = max((v for v in versus if v["method"] == method), key=lambda v: v["diff"])
+            labels = [point_label(v) for v in points if v["verdict"] == kind]
+            if labels:
+                parts.append(f"{kind} than random at {', '.join(labels)}")
+        best = max(points, key=lambda v: v["diff"])
         lines.append(f"**{method}**: {'; '.join(parts)} (largest difference {best['diff'] * 100:+.2f} points "
-                     f"at keep {best['keep']:g}, 95 % CI [{best['ci_low'] * 100:+.2f}, {best['ci_high'] * 100:+.2f}]).")
+                     f"at {point_label(best)}, 95 % CI [{best['ci_low'] * 100:+.2f}, {best['ci_high'] * 100:+.2f}]).")
     if summary["spearman_grand_init_input_norm"] is not None:
         lines.append(f"Spearman rank correlation of GraNd at initialization with the input norm: "
                      f"**{summary['spearman_grand_init_input_norm']:.3f}**.")
@@ -100,13 +118,15 @@ def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
     out += [f"- {line}" for line in _finding_lines(summary, versus)]
     if summary["full_data_accuracy"] is not None:
         out += [f"- Full data: final test accuracy {summary['full_data_accuracy']:.4f}."]
-    out += ["", "## Pruning curves", "", f"![pruning curves]({FIGURES['curve']})", "",
-            "| method | keep | runs | mean acc. | 16th pct | 84th pct |", "|---|---|---|---|---|---|"]
-    out += [f"| {r['method']} | {r['keep']:g} | {r['n']} | {r['mean']:.4f} | {r['p16']:.4f} | {r['p84']:.4f} |"
+    out += ["", "## Pruning curves", "", f"![pruning curves]({FIGURES['curve']})", ""]
+    if _has_offsets(curve):
+        out += [f"![offset sweeps]({FIGURES['offsets']})", ""]
+    out += ["| method | subset | runs | mean acc. | 16th pct | 84th pct |", "|---|---|---|---|---|---|"]
+    out += [f"| {r['method']} | {point_label(r)} | {r['n']} | {r['mean']:.4f} | {r['p16']:.4f} | {r['p84']:.4f} |"
             for r in curve]
     out += ["", "## Difference to random (same kept fraction)", "",
-            "| method | keep | runs | Δ acc. (points) | 95 % CI | p | verdict |", "|---|---|---|---|---|---|---|"]
-    out += [f"| {v['method']} | {v['keep']:g} | {v['n']} | {v['diff'] * 100:+.2f} | "
+            "| method | subset | runs | Δ acc. (points) | 95 % CI | p | verdict |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {v['method']} | {point_label(v)} | {v['n']} | {v['diff'] * 100:+.2f} | "
             f"[{v['ci_low'] * 100:+.2f}, {v['ci_high'] * 100:+.2f}] | {v['p_value']:.3g} | {v['verdict']} |"
             for v in versus]
     if len(names) > 1:
@@ -138,12 +158,12 @@ def _html(folder, config, curve, versus, names, rho, summary) -> str:
     parts = [f"<h1>datadiet report: {html.escape(config.get('title', folder.name))}</h1>", "<h2>What beat random</h2>",
              f"<p><b>{'Beat random: ' + ', '.join(beat) if beat else 'No score beat random pruning with 95 % confidence.'}</b></p>",
              "<ul>" + "".join(f"<li>{html.escape(line.replace('**', ''))}</li>" for line in _finding_lines(summary, versus)) + "</ul>",
-             "<h2>Pruning curves</h2>", img(FIGURES["curve"]),
-             table(["method", "keep", "runs", "mean", "p16", "p84"],
-                   [[r["method"], f"{r['keep']:g}", r["n"], f"{r['mean']:.4f}", f"{r['p16']:.4f}", f"{r['p84']:.4f}"] for r in curve]),
+             "<h2>Pruning curves</h2>", img(FIGURES["curve"]), img(FIGURES["offsets"]) if _has_offsets(curve) else "",
+             table(["method", "subset", "runs", "mean", "p16", "p84"],
+                   [[r["method"], point_label(r), r["n"], f"{r['mean']:.4f}", f"{r['p16']:.4f}", f"{r['p84']:.4f}"] for r in curve]),
              "<h2>Difference to random</h2>",
-             table(["method", "keep", "runs", "Δ (points)", "95% CI", "p", "verdict"],
-                   [[v["method"], f"{v['keep']:g}", v["n"], f"{v['diff'] * 100:+.2f}",
+             table(["method", "subset", "runs", "Δ (points)", "95% CI", "p", "verdict"],
+                   [[v["method"], point_label(v), v["n"], f"{v['diff'] * 100:+.2f}",
                      f"[{v['ci_low'] * 100:+.2f}, {v['ci_high'] * 100:+.2f}]", f"{v['p_value']:.3g}", v["verdict"]] for v in versus])]
     if len(names) > 1:
         parts += ["<h2>Rank correlations (Spearman)</h2>", img(FIGURES["spearman"]),

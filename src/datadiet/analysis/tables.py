@@ -30,7 +30,23 @@ def flatten_results(records: Iterable[dict]) -> list[dict]:
             "subset": r["data"]["subset"], "epochs": r["train"]["epochs"],
             "dataset_fingerprint": r.get("dataset_fingerprint"),
         })
-    return sorted(rows, key=lambda x: (x["method"], x["keep"], x["seed"]))
+    return sorted(rows, key=lambda x: (x["method"], x["keep"], _offset_key(x), x["seed"]))
+
+
+def point_of(row: dict) -> tuple[str, float, float | None]:
+    """A point of an experiment: (method, kept fraction, offset); offset ``None`` = keep the highest."""
+    offset = row.get("offset")
+    return row["method"], float(row["keep"]), None if offset is None else float(offset)
+
+
+def point_label(row: dict) -> str:
+    """``keep 0.5`` or ``keep 0.5 offset 0.1``, for prose and tables."""
+    offset = row.get("offset")
+    return f"keep {float(row['keep']):g}" + ("" if offset is None else f" offset {float(offset):g}")
+
+
+def _offset_key(row: dict) -> float:
+    return -1.0 if row.get("offset") is None else float(row["offset"])
 
 
 def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> None:
@@ -48,37 +64,39 @@ def read_csv(path: str | Path) -> list[dict]:
         return [_typed(row) for row in csv.DictReader(fh)]
 
 
-def curve_table(rows: Sequence[dict]) -> list[dict]:
-    """Mean and 16th/84th percentiles of final test accuracy per (method, keep), as in Data Diet B.3."""
+def _accuracies_by_point(rows: Sequence[dict]) -> dict[tuple, list[float]]:
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
-        groups[(r["method"], float(r["keep"]))].append(float(r["test_accuracy"]))
+        groups[point_of(r)].append(float(r["test_accuracy"]))
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _offset_key({"offset": kv[0][2]}))))
+
+
+def curve_table(rows: Sequence[dict]) -> list[dict]:
+    """Mean and 16th/84th percentiles of final test accuracy per (method, keep, offset), as in Data Diet B.3."""
     out = []
-    for (method, keep), accs in sorted(groups.items()):
+    for (method, keep, offset), accs in _accuracies_by_point(rows).items():
         a = np.asarray(accs)
-        out.append({"method": method, "keep": keep, "n": len(a), "mean": float(a.mean()),
+        out.append({"method": method, "keep": keep, "offset": offset, "n": len(a), "mean": float(a.mean()),
                     "p16": float(np.percentile(a, 16)), "p84": float(np.percentile(a, 84)),
                     "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan")})
     return out
 
 
 def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95) -> list[dict]:
-    """For each method and kept fraction: mean accuracy minus random's, a Welch-t 95 % interval, a verdict.
+    """For each point: mean accuracy minus random's at the same kept fraction, a Welch-t 95 % interval, a verdict.
 
     The verdict is ``better`` or ``worse`` when the interval excludes 0, else ``no different``.
     With few runs per point the interval is wide; it says so honestly rather than over-claiming.
     """
-    groups: dict[tuple, list[float]] = defaultdict(list)
-    for r in rows:
-        groups[(r["method"], float(r["keep"]))].append(float(r["test_accuracy"]))
+    groups = _accuracies_by_point(rows)
     out = []
-    for (method, keep), accs in sorted(groups.items()):
-        ref = groups.get((baseline, keep))
+    for (method, keep, offset), accs in groups.items():
+        ref = groups.get((baseline, keep, None))
         if method in (baseline, "full") or not ref:
             continue
         diff, low, high, p = welch_interval(np.asarray(accs), np.asarray(ref), level)
         verdict = "better" if low > 0 else "worse" if high < 0 else "no different"
-        out.append({"method": method, "keep": keep, "n": len(accs), "n_random": len(ref), "diff": diff,
+        out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref), "diff": diff,
                     "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
     return out
 

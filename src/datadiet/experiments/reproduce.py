@@ -7,6 +7,7 @@ Every kept fraction trains for the same number of steps as the full data (matche
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,9 @@ class Preset:
     keeps: tuple[float, ...]      # fractions of the training set kept
     eval_seeds: int               # evaluation runs per point (the papers use 4)
     eval_seed_base: int = 1000
+    # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
+    # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.
+    offsets: tuple[float, ...] = ()
 
 
 KIRSCH_METHODS = ("input_norm", "grand@init", "grand@epoch{e}", "el2n@epoch{e}", "forgetting@end")
@@ -94,12 +98,12 @@ def reproduce(preset: Preset, out: str | Path, *, data_root: str | None = None, 
     out = Path(out)
     data_cfg = replace(preset.data, data_root=data_root) if data_root else preset.data
     train_cfg = replace(preset.train, device=device) if device else preset.train
-    _claim_folder(out, preset)
-    write_json_atomic(out / "config.json", {"preset": preset.name, "title": preset.title, "version": __version__,
-                                            "data": to_dict(data_cfg), "train": to_dict(train_cfg),
-                                            "methods": list(preset.methods), "score_runs": preset.score_runs,
-                                            "keeps": list(preset.keeps), "eval_seeds": preset.eval_seeds,
-                                            "eval_seed_base": preset.eval_seed_base})
+    config = {"preset": preset.name, "title": preset.title, "version": __version__,
+              "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(preset.methods),
+              "score_runs": preset.score_runs, "keeps": list(preset.keeps), "offsets": list(preset.offsets),
+              "eval_seeds": preset.eval_seeds, "eval_seed_base": preset.eval_seed_base}
+    _claim_folder(out, config)
+    write_json_atomic(out / "config.json", config)
     splits = load_data(data_cfg)
     log(f"{preset.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
     tables = _score(preset, train_cfg, data_cfg, splits, out / "scores", run_scores, log)
@@ -128,12 +132,21 @@ def build_tasks(preset: Preset, data_cfg: DataConfig, train_cfg: TrainConfig, tr
             tasks.append(_task(data_cfg, cfg, "random", keep, kept, train_set))
             for label, table in tables.items():
                 tasks.append(_task(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
+                for offset in _windows(keep, preset.offsets):
+                    kept = select(table, keep=keep, offset=offset)
+                    tasks.append(_task(data_cfg, cfg, label, keep, kept, train_set, offset))
     return tasks
 
 
-def _task(data_cfg, cfg, method, keep, kept_ids, train_set) -> Task:
+def _windows(keep: float, offsets: tuple[float, ...]) -> list[float]:
+    """Offsets whose window fits (offset + keep ≤ 1) and differs from the default keep-highest window."""
+    eps = 1e-9
+    return [o for o in offsets if o + keep <= 1 + eps and abs(o - (1 - keep)) > eps]
+
+
+def _task(data_cfg, cfg, method, keep, kept_ids, train_set, offset: float | None = None) -> Task:
     positions = train_set.positions_of(kept_ids).numpy()
-    return Task(RunSpec(data_cfg, cfg, method, keep, None, digest_ids(kept_ids)), positions)
+    return Task(RunSpec(data_cfg, cfg, method, keep, offset, digest_ids(kept_ids)), positions)
 
 
 def _score(preset, train_cfg, data_cfg, splits, score_dir, run_scores, log) -> dict:
@@ -152,13 +165,27 @@ def _score(preset, train_cfg, data_cfg, splits, score_dir, run_scores, log) -> d
     return tables
 
 
-def _claim_folder(out: Path, preset: Preset) -> None:
-    """Refuse to mix two different experiments in one results folder."""
-    import json
+IDENTITY_KEYS = ("preset", "data", "train", "methods", "score_runs")  # what a point of the curve means
 
-    config = out / "config.json"
-    if config.is_file():
-        previous = json.loads(config.read_text(encoding="utf-8")).get("preset")
-        if previous != preset.name:
-            raise DataDietError(f"{out} holds results of the {previous!r} preset, not {preset.name!r}. "
-                                "Use another --out folder.")
+
+def _claim_folder(out: Path, config: dict) -> None:
+    """Refuse to mix two different experiments in one results folder.
+
+    More kept fractions, offsets or evaluation seeds extend an experiment; other data, another recipe,
+    other scores or another number of score runs would put different subsets under the same label.
+    """
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    changed = [k for k in IDENTITY_KEYS if _comparable(previous.get(k), k) != _comparable(config.get(k), k)]
+    if changed:
+        raise DataDietError(f"{out} holds another experiment ({previous.get('preset')!r}; differs in "
+                            f"{', '.join(changed)}). Use another --out folder, or the same settings to resume.")
+
+
+def _comparable(value, key: str):
+    value = json.loads(json.dumps(value))  # as stored: tuples become lists
+    if key == "data" and isinstance(value, dict):
+        value.pop("data_root", None)  # where the files are does not matter
+    return value
