@@ -124,10 +124,14 @@ def _with_overrides(preset, args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild the tables, figures and report of a results folder."""
-    from .analysis.report import build_report
+    """Rebuild the tables, figures and report of a results folder (or the report of an analyses workspace)."""
+    from .analysis.report import build_analyses_report, build_report
 
-    _say_summary(build_report(args.folder), Path(args.folder))
+    folder = Path(args.folder)
+    if (folder / "workspace.json").is_file():
+        _say(f"report: {build_analyses_report(folder)}")
+        return 0
+    _say_summary(build_report(folder), folder)
     return 0
 
 
@@ -193,20 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "reproduce", cmd_reproduce)
     p.add_argument("preset", help="smoke, quick (CPU, ~15 min), gpu (one GPU) or paper (CIFAR-10, GPUs)")
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
-    p.add_argument("--data-root", help="dataset folder (default: $DATADIET_DATA, then system locations)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: auto)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where evaluation runs execute")
-    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--cpus-per-run", type=float, default=1, help="Ray: CPUs requested per run")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="Ray: GPUs requested per run (e.g. 0.25)")
+    _add_where_options(p)
     p.add_argument("--keeps", type=float, nargs="+", help="kept fractions (default: the preset's)")
     p.add_argument("--offsets", type=float, nargs="+",
                    help="also sweep these B.3 offsets at every kept fraction (drop the lowest OFFSET first)")
     p.add_argument("--eval-seeds", type=int, help="evaluation runs per point (default: the preset's)")
     p.add_argument("--score-runs", type=int, help="independent scoring runs averaged (default: the preset's)")
 
+    _add_analyze_parsers(_subcommand(sub, "analyze", None))
+
     p = _subcommand(sub, "report", cmd_report)
-    p.add_argument("folder", help="a results folder written by `datadiet reproduce`")
+    p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
 
     p = _subcommand(sub, "data", cmd_data)
     add_arguments(p, DataConfig)
@@ -217,10 +218,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
-    p.set_defaults(func=fn)
+def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None
+                ) -> argparse.ArgumentParser:
+    doc = doc or (fn.__doc__ if fn else ANALYZE_DOC)
+    p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+    if fn is not None:
+        p.set_defaults(func=fn)
     return p
+
+
+def _add_where_options(p: argparse.ArgumentParser) -> None:
+    """Where the data lies and where runs execute: shared by reproduce and analyze."""
+    p.add_argument("--data-root", help="dataset folder (default: $DATADIET_DATA, then system locations)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where evaluation runs execute")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="Ray: CPUs requested per run")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="Ray: GPUs requested per run (e.g. 0.25)")
+
+
+ANALYZE_DOC = """Run the analyses of both papers (one sub-command each; `all` runs every one that needs no input).
+
+Every analysis writes tables, figures and a report section into one workspace (default results/analyses),
+reuses score runs and evaluation runs already there, and resumes when re-run."""
+
+
+def _add_analyze_parsers(p: argparse.ArgumentParser) -> None:
+    from .experiments.analyses import available
+
+    sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    modules = available()
+    for name, module in [("all", None), *modules.items()]:
+        doc = module.__doc__ if module else "Every analysis that needs no extra input, one after another."
+        q = _subcommand(sub, name, cmd_analyze, doc)
+        q.add_argument("--preset", default="quick", help="smoke (seconds), quick (CPU, <= 15 min) or paper")
+        q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
+        _add_where_options(q)
+        if module is not None and hasattr(module, "add_options"):
+            module.add_options(q)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Run one analysis (or all) and rebuild the workspace report."""
+    from .experiments.analyses import Workspace, available, get_preset, run_analysis
+
+    ws = Workspace(Path(args.out), data_root=args.data_root, device=args.device, executor=args.executor,
+                   address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
+    modules = available()
+    names = [n for n, m in modules.items() if not getattr(m, "NEEDS_INPUT", False)] if args.analysis == "all" \
+        else [args.analysis]
+    for name in names:
+        module = modules[name]
+        config = get_preset(module, args.preset)
+        if hasattr(module, "configure"):
+            config = module.configure(config, args)
+        _say(f"== {name} ({args.preset}) ==")
+        summary = run_analysis(name, config=config, workspace=ws)
+        for line in summary.get("findings", []):
+            _say(f"  - {line.replace('**', '')}")
+    _say(f"report: {ws.root / 'report.md'} and {ws.root / 'report.html'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,3 +113,33 @@ def score_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str
     ax.set_title(f"{ylabel} vs {xlabel}: Spearman ρ = {rho:.3f}")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def pair_scatter(values: dict[str, np.ndarray], path: str | Path, *, max_points: int = 2000, seed: int = 0,
+                 title: str = "") -> Path:
+    """Pairwise scatter plots of score values (lower triangle), histograms on the diagonal. At most
+    ``max_points`` examples, a seeded random sample, so large datasets stay readable."""
+    plt = _pyplot()
+    names = list(values)
+    n = len(next(iter(values.values())))
+    keep = np.random.default_rng(seed).permutation(n)[:max_points]
+    size = 1.8 * len(names)
+    fig, axes = plt.subplots(len(names), len(names), figsize=(size, size), squeeze=False)
+    for i, yname in enumerate(names):
+        for j, xname in enumerate(names):
+            ax = axes[i][j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                ax.hist(values[xname][keep], bins=40, color="gray")
+            else:
+                ax.scatter(values[xname][keep], values[yname][keep], s=2, alpha=0.3, linewidths=0)
+            ax.tick_params(labelsize=6)
+            if i == len(names) - 1:
+                ax.set_xlabel(xname, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(yname, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

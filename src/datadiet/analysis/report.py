@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,84 @@ def _html(folder, config, curve, versus, names, rho, summary) -> str:
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>datadiet report</title><style>{style}</style>"
             f"</head><body>{''.join(parts)}</body></html>\n")
+
+
+def build_analyses_report(root: str | Path) -> Path:
+    """Gather the section of every analysis run in workspace ``root`` into ``report.md`` and a
+    self-contained ``report.html``; returns the Markdown path."""
+    from ..experiments.analyses import MODULES
+
+    root = Path(root)
+    sections = [(name, (root / name / "section.md").read_text(encoding="utf-8"))
+                for name in MODULES if (root / name / "section.md").is_file()]
+    if not sections:
+        raise DataDietError(f"{root} holds no finished analysis (no */section.md); run `datadiet analyze NAME` first.")
+    lines = ["# datadiet analyses", "", "Sections: " + ", ".join(f"`{name}`" for name, _ in sections), ""]
+    markdown = "\n".join(lines) + "\n" + "\n".join(text for _, text in sections)
+    write_text_atomic(root / "report.md", markdown)
+    write_text_atomic(root / "report.html", markdown_to_html(markdown, root, title="datadiet analyses"))
+    return root / "report.md"
+
+
+def markdown_to_html(markdown: str, folder: Path, *, title: str) -> str:
+    """The small Markdown subset the sections use (headings, lists, tables, images, code, details), with
+    every image embedded so the file opens anywhere on its own."""
+    out, table, code = [], [], False
+
+    def flush_table():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            flush_table()
+            out.append("</pre>" if code else "<pre>")
+            code = not code
+            continue
+        if code:
+            out.append(html.escape(line))
+            continue
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        out.append(_html_line(line, folder))
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(out)}</body></html>\n")
+
+
+def _html_line(line: str, folder: Path) -> str:
+    if line.startswith("!["):
+        caption, path = line[2:].split("](", 1)
+        file = folder / path.rstrip(")")
+        if not file.is_file():
+            return ""
+        data = base64.b64encode(file.read_bytes()).decode()
+        return f'<p><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}" style="max-width:100%"></p>'
+    if line.startswith("<details>") or line.startswith("</details>"):
+        return line  # our own markup, not user text
+    text = _inline(html.escape(line.lstrip("#- ").strip()))
+    if line.startswith("### "):
+        return f"<h3>{text}</h3>"
+    if line.startswith("## "):
+        return f"<h2>{text}</h2>"
+    if line.startswith("# "):
+        return f"<h1>{text}</h1>"
+    if line.startswith("- "):
+        return f"<li>{text}</li>"
+    return f"<p>{text}</p>" if text else ""
+
+
+def _inline(text: str) -> str:
+    """**bold**, *italic* and `code`, on already-escaped text."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)

@@ -93,7 +93,6 @@ def reproduce(preset: Preset, out: str | Path, *, data_root: str | None = None, 
     """Run (or resume) a reproduction into ``out`` and build its report; returns the report summary."""
     from ..analysis.report import build_report
     from ..data import load_data
-    from ..scores.runs import run_scores
 
     out = Path(out)
     data_cfg = replace(preset.data, data_root=data_root) if data_root else preset.data
@@ -106,7 +105,7 @@ def reproduce(preset: Preset, out: str | Path, *, data_root: str | None = None, 
     write_json_atomic(out / "config.json", config)
     splits = load_data(data_cfg)
     log(f"{preset.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
-    tables = _score(preset, train_cfg, data_cfg, splits, out / "scores", run_scores, log)
+    tables = score_tables(preset.methods, preset.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
     tasks = build_tasks(preset, data_cfg, train_cfg, splits.train, tables)
     outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, log=log)
     summary = build_report(out)
@@ -129,12 +128,12 @@ def build_tasks(preset: Preset, data_cfg: DataConfig, train_cfg: TrainConfig, tr
         tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids))))
         for keep in preset.keeps:
             kept = select_random(ids, keep=keep, seed=seed)  # a fresh random subset for every run
-            tasks.append(_task(data_cfg, cfg, "random", keep, kept, train_set))
+            tasks.append(make_task(data_cfg, cfg, "random", keep, kept, train_set))
             for label, table in tables.items():
-                tasks.append(_task(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
+                tasks.append(make_task(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
                 for offset in _windows(keep, preset.offsets):
                     kept = select(table, keep=keep, offset=offset)
-                    tasks.append(_task(data_cfg, cfg, label, keep, kept, train_set, offset))
+                    tasks.append(make_task(data_cfg, cfg, label, keep, kept, train_set, offset))
     return tasks
 
 
@@ -144,24 +143,29 @@ def _windows(keep: float, offsets: tuple[float, ...]) -> list[float]:
     return [o for o in offsets if o + keep <= 1 + eps and abs(o - (1 - keep)) > eps]
 
 
-def _task(data_cfg, cfg, method, keep, kept_ids, train_set, offset: float | None = None) -> Task:
+def make_task(data_cfg, cfg, method, keep, kept_ids, train_set, offset: float | None = None) -> Task:
+    """A sweep task training ``cfg`` on the examples ``kept_ids`` of ``train_set``."""
     positions = train_set.positions_of(kept_ids).numpy()
     return Task(RunSpec(data_cfg, cfg, method, keep, offset, digest_ids(kept_ids)), positions)
 
 
-def _score(preset, train_cfg, data_cfg, splits, score_dir, run_scores, log) -> dict:
+def score_tables(methods, runs: int, train_cfg: TrainConfig, data_cfg: DataConfig, splits, score_dir,
+                 *, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """Score labels (``"el2n@epoch2"``, ``"input_norm"``, ...) → ScoreTables, all from the same ``runs``
+    seeded runs (seeds ``seed..seed+runs−1``), cached in ``score_dir``."""
     from ..scores import load_scores
+    from ..scores.runs import run_scores
 
-    parsed = [parse_method(m) for m in preset.methods]
+    parsed = [parse_method(m) for m in methods]
     names = tuple(dict.fromkeys(name for name, _ in parsed))
     epochs = tuple(sorted({e for _, e in parsed if e is not None})) or (0.0,)
-    score_cfg = ScoreConfig(score=names, epoch=epochs, runs=preset.score_runs, seed=0)
-    run_scores(score_cfg, replace(train_cfg, seed=0), data_cfg, splits, score_dir, log=log)
+    score_cfg = ScoreConfig(score=names, epoch=epochs, runs=runs, seed=seed)
+    run_scores(score_cfg, replace(train_cfg, seed=seed), data_cfg, splits, score_dir, log=log)
     tables = {}
-    for label in preset.methods:
-        name, when = parse_method(label)
+    for label in methods:
+        name, _ = parse_method(label)
         file = f"{name}.npz" if label == name else f"{label.replace('@', '-')}.npz"
-        tables[label] = load_scores(score_dir / file, dataset=splits.train)
+        tables[label] = load_scores(Path(score_dir) / file, dataset=splits.train)
     return tables
 
 
