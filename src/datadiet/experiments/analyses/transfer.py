@@ -1,0 +1,146 @@
+"""Architecture transfer [Paul et al. (2021) App. E.2–E.3, Figs. 12–13].
+
+EL2N scores computed with one architecture (the *source*) select the subset a different architecture (the
+*target*) trains on. Every source × target pair is compared with the target's own scores and with random
+subsets of the same size. Paul et al. found test accuracy "agnostic to which network was used to calculate
+the scores": VGG13 trained on subsets chosen by ResNet18's EL2N did as well as on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...analysis import figures
+from ...analysis.tables import welch_interval
+from ...config import TrainConfig
+from ...selection import select
+from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, write_section
+
+NAME = "transfer"
+TITLE = "Architecture transfer: scores from one network prune for another"
+SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"
+
+
+@dataclass(frozen=True)
+class Config:
+    setting: Setting
+    architectures: tuple[tuple[str, float], ...]   # (model, width); each is both a source and a target
+    keeps: tuple[float, ...] = (0.5, 0.7)
+    score: str = "el2n"                            # scored early in training (setting.score_epoch)
+
+
+def _config(setting_name: str, architectures, keeps) -> Config:
+    return Config(SETTINGS[setting_name], tuple(architectures), tuple(keeps))
+
+
+PRESETS = {
+    "smoke": _config("smoke", [("smallcnn", 0.25), ("vgg13", 0.125)], [0.5]),
+    # quick, on 2 CPU cores: VGG13 at width 1/4 trains ≈ 1.7× slower than the small CNN; 2 targets × 21 runs
+    # (2 sources × 2 fractions × 3 seeds + 3 random × 2 + 3 full) ≈ 3.5 + 6 min, plus 4 short VGG score runs.
+    "quick": _config("quick", [("smallcnn", 0.5), ("vgg13", 0.25)], [0.5, 0.7]),
+    # Fig. 13 left: VGG13 and ResNet18 on CIFAR-10, EL2N at epoch 20 from 10 networks of either architecture.
+    "paper": _config("paper", [("resnet18", 1.0), ("vgg13", 1.0)], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]),
+}
+
+
+def arch_name(model: str, width: float) -> str:
+    return model if width == 1 else f"{model}×{width:g}"
+
+
+def run(config: Config, ws: Workspace) -> dict:
+    setting = config.setting
+    label = setting.early(config.score)
+    recipes = {arch_name(m, w): replace(setting.train, model=m, width=w) for m, w in config.architectures}
+    scores = {name: _source_scores(ws, setting, recipe, label) for name, recipe in recipes.items()}
+    tasks, origin = [], {}
+    for target, recipe in recipes.items():
+        tasks += baseline_tasks(ws, setting, config.keeps, train=recipe)
+        for source, values in scores.items():
+            method = label if source == target else f"{label} from {source}"
+            origin[(target, method)] = source
+            for cfg in setting.eval_configs(recipe):
+                for keep in config.keeps:
+                    tasks.append(ws.task(setting.data, cfg, method, keep, select(values, keep=keep, ids=_ids(ws, setting))))
+    records = ws.evaluate(tasks)
+    rows = [{**r, "target": arch_name(r["model"], r["width"])} for r in accuracy_rows(records)]
+    table = transfer_table(rows, origin, config.keeps)
+    folder = ws.folder(NAME)
+    _draw(table, folder / "transfer.png", label)
+    section = Section(NAME, TITLE, SOURCE, findings(table, label), {"transfer.csv": table, "results.csv": rows},
+                      {"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
+                      {"setting": setting.name, "architectures": list(recipes), "keeps": list(config.keeps),
+                       "score": label, "eval_seeds": setting.eval_seeds, "score_runs": setting.score_runs},
+                      {"points": table})
+    return write_section(folder, section)
+
+
+def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: str) -> np.ndarray:
+    """Mean score over the setting's score runs with this architecture (the standard set for the setting's own
+    recipe, so those runs are shared with every other analysis; only ``label`` for other architectures)."""
+    methods = None if recipe == setting.train else (label,)
+    return ws.scores(setting, train=recipe, methods=methods)[label].mean
+
+
+def _ids(ws: Workspace, setting: Setting) -> np.ndarray:
+    return ws.splits(setting.data).train.ids.numpy()
+
+
+def transfer_table(rows: list[dict], origin: dict, keeps) -> list[dict]:
+    """One row per (target, source, keep): mean accuracy, and its difference to random and to the target's
+    own scores with Welch 95 % intervals."""
+    def accs(target, method, keep):
+        return np.array([r["test_accuracy"] for r in rows
+                         if r["target"] == target and r["method"] == method and r["keep"] == keep])
+
+    own = {target: method for (target, method), source in origin.items() if source == target}
+    out = []
+    for (target, method), source in sorted(origin.items()):
+        for keep in keeps:
+            a, rand, mine = accs(target, method, keep), accs(target, "random", keep), accs(target, own[target], keep)
+            if not len(a):
+                continue
+            d_rand, lo_r, hi_r, _ = welch_interval(a, rand) if len(rand) else (np.nan,) * 4
+            d_own, lo_o, hi_o, _ = welch_interval(a, mine)
+            out.append({"target": target, "source": source, "keep": keep, "n": len(a), "mean": float(a.mean()),
+                        "random": float(rand.mean()) if len(rand) else np.nan, "vs_random": d_rand,
+                        "vs_random_low": lo_r, "vs_random_high": hi_r, "vs_own": d_own, "vs_own_low": lo_o,
+                        "vs_own_high": hi_o})
+    return out
+
+
+def findings(table: list[dict], label: str) -> list[str]:
+    lines = []
+    for row in table:
+        if row["source"] == row["target"]:
+            continue
+        own = "no different from" if row["vs_own_low"] <= 0 <= row["vs_own_high"] else (
+            "better than" if row["vs_own_low"] > 0 else "worse than")
+        lines.append(f"{row['target']} at keep {row['keep']:g} with {row['source']}'s {label}: accuracy "
+                     f"{row['mean']:.4f}, {own} its own scores ({row['vs_own'] * 100:+.2f} points, 95 % CI "
+                     f"[{row['vs_own_low'] * 100:+.2f}, {row['vs_own_high'] * 100:+.2f}]); random {row['random']:.4f}.")
+    transferred = [r for r in table if r["source"] != r["target"]]
+    same = sum(r["vs_own_low"] <= 0 <= r["vs_own_high"] for r in transferred)
+    lines.append(f"Borrowed scores were statistically indistinguishable from the target's own at {same} of "
+                 f"{len(transferred)} points.")
+    return lines
+
+
+def _draw(table: list[dict], path, label: str):
+    plt = figures._pyplot()
+    targets = sorted({r["target"] for r in table})
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        rows = [r for r in table if r["target"] == target]
+        for source in sorted({r["source"] for r in rows}):
+            pts = sorted((r for r in rows if r["source"] == source), key=lambda r: r["keep"])
+            ax.plot([r["keep"] for r in pts], [r["mean"] for r in pts], marker="o",
+                    label=f"{label} from {source}" + (" (own)" if source == target else ""))
+        random = sorted({r["keep"]: r["random"] for r in rows}.items())
+        ax.plot([k for k, _ in random], [v for _, v in random], "k--", label="random")
+        ax.set_title(f"target {target}")
+        ax.set_xlabel("fraction kept")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("final test accuracy")
+    return figures._save(fig, path)
