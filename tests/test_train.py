@@ -146,3 +146,67 @@ def test_nan_loss_stops_with_a_clear_error():
 def test_empty_subset_is_rejected():
     with pytest.raises(ConfigError, match="empty subset"):
         train(TrainConfig(steps=1, **TINY), learnable_splits(), positions=[])
+
+
+# ----------------------------------------------------------------------------- resuming (start_from)
+
+@pytest.mark.parametrize("k", [0, 16, 21, 40])  # the start, an epoch boundary, mid-epoch, the very end
+def test_resuming_a_checkpoint_with_its_own_seed_reproduces_the_uninterrupted_run(tmp_path, k):
+    from datadiet.training import StartFrom
+
+    splits = learnable_splits()  # 256 examples, batch 16: 16 steps per epoch; augmentation on
+    cfg = TrainConfig(steps=40, milestones=(0.3, 0.6), seed=5, **TINY)
+    whole = train(cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[k], record_correctness=True,
+                  evaluate_test=False)
+    resumed = train(cfg, splits, start_from=StartFrom.from_checkpoint(tmp_path, k), record_correctness=True,
+                    evaluate_test=False)
+    assert resumed.steps == whole.steps == 40
+    _assert_same_state(_state(resumed.model), _state(whole.model))  # parameters and BN buffers, bit for bit
+    ids_whole, _ = whole.correctness.events()
+    ids_resumed, _ = resumed.correctness.events()
+    assert torch.equal(ids_resumed, ids_whole[k * 16:])  # the same batches after step k
+
+
+def test_a_child_with_another_seed_follows_that_seeds_data_order_from_step_k(tmp_path):
+    from datadiet.training import StartFrom
+
+    splits = learnable_splits()
+    parent_cfg = TrainConfig(steps=40, seed=5, **TINY)
+    child_cfg = TrainConfig(steps=40, seed=9, **TINY)
+    parent = train(parent_cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[21], evaluate_test=False)
+    seen = {}
+    child = train(child_cfg, splits, start_from=StartFrom.from_checkpoint(tmp_path, 21), record_correctness=True,
+                  evaluate_test=False, hooks={21: lambda m, s: seen.setdefault(s, _state(m))})
+    other = train(child_cfg, splits, record_correctness=True, evaluate_test=False)  # seed 9 from its own init
+    _assert_same_state(seen[21], load_checkpoint(tmp_path, 21)["model"])  # the child starts from the parent's state
+    assert torch.equal(child.correctness.events()[0], other.correctness.events()[0][21 * 16:])
+    assert not torch.equal(child.model.classifier[-1].weight, parent.model.classifier[-1].weight)
+
+
+def test_resuming_uses_the_full_runs_learning_rate_schedule(tmp_path):
+    from datadiet.training import StartFrom
+
+    splits = learnable_splits()
+    cfg = TrainConfig(steps=20, milestones=(0.5,), lr_decay=0.0, **TINY)  # no learning after step 10
+    train(cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[12], evaluate_test=False)
+    start = StartFrom.from_checkpoint(tmp_path, 12)
+    resumed = train(cfg, splits, start_from=start, evaluate_test=False)
+    params = {k: v for k, v in start.model.items() if "running" not in k and "num_batches" not in k}
+    # lr 0 from step 10 on: weight decay and momentum act through the lr, so parameters stay put
+    for name, value in params.items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+
+
+def test_bad_resumes_are_clear_errors(tmp_path):
+    from datadiet.training import StartFrom
+
+    splits = learnable_splits()
+    cfg = TrainConfig(steps=10, **TINY)
+    train(cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[6], evaluate_test=False)
+    start = StartFrom.from_checkpoint(tmp_path, 6)
+    with pytest.raises(ConfigError, match="Cannot resume at step 6: this run takes steps 0..4"):
+        train(TrainConfig(steps=4, **TINY), splits, start_from=start)
+    with pytest.raises(ConfigError, match=r"outside this run's 6..10 steps"):
+        train(cfg, splits, start_from=start, hooks={3: lambda m, s: None})
+    with pytest.raises(ConfigError, match="does not fit this model"):
+        train(TrainConfig(steps=10, **{**TINY, "width": 0.5}), splits, start_from=start)

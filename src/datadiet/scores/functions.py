@@ -13,6 +13,7 @@ Conventions, following the original Data Diet code (seed 001) and Kirsch (2023):
 * **Score1–3** (seed 001 App. D), with ``ψ_k = ∇_θ f_k(x)`` and ``p = softmax(f(x))``:
   ``‖Σ_k ψ_k‖₂``, ``‖p‖₂`` and ``‖Σ_k p_k ψ_k‖₂`` (``p`` held constant).
 * **Forgetting** counts correct→incorrect transitions; never-learned examples rank highest.
+* **Self-confidence** is stored as ``1 − p_y`` (higher = more suspect), cleanlab's label-quality score flipped.
 """
 from __future__ import annotations
 
@@ -55,6 +56,26 @@ def el2n(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_
         return (probs - onehot.to(probs.dtype)).norm(dim=1)
 
     return _map_probabilities(model, inputs, batch_size, error_norm)
+
+
+def self_confidence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                    batch_size: int = 1024) -> torch.Tensor:
+    """Self-confidence as a suspicion score: ``1 − softmax(f(x))_y``, the probability mass off the given label.
+
+    cleanlab's ``self_confidence`` label-quality score is ``p_y`` (low = likely mislabelled); it is flipped here
+    so that, like every score in this package, higher means harder (here: more suspect).  Computed as
+    ``Σ_{k≠y} p_k`` rather than ``1 − p_y``: for a confident model ``p_y`` rounds to 1 and ``1 − p_y`` to 0,
+    while the small off-label probabilities keep their relative precision (so confident examples stay ranked).
+    ``[N]`` on the CPU.
+    """
+    _check_pair(inputs, labels)
+
+    def off_label_mass(probs: torch.Tensor, start: int) -> torch.Tensor:
+        y = labels[start:start + len(probs)].to(probs.device)
+        onehot = torch.arange(probs.shape[1], device=probs.device) == y[:, None]
+        return probs.masked_fill(onehot, 0).sum(dim=1)
+
+    return _map_probabilities(model, inputs, batch_size, off_label_mass)
 
 
 def input_norm(inputs: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Kinds of score:
 
-* ``model``: computed from a model at some training step (``el2n``, ``grand``, ``score1..3``);
+* ``model``: computed from a model at some training step (``el2n``, ``grand``, ``score1..3``,
+  ``self_confidence``);
 * ``history``: computed from the correctness log of a whole training run (``forgetting``);
 * ``static``: needs no model (``input_norm``, ``random``).
 """
@@ -30,6 +31,8 @@ SCORES: dict[str, ScoreSpec] = {s.name: s for s in (
     ScoreSpec("score1", "model", fn.score1, False, "‖Σ_k ∇_θ f_k(x)‖₂ (label-free)"),
     ScoreSpec("score2", "model", fn.score2, False, "‖softmax(f(x))‖₂ (label-free)"),
     ScoreSpec("score3", "model", fn.score3, False, "‖Σ_k p_k ∇_θ f_k(x)‖₂ (label-free)"),
+    ScoreSpec("self_confidence", "model", fn.self_confidence, True,
+              "1 − softmax(f(x))_y: cleanlab's self-confidence, flipped so higher = more suspect"),
     ScoreSpec("forgetting", "history", fn.forgetting, True, "correct→incorrect transitions; never learned = highest"),
     ScoreSpec("input_norm", "static", fn.input_norm, False, "‖x‖₂ of the normalized input (Kirsch 2023)"),
     ScoreSpec("random", "static", fn.random_score, False, "seeded random permutation"),

@@ -25,7 +25,7 @@ from ..data.dataset import DatasetSplits, ImageDataset
 from ..data.transforms import Normalizer, augment, default_pad
 from ..errors import ConfigError, NonFiniteLossError
 from ..models import build_model
-from .checkpoints import save_checkpoint
+from .checkpoints import load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
 
 Hook = Callable[[nn.Module, int], None]
@@ -49,6 +49,23 @@ class TrainResult:
         return {"steps": self.steps, "epochs_seen": self.epochs_seen, "test_accuracy": self.test_accuracy,
                 "test_loss": self.test_loss, "final_train_loss": self.train_loss[-1][1] if self.train_loss else None,
                 "wall_seconds": round(self.wall_seconds, 3)}
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """A saved training state to continue from: parameters and buffers, optimizer state (momentum), and
+    the number of SGD steps already taken.  Used to spawn children from a parent run (Data Diet § 5.2,
+    linear mode connectivity)."""
+
+    model: Mapping[str, torch.Tensor]
+    optimizer: Mapping | None
+    step: int
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, step: int) -> "StartFrom":
+        """The state saved by ``train(..., checkpoint_dir=directory, checkpoint_steps=[step])``."""
+        state = load_checkpoint(directory, step)
+        return cls(state["model"], state.get("optimizer"), int(state["step"]))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,6 +124,7 @@ def train(
     hooks: Mapping[int, Hook] | None = None,
     record_correctness: bool = False,
     stop_after: int | None = None,
+    start_from: StartFrom | None = None,
     evaluate_test: bool = True,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -125,6 +143,13 @@ def train(
         record_correctness: log per-presentation correctness for forgetting scores.
         stop_after: stop after this many steps while keeping the full run's LR schedule (scoring at
             epoch t of a longer run needs the model of that run, not of a shorter one).
+        start_from: continue from a saved state at step k instead of the initialization: parameters,
+            buffers and optimizer state are loaded, training runs steps k..end under the full run's LR
+            schedule, and the data order and augmentation are those ``config.seed`` gives from step k on
+            (its generators are replayed through the first k steps).  So resuming a run's own checkpoint
+            with its own seed reproduces the uninterrupted run, and a different seed gives a child with
+            different SGD noise.  Hooks and checkpoints may only name steps k..end; the correctness log
+            and loss history cover the resumed steps only.
         progress: tqdm bar (default: only when stderr is a terminal).
     """
     started = time.perf_counter()
@@ -138,11 +163,14 @@ def train(
     end = total if stop_after is None else min(stop_after, total)
     batch = min(config.batch_size, len(rows))
     per_epoch = steps_per_epoch(len(rows), batch)
-    _check_steps(checkpoint_steps, hooks, end)
+    start = _start_step(start_from, end)
+    _check_steps(checkpoint_steps, hooks, end, start)
 
     model = place_model(init_model(config, full), config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
+    if start_from is not None:
+        _load_state(model, optimizer, start_from)
     images = full.images[rows].to(device)
     labels = full.labels[rows].to(device)
     ids = full.ids[rows].to(device)
@@ -156,7 +184,7 @@ def train(
     checkpoint_steps = set(checkpoint_steps)
     hooks = dict(hooks or {})
     log = log or _stderr
-    bar = _progress_bar(end, progress)
+    bar = _progress_bar(end - start, progress)
 
     def at_step(step: int) -> None:
         if checkpoint_dir is not None and step in checkpoint_steps:
@@ -167,15 +195,23 @@ def train(
                 hooks[step](model, step)
             model.train()
 
+    def draw_augmentation(idx: torch.Tensor) -> torch.Tensor:
+        return augment(images[idx], pad=pad, flip=config.flip, generator=aug_gen)
+
+    # A resumed run replays its generators through the steps already taken (same draws, no training).
+    skip = _replay_data_stream(start, per_epoch, batch, len(rows), order_gen,
+                               draw_augmentation if config.augment else None)
     model.train()
-    at_step(0)
-    step, window, losses = 0, [], []
+    at_step(start)
+    step, window, losses = start, [], []
     pending_bad = torch.zeros((), dtype=torch.bool, device=device)
     while step < end:
         order = torch.randperm(len(rows), generator=order_gen).to(device)
-        for b in range(min(per_epoch, end - step)):
+        first, skip = skip, 0  # batches of this epoch taken before the resume (only in its first epoch)
+        _replay_augmentation(order, first, batch, draw_augmentation if config.augment else None)
+        for b in range(first, min(per_epoch, first + end - step)):
             idx = order[b * batch:(b + 1) * batch]
-            x = augment(images[idx], pad=pad, flip=config.flip, generator=aug_gen) if config.augment else images[idx]
+            x = draw_augmentation(idx) if config.augment else images[idx]
             x = to_layout(normalize(x), config)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, config)
@@ -240,10 +276,50 @@ def _raise_if_diverged(flag: torch.Tensor, step: int, config: TrainConfig) -> No
         )
 
 
-def _check_steps(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None, total: int) -> None:
-    bad = sorted(s for s in [*checkpoint_steps, *(hooks or {})] if not 0 <= s <= total)
+def _check_steps(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None, total: int,
+                 start: int = 0) -> None:
+    bad = sorted(s for s in [*checkpoint_steps, *(hooks or {})] if not start <= s <= total)
     if bad:
-        raise ConfigError(f"Checkpoint/hook steps {bad} lie outside this run's 0..{total} steps.")
+        raise ConfigError(f"Checkpoint/hook steps {bad} lie outside this run's {start}..{total} steps.")
+
+
+def _start_step(start_from: StartFrom | None, end: int) -> int:
+    if start_from is None:
+        return 0
+    if not 0 <= start_from.step <= end:
+        raise ConfigError(f"Cannot resume at step {start_from.step}: this run takes steps 0..{end}. Resume from "
+                          "a checkpoint of a run with the same budget, at or before its last step.")
+    return int(start_from.step)
+
+
+def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, start_from: StartFrom) -> None:
+    try:
+        model.load_state_dict(start_from.model)
+    except RuntimeError as exc:
+        raise ConfigError(f"The saved state does not fit this model ({exc}). Resume with the model, width and "
+                          "dataset of the run that saved it.") from exc
+    if start_from.optimizer is not None:
+        optimizer.load_state_dict(start_from.optimizer)
+
+
+def _replay_data_stream(start: int, per_epoch: int, batch: int, n: int, order_gen: torch.Generator,
+                        draw_augmentation: Callable[[torch.Tensor], torch.Tensor] | None) -> int:
+    """Advance the data-order and augmentation generators through the epochs completed in the first
+    ``start`` steps exactly as training draws them (one permutation per epoch, one augmentation per
+    batch); returns how many batches of the unfinished epoch were taken (the training loop draws that
+    epoch's permutation and replays those batches' augmentations itself)."""
+    epochs, taken = divmod(start, per_epoch)
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=order_gen)
+        _replay_augmentation(order, per_epoch, batch, draw_augmentation)
+    return taken
+
+
+def _replay_augmentation(order: torch.Tensor, batches: int, batch: int,
+                         draw_augmentation: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+    if draw_augmentation is not None:
+        for b in range(batches):
+            draw_augmentation(order[b * batch:(b + 1) * batch])
 
 
 def _stderr(message: str) -> None:

@@ -1,0 +1,353 @@
+"""Averaging sensitivity: how many score runs are enough? [Paul et al. (2021) App. E.1, Figs. 10–11].
+
+Two questions, both from the shared standard score runs (R of them):
+
+1. **Rank stability.** For n = 1..R, the Spearman rank correlation between the mean of n runs and the mean
+   of all R runs (Figs. 10–11, left), for every score that is averaged over runs. Besides the first n runs
+   (the paper's curve), every choice of n runs (or a seeded sample of them) gives the spread, and the mean of
+   n runs is also compared with the mean of the *other* R − n runs, which does not share runs with it (the
+   n-vs-R curve reaches 1 at n = R by construction; the disjoint one does not flatter).
+2. **Pruning.** Keep the highest-scoring examples by a single run's scores and by the R-run mean, retrain
+   with the evaluation seeds, and compare both with each other and with random subsets (Figs. 10–11, right;
+   Paul et al.: "using scores averaged over 10 initializations performs significantly better").
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from ...analysis import figures
+from ...analysis.tables import curve_table, welch_interval
+from ...errors import ConfigError, DataDietError
+from ...selection import select
+from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
+                     write_section)
+
+NAME = "averaging"
+TITLE = "Averaging sensitivity: single-run against R-run scores"
+SOURCE = "Paul et al. (2021) App. E.1, Figs. 10–11"
+
+
+@dataclass(frozen=True)
+class Config:
+    setting: Setting
+    curve_scores: tuple[str, ...] = ()   # scores of the n-run curve; empty = every standard score with R runs
+    prune_scores: tuple[str, ...] = ()   # scores pruned with one run and with R; empty = EL2N and GraNd early
+    keeps: tuple[float, ...] = (0.5,)
+    single_run: int = 0                  # which score run (row) is "the single run"
+    ns: tuple[int, ...] = ()             # points of the n-run curve; empty = 1..R
+    max_subsets: int = 50                # choices of n runs drawn per n for the spread (all when fewer)
+
+
+def _config(setting: str, keeps, prune_scores=()) -> Config:
+    return Config(SETTINGS[setting], keeps=tuple(keeps), prune_scores=tuple(prune_scores))
+
+
+PRESETS = {
+    "smoke": _config("smoke", [0.5]),
+    # quick: 2 scores × 2 fractions × 3 seeds × (single, mean) = 24 runs + 6 random + 3 full = 33 runs ≈ 6 min
+    # at ≈ 10 s a run; the 12 R-run-mean runs and the 9 baselines are the same runs (same ids) as any other
+    # analysis in the workspace that prunes with el2n@epoch2 / grand@epoch2 at these fractions. No new score
+    # runs (the standard set is shared).
+    "quick": _config("quick", [0.5, 0.7]),
+    # Figs. 10–11: GraNd at init and EL2N early, 50 % kept, one initialization against 10. (Fig. 11 scores
+    # EL2N at epoch 10; the standard set's epoch 20 is used so the ten score runs are shared.)
+    "paper": _config("paper", [0.5], ["grand@init", "el2n@epoch20"]),
+}
+
+
+def add_options(parser) -> None:
+    parser.add_argument("--keeps", type=float, nargs="+", help="fractions kept when pruning (default: preset's)")
+    parser.add_argument("--prune-scores", nargs="+", help="score labels pruned with one run and with R runs")
+
+
+def configure(config: Config, args) -> Config:
+    changes = {}
+    if getattr(args, "keeps", None):
+        changes["keeps"] = tuple(args.keeps)
+    if getattr(args, "prune_scores", None):
+        changes["prune_scores"] = tuple(args.prune_scores)
+    return replace(config, **changes)
+
+
+def run(config: Config, ws: Workspace) -> dict:
+    setting = config.setting
+    prune_labels = config.prune_scores or (setting.early("el2n"), setting.early("grand"))
+    check_labels((*config.curve_scores, *prune_labels), standard_scores(setting))  # before any training
+    check_ns(config.ns, setting.score_runs)
+    tables = ws.scores(setting)
+    curve_labels = config.curve_scores or averaged_labels(tables)
+    check_single_run(config.single_run, {label: tables[label].runs.shape[0] for label in prune_labels})
+    curve = [{"score": label, **row} for label in curve_labels
+             for row in n_run_curve(tables[label].runs, ns=config.ns or None, max_subsets=config.max_subsets)]
+
+    ids = ws.splits(setting.data).train.ids.numpy()
+    tasks = baseline_tasks(ws, setting, config.keeps)
+    for label in prune_labels:
+        variants = {single_label(label, config.single_run): tables[label].runs[config.single_run],
+                    label: tables[label].mean}
+        for method, values in variants.items():
+            for cfg in setting.eval_configs():
+                tasks += [ws.task(setting.data, cfg, method, keep, select(values, keep=keep, ids=ids))
+                          for keep in config.keeps]
+    rows = accuracy_rows(ws.evaluate(tasks))
+    table = pruning_table(rows, prune_labels, config.keeps, config.single_run)
+
+    folder = ws.folder(NAME)
+    R = setting.score_runs
+    _draw_curve(curve, folder / "n_runs.png", R)
+    _draw_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
+    section = Section(
+        NAME, TITLE, SOURCE, findings(curve, table, R, config.single_run),
+        {"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
+        {"n_runs.png": f"Spearman between the mean of n score runs and the mean of all {R} (line: the first n "
+                       f"runs; band: min–max over choices of n runs; dotted: against the other {R} − n runs)",
+         "pruning.png": f"test accuracy when pruning with run {config.single_run}'s scores alone and with the "
+                        f"{R}-run mean (mean, 16th–84th percentile over evaluation seeds)"},
+        {"setting": setting.name, "score_runs": R, "curve_scores": list(curve_labels),
+         "prune_scores": list(prune_labels), "keeps": list(config.keeps), "single_run": config.single_run,
+         "eval_seeds": setting.eval_seeds, "max_subsets": config.max_subsets},
+        {"single_run_spearman": {label: _at(curve, label, 1)["mean"] for label in curve_labels
+                                 if _has(curve, label, 1)},
+         "pruning": table})
+    return write_section(folder, section)
+
+
+def averaged_labels(tables: dict) -> tuple[str, ...]:
+    """Scores worth a curve: those with one row per run (not ``input_norm``, identical in every run) and
+    not ``random`` (a fresh permutation per run: its curve is only noise)."""
+    return tuple(label for label, t in tables.items() if t.runs.shape[0] > 1 and label != "random")
+
+
+def check_labels(labels, known) -> None:
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise DataDietError(f"Unknown score label(s) {', '.join(map(repr, unknown))}: the score runs hold "
+                            f"{', '.join(known)}. Use one of these labels.")
+
+
+def check_ns(ns, R: int) -> None:
+    bad = [n for n in ns if not 1 <= n <= R]
+    if bad:
+        raise DataDietError(f"Cannot average n = {bad} runs out of {R} score runs: n must be in 1..{R}. "
+                            "Lower n or compute more score runs.")
+
+
+def check_single_run(run: int, runs_per_label: dict[str, int]) -> None:
+    for label, R in runs_per_label.items():
+        if not 0 <= run < R:
+            raise ConfigError(f"single_run {run} does not exist: {label} has {R} score runs (0..{R - 1}). "
+                              "Choose a run in that range.")
+
+
+def single_label(label: str, run: int) -> str:
+    """Method name of pruning with one run's scores; differs from ``label`` so the run ids differ."""
+    return f"{label}/run{run}"
+
+
+# ---------------------------------------------------------------------------------------------- n-run curve
+
+def n_run_curve(rows: np.ndarray, *, ns=None, max_subsets: int = 50, seed: int = 0) -> list[dict]:
+    """Spearman between n-run means and the R-run mean of a ``[R, N]`` score matrix, for each n.
+
+    Per n: ``first_n`` (the first n runs, the paper's curve); ``min``/``mean``/``max`` over choices of n runs
+    (all ``C(R, n)`` of them, or ``max_subsets`` distinct ones drawn with ``seed``); ``disjoint`` the mean
+    Spearman between the mean of the chosen n runs and the mean of the remaining R − n (NaN at n = R).
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] < 1:
+        raise DataDietError(f"Expected a [runs, examples] score matrix, got shape {rows.shape}.")
+    R = rows.shape[0]
+    ns = list(range(1, R + 1)) if ns is None else list(ns)
+    check_ns(ns, R)
+    reference = stats.rankdata(rows.mean(axis=0))
+    out = []
+    for n in ns:
+        subsets = run_subsets(R, n, max_subsets, seed)
+        rhos = np.array([_rank_corr(reference, rows[list(s)].mean(axis=0)) for s in subsets])
+        disjoint = [spearman_of(rows[list(s)].mean(axis=0), np.delete(rows, list(s), axis=0).mean(axis=0))
+                    for s in subsets] if n < R else []
+        out.append({"n": n, "first_n": _rank_corr(reference, rows[:n].mean(axis=0)), "subsets": len(subsets),
+                    "min": float(rhos.min()), "mean": float(rhos.mean()), "max": float(rhos.max()),
+                    "disjoint": float(np.mean(disjoint)) if disjoint else float("nan")})
+    return out
+
+
+def run_subsets(R: int, n: int, limit: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """Every choice of n of R runs when there are at most ``limit``, else ``limit`` distinct seeded ones
+    (always including the first n runs, the paper's choice)."""
+    if math.comb(R, n) <= limit:
+        return list(itertools.combinations(range(R), n))
+    rng = np.random.default_rng(seed)
+    chosen = {tuple(range(n))}
+    while len(chosen) < limit:
+        chosen.add(tuple(sorted(int(i) for i in rng.choice(R, n, replace=False))))
+    return sorted(chosen)
+
+
+def spearman_of(a: np.ndarray, b: np.ndarray) -> float:
+    return _rank_corr(stats.rankdata(b), a)
+
+
+def _rank_corr(reference_ranks: np.ndarray, values: np.ndarray) -> float:
+    """Spearman = Pearson on ranks (average ranks for ties); the reference is ranked once per score."""
+    ranks = stats.rankdata(values)
+    if ranks.std() == 0 or reference_ranks.std() == 0:
+        return float("nan")  # a constant score ranks nothing
+    return float(np.corrcoef(reference_ranks, ranks)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------- pruning
+
+def accuracies(rows, method: str, keep: float) -> np.ndarray:
+    """Final test accuracies of every evaluation run of one (method, kept fraction)."""
+    return np.array([r["test_accuracy"] for r in rows if r["method"] == method and float(r["keep"]) == float(keep)
+                     and r.get("offset") is None], dtype=np.float64)
+
+
+def contrast(a: np.ndarray, b: np.ndarray, name: str) -> dict:
+    """``name``: mean(a) − mean(b), with its Welch 95 % interval (``name_low``/``name_high``)."""
+    if not len(a) or not len(b):
+        return {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan")}
+    diff, low, high, _ = welch_interval(a, b)
+    return {name: diff, f"{name}_low": low, f"{name}_high": high}
+
+
+def pruning_table(rows, labels, keeps, single_run: int) -> list[dict]:
+    """Per (score, kept fraction): mean accuracy of single-run and R-run pruning and of random, with Welch
+    intervals of averaged − single and of each against random."""
+    out = []
+    for label in labels:
+        for keep in keeps:
+            single, averaged = accuracies(rows, single_label(label, single_run), keep), accuracies(rows, label, keep)
+            rand = accuracies(rows, "random", keep)
+            out.append({"score": label, "keep": keep, "n": len(averaged), "single": mean_or_nan(single),
+                        "averaged": mean_or_nan(averaged), "random": mean_or_nan(rand),
+                        **contrast(averaged, single, "averaged_minus_single"),
+                        **contrast(single, rand, "single_vs_random"), **contrast(averaged, rand, "averaged_vs_random")})
+    return out
+
+
+def verdict(row: dict, name: str) -> str:
+    low, high = row[f"{name}_low"], row[f"{name}_high"]
+    if np.isnan(low) or np.isnan(high):
+        return "not measured"
+    return "better" if low > 0 else "worse" if high < 0 else "no different"
+
+
+def interval_text(row: dict, name: str) -> str:
+    """``+1.20 points, 95 % CI [+0.40, +2.00]`` for the contrast ``name`` of a table row."""
+    return (f"{row[name] * 100:+.2f} points, 95 % CI [{row[f'{name}_low'] * 100:+.2f}, "
+            f"{row[f'{name}_high'] * 100:+.2f}]")
+
+
+def relation(row: dict, name: str) -> str:
+    """The verdict as a phrase before the comparison: "better than", "worse than", "no different from"."""
+    outcome = verdict(row, name)
+    return {"better": "better than", "worse": "worse than", "no different": "no different from"}.get(outcome, outcome)
+
+
+def mean_or_nan(a: np.ndarray) -> float:
+    return float(a.mean()) if len(a) else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------- findings
+
+def _at(curve: list[dict], label: str, n: int) -> dict:
+    return next(r for r in curve if r["score"] == label and r["n"] == n)
+
+
+def findings(curve: list[dict], table: list[dict], R: int, single_run: int) -> list[str]:
+    labels = list(dict.fromkeys(r["score"] for r in curve))
+    lines = []
+    if labels:
+        singles = "; ".join(f"{label} {_at(curve, label, 1)['mean']:.2f} ({_at(curve, label, 1)['min']:.2f}–"
+                            f"{_at(curve, label, 1)['max']:.2f})" for label in labels if _has(curve, label, 1))
+        lines.append(f"Spearman of one run's scores with the {R}-run mean, mean (min–max) over the {R} runs: "
+                     f"{singles} (Paul et al.: about 0.75 for GraNd at init with 10 runs).")
+        disjoint = "; ".join(f"{label} {_at(curve, label, 1)['disjoint']:.2f}" for label in labels
+                             if _has(curve, label, 1) and not np.isnan(_at(curve, label, 1)["disjoint"]))
+        if disjoint:
+            lines.append(f"Against the mean of the other {R - 1} runs (no shared run), a single run reaches: "
+                         f"{disjoint}.")
+        half = max(1, R // 2)
+        halves = "; ".join(f"{label} {_at(curve, label, half)['mean']:.2f}" for label in labels
+                           if _has(curve, label, half))
+        if half > 1 and halves:
+            lines.append(f"Averaging {half} runs raises the Spearman with the {R}-run mean to: {halves}.")
+    for row in table:
+        lines.append(f"Pruning to {row['keep']:g} with {row['score']}: {R}-run mean {row['averaged']:.4f} vs run "
+                     f"{single_run} alone {row['single']:.4f} ({interval_text(row, 'averaged_minus_single')}, "
+                     f"{verdict(row, 'averaged_minus_single')}); random {row['random']:.4f} (averaged "
+                     f"{relation(row, 'averaged_vs_random')} random, single run {relation(row, 'single_vs_random')} "
+                     "random).")
+    if table:
+        better = sum(verdict(r, "averaged_minus_single") == "better" for r in table)
+        worse = sum(verdict(r, "averaged_minus_single") == "worse" for r in table)
+        lines.append(f"The {R}-run mean pruned significantly better than a single run at {better} of {len(table)} "
+                     f"points and worse at {worse}.")
+    return lines
+
+
+def _has(curve, label, n) -> bool:
+    return any(r["score"] == label and r["n"] == n for r in curve)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+def _draw_curve(curve: list[dict], path, R: int):
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.get_cmap("tab10")
+    for i, label in enumerate(dict.fromkeys(r["score"] for r in curve)):
+        pts = sorted((r for r in curve if r["score"] == label), key=lambda r: r["n"])
+        n = [r["n"] for r in pts]
+        ax.plot(n, [r["first_n"] for r in pts], marker="o", markersize=3, color=colors(i % 10), label=label)
+        ax.fill_between(n, [r["min"] for r in pts], [r["max"] for r in pts], color=colors(i % 10), alpha=0.12)
+        ax.plot(n, [r["disjoint"] for r in pts], linestyle=":", marker=".", color=colors(i % 10))
+    ax.set_xticks(sorted({r["n"] for r in curve}))
+    ax.set_xlabel("runs averaged (n)")
+    ax.set_ylabel(f"Spearman with the {R}-run mean")
+    ax.set_title("Rank stability of averaged scores")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return figures._save(fig, path)
+
+
+def _draw_pruning(curve: list[dict], labels, single_run: int, path):
+    panels = {label: [(label, "R-run mean", "o"), (single_label(label, single_run), f"run {single_run} alone", "s"),
+                      ("random", "random", "x")] for label in labels}
+    return draw_accuracy_points(curve, panels, path)
+
+
+def draw_accuracy_points(curve: list[dict], panels: dict, path):
+    """Accuracy against kept fraction, one panel per title in ``panels`` (title → [(method, legend name,
+    marker)]): points with 16th–84th percentile bars, readable with a single kept fraction too, methods side by
+    side; the full-data mean as a dotted line."""
+    plt = figures._pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    keeps = sorted({r["keep"] for r in curve if r["method"] != "full"})
+    shift = 0.12 * (min(np.diff(keeps)) if len(keeps) > 1 else 0.1)
+    for ax, (title, methods) in zip(axes[0], panels.items()):
+        for i, (method, name, marker) in enumerate(methods):
+            pts = sorted((r for r in curve if r["method"] == method and r["offset"] is None), key=lambda r: r["keep"])
+            x = np.array([r["keep"] for r in pts]) + (i - (len(methods) - 1) / 2) * shift
+            y = np.array([r["mean"] for r in pts])
+            bars = [y - [r["p16"] for r in pts], [r["p84"] for r in pts] - y]
+            ax.errorbar(x, y, yerr=bars, marker=marker, linestyle="-" if len(pts) > 1 else "none", capsize=3,
+                        label=name, color="black" if method == "random" else None)
+        for r in curve:
+            if r["method"] == "full":
+                ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+        ax.set_title(title)
+        ax.set_xlabel("fraction kept")
+        ax.set_xticks(keeps)
+        ax.set_xlim(keeps[0] - 3 * shift, keeps[-1] + 3 * shift)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("final test accuracy")
+    return figures._save(fig, path)

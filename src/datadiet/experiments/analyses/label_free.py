@@ -1,0 +1,190 @@
+"""Label-independent scores against GraNd and EL2N [Paul et al. (2021) App. D, Fig. 9].
+
+With ``ψ_k = ∇_θ f_k(x)`` and ``p = softmax(f(x))``, GraNd is ``‖Σ_k (p_k − y_k) ψ_k‖`` and EL2N ``‖p − y‖``.
+Dropping the label gives Score1 ``‖Σ_k ψ_k‖``, Score2 ``‖p‖`` and Score3 ``‖Σ_k p_k ψ_k‖``. Every score at
+initialization and early in training, all from the same standard score runs; their Spearman correlations;
+then keep the highest-scoring 50 % by each and retrain, against random subsets and the full data. Paul et
+al.: "Only the label-dependent scores perform significantly better than the random baseline", and GraNd beat
+Score1, its label-free variant, at initialization.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...analysis import figures
+from ...analysis.tables import curve_table, spearman_matrix
+from ...scores.registry import score_spec
+from ...selection import select
+from .averaging import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
+from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
+                     write_section)
+
+NAME = "label_free"
+TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
+SOURCE = "Paul et al. (2021) App. D, Fig. 9"
+
+LABEL_USING = ("grand", "el2n")
+LABEL_FREE = ("score1", "score2", "score3")
+# The label-using score each label-free one is an ablation of: Score1 and Score3 drop the label from
+# GraNd's logit-gradient sum (Paul et al. call Score1 GraNd's label-independent variant), Score2 from EL2N.
+COUNTERPART = {"score1": "grand", "score2": "el2n", "score3": "grand"}
+
+
+@dataclass(frozen=True)
+class Config:
+    setting: Setting
+    keeps: tuple[float, ...] = (0.5,)
+    scores: tuple[str, ...] = ()        # score labels; empty = GraNd, EL2N, Score1–3 at init and early
+
+
+# smoke: 10 scores × 2 seeds + 2 random + 2 full = 24 tiny runs.
+# quick: 10 scores × 3 seeds + 3 random + 3 full = 36 runs ≈ 6 min at ≈ 10 s a run (EL2N/GraNd at keep 0.5 and
+# the baselines are shared with the other analyses of the workspace); no new score runs.
+# paper (Fig. 9): 50 % of CIFAR-10 kept, ResNet18, scores at init and epoch 20 averaged over 10 runs.
+PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
+
+
+def add_options(parser) -> None:
+    parser.add_argument("--keeps", type=float, nargs="+", help="fractions kept (default 0.5)")
+
+
+def configure(config: Config, args) -> Config:
+    return replace(config, keeps=tuple(args.keeps)) if getattr(args, "keeps", None) else config
+
+
+def default_labels(setting: Setting) -> tuple[str, ...]:
+    times = ("init", f"epoch{setting.score_epoch:g}")
+    return tuple(f"{s}@{when}" for when in times for s in (*LABEL_USING, *LABEL_FREE))
+
+
+def run(config: Config, ws: Workspace) -> dict:
+    setting = config.setting
+    labels = config.scores or default_labels(setting)
+    check_labels(labels, standard_scores(setting))
+    tables = ws.scores(setting)
+    means = {label: tables[label].mean for label in labels}
+    names, rho = spearman_matrix(means)
+
+    ids = ws.splits(setting.data).train.ids.numpy()
+    tasks = baseline_tasks(ws, setting, config.keeps)
+    for label in labels:
+        for cfg in setting.eval_configs():
+            tasks += [ws.task(setting.data, cfg, label, keep, select(means[label], keep=keep, ids=ids))
+                      for keep in config.keeps]
+    rows = accuracy_rows(ws.evaluate(tasks))
+    table = accuracy_table(rows, labels, config.keeps, dict(zip(names, rho)), names)
+
+    folder = ws.folder(NAME)
+    figures.correlation_heatmap(names, rho, folder / "spearman.png",
+                                title="Spearman: label-using and label-free scores")
+    _draw(table, curve_table(rows), folder / "accuracy.png")
+    matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
+    section = Section(
+        NAME, TITLE, SOURCE, findings(table),
+        {"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
+        {"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
+                         "percentile over evaluation seeds); dashed: random subset, dotted: full data",
+         "spearman.png": "Spearman rank correlation between the label-using and label-free scores"},
+        {"setting": setting.name, "scores": list(labels), "keeps": list(config.keeps),
+         "score_runs": setting.score_runs, "eval_seeds": setting.eval_seeds},
+        {"points": table})
+    return write_section(folder, section)
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """``"score2@epoch2"`` → ``("score2", "epoch2")``."""
+    name, _, when = label.partition("@")
+    return name, when
+
+
+def counterpart_of(label: str) -> str | None:
+    """The label-using score at the same time, for a label-free score; ``None`` otherwise."""
+    name, when = split_label(label)
+    return f"{COUNTERPART[name]}@{when}" if name in COUNTERPART else None
+
+
+def accuracy_table(rows, labels, keeps, rho_rows: dict, names: list[str]) -> list[dict]:
+    """Per (score, kept fraction): mean accuracy with its spread, against random and (label-free scores)
+    against the label-using counterpart at the same time, with Welch 95 % intervals."""
+    out = []
+    full = accuracies(rows, "full", 1.0)
+    for label in labels:
+        name, when = split_label(label)
+        other = counterpart_of(label)
+        for keep in keeps:
+            a, rand = accuracies(rows, label, keep), accuracies(rows, "random", keep)
+            mine = accuracies(rows, other, keep) if other else np.array([])
+            out.append({"score": label, "name": name, "time": when, "uses_labels": score_spec(name).uses_labels,
+                        "keep": keep, "n": len(a), "mean": mean_or_nan(a), "p16": _pct(a, 16), "p84": _pct(a, 84),
+                        "random": mean_or_nan(rand), "full": mean_or_nan(full), **contrast(a, rand, "vs_random"),
+                        "counterpart": other or "", **contrast(a, mine, "vs_counterpart"),
+                        "spearman_counterpart": float(rho_rows[label][names.index(other)])
+                        if other in names else float("nan")})
+    return out
+
+
+def _pct(a: np.ndarray, q: float) -> float:
+    return float(np.percentile(a, q)) if len(a) else float("nan")
+
+
+def findings(table: list[dict]) -> list[str]:
+    lines = []
+    for row in table:
+        if row["uses_labels"]:
+            continue
+        head = (f"{row['score']} at keep {row['keep']:g}: accuracy {row['mean']:.4f}, {relation(row, 'vs_random')} "
+                f"random ({row['random']:.4f}; {interval_text(row, 'vs_random')})")
+        if row["counterpart"]:
+            head += (f"; vs {row['counterpart']}: {interval_text(row, 'vs_counterpart')}, "
+                     f"{_match(row)}; Spearman {row['spearman_counterpart']:.2f}")
+        lines.append(head + ".")
+    free = [r for r in table if not r["uses_labels"] and r["counterpart"]]
+    matched = [f"{r['score']} (keep {r['keep']:g})" for r in free if _match(r) == "indistinguishable from it"]
+    lines.append(f"Label-free scores statistically indistinguishable from their label-using counterpart: "
+                 f"{', '.join(matched) or 'none'} ({len(matched)} of {len(free)}).")
+    for uses, kind in ((True, "label-using"), (False, "label-free")):
+        better = [f"{r['score']} (keep {r['keep']:g})" for r in table
+                  if r["uses_labels"] == uses and verdict(r, "vs_random") == "better"]
+        lines.append(f"{kind.capitalize()} scores significantly better than random: {', '.join(better) or 'none'} "
+                     f"(Paul et al.: only the label-using ones).")
+    return lines
+
+
+def _match(row: dict) -> str:
+    outcome = verdict(row, "vs_counterpart")
+    phrases = {"no different": "indistinguishable from it", "better": "better than it", "worse": "worse than it"}
+    return phrases.get(outcome, outcome)
+
+
+def _draw(table: list[dict], curve: list[dict], path):
+    """Fig. 9 layout: one point per score with its 16th–84th percentile bar, init and early side by side;
+    random and full data as horizontal lines. One panel per kept fraction."""
+    plt = figures._pyplot()
+    keeps = sorted({r["keep"] for r in table})
+    names = list(dict.fromkeys(r["name"] for r in table))
+    times = list(dict.fromkeys(r["time"] for r in table))
+    fig, axes = plt.subplots(1, len(keeps), figsize=(1.3 * len(names) + 2.5, 4) if len(keeps) == 1 else
+                             (4.5 * len(keeps), 4), squeeze=False)
+    full = [r for r in curve if r["method"] == "full"]
+    for ax, keep in zip(axes[0], keeps):
+        for j, when in enumerate(times):
+            pts = [next((r for r in table if r["name"] == n and r["time"] == when and r["keep"] == keep), None)
+                   for n in names]
+            x = np.arange(len(names)) + (j - (len(times) - 1) / 2) * 0.25
+            y = np.array([p["mean"] if p else np.nan for p in pts])
+            bars = [y - [p["p16"] if p else np.nan for p in pts], [p["p84"] if p else np.nan for p in pts] - y]
+            ax.errorbar(x, y, yerr=bars, marker="o", linestyle="none", capsize=3, label=when)
+        rand = [r for r in curve if r["method"] == "random" and r["keep"] == keep]
+        if rand:
+            ax.axhline(rand[0]["mean"], color="red", linestyle="--", label=f"random {keep:g}")
+        if full:
+            ax.axhline(full[0]["mean"], color="purple", linestyle=":", label="full data")
+        ax.set_xticks(range(len(names)), [n + ("" if score_spec(n).uses_labels else "\n(label-free)") for n in names],
+                      fontsize=8)
+        ax.set_title(f"keep {keep:g}")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("final test accuracy")
+    return figures._save(fig, path)

@@ -1,0 +1,355 @@
+"""Linear mode connectivity of children spawned from a parent run, on easy, hard and random examples
+[Paul et al. (2021) § 5.2 / Fig. 5 (right) and App. B.3, "Linear mode connectivity"; Frankle et al. (2020)].
+
+A parent trains (seed ``setting.eval_seed_base``) and is saved at each spawn epoch t.  From the parent's state
+at step k = t epochs (parameters, BatchNorm buffers and SGD momentum), two children train to the end of the
+budget under the same learning-rate schedule but with different data orders and augmentation (their own
+seeds).  Along the straight line θ(α) = (1 − α) θ₁ + α θ₂ (``alphas`` evenly spaced points, ends included) the
+classification error is measured on three sets of training examples: ``subset_size`` (1,000) random ones, the
+highest-EL2N ones and the lowest-EL2N ones, EL2N being that of the parent at ``el2n_epoch`` (the paper: epoch
+10 of the parent run).  The error barrier follows Frankle et al. (2020), whom the paper follows:
+
+    barrier = max_α E(θ(α)) − (E(θ₁) + E(θ₂)) / 2,
+
+the largest rise in error along the path above the mean of the endpoints (≥ 0 since the endpoints are on the
+path; 0 when the children are linearly connected).
+
+BatchNorm.  The paper does not say what it did with the running statistics.  By default (``bn="interpolate"``)
+they are interpolated with the parameters, i.e. the whole state dict: the path's endpoints are then exactly
+the two trained children (so E(θ₁), E(θ₂) are their own errors) and nothing is fitted along the way.
+Interpolated statistics need not match the activations of the interpolated network (Jordan et al., 2022,
+"REPAIR"), which can only raise the barrier; ``bn="recompute"`` instead re-estimates them at every α (the
+endpoints included, so the comparison stays fair) as the average over the un-augmented training set, in
+batches of the training batch size.
+
+Cached in ``mode_connectivity/cache/<digest>/``: the parent's checkpoints and EL2N, and each child's final
+state (written to a temporary file, then renamed; read with ``weights_only=True``), so a re-run only
+re-evaluates the paths.  Children are trained here, not through the sweep: they start from a saved state.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...analysis import figures
+from ...config import steps_per_epoch, to_dict
+from ...data.transforms import Normalizer
+from ...errors import ConfigError
+from ...io import atomic_path
+from ...scores.runs import score_model
+from ...training import StartFrom, available_steps, init_model, train
+from ...training.engine import resolve_device
+from .common import SETTINGS, Section, Setting, Workspace, write_section
+
+NAME = "mode_connectivity"
+TITLE = "Linear mode connectivity: error barriers on easy, hard and random examples"
+SOURCE = "Paul et al. (2021) § 5.2 / Fig. 5 (right) and App. B.3; barrier as in Frankle et al. (2020)"
+
+BN_MODES = ("interpolate", "recompute")
+STABLE = 0.02  # Frankle et al. call children "stable" when the barrier is within 2 % error
+SUBSET_NAMES = {"random": "random", "high_el2n": "highest EL2N", "low_el2n": "lowest EL2N"}
+
+
+@dataclass(frozen=True)
+class Config:
+    setting: Setting
+    spawn_epochs: tuple[float, ...]     # parent epochs t at which the two children are spawned
+    alphas: int = 11                    # evenly spaced points on the path, both ends included
+    subset_size: int = 1000             # training examples per evaluation set (the paper: 1,000)
+    el2n_epoch: float | None = None     # EL2N of the parent at this epoch; None = the setting's score epoch
+    bn: str = "interpolate"             # BatchNorm statistics along the path: "interpolate" or "recompute"
+    child_seeds: tuple[int, int] = (1, 2)  # added to the parent's seed: the children's data-order seeds
+    subset_seed: int = 0                # draws the random evaluation set
+
+
+PRESETS = {
+    "smoke": Config(SETTINGS["smoke"], spawn_epochs=(0.0, 1.0), subset_size=100),
+    # quick: parent ≈ 12 epochs (≈ 6 s), then 2 children from each of 7 spawn epochs trained to epoch 20:
+    # 2 × (20 + 19.5 + 19 + 18 + 16 + 12 + 8) = 225 epochs ≈ 2 min at ≈ 10 s per 20 epochs; 7 paths × 11
+    # points × 3,000 examples are evaluated in seconds: ≈ 2–4 min in all.
+    "quick": Config(SETTINGS["quick"], spawn_epochs=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0)),
+    # paper: CIFAR-10 / ResNet18, EL2N at epoch 10 of the parent (App. B.3); 18 children of ≤ 200 epochs.
+    "paper": Config(SETTINGS["paper"], spawn_epochs=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0), el2n_epoch=10.0),
+}
+
+
+def add_options(parser) -> None:
+    parser.add_argument("--spawn-epochs", type=float, nargs="+", help="parent epochs at which children spawn")
+    parser.add_argument("--bn", choices=BN_MODES, help="BatchNorm statistics along the path (default interpolate)")
+    parser.add_argument("--subset-size", type=int, help="training examples per evaluation set (default 1000)")
+
+
+def configure(config: Config, args) -> Config:
+    changes = {k: tuple(v) if isinstance(v, list) else v for k in ("spawn_epochs", "bn", "subset_size")
+               if (v := getattr(args, k, None)) is not None}
+    return replace(config, **changes)
+
+
+# ----------------------------------------------------------------------------- pure pieces
+
+def alpha_grid(points: int) -> np.ndarray:
+    """``points`` evenly spaced α in [0, 1]; the ends are exactly 0 and 1."""
+    return np.linspace(0.0, 1.0, points)
+
+
+def interpolate_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float) -> dict:
+    """(1 − α)·a + α·b for every floating tensor (parameters and BatchNorm statistics); integer buffers
+    (``num_batches_tracked``) are taken from ``a``.  ``torch.lerp`` is exact at α = 0 and 1 and when a = b."""
+    if a.keys() != b.keys():
+        raise ConfigError("Cannot interpolate two models with different parameters; both children must share "
+                          "the parent's architecture.")
+    return {k: torch.lerp(a[k], b[k].to(a[k].dtype), float(alpha)) if a[k].is_floating_point() else a[k].clone()
+            for k in a}
+
+
+def error_barrier(errors) -> float:
+    """max error along the path minus the mean of its two endpoints (Frankle et al., 2020)."""
+    errors = np.asarray(errors, dtype=np.float64)
+    return float(errors.max() - (errors[0] + errors[-1]) / 2)
+
+
+def subset_rows(el2n: np.ndarray, size: int, seed: int) -> dict[str, np.ndarray]:
+    """Row positions of the three evaluation sets: ``size`` random examples, the ``size`` highest and the
+    ``size`` lowest EL2N (ties broken by position)."""
+    order = np.lexsort((np.arange(len(el2n)), el2n))  # ascending EL2N
+    rng = np.random.default_rng(seed)
+    return {"random": np.sort(rng.choice(len(el2n), size=size, replace=False)),
+            "high_el2n": np.sort(order[-size:]), "low_el2n": np.sort(order[:size])}
+
+
+@torch.no_grad()
+def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Fraction of (already normalized) examples misclassified, model in eval mode."""
+    model.eval()
+    wrong = sum(int((model(x[s:s + batch_size]).argmax(1) != y[s:s + batch_size]).sum())
+                for s in range(0, len(x), batch_size))
+    return wrong / len(x)
+
+
+@torch.no_grad()
+def recompute_bn_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Reset every BatchNorm's running statistics to the plain average of the batch statistics over ``x`` in
+    full batches (momentum None = cumulative average), then leave the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    batch_size = min(batch_size, len(x))
+    for s in range(0, len(x) - batch_size + 1, batch_size):  # full batches only, as in training
+        model(x[s:s + batch_size])
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def errors_along_path(model: nn.Module, a: dict, b: dict, alphas: np.ndarray,
+                      subsets: dict[str, tuple[torch.Tensor, torch.Tensor]], *, bn: str = "interpolate",
+                      bn_data: torch.Tensor | None = None, bn_batch: int = 128) -> list[dict]:
+    """Error of θ(α) on every evaluation set, one row per (α, set); ``model`` is only a container."""
+    rows = []
+    for alpha in alphas:
+        model.load_state_dict(interpolate_state(a, b, alpha))
+        if bn == "recompute":
+            recompute_bn_statistics(model, bn_data, bn_batch)
+        for name, (x, y) in subsets.items():
+            rows.append({"alpha": float(alpha), "subset": name, "error": classification_error(model, x, y)})
+    return rows
+
+
+def barrier_rows(path: list[dict]) -> list[dict]:
+    """Per (spawn, set): endpoint errors, the worst point and the barrier."""
+    out = []
+    rank = {name: i for i, name in enumerate(SUBSET_NAMES)}
+    keys = sorted({(r["spawn_epoch"], r["spawn_step"], r["subset"]) for r in path},
+                  key=lambda key: (key[1], rank.get(key[2], len(rank)), key[2]))
+    for epoch, step, subset in keys:
+        mine = sorted((r for r in path if r["spawn_step"] == step and r["subset"] == subset), key=lambda r: r["alpha"])
+        errors = [r["error"] for r in mine]
+        worst = int(np.argmax(errors))
+        out.append({"spawn_epoch": epoch, "spawn_step": step, "subset": subset, "error_child_1": errors[0],
+                    "error_child_2": errors[-1], "max_error": errors[worst], "alpha_at_max": mine[worst]["alpha"],
+                    "barrier": error_barrier(errors)})
+    return out
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+def run(config: Config, ws: Workspace) -> dict:
+    setting = config.setting
+    splits = ws.splits(setting.data)
+    parent_cfg = ws.train(replace(setting.train, seed=setting.eval_seed_base))
+    n = len(splits.train)
+    per_epoch = steps_per_epoch(n, min(parent_cfg.batch_size, n))
+    total = parent_cfg.total_steps(train_size=n, full_size=n)
+    el2n_epoch = setting.score_epoch if config.el2n_epoch is None else config.el2n_epoch
+    check_config(config, n, total, per_epoch, el2n_epoch)
+    spawns = {t: round(t * per_epoch) for t in config.spawn_epochs}
+    el2n_step = round(el2n_epoch * per_epoch)
+    seeds = [parent_cfg.seed + s for s in config.child_seeds]
+
+    cache = cache_dir(ws, setting, parent_cfg)
+    child_path = {(k, s): cache / "children" / f"spawn{k:09d}-seed{s}.pt" for k in spawns.values() for s in seeds}
+    needed = sorted({k for (k, _), p in child_path.items() if not p.is_file()})
+    el2n = ensure_parent(parent_cfg, splits, cache, needed, el2n_step, ws.log)
+    for (k, seed), path in sorted(child_path.items()):
+        ensure_child(replace(parent_cfg, seed=seed), splits, cache / "parent", k, path, ws.log)
+
+    device = resolve_device(parent_cfg.device)
+    normalize = Normalizer(splits.mean, splits.std, device)
+    rows = subset_rows(el2n, config.subset_size, config.subset_seed)
+    subsets = {name: (normalize(splits.train.images[torch.as_tensor(r)].to(device)),
+                      splits.train.labels[torch.as_tensor(r)].to(device)) for name, r in rows.items()}
+    bn_data = normalize(splits.train.images.to(device)) if config.bn == "recompute" else None
+    container = init_model(parent_cfg, splits.train).to(device)
+    path, children = [], []
+    for t, k in sorted(spawns.items()):
+        a, b = (load_child(child_path[k, s]) for s in seeds)
+        children += [{"spawn_epoch": t, "spawn_step": k, "seed": s, "test_accuracy": c["test_accuracy"]}
+                     for s, c in zip(seeds, (a, b))]
+        for row in errors_along_path(container, a["model"], b["model"], alpha_grid(config.alphas), subsets,
+                                     bn=config.bn, bn_data=bn_data, bn_batch=parent_cfg.batch_size):
+            path.append({"spawn_epoch": t, "spawn_step": k, **row})
+    barriers = barrier_rows(path)
+
+    folder = ws.folder(NAME)
+    draw_paths(path, folder / "error_paths.png")
+    draw_barriers(barriers, folder / "barrier.png")
+    section = Section(
+        NAME, TITLE, SOURCE, findings(barriers, children, config, el2n_epoch),
+        {"barrier.csv": barriers, "path.csv": path, "children.csv": children},
+        {"error_paths.png": f"training error along the linear path between the two children, per evaluation set "
+                            f"({config.subset_size} examples each), one curve per spawn epoch",
+         "barrier.png": "error barrier (max error on the path − mean of the endpoints) against the spawn epoch"},
+        {"setting": setting.name, "spawn_epochs": list(config.spawn_epochs), "spawn_steps": list(spawns.values()),
+         "alphas": config.alphas, "subset_size": config.subset_size, "el2n_epoch": el2n_epoch, "bn": config.bn,
+         "parent_seed": parent_cfg.seed, "child_seeds": seeds, "train": to_dict(parent_cfg)},
+        {"barrier": {f"{r['subset']}@epoch{r['spawn_epoch']:g}": r["barrier"] for r in barriers}})
+    return write_section(folder, section)
+
+
+def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch: float) -> None:
+    if config.bn not in BN_MODES:
+        raise ConfigError(f"bn must be one of {BN_MODES} (what to do with BatchNorm statistics along the path), "
+                          f"got {config.bn!r}.")
+    if config.alphas < 2:
+        raise ConfigError(f"The path needs at least its two endpoints; got alphas={config.alphas}.")
+    if not 1 <= config.subset_size <= n:
+        raise ConfigError(f"Evaluation sets of {config.subset_size} examples do not fit the {n} training examples; "
+                          "lower --subset-size (the paper uses 1,000 of 50,000).")
+    if not config.spawn_epochs:
+        raise ConfigError("Give at least one spawn epoch (--spawn-epochs).")
+    late = [t for t in (*config.spawn_epochs, el2n_epoch) if not 0 <= round(t * per_epoch) <= total]
+    if late:
+        raise ConfigError(f"Epochs {late} lie outside the {total / per_epoch:g}-epoch budget; spawn children and "
+                          "score EL2N within it.")
+    if len(set(config.child_seeds)) != 2:
+        raise ConfigError(f"Two children need two different seeds, got {config.child_seeds}.")
+
+
+def cache_dir(ws: Workspace, setting: Setting, parent_cfg) -> Path:
+    """Runs are identified by what determines them: data (not its location), recipe (not the device)."""
+    data = {k: v for k, v in to_dict(setting.data).items() if k != "data_root"}
+    recipe = {k: v for k, v in to_dict(parent_cfg).items() if k != "device"}
+    digest = hashlib.sha256(json.dumps({"data": data, "train": recipe}, sort_keys=True, default=str).encode())
+    return ws.folder(NAME) / "cache" / digest.hexdigest()[:12]
+
+
+def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_step: int, log) -> np.ndarray:
+    """The parent's EL2N at ``el2n_step`` (cached) and its checkpoints at the spawn steps whose children are
+    missing; trains the parent (once, up to the last step needed) only if one of them is not on disk."""
+    el2n_file = cache / f"parent_el2n_step{el2n_step:09d}.npy"
+    missing = sorted(set(spawn_steps) - set(available_steps(cache / "parent")))
+    if missing or not el2n_file.is_file():
+        stop = max([*missing, el2n_step])
+        log(f"{NAME}: training the parent (seed {parent_cfg.seed}) to step {stop}")
+
+        def save_el2n(model, step):
+            with atomic_path(el2n_file) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, score_model(model, splits, ["el2n"])["el2n"])
+
+        train(parent_cfg, splits, checkpoint_dir=cache / "parent", checkpoint_steps=missing,
+              hooks={el2n_step: save_el2n}, stop_after=stop, evaluate_test=False, progress=False,
+              log=lambda _: None)
+    return np.load(el2n_file, allow_pickle=False)
+
+
+def ensure_child(child_cfg, splits, parent_dir: Path, step: int, path: Path, log) -> None:
+    """Train a child from the parent's state at ``step`` to the end of the budget, unless it is on disk."""
+    if path.is_file():
+        return
+    log(f"{NAME}: child seed {child_cfg.seed} from step {step}")
+    result = train(child_cfg, splits, start_from=StartFrom.from_checkpoint(parent_dir, step), progress=False,
+                   log=lambda _: None)
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"model": state, "test_accuracy": result.test_accuracy, "spawn_step": step,
+                    "seed": child_cfg.seed, "steps": result.steps}, tmp)
+
+
+def load_child(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ----------------------------------------------------------------------------- figures and findings
+
+
+def draw_paths(path: list[dict], out: Path) -> Path:
+    plt = figures._pyplot()
+    subsets = [s for s in SUBSET_NAMES if any(r["subset"] == s for r in path)]
+    fig, axes = plt.subplots(1, len(subsets), figsize=(4.2 * len(subsets), 3.8), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    epochs = sorted({r["spawn_epoch"] for r in path})
+    for ax, subset in zip(axes[0], subsets):
+        for i, epoch in enumerate(epochs):
+            mine = sorted((r for r in path if r["subset"] == subset and r["spawn_epoch"] == epoch),
+                          key=lambda r: r["alpha"])
+            ax.plot([r["alpha"] for r in mine], [r["error"] for r in mine], marker=".",
+                    color=cmap(i / max(len(epochs) - 1, 1)), label=f"spawn epoch {epoch:g}")
+        ax.set_title(SUBSET_NAMES[subset])
+        ax.set_xlabel("α (child 1 → child 2)")
+    axes[0][0].set_ylabel("training error")
+    axes[0][-1].legend(fontsize=7)
+    return figures._save(fig, out)
+
+
+def draw_barriers(barriers: list[dict], out: Path) -> Path:
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for subset, label in SUBSET_NAMES.items():
+        mine = sorted((r for r in barriers if r["subset"] == subset), key=lambda r: r["spawn_epoch"])
+        if mine:
+            ax.plot([r["spawn_epoch"] for r in mine], [r["barrier"] for r in mine], marker="o", label=label)
+    ax.axhline(STABLE, color="gray", linestyle=":", linewidth=1, label=f"{STABLE:.0%} (stable)")
+    ax.set_xlabel("spawn epoch t")
+    ax.set_ylabel("error barrier")
+    ax.legend(fontsize=8)
+    return figures._save(fig, out)
+
+
+def findings(barriers: list[dict], children: list[dict], config: Config, el2n_epoch: float) -> list[str]:
+    at = {(r["subset"], r["spawn_epoch"]): r["barrier"] for r in barriers}
+    epochs = sorted({r["spawn_epoch"] for r in barriers})
+    lines = []
+    for subset, label in SUBSET_NAMES.items():
+        stable = next((e for e in epochs if at[subset, e] <= STABLE), None)
+        when = f"first ≤ {STABLE:.0%} when spawned at epoch {stable:g}" if stable is not None else \
+            f"never ≤ {STABLE:.0%} up to epoch {epochs[-1]:g}"
+        lines.append(f"Error barrier on the {config.subset_size} {label} examples: "
+                     + ", ".join(f"{at[subset, e]:.3f} (t={e:g})" for e in epochs) + f"; {when}.")
+    above = sum(at["high_el2n", e] > at["low_el2n", e] for e in epochs)
+    lines.append(f"The highest-EL2N examples (EL2N of the parent at epoch {el2n_epoch:g}) have the larger barrier "
+                 f"at {above} of {len(epochs)} spawn epochs (Paul et al.: the barrier vanishes early on the "
+                 "lowest-score examples and later on the highest-score ones).")
+    accs = [c["test_accuracy"] for c in children if c["test_accuracy"] is not None]
+    if accs:
+        lines.append(f"Children's final test accuracy: {min(accs):.4f}–{max(accs):.4f} "
+                     f"(BatchNorm statistics along the path: {config.bn}).")
+    return lines

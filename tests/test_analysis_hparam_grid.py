@@ -1,0 +1,184 @@
+"""EL2N from a hyperparameter grid (Paul et al. App. E.4): the grid's score runs (recipes, distinct seeds), the
+Spearman numbers against scipy on the stored score rows, the pruning table against the results, errors."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from datadiet.analysis.tables import read_csv
+from datadiet.errors import ConfigError, DataDietError, NonFiniteLossError
+from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses.hparam_grid import PRESETS, grid_cells, pruning_table, run, split_half
+from datadiet.scores import load_scores
+from fakes import write_fake_mnist
+
+SMOKE = PRESETS["smoke"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hparam_grid")
+    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
+    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
+    summary = run_analysis("hparam_grid", "smoke", workspace=ws)
+    tables = [load_scores(p) for p in sorted((ws.root / "scores").glob("*/el2n-epoch1.npz"))]
+    return ws, summary, tables
+
+
+def _split(tables):
+    """The grid's score tables (seeds from 100) and the default ensemble's (seeds from 0)."""
+    grid = sorted((t for t in tables if min(t.meta["seeds"]) >= 100), key=lambda t: t.meta["seeds"][0])
+    (default,) = [t for t in tables if min(t.meta["seeds"]) < 100]
+    return grid, default
+
+
+def test_grid_runs_use_their_recipe_and_distinct_seeds(workspace):
+    _, _, tables = workspace
+    grid, default = _split(tables)
+    assert [(t.meta["train"]["lr"], t.meta["train"]["weight_decay"]) for t in grid] == \
+        [(0.05, 5e-4), (0.1, 5e-4), (0.2, 5e-4)]
+    seeds = [s for t in grid for s in t.meta["seeds"]]
+    assert seeds == [100, 101, 102] and default.meta["seeds"] == [0, 1, 2]
+    assert (default.meta["train"]["lr"], default.meta["train"]["weight_decay"]) == (0.1, 5e-4)
+    # different seeds and recipes give different networks: no two runs score alike
+    rows = np.concatenate([t.runs for t in grid] + [default.runs])
+    assert len({r.tobytes() for r in rows}) == 6
+
+
+def test_spearman_numbers_match_scipy_on_the_score_files(workspace):
+    ws, summary, tables = workspace
+    grid, default = _split(tables)
+    grid_mean = np.concatenate([t.runs for t in grid]).mean(0)
+    assert summary["runs"] == 3
+    assert summary["spearman"] == pytest.approx(stats.spearmanr(grid_mean, default.mean).statistic, abs=1e-12)
+    assert summary["default_halves"] == pytest.approx(stats.spearmanr(default.runs[0], default.runs[1]).statistic)
+    cells = read_csv(ws.root / "hparam_grid" / "grid.csv")
+    for cell, table in zip(cells, grid):
+        assert (cell["lr"], cell["status"], cell["runs"]) == (table.meta["train"]["lr"], "ok", 1)
+        assert cell["spearman_vs_default"] == pytest.approx(stats.spearmanr(table.mean, default.mean).statistic)
+        assert cell["spearman_vs_grid"] == pytest.approx(stats.spearmanr(table.mean, grid_mean).statistic)
+    assert f"Spearman **{summary['spearman']:.2f}**" in summary["findings"][0]
+
+
+def test_pruning_table_matches_the_results(workspace):
+    ws, summary, _ = workspace
+    folder = ws.root / "hparam_grid"
+    assert (folder / "grid.png").stat().st_size > 0 and (folder / "pruning.png").stat().st_size > 0
+    results, (row,) = read_csv(folder / "results.csv"), read_csv(folder / "pruning.csv")
+
+    def accs(method):
+        return np.array([r["test_accuracy"] for r in results if r["method"] == method and r["keep"] == 0.5])
+
+    grid, default, rand = accs("el2n@epoch1/hp-grid"), accs("el2n@epoch1"), accs("random")
+    assert len(grid) == len(default) == len(rand) == 2 == row["n"]
+    assert (row["grid"], row["default"], row["random"]) == pytest.approx((grid.mean(), default.mean(), rand.mean()))
+    assert row["grid_minus_default"] == pytest.approx(grid.mean() - default.mean())
+    assert row["default_vs_random"] == pytest.approx(default.mean() - rand.mean())
+    assert summary["findings"][-1].endswith("at 1 of 1 kept fractions (Paul et al.: as good at every fraction).") == \
+        (row["grid_minus_default_low"] <= 0 <= row["grid_minus_default_high"])
+
+
+def test_pruning_table_intervals_against_scipy():
+    accs = {"g": [0.80, 0.82, 0.79], "d": [0.81, 0.85, 0.84], "random": [0.70, 0.73, 0.71]}
+    rows = [{"method": m, "keep": 0.3, "offset": None, "test_accuracy": a} for m, v in accs.items() for a in v]
+    (row,) = pruning_table(rows, "g", "d", [0.3])
+    for name, a, b in (("grid_minus_default", "g", "d"), ("grid_vs_random", "g", "random"),
+                       ("default_vs_random", "d", "random")):
+        ci = stats.ttest_ind(accs[a], accs[b], equal_var=False).confidence_interval(0.95)
+        assert row[name] == pytest.approx(np.mean(accs[a]) - np.mean(accs[b]))
+        assert (row[f"{name}_low"], row[f"{name}_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_grid_cells_and_split_half():
+    config = replace(SMOKE, lrs=(0.1, 0.2), weight_decays=(1e-4, 5e-4), runs_per_cell=2, grid_seed=50)
+    cells = grid_cells(config)
+    assert [(c["lr"], c["weight_decay"], c["seed"]) for c in cells] == \
+        [(0.1, 1e-4, 50), (0.1, 5e-4, 52), (0.2, 1e-4, 54), (0.2, 5e-4, 56)]
+    runs = np.array([[1.0, 2, 3, 4], [2, 1, 3, 4], [4, 3, 2, 1], [1, 2, 4, 3]])
+    assert split_half(runs) == pytest.approx(stats.spearmanr(runs[:2].mean(0), runs[2:].mean(0)).statistic)
+    assert math.isnan(split_half(runs[:1]))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lrs=()), "grid is empty"),
+    (dict(lrs=(0.1, -0.1)), "Learning rates must be > 0"),
+    (dict(weight_decays=(-1e-4,)), "weight decays >= 0"),
+    (dict(runs_per_cell=0), "runs_per_cell must be at least 1"),
+    (dict(grid_seed=1), r"Grid seeds 1..3 overlap the seeds of the default ensemble \(0..2\)"),
+    (dict(grid_seed=999), r"overlap the seeds of the evaluation runs \(1000..1001\)"),
+    (dict(score="forgetting"), "not scored from a model during training"),
+])
+def test_impossible_grids_are_clear_errors(change, message):
+    with pytest.raises(ConfigError, match=message):
+        grid_cells(replace(SMOKE, **change))
+
+
+class _DivergingWorkspace:
+    """Stands in for a workspace whose every grid run diverges."""
+
+    def __init__(self):
+        self.logged = []
+
+    def log(self, message):
+        self.logged.append(message)
+
+    def scores(self, *args, **kwargs):
+        raise NonFiniteLossError("loss became nan at step 3")
+
+
+def test_diverged_cells_are_reported_and_all_diverged_is_an_error():
+    ws = _DivergingWorkspace()
+    with pytest.raises(DataDietError, match="Every cell of the hyperparameter grid diverged"):
+        run(SMOKE, ws)
+    assert sum("diverged (loss became nan at step 3); left out" in m for m in ws.logged) == 3
+
+
+def test_grid_table_marks_diverged_cells():
+    from datadiet.experiments.analyses.hparam_grid import grid_table
+
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    cells = [{"lr": 0.1, "weight_decay": 0.0, "seed": 100, "runs": 1, "mean": values},
+             {"lr": 0.2, "weight_decay": 0.0, "seed": 101, "runs": 0}]
+    ok, bad = grid_table(cells, values, values[::-1])
+    assert ok["status"] == "ok" and ok["spearman_vs_default"] == pytest.approx(-1.0) and ok["spearman_vs_grid"] == 1
+    assert bad["status"] == "diverged" and math.isnan(bad["spearman_vs_default"])
+
+
+class _Stop(Exception):
+    pass
+
+
+class _RecordingWorkspace:
+    """Returns random score rows and records what each ws.scores call asked for; stops before evaluation."""
+
+    def __init__(self):
+        self.calls = []
+
+    def log(self, message):
+        pass
+
+    def scores(self, setting, **kwargs):
+        from datadiet.scores import ScoreTable
+
+        self.calls.append(kwargs)
+        runs = kwargs.get("runs") or setting.score_runs
+        label = setting.early("el2n")
+        return {label: ScoreTable("el2n", np.arange(6), np.random.default_rng(len(self.calls)).random((runs, 6)))}
+
+    def splits(self, data):
+        raise _Stop
+
+
+@pytest.mark.parametrize("lrs, shared", [((0.05, 0.2), True), ((0.05, 0.1, 0.2), False)])
+def test_default_ensemble_reuses_the_standard_runs_when_the_sizes_agree(lrs, shared):
+    ws = _RecordingWorkspace()
+    with pytest.raises(_Stop):
+        run(replace(SMOKE, lrs=lrs), ws)
+    *cells, default = ws.calls
+    assert [c["seed"] for c in cells] == list(range(100, 100 + len(lrs)))
+    assert all(c["methods"] == ("el2n@epoch1",) and c["runs"] == 1 for c in cells)
+    assert default["runs"] == len(lrs) and "seed" not in default
+    # two grid runs = the smoke setting's 2 standard score runs: those (every score, shared) serve as the default
+    assert default["methods"] is None if shared else default["methods"] == ("el2n@epoch1",)
