@@ -227,3 +227,21 @@ def write_fake_idx(folder: Path, n_train: int = 6, n_test: int = 4, seed: int = 
     """The four gzipped (Fashion-)MNIST IDX files; returns file name -> bytes written."""
     write_fake_mnist(Path(folder), n_train=n_train, n_test=n_test, seed=seed)
     return {p.name: p.read_bytes() for p in sorted(Path(folder).glob("*-ubyte.gz"))}
+
+
+def smoke_analysis(tmp_path_factory, name: str):
+    """Run analysis ``name``'s smoke preset in a fresh workspace over a fake MNIST of 480 + 240 images;
+    returns (workspace, summary)."""
+    from datadiet.experiments.analyses import Workspace, run_analysis
+
+    tmp = tmp_path_factory.mktemp(name)
+    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
+    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
+    return ws, run_analysis(name, "smoke", workspace=ws)
+
+
+def stored_scores(ws, pattern: str = "*.npz") -> dict:
+    """Every score file in the workspace's shared score cache, by label."""
+    from datadiet.scores import load_scores
+
+    return {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob(f"*/{pattern}")))}

@@ -12,21 +12,17 @@ from scipy import stats
 from datadiet.analysis.tables import read_csv
 from datadiet.cli import main
 from datadiet.errors import ConfigError, DataDietError
-from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses import Workspace
 from datadiet.experiments.analyses.averaging import PRESETS, n_run_curve, pruning_table, run, run_subsets
 from datadiet.experiments.sweep import digest_ids
-from datadiet.scores import load_scores
 from datadiet.selection import select
-from fakes import write_fake_mnist
+from fakes import smoke_analysis, stored_scores
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("averaging")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("averaging", "smoke", workspace=ws)
-    tables = {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
+    ws, summary = smoke_analysis(tmp_path_factory, "averaging")
+    tables = stored_scores(ws)
     return ws, summary, tables
 
 

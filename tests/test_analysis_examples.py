@@ -7,19 +7,14 @@ import pytest
 
 from datadiet.analysis.tables import read_csv
 from datadiet.errors import UnknownNameError
-from datadiet.experiments.analyses import Workspace, run_analysis
 from datadiet.experiments.analyses import examples as ex
-from datadiet.scores import load_scores
-from fakes import write_fake_mnist
+from fakes import smoke_analysis, stored_scores
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("examples")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("examples", "smoke", workspace=ws)
-    tables = {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
+    ws, summary = smoke_analysis(tmp_path_factory, "examples")
+    tables = stored_scores(ws)
     return ws, summary, tables
 
 

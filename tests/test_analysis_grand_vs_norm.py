@@ -10,20 +10,16 @@ from scipy import stats
 
 from datadiet.analysis.tables import read_csv
 from datadiet.errors import DataDietError
-from datadiet.experiments.analyses import Workspace, run_analysis
 from datadiet.experiments.analyses import grand_vs_norm as gvn
 from datadiet.scores import load_scores
 from datadiet.training.engine import init_model
-from fakes import write_fake_mnist
+from fakes import smoke_analysis, stored_scores
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("grand_vs_norm")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("grand_vs_norm", "smoke", workspace=ws)
-    tables = {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
+    ws, summary = smoke_analysis(tmp_path_factory, "grand_vs_norm")
+    tables = stored_scores(ws)
     folder = ws.root / "grand_vs_norm"
     cached = {p.name.split("-")[0]: load_scores(p) for p in folder.glob("*.npz")}
     return ws, summary, tables, cached

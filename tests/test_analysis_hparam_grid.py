@@ -9,21 +9,18 @@ from scipy import stats
 
 from datadiet.analysis.tables import read_csv
 from datadiet.errors import ConfigError, DataDietError, NonFiniteLossError
-from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses import Workspace
 from datadiet.experiments.analyses.hparam_grid import PRESETS, grid_cells, pruning_table, run, split_half
 from datadiet.scores import load_scores
-from fakes import write_fake_mnist
+from fakes import smoke_analysis
 
 SMOKE = PRESETS["smoke"]
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hparam_grid")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("hparam_grid", "smoke", workspace=ws)
-    tables = [load_scores(p) for p in sorted((ws.root / "scores").glob("*/el2n-epoch1.npz"))]
+    ws, summary = smoke_analysis(tmp_path_factory, "hparam_grid")
+    tables = [load_scores(p) for p in sorted((ws.root / "scores").glob("*/el2n-epoch1.npz"))]  # one per run set
     return ws, summary, tables
 
 

@@ -9,23 +9,19 @@ import torch
 from torch import nn
 
 from datadiet.analysis.tables import read_csv
-from datadiet.config import TrainConfig
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError, DataDietError
-from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses import run_analysis
 from datadiet.experiments.analyses import kernel_velocity as kv
 from datadiet.models import build_model
 from datadiet.scores import load_scores
 from datadiet.training import load_checkpoint
-from fakes import write_fake_mnist
+from fakes import smoke_analysis
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kernel_velocity")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("kernel_velocity", "smoke", workspace=ws)
+    ws, summary = smoke_analysis(tmp_path_factory, "kernel_velocity")
     return ws, summary
 
 

@@ -9,23 +9,19 @@ from scipy import stats
 
 from datadiet.analysis.tables import read_csv
 from datadiet.errors import DataDietError
-from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses import Workspace
 from datadiet.experiments.analyses.label_free import (PRESETS, accuracy_table, counterpart_of, default_labels,
                                                       findings, run)
 from datadiet.experiments.analyses.common import SETTINGS
-from datadiet.scores import load_scores
-from fakes import write_fake_mnist
+from fakes import smoke_analysis, stored_scores
 
 LABELS = default_labels(SETTINGS["smoke"])
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("label_free")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("label_free", "smoke", workspace=ws)
-    means = {t.label: t.mean for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
+    ws, summary = smoke_analysis(tmp_path_factory, "label_free")
+    means = {label: t.mean for label, t in stored_scores(ws).items()}
     return ws, summary, means
 
 

@@ -1,7 +1,6 @@
 """Linear mode connectivity (Paul et al. § 5.2, App. B.3): the path's endpoints are the children's own errors,
 the barrier is max − mean of the endpoints, identical models have no barrier, the evaluation sets are the
 EL2N extremes, recomputed BatchNorm statistics are plain averages, and a re-run trains nothing."""
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -12,20 +11,17 @@ from torch import nn
 from datadiet.analysis.tables import read_csv
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError
-from datadiet.experiments.analyses import Workspace, run_analysis
+from datadiet.experiments.analyses import run_analysis
 from datadiet.experiments.analyses import mode_connectivity as mc
 from datadiet.models import build_model
-from fakes import write_fake_mnist
+from fakes import smoke_analysis
 
 SMOKE = mc.PRESETS["smoke"]
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mode_connectivity")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
-    summary = run_analysis("mode_connectivity", "smoke", workspace=ws)
+    ws, summary = smoke_analysis(tmp_path_factory, "mode_connectivity")
     return ws, summary
 
 

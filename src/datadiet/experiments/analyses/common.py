@@ -111,6 +111,11 @@ class Workspace:
 
         return load_cached(self.data(data))
 
+    def run_cache(self, analysis: str, data: DataConfig, train: TrainConfig) -> Path:
+        """``<analysis>/cache/<digest>``: models an analysis trains itself (not through the sweep), keyed by
+        what determines them: the data (not its location) and the recipe (not the device)."""
+        return self.folder(analysis) / "cache" / _digest({"data": _identity(data), "train": _identity(train)})
+
     def scores(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
                runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None) -> dict:
         """Score tables (label → ScoreTable) of ``setting``'s score runs, with optional changes of data,
@@ -118,9 +123,8 @@ class Workspace:
         data, train = self.data(data or setting.data), self.train(train or setting.train)
         runs = runs or setting.score_runs
         methods = tuple(methods or standard_scores(setting))
-        key = {"data": {k: v for k, v in to_dict(data).items() if k != "data_root"}, "train": to_dict(train),
-               "runs": runs, "seed": seed, "methods": methods}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        digest = _digest({"data": _identity(data), "train": to_dict(train), "runs": runs, "seed": seed,
+                          "methods": methods})
         return score_tables(methods, runs, train, data, self.splits(data), self.root / "scores" / digest,
                             seed=seed, log=self.log)
 
@@ -138,6 +142,15 @@ class Workspace:
             self.log(f"{len(outcome.failures)} runs failed (see {self.root / 'sweep' / 'failures'}); re-run the same "
                      "command to retry them.")
         return outcome.results
+
+
+def _identity(config) -> dict:
+    """A config's fields that determine results: not where the data lies nor which device computes."""
+    return {k: v for k, v in to_dict(config).items() if k not in ("data_root", "device")}
+
+
+def _digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,

@@ -171,7 +171,7 @@ def run(config: Config, ws: Workspace) -> dict:
     starts = block_starts(n, config.block, config.positions)
     blocks = {s: order[s:s + config.block] for s in starts}
 
-    cache = cache_dir(ws, setting, train_cfg)
+    cache = ws.run_cache(NAME, ws.data(setting.data), train_cfg)
     steps = sorted({s for _, a, b in pairs for s in (a, b)})
     ensure_checkpoints(train_cfg, splits, cache / "models", steps, ws.log)
     rows = velocity_rows(config, pairs, blocks, tables[label], splits, train_cfg, cache, per_epoch, ws.log)
@@ -220,12 +220,6 @@ def ranking_positions(table, train_ids: np.ndarray) -> np.ndarray:
     return np.array([where[int(i)] for i in ranked], dtype=np.int64)
 
 
-def cache_dir(ws: Workspace, setting: Setting, train_cfg) -> Path:
-    """Models are identified by what determines them: data (not its location), recipe (not the device)."""
-    data = {k: v for k, v in to_dict(setting.data).items() if k != "data_root"}
-    recipe = {k: v for k, v in to_dict(train_cfg).items() if k != "device"}
-    digest = hashlib.sha256(json.dumps({"data": data, "train": recipe}, sort_keys=True, default=str).encode())
-    return ws.folder(NAME) / "cache" / digest.hexdigest()[:12]
 
 
 def ensure_checkpoints(train_cfg, splits, folder: Path, steps: list[int], log) -> None:

@@ -28,8 +28,6 @@ re-evaluates the paths.  Children are trained here, not through the sweep: they 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -195,7 +193,7 @@ def run(config: Config, ws: Workspace) -> dict:
     el2n_step = round(el2n_epoch * per_epoch)
     seeds = [parent_cfg.seed + s for s in config.child_seeds]
 
-    cache = cache_dir(ws, setting, parent_cfg)
+    cache = ws.run_cache(NAME, ws.data(setting.data), parent_cfg)
     child_path = {(k, s): cache / "children" / f"spawn{k:09d}-seed{s}.pt" for k in spawns.values() for s in seeds}
     needed = sorted({k for (k, _), p in child_path.items() if not p.is_file()})
     el2n = ensure_parent(parent_cfg, splits, cache, needed, el2n_step, ws.log)
@@ -254,12 +252,6 @@ def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch:
         raise ConfigError(f"Two children need two different seeds, got {config.child_seeds}.")
 
 
-def cache_dir(ws: Workspace, setting: Setting, parent_cfg) -> Path:
-    """Runs are identified by what determines them: data (not its location), recipe (not the device)."""
-    data = {k: v for k, v in to_dict(setting.data).items() if k != "data_root"}
-    recipe = {k: v for k, v in to_dict(parent_cfg).items() if k != "device"}
-    digest = hashlib.sha256(json.dumps({"data": data, "train": recipe}, sort_keys=True, default=str).encode())
-    return ws.folder(NAME) / "cache" / digest.hexdigest()[:12]
 
 
 def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_step: int, log) -> np.ndarray:
