@@ -162,9 +162,13 @@ def test_correlate_and_bins_by_hand():
 
 def test_run_without_values_says_to_pass_values(workspace, capsys):
     ws, root, _, _, _ = workspace
+    no_input = replace(ext.PRESETS["smoke"], memorization_runs=0)
+    assert ext.missing_input(no_input) and ext.missing_input(ext.PRESETS["paper"])
+    assert ext.missing_input(ext.PRESETS["smoke"]) is None
     with pytest.raises(ext.ExternalValuesError, match="pass --values PATH"):
-        ext.run(ext.PRESETS["smoke"], ws)
-    code = main(["analyze", "external", "--preset", "smoke", "--out", str(ws.root), "--data-root", str(root)])
+        ext.run(no_input, ws)
+    code = main(["analyze", "external", "--preset", "smoke", "--out", str(ws.root), "--data-root", str(root),
+                 "--memorization-runs", "0"])
     assert code == 2 and "--values PATH" in capsys.readouterr().err
 
 

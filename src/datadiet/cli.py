@@ -265,13 +265,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     ws = Workspace(Path(args.out), data_root=args.data_root, device=args.device, executor=args.executor,
                    address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
     modules = available()
-    names = [n for n, m in modules.items() if not getattr(m, "NEEDS_INPUT", False)] if args.analysis == "all" \
-        else [args.analysis]
+    names = list(modules) if args.analysis == "all" else [args.analysis]
     for name in names:
         module = modules[name]
         config = get_preset(module, args.preset)
         if hasattr(module, "configure"):
             config = module.configure(config, args)
+        if args.analysis == "all" and hasattr(module, "missing_input") and module.missing_input(config):
+            _say(f"== {name} ({args.preset}): skipped, {module.missing_input(config)} ==")
+            continue
         _say(f"== {name} ({args.preset}) ==")
         summary = run_analysis(name, config=config, workspace=ws)
         for line in summary.get("findings", []):

@@ -11,8 +11,11 @@ uses the intersection of the file's ids with the setting's training examples and
 Ids that are not examples of the dataset's training split at all are an error (the table was made for another
 dataset or uses another id convention), as are duplicate ids, non-numeric or NaN values and too few matches.
 
-``datadiet analyze external --values memorization.csv --value-column mem`` (needs ``--values``; the presets
-only fix the setting whose score runs are used).
+``datadiet analyze external --values memorization.csv --value-column mem`` correlates with the user's table.
+Without ``--values``, the smoke and quick presets first estimate memorization themselves (Feldman & Zhang's
+subsampled estimator, ``memorization.py``: 4 and 16 runs on random halves) and use that table, so the analysis
+runs end to end on Fashion-MNIST; the paper preset needs ``--values`` (Feldman & Zhang's published CIFAR-100
+estimates).
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ from .common import SETTINGS, Section, Setting, Workspace, write_section
 NAME = "external"
 TITLE = "Scores against external per-example values"
 SOURCE = "Paul et al. (2021) App. G (Fig. 19, memorization)"
-NEEDS_INPUT = True
 
 
 class ExternalValuesError(DataDietError, ValueError):
@@ -44,13 +46,19 @@ class Config:
     id_column: str = "id"             # CSV: the id column (npz: this array if present, else ``ids``)
     value_column: str | None = None   # CSV: the value column; None = the only other column (npz: ``values``)
     scores: tuple[str, ...] = ()      # score labels to correlate; empty = every standard score
+    memorization_runs: int = 0        # without values_path: estimate memorization with this many subset runs
+    memorization_fraction: float = 0.5  # each memorization run trains on this fraction of the examples
     min_matched: int = 10             # fewer matched examples than this is an error (deciles need 10)
     bins: int = 10                    # score quantile bins of the binned plot (deciles)
     max_points: int = 5000            # examples drawn per scatter plot (all are used for the numbers)
 
 
-# Cost: the shared score runs (cached) plus reading the table: seconds. No preset carries a table.
-PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
+# Cost with a table: the shared score runs (cached) plus reading it, seconds.  Without one, smoke and quick
+# estimate memorization first: quick trains 16 small CNNs on 2,000 of the 4,000 examples with the full 20-epoch
+# step budget (≈ 25 s each on 2 CPU cores, ≈ 7 min).  The paper preset needs --values.
+PRESETS = {"smoke": Config(SETTINGS["smoke"], memorization_runs=4),
+           "quick": Config(SETTINGS["quick"], memorization_runs=16),
+           "paper": Config(SETTINGS["paper"])}
 
 
 def add_options(parser) -> None:
@@ -59,6 +67,8 @@ def add_options(parser) -> None:
     parser.add_argument("--id-column", metavar="NAME", help="the CSV's id column (default: id)")
     parser.add_argument("--value-column", metavar="NAME",
                         help="the CSV's value column (default: the only column besides the id column)")
+    parser.add_argument("--memorization-runs", type=int, metavar="K",
+                        help="without --values: estimate memorization (Feldman & Zhang) from K runs on random halves")
     parser.add_argument("--scores", metavar="LIST", help="comma-separated score labels, e.g. el2n@epoch2,grand@init "
                         "(default: every standard score)")
 
@@ -71,6 +81,8 @@ def configure(config: Config, args) -> Config:
         changes["id_column"] = args.id_column
     if getattr(args, "value_column", None):
         changes["value_column"] = args.value_column
+    if getattr(args, "memorization_runs", None) is not None:
+        changes["memorization_runs"] = args.memorization_runs
     if getattr(args, "scores", None):
         changes["scores"] = tuple(s.strip() for s in args.scores.split(",") if s.strip())
     return replace(config, **changes)
@@ -258,12 +270,9 @@ def binned_means(score: np.ndarray, values: np.ndarray, ids: np.ndarray, bins: i
 
 
 def run(config: Config, ws: Workspace) -> dict:
-    if config.values_path is None:
-        raise ExternalValuesError(
-            "The external analysis correlates the scores with your own per-example values and has none: pass "
-            "--values PATH (a CSV with an id column and a value column, or an .npz with arrays ids and values; "
-            "ids are positions in the dataset's official training order), or set Config.values_path.")
     setting = config.setting
+    estimated = config.values_path is None
+    config = with_values(config, ws)
     ids, values, value_name = read_values(config.values_path, config.id_column, config.value_column)
     splits = ws.splits(setting.data)
     whole = ws.splits(replace(setting.data, subset=None, label_noise=0.0)).train  # every valid id
@@ -284,8 +293,13 @@ def run(config: Config, ws: Workspace) -> dict:
     draw_scatter(scores, matched, corr, value_name, folder / "scatter.png", max_points=config.max_points)
     draw_binned(binned, labels, value_name, folder / "binned.png")
 
+    lines = findings(corr, binned, coverage, value_name, setting)
+    if estimated:
+        lines.insert(0, f"Values: memorization estimated here from {config.memorization_runs} runs on random "
+                        f"{config.memorization_fraction:.0%} subsets (Feldman & Zhang's estimator); mean "
+                        f"{values.mean():.3f}, {float((values > 0.5).mean()):.1%} of the examples above 0.5.")
     section = Section(
-        NAME, TITLE, SOURCE, findings(corr, binned, coverage, value_name, setting),
+        NAME, TITLE, SOURCE, lines,
         {"correlations.csv": corr, "binned.csv": binned},
         {"scatter.png": f"{value_name} against each score (mean over {setting.score_runs} runs), matched examples",
          "binned.png": f"mean {value_name} per score bin (examples sorted by score, {config.bins} equal groups; "
@@ -295,6 +309,28 @@ def run(config: Config, ws: Workspace) -> dict:
         {"coverage": coverage, "spearman": {r["score"]: r["spearman"] for r in corr},
          "pearson": {r["score"]: r["pearson"] for r in corr}})
     return write_section(folder, section)
+
+
+def missing_input(config: Config) -> str | None:
+    """Why this config cannot run on its own (``analyze all`` skips it), or None."""
+    if config.values_path is None and config.memorization_runs <= 0:
+        return "needs --values PATH (per-example values) or --memorization-runs K"
+    return None
+
+
+def with_values(config: Config, ws: Workspace) -> Config:
+    """The config with a values file: the user's, or else a memorization estimate made here."""
+    if config.values_path is not None:
+        return config
+    if missing_input(config):
+        raise ExternalValuesError(
+            "The external analysis correlates the scores with per-example values and has none: pass --values PATH "
+            "(a CSV with an id column and a value column, or an .npz with arrays ids and values; ids are positions "
+            "in the dataset's official training order), or --memorization-runs K to estimate memorization here.")
+    from .memorization import estimate
+
+    path = estimate(ws, config.setting, config.memorization_runs, fraction=config.memorization_fraction)
+    return replace(config, values_path=str(path), id_column="id", value_column="memorization")
 
 
 def findings(corr: list[dict], binned: list[dict], coverage: dict, value_name: str, setting: Setting) -> list[str]:
