@@ -179,3 +179,15 @@ def test_default_ensemble_reuses_the_standard_runs_when_the_sizes_agree(lrs, sha
     assert default["runs"] == len(lrs) and "seed" not in default
     # two grid runs = the smoke setting's 2 standard score runs: those (every score, shared) serve as the default
     assert default["methods"] is None if shared else default["methods"] == ("el2n@epoch1",)
+
+
+def test_a_second_run_trains_nothing(workspace):
+    from datadiet.experiments.analyses import run_analysis
+
+    ws = workspace[0]
+    logs = []
+    ws.log = logs.append
+    run_analysis("hparam_grid", "smoke", workspace=ws)
+    ws.log = lambda _: None
+    assert not [line for line in logs if "steps and scoring in" in line]  # no score run retrained
+    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs

@@ -97,3 +97,15 @@ def test_unknown_score_is_a_clear_error_before_training(tmp_path):
     empty = Workspace(tmp_path / "ws", data_root=str(tmp_path / "nowhere"), log=lambda _: None)
     with pytest.raises(DataDietError, match="Unknown score label.*'score4@init'"):
         run(replace(PRESETS["smoke"], scores=("score4@init", "grand@init")), empty)
+
+
+def test_a_second_run_trains_nothing(workspace):
+    from datadiet.experiments.analyses import run_analysis
+
+    ws = workspace[0]
+    logs = []
+    ws.log = logs.append
+    run_analysis("label_free", "smoke", workspace=ws)
+    ws.log = lambda _: None
+    assert not [line for line in logs if "steps and scoring in" in line]  # no score run retrained
+    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs

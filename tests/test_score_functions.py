@@ -69,7 +69,8 @@ def test_random_score_is_a_seeded_permutation():
 
 
 def test_registry_covers_every_score_and_names_unknown_ones():
-    assert set(SCORES) == {"el2n", "grand", "score1", "score2", "score3", "forgetting", "input_norm", "random"}
+    assert set(SCORES) == {"el2n", "grand", "score1", "score2", "score3", "self_confidence", "forgetting", "input_norm",
+                           "random"}
     assert score_spec("input-norm").name == "input_norm"
     with pytest.raises(UnknownNameError, match="Unknown score 'grad'"):
         score_spec("grad")
