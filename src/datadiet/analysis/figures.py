@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -16,20 +16,20 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path) -> Path:
     from ..io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def pruning_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     """Final test accuracy against fraction kept: mean line, 16th–84th percentile band per method,
     and the full-data result as a dashed line with its band."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     curve = [r for r in curve if r.get("offset") is None]  # explicit offset windows: see offset_curve
     methods = sorted({r["method"] for r in curve if r["method"] != "full"}, key=lambda m: (m != "random", m))
@@ -48,13 +48,13 @@ def pruning_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -
     ax.set_title(title or "Pruning curves (mean, 16th–84th percentile)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def offset_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     """Accuracy against the offset (fraction of lowest scores dropped first) at each fixed kept fraction,
     as in Data Diet Fig. 3: one panel per kept fraction, random and full data as horizontal lines."""
-    plt = _pyplot()
+    plt = pyplot()
     keeps = sorted({r["keep"] for r in curve if r.get("offset") is not None})
     fig, axes = plt.subplots(1, len(keeps), figsize=(5 * len(keeps), 4), squeeze=False)
     colors = plt.get_cmap("tab10")
@@ -80,12 +80,12 @@ def offset_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") ->
     axes[0][-1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def correlation_heatmap(names: Sequence[str], rho: np.ndarray, path: str | Path, *, title: str = "") -> Path:
     """Spearman rank-correlation matrix with the values written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names), 0.8 + 0.65 * len(names)))
     image = ax.imshow(rho, vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
@@ -96,13 +96,13 @@ def correlation_heatmap(names: Sequence[str], rho: np.ndarray, path: str | Path,
                     color="white" if abs(rho[i, j]) > 0.6 else "black")
     fig.colorbar(image, ax=ax, shrink=0.8, label="Spearman ρ")
     ax.set_title(title or "Rank correlations of the scores")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def score_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, rho: float,
                   max_points: int = 20000) -> Path:
     """Scatter of two scores over examples, annotated with their Spearman correlation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     if len(x) > max_points:  # a subsample keeps the file small; rho is computed on all points
         pick = np.random.default_rng(0).choice(len(x), max_points, replace=False)
@@ -112,14 +112,14 @@ def score_scatter(x: np.ndarray, y: np.ndarray, path: str | Path, *, xlabel: str
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} vs {xlabel}: Spearman ρ = {rho:.3f}")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def pair_scatter(values: dict[str, np.ndarray], path: str | Path, *, max_points: int = 2000, seed: int = 0,
                  title: str = "") -> Path:
     """Pairwise scatter plots of score values (lower triangle), histograms on the diagonal. At most
     ``max_points`` examples, a seeded random sample, so large datasets stay readable."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(values)
     n = len(next(iter(values.values())))
     keep = np.random.default_rng(seed).permutation(n)[:max_points]
@@ -142,4 +142,33 @@ def pair_scatter(values: dict[str, np.ndarray], path: str | Path, *, max_points:
                 ax.set_ylabel(yname, fontsize=7)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def accuracy_points(curve: list[dict], panels: dict, path):
+    """Accuracy against kept fraction, one panel per title in ``panels`` (title → [(method, legend name,
+    marker)]): points with 16th–84th percentile bars, readable with a single kept fraction too, methods side by
+    side; the full-data mean as a dotted line."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    keeps = sorted({r["keep"] for r in curve if r["method"] != "full"})
+    shift = 0.12 * (min(np.diff(keeps)) if len(keeps) > 1 else 0.1)
+    for ax, (title, methods) in zip(axes[0], panels.items()):
+        for i, (method, name, marker) in enumerate(methods):
+            pts = sorted((r for r in curve if r["method"] == method and r["offset"] is None), key=lambda r: r["keep"])
+            x = np.array([r["keep"] for r in pts]) + (i - (len(methods) - 1) / 2) * shift
+            y = np.array([r["mean"] for r in pts])
+            bars = [y - [r["p16"] for r in pts], [r["p84"] for r in pts] - y]
+            ax.errorbar(x, y, yerr=bars, marker=marker, linestyle="-" if len(pts) > 1 else "none", capsize=3,
+                        label=name, color="black" if method == "random" else None)
+        for r in curve:
+            if r["method"] == "full":
+                ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+        ax.set_title(title)
+        ax.set_xlabel("fraction kept")
+        ax.set_xticks(keeps)
+        ax.set_xlim(keeps[0] - 3 * shift, keeps[-1] + 3 * shift)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("final test accuracy")
+    return save(fig, path)

@@ -8,7 +8,6 @@ uint8; every batch is gathered, augmented and normalized there.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field

@@ -21,9 +21,10 @@ import numpy as np
 from scipy import stats
 
 from ...analysis import figures
-from ...analysis.tables import curve_table, welch_interval
+from ...analysis.tables import curve_table
 from ...errors import ConfigError, DataDietError
 from ...selection import select
+from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
                      write_section)
 
@@ -123,13 +124,6 @@ def averaged_labels(tables: dict) -> tuple[str, ...]:
     return tuple(label for label, t in tables.items() if t.runs.shape[0] > 1 and label != "random")
 
 
-def check_labels(labels, known) -> None:
-    unknown = [label for label in labels if label not in known]
-    if unknown:
-        raise DataDietError(f"Unknown score label(s) {', '.join(map(repr, unknown))}: the score runs hold "
-                            f"{', '.join(known)}. Use one of these labels.")
-
-
 def check_ns(ns, R: int) -> None:
     bad = [n for n in ns if not 1 <= n <= R]
     if bad:
@@ -203,19 +197,6 @@ def _rank_corr(reference_ranks: np.ndarray, values: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------------- pruning
 
-def accuracies(rows, method: str, keep: float) -> np.ndarray:
-    """Final test accuracies of every evaluation run of one (method, kept fraction)."""
-    return np.array([r["test_accuracy"] for r in rows if r["method"] == method and float(r["keep"]) == float(keep)
-                     and r.get("offset") is None], dtype=np.float64)
-
-
-def contrast(a: np.ndarray, b: np.ndarray, name: str) -> dict:
-    """``name``: mean(a) − mean(b), with its Welch 95 % interval (``name_low``/``name_high``)."""
-    if not len(a) or not len(b):
-        return {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan")}
-    diff, low, high, _ = welch_interval(a, b)
-    return {name: diff, f"{name}_low": low, f"{name}_high": high}
-
 
 def pruning_table(rows, labels, keeps, single_run: int) -> list[dict]:
     """Per (score, kept fraction): mean accuracy of single-run and R-run pruning and of random, with Welch
@@ -230,29 +211,6 @@ def pruning_table(rows, labels, keeps, single_run: int) -> list[dict]:
                         **contrast(averaged, single, "averaged_minus_single"),
                         **contrast(single, rand, "single_vs_random"), **contrast(averaged, rand, "averaged_vs_random")})
     return out
-
-
-def verdict(row: dict, name: str) -> str:
-    low, high = row[f"{name}_low"], row[f"{name}_high"]
-    if np.isnan(low) or np.isnan(high):
-        return "not measured"
-    return "better" if low > 0 else "worse" if high < 0 else "no different"
-
-
-def interval_text(row: dict, name: str) -> str:
-    """``+1.20 points, 95 % CI [+0.40, +2.00]`` for the contrast ``name`` of a table row."""
-    return (f"{row[name] * 100:+.2f} points, 95 % CI [{row[f'{name}_low'] * 100:+.2f}, "
-            f"{row[f'{name}_high'] * 100:+.2f}]")
-
-
-def relation(row: dict, name: str) -> str:
-    """The verdict as a phrase before the comparison: "better than", "worse than", "no different from"."""
-    outcome = verdict(row, name)
-    return {"better": "better than", "worse": "worse than", "no different": "no different from"}.get(outcome, outcome)
-
-
-def mean_or_nan(a: np.ndarray) -> float:
-    return float(a.mean()) if len(a) else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------- findings
@@ -300,7 +258,7 @@ def _has(curve, label, n) -> bool:
 # ---------------------------------------------------------------------------------------------- figures
 
 def _draw_curve(curve: list[dict], path, R: int):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap("tab10")
     for i, label in enumerate(dict.fromkeys(r["score"] for r in curve)):
@@ -315,39 +273,12 @@ def _draw_curve(curve: list[dict], path, R: int):
     ax.set_title("Rank stability of averaged scores")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def _draw_pruning(curve: list[dict], labels, single_run: int, path):
     panels = {label: [(label, "R-run mean", "o"), (single_label(label, single_run), f"run {single_run} alone", "s"),
                       ("random", "random", "x")] for label in labels}
-    return draw_accuracy_points(curve, panels, path)
+    return figures.accuracy_points(curve, panels, path)
 
 
-def draw_accuracy_points(curve: list[dict], panels: dict, path):
-    """Accuracy against kept fraction, one panel per title in ``panels`` (title → [(method, legend name,
-    marker)]): points with 16th–84th percentile bars, readable with a single kept fraction too, methods side by
-    side; the full-data mean as a dotted line."""
-    plt = figures._pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    keeps = sorted({r["keep"] for r in curve if r["method"] != "full"})
-    shift = 0.12 * (min(np.diff(keeps)) if len(keeps) > 1 else 0.1)
-    for ax, (title, methods) in zip(axes[0], panels.items()):
-        for i, (method, name, marker) in enumerate(methods):
-            pts = sorted((r for r in curve if r["method"] == method and r["offset"] is None), key=lambda r: r["keep"])
-            x = np.array([r["keep"] for r in pts]) + (i - (len(methods) - 1) / 2) * shift
-            y = np.array([r["mean"] for r in pts])
-            bars = [y - [r["p16"] for r in pts], [r["p84"] for r in pts] - y]
-            ax.errorbar(x, y, yerr=bars, marker=marker, linestyle="-" if len(pts) > 1 else "none", capsize=3,
-                        label=name, color="black" if method == "random" else None)
-        for r in curve:
-            if r["method"] == "full":
-                ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
-        ax.set_title(title)
-        ax.set_xlabel("fraction kept")
-        ax.set_xticks(keeps)
-        ax.set_xlim(keeps[0] - 3 * shift, keeps[-1] + 3 * shift)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("final test accuracy")
-    return figures._save(fig, path)

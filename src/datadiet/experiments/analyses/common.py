@@ -227,6 +227,9 @@ def _cell(value) -> str:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation; NaN when either side is constant (it ranks nothing)."""
     from scipy import stats
 
+    if np.ptp(np.asarray(a)) == 0 or np.ptp(np.asarray(b)) == 0:
+        return float("nan")
     return float(stats.spearmanr(a, b).statistic)

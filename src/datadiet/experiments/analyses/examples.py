@@ -163,7 +163,7 @@ def _file_safe(label: str) -> str:
 
 def draw_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:
     """Rows = classes, columns = lowest … highest; each image titled with its id and score."""
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     classes = sorted({r["label"] for r in rows})
     columns = max(len(grid_order(rows, c)) for c in classes)
     fig, axes = plt.subplots(len(classes), columns, figsize=(1.5 * columns + 1.0, 1.6 * len(classes) + 0.5),
@@ -189,4 +189,4 @@ def draw_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:
             if j == 0:
                 ax.set_ylabel(dataset.classes[label], fontsize=8)
     fig.suptitle(f"{score}: lowest (left) and highest (right) per class", fontsize=10)
-    return figures._save(fig, path)
+    return figures.save(fig, path)

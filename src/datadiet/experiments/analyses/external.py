@@ -368,7 +368,7 @@ def _grid(plt, count: int):
 
 def draw_scatter(scores: dict, values: np.ndarray, corr: list[dict], value_name: str, path: Path, *,
                  max_points: int) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, axes = _grid(plt, len(scores))
     pick = np.random.default_rng(0).permutation(len(values))[:max_points]
     for ax, (label, x), row in zip(axes, scores.items(), corr):
@@ -377,11 +377,11 @@ def draw_scatter(scores: dict, values: np.ndarray, corr: list[dict], value_name:
         ax.set_ylabel(value_name, fontsize=7)
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def draw_binned(binned: list[dict], labels, value_name: str, path: Path) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, axes = _grid(plt, len(labels))
     for ax, label in zip(axes, labels):
         rows = [r for r in binned if r["score"] == label]
@@ -394,4 +394,4 @@ def draw_binned(binned: list[dict], labels, value_name: str, path: Path) -> Path
         ax.set_ylabel(f"mean {value_name}", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
-    return figures._save(fig, path)
+    return figures.save(fig, path)

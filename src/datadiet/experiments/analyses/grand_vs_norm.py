@@ -290,7 +290,7 @@ def findings(per_split: list[dict], curve: list[dict], R: int, check: float, con
 
 
 def draw_scatter(points: dict, labels: dict, per_split: list[dict], path: Path, *, max_points: int) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 4.5), squeeze=False)
     for ax, (split, (norm, grand)), row in zip(axes[0], points.items(), per_split):
         pick = np.random.default_rng(0).permutation(len(norm))[:max_points]
@@ -303,7 +303,7 @@ def draw_scatter(points: dict, labels: dict, per_split: list[dict], path: Path, 
         ax.set_ylabel(f"GraNd at init (mean of {row['inits']})")
         ax.set_title(f"{split}: Spearman ρ = {row['spearman']:.3f} (n = {row['n_examples']})")
         ax.grid(alpha=0.3, which="both")
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def _plain_log_ticks(ax) -> None:
@@ -317,7 +317,7 @@ def _plain_log_ticks(ax) -> None:
 
 
 def draw_ratio_histograms(points: dict, per_split: list[dict], path: Path, *, bins: int) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 4), squeeze=False)
     for ax, (split, (norm, grand)), row in zip(axes[0], points.items(), per_split):
         log_ratio = np.log(norm / grand)
@@ -332,13 +332,13 @@ def draw_ratio_histograms(points: dict, per_split: list[dict], path: Path, *, bi
         ax.set_title(f"{split}: CV of ratio {row['ratio_cv']:.3f}, skew {row['log_ratio_skew']:.2f}, "
                      f"ex. kurt. {row['log_ratio_excess_kurtosis']:.2f}", fontsize=9)
         ax.legend(fontsize=8)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def draw_n_curve(curve: list[dict], R: int, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     n = [r["n"] for r in curve]
     ax.plot(n, [r["spearman_input_norm"] for r in curve], "o-", label="mean of first n ~ input norm")
@@ -351,12 +351,12 @@ def draw_n_curve(curve: list[dict], R: int, path: Path) -> Path:
     ax.set_title("GraNd at init: averaging over initializations")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def draw_sorted(norm: np.ndarray, grand: np.ndarray, rho: float, path: Path) -> Path:
     """Kirsch Fig. 4a: examples sorted by the mean of both range-normalized scores, each score drawn."""
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     a, b = normalized_by_range(norm), normalized_by_range(grand)
     order = np.argsort((a + b) / 2, kind="stable")
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -366,4 +366,4 @@ def draw_sorted(norm: np.ndarray, grand: np.ndarray, rho: float, path: Path) -> 
     ax.set_ylabel("normalized score")
     ax.set_title(f"test set: Spearman ρ = {rho:.3f}")
     ax.legend(fontsize=8, markerscale=6)
-    return figures._save(fig, path)
+    return figures.save(fig, path)

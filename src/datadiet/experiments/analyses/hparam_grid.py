@@ -23,9 +23,8 @@ from ...errors import ConfigError, DataDietError, NonFiniteLossError
 from ...scores.registry import score_spec
 from ...scores.store import ScoreFileError
 from ...selection import select
-from .averaging import (accuracies, contrast, draw_accuracy_points, interval_text, mean_or_nan, relation,
-                        spearman_of, verdict)
-from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, write_section
+from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, spearman, write_section
+from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 
 NAME = "hparam_grid"
 TITLE = "EL2N from a hyperparameter grid against EL2N at the best hyperparameters"
@@ -120,7 +119,7 @@ def run(config: Config, ws: Workspace) -> dict:
     default = ws.scores(setting, runs=n, methods=None if n == setting.score_runs else (label,))[label]
     grid_mean, default_mean = grid_runs.mean(axis=0), default.mean
     cell_table = grid_table(cells, grid_mean, default_mean)
-    stats_ = {"spearman": spearman_of(grid_mean, default_mean), "runs": n,
+    stats_ = {"spearman": spearman(grid_mean, default_mean), "runs": n,
               "default_halves": split_half(default.runs), "grid_halves": split_half(grid_runs)}
 
     grid_method = f"{label}/hp-grid"
@@ -135,7 +134,7 @@ def run(config: Config, ws: Workspace) -> dict:
 
     folder = ws.folder(NAME)
     _draw_grid(cell_table, grid_mean, default_mean, stats_["spearman"], label, folder / "grid.png")
-    draw_accuracy_points(curve_table(rows), {f"{label}: grid vs default": [
+    figures.accuracy_points(curve_table(rows), {f"{label}: grid vs default": [
         (grid_method, f"grid mean ({n} runs)", "o"), (label, f"default recipe ({n} runs)", "s"),
         ("random", "random", "x")]}, folder / "pruning.png")
     section = Section(
@@ -170,7 +169,7 @@ def split_half(runs: np.ndarray) -> float:
     half = runs.shape[0] // 2
     if half < 1:
         return float("nan")
-    return spearman_of(runs[:half].mean(axis=0), runs[half:2 * half].mean(axis=0))
+    return spearman(runs[:half].mean(axis=0), runs[half:2 * half].mean(axis=0))
 
 
 def grid_table(cells: list[dict], grid_mean: np.ndarray, default_mean: np.ndarray) -> list[dict]:
@@ -180,8 +179,8 @@ def grid_table(cells: list[dict], grid_mean: np.ndarray, default_mean: np.ndarra
         ok = c["runs"] > 0
         out.append({"lr": c["lr"], "weight_decay": c["weight_decay"], "first_seed": c["seed"], "runs": c["runs"],
                     "status": "ok" if ok else "diverged",
-                    "spearman_vs_default": spearman_of(c["mean"], default_mean) if ok else float("nan"),
-                    "spearman_vs_grid": spearman_of(c["mean"], grid_mean) if ok else float("nan")})
+                    "spearman_vs_default": spearman(c["mean"], default_mean) if ok else float("nan"),
+                    "spearman_vs_grid": spearman(c["mean"], grid_mean) if ok else float("nan")})
     return out
 
 
@@ -226,7 +225,7 @@ def findings(stats_: dict, cells: list[dict], table: list[dict], label: str) -> 
 
 
 def _draw_grid(cells: list[dict], grid_mean, default_mean, rho: float, label: str, path):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     lrs = sorted({c["lr"] for c in cells})
     wds = sorted({c["weight_decay"] for c in cells})
     matrix = np.full((len(lrs), len(wds)), np.nan)
@@ -250,4 +249,4 @@ def _draw_grid(cells: list[dict], grid_mean, default_mean, rho: float, label: st
     right.set_ylabel(f"{label}, grid mean")
     right.set_title(f"Spearman ρ = {rho:.3f}")
     right.grid(alpha=0.3)
-    return figures._save(fig, path)
+    return figures.save(fig, path)

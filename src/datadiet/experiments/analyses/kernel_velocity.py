@@ -288,7 +288,7 @@ def digest_ids(ids: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- figures and findings
 
 def draw_velocity_vs_time(rows: list[dict], path: Path) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     cmap = plt.get_cmap("viridis")
     starts = sorted({r["start"] for r in rows})
@@ -301,11 +301,11 @@ def draw_velocity_vs_time(rows: list[dict], path: Path) -> Path:
     ax.set_ylabel("kernel velocity (1 − cos(K_t, K_t+Δ)) / Δ, per epoch")
     ax.set_title("kernel velocity by ascending EL2N rank")
     ax.legend(fontsize=8)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def draw_velocity_vs_rank(rows: list[dict], path: Path) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     cmap = plt.get_cmap("plasma")
     epochs = sorted({r["epoch"] for r in rows})
@@ -317,7 +317,7 @@ def draw_velocity_vs_rank(rows: list[dict], path: Path) -> Path:
     ax.set_xlabel("first rank of the block (ascending score)")
     ax.set_ylabel("kernel velocity, per epoch")
     ax.legend(fontsize=7, ncol=2)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def findings(rows: list[dict], label: str, config: Config) -> list[str]:

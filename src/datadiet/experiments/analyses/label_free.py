@@ -17,7 +17,7 @@ from ...analysis import figures
 from ...analysis.tables import curve_table, spearman_matrix
 from ...scores.registry import score_spec
 from ...selection import select
-from .averaging import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
+from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
                      write_section)
 
@@ -161,7 +161,7 @@ def _match(row: dict) -> str:
 def _draw(table: list[dict], curve: list[dict], path):
     """Fig. 9 layout: one point per score with its 16th–84th percentile bar, init and early side by side;
     random and full data as horizontal lines. One panel per kept fraction."""
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     keeps = sorted({r["keep"] for r in table})
     names = list(dict.fromkeys(r["name"] for r in table))
     times = list(dict.fromkeys(r["time"] for r in table))
@@ -187,4 +187,4 @@ def _draw(table: list[dict], curve: list[dict], path):
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("final test accuracy")
-    return figures._save(fig, path)
+    return figures.save(fig, path)

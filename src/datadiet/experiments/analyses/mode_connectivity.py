@@ -294,7 +294,7 @@ def load_child(path: Path) -> dict:
 
 
 def draw_paths(path: list[dict], out: Path) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     subsets = [s for s in SUBSET_NAMES if any(r["subset"] == s for r in path)]
     fig, axes = plt.subplots(1, len(subsets), figsize=(4.2 * len(subsets), 3.8), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
@@ -309,11 +309,11 @@ def draw_paths(path: list[dict], out: Path) -> Path:
         ax.set_xlabel("α (child 1 → child 2)")
     axes[0][0].set_ylabel("training error")
     axes[0][-1].legend(fontsize=7)
-    return figures._save(fig, out)
+    return figures.save(fig, out)
 
 
 def draw_barriers(barriers: list[dict], out: Path) -> Path:
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for subset, label in SUBSET_NAMES.items():
         mine = sorted((r for r in barriers if r["subset"] == subset), key=lambda r: r["spawn_epoch"])
@@ -323,7 +323,7 @@ def draw_barriers(barriers: list[dict], out: Path) -> Path:
     ax.set_xlabel("spawn epoch t")
     ax.set_ylabel("error barrier")
     ax.legend(fontsize=8)
-    return figures._save(fig, out)
+    return figures.save(fig, out)
 
 
 def findings(barriers: list[dict], children: list[dict], config: Config, el2n_epoch: float) -> list[str]:

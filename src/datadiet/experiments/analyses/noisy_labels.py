@@ -410,7 +410,7 @@ def findings(config: Config, record: LabelNoise, aurocs: list[dict], distributio
 # ---------------------------------------------------------------- figures
 
 def _draw_sweep(curve: list[dict], window_table: list[dict], labels, keeps, path):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     panels = [(label, keep) for label in labels for keep in keeps]
     fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.6 * len(panels)), squeeze=False, sharey="row")
     for row, (label, keep) in zip(axes, panels):
@@ -437,11 +437,11 @@ def _draw_sweep(curve: list[dict], window_table: list[dict], labels, keeps, path
         row[0].set_ylabel("test accuracy (clean test set)")
         row[0].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def _draw_distributions(noisy: np.ndarray, clean: np.ndarray, corrupted: np.ndarray, label: str, bins: int, path):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     edges = np.histogram_bin_edges(np.concatenate([noisy, clean]), bins=bins)
     left.hist(noisy[~corrupted], bins=edges, density=True, alpha=0.6, label=f"clean labels (n={int((~corrupted).sum())})")
@@ -455,11 +455,11 @@ def _draw_distributions(noisy: np.ndarray, clean: np.ndarray, corrupted: np.ndar
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    return figures._save(fig, path)
+    return figures.save(fig, path)
 
 
 def _draw_auroc(aurocs: list[dict], path):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     rows = aurocs[::-1]  # best at the top
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(rows) + 1.2))
     y = np.arange(len(rows))
@@ -472,4 +472,4 @@ def _draw_auroc(aurocs: list[dict], path):
     ax.set_xlabel("AUROC (corrupted examples ranked first)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
-    return figures._save(fig, path)
+    return figures.save(fig, path)

@@ -127,7 +127,7 @@ def findings(table: list[dict], label: str) -> list[str]:
 
 
 def _draw(table: list[dict], path, label: str):
-    plt = figures._pyplot()
+    plt = figures.pyplot()
     targets = sorted({r["target"] for r in table})
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
     for ax, target in zip(axes[0], targets):
@@ -143,4 +143,4 @@ def _draw(table: list[dict], path, label: str):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("final test accuracy")
-    return figures._save(fig, path)
+    return figures.save(fig, path)
