@@ -288,35 +288,34 @@ def digest_ids(ids: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- figures and findings
 
 def draw_velocity_vs_time(rows: list[dict], path: Path) -> Path:
-    plt = figures.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    cmap = plt.get_cmap("viridis")
-    starts = sorted({r["start"] for r in rows})
-    for i, start in enumerate(starts):
-        mine = sorted((r for r in rows if r["start"] == start), key=lambda r: r["epoch"])
-        ax.plot([r["epoch"] for r in mine], [r["velocity"] for r in mine], marker="o",
-                color=cmap(i / max(len(starts) - 1, 1)), label=f"ranks {start}–{start + mine[0]['examples'] - 1}")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch t")
-    ax.set_ylabel("kernel velocity (1 − cos(K_t, K_t+Δ)) / Δ, per epoch")
-    ax.set_title("kernel velocity by ascending EL2N rank")
-    ax.legend(fontsize=8)
-    return figures.save(fig, path)
+    """One curve per block against the epoch."""
+    return _draw_velocity(rows, path, x="epoch", curve="start", cmap="viridis", xlabel="epoch t",
+                          name=lambda start, mine: f"ranks {start}–{start + mine[0]['examples'] - 1}",
+                          title="kernel velocity by ascending EL2N rank")
 
 
 def draw_velocity_vs_rank(rows: list[dict], path: Path) -> Path:
+    """One curve per time against the block's first rank (the paper's layout)."""
+    return _draw_velocity(rows, path, x="start", curve="epoch", cmap="plasma",
+                          xlabel="first rank of the block (ascending score)",
+                          name=lambda epoch, _: f"epoch {epoch:g}", title=None)
+
+
+def _draw_velocity(rows: list[dict], path: Path, *, x: str, curve: str, cmap: str, xlabel: str, name, title) -> Path:
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    cmap = plt.get_cmap("plasma")
-    epochs = sorted({r["epoch"] for r in rows})
-    for i, epoch in enumerate(epochs):
-        mine = sorted((r for r in rows if r["epoch"] == epoch), key=lambda r: r["start"])
-        ax.plot([r["start"] for r in mine], [r["velocity"] for r in mine], marker="o",
-                color=cmap(i / max(len(epochs), 1)), label=f"epoch {epoch:g}")
+    colors = plt.get_cmap(cmap)
+    keys = sorted({r[curve] for r in rows})
+    for i, key in enumerate(keys):
+        mine = sorted((r for r in rows if r[curve] == key), key=lambda r: r[x])
+        ax.plot([r[x] for r in mine], [r["velocity"] for r in mine], marker="o",
+                color=colors(i / max(len(keys) - 1, 1)), label=name(key, mine))
     ax.set_yscale("log")
-    ax.set_xlabel("first rank of the block (ascending score)")
-    ax.set_ylabel("kernel velocity, per epoch")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("kernel velocity (1 − cos(K_t, K_t+Δ)) / Δ, per epoch")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)
     return figures.save(fig, path)
 
 
