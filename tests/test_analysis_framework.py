@@ -107,3 +107,18 @@ def test_cli_runs_an_analysis_into_a_workspace(workspace, capsys):
     out = capsys.readouterr().out
     assert "Spearman" in out and "report:" in out
     assert json.loads((ws.root / "workspace.json").read_text())["kind"] == "datadiet analyses"
+
+
+def test_every_analysis_has_the_three_presets_as_frozen_configs():
+    import dataclasses
+
+    from datadiet.experiments.analyses import MODULES, SETTINGS, available
+
+    modules = available()
+    assert tuple(modules) == MODULES  # none silently missing
+    for name, module in modules.items():
+        assert set(module.PRESETS) == {"smoke", "quick", "paper"}, name
+        for preset, config in module.PRESETS.items():
+            assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, name
+            assert config.setting == SETTINGS[preset], (name, preset)  # a preset runs on its own setting
+        assert callable(module.run) and module.TITLE and module.SOURCE
