@@ -122,3 +122,20 @@ def test_every_analysis_has_the_three_presets_as_frozen_configs():
             assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, name
             assert config.setting == SETTINGS[preset], (name, preset)  # a preset runs on its own setting
         assert callable(module.run) and module.TITLE and module.SOURCE
+
+
+def test_correlations_of_two_chosen_scores_and_an_unknown_one(workspace):
+    from dataclasses import replace
+
+    from datadiet.errors import DataDietError
+    from datadiet.experiments.analyses import correlations
+
+    ws, _, _ = workspace
+    config = replace(correlations.PRESETS["smoke"], scores=("grand@init", "input_norm"))
+    summary = run_analysis("correlations", config=config, workspace=ws)
+    tables = {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
+    expected = stats.spearmanr(tables["grand@init"].mean, tables["input_norm"].mean).statistic
+    assert summary["spearman"] == {"grand@init ~ input_norm": pytest.approx(expected)}
+    with pytest.raises(DataDietError, match="Unknown score label.*'el2n@epoch9'"):
+        run_analysis("correlations", config=replace(config, scores=("el2n@epoch9",)), workspace=ws)
+    run_analysis("correlations", "smoke", workspace=ws)  # leave the fixture's workspace as it was

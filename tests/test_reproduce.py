@@ -160,3 +160,32 @@ def test_presets_follow_the_papers():
     assert paper.score_runs == 10 and paper.eval_seeds == 4
     assert {"grand@init", "grand@epoch20", "el2n@epoch20", "forgetting@end", "input_norm"} == set(paper.methods)
     assert PRESETS["quick"].eval_seeds >= 2 and PRESETS["gpu"].score_runs == 10 and PRESETS["gpu"].eval_seeds == 4
+
+
+def test_no_spread_is_not_measured_rather_than_certain():
+    from datadiet.analysis.tables import interval_verdict
+
+    diff, low, high, p = welch_interval(np.array([0.9, 0.9]), np.array([0.8, 0.8]))
+    assert diff == pytest.approx(0.1) and np.isnan([low, high, p]).all()
+    assert interval_verdict(low, high) == "not measured"
+    assert interval_verdict(*welch_interval(np.array([0.9]), np.array([0.8, 0.7]))[1:3]) == "not measured"
+    assert interval_verdict(0.01, 0.02) == "better" and interval_verdict(-0.02, 0.01) == "no different"
+
+
+def test_spearman_matrix_of_two_scores_is_a_matrix():
+    rng = np.random.default_rng(1)
+    scores = {"a": rng.random(30), "b": rng.random(30)}
+    names, rho = spearman_matrix(scores)
+    assert names == ["a", "b"] and rho.shape == (2, 2)
+    assert rho[0, 1] == rho[1, 0] == pytest.approx(stats.spearmanr(scores["a"], scores["b"]).statistic)
+
+
+def test_report_summary_with_one_run_per_point_says_not_measured():
+    from datadiet.analysis.report import _finding_lines, _summary
+
+    rows = [{"method": m, "keep": 0.5, "test_accuracy": a} for m, a in [("random", 0.8), ("el2n@epoch2", 0.9)]]
+    versus = compare_to_random(rows)
+    assert [v["verdict"] for v in versus] == ["not measured"]
+    summary = _summary(curve_table(rows), versus, None, {"preset": "x"})
+    assert summary["beat_random"] == [] and summary["verdicts"]["el2n@epoch2"]["not measured"] == [0.5]
+    assert "not compared with random (one run or no spread) at keep 0.5" in _finding_lines(summary, versus)[0]

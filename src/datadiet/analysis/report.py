@@ -72,6 +72,11 @@ def _has_offsets(curve) -> bool:
     return any(r.get("offset") is not None for r in curve)
 
 
+VERDICTS = ("better", "no different", "worse", "not measured")
+VERDICT_PHRASES = {"better": "better than random", "no different": "no different than random",
+                   "worse": "worse than random", "not measured": "not compared with random (one run or no spread)"}
+
+
 def _summary(curve, versus, grand_vs_norm, config) -> dict:
     """Verdicts per method: kept fractions of the keep-highest window, and [keep, offset] pairs of explicit
     offset windows (``offset_verdicts``); a method beat random if it was better somewhere and worse nowhere."""
@@ -80,7 +85,7 @@ def _summary(curve, versus, grand_vs_norm, config) -> dict:
     offset_verdicts: dict[str, dict[str, list]] = {}
     for v in versus:
         target, entry = (verdicts, v["keep"]) if v.get("offset") is None else (offset_verdicts, [v["keep"], v["offset"]])
-        target.setdefault(v["method"], {"better": [], "no different": [], "worse": []})[v["verdict"]].append(entry)
+        target.setdefault(v["method"], {kind: [] for kind in VERDICTS})[v["verdict"]].append(entry)
     methods = set(verdicts) | set(offset_verdicts)
     empty = {"better": [], "worse": []}
     beat = sorted(m for m in methods
@@ -96,10 +101,10 @@ def _finding_lines(summary: dict, versus) -> list[str]:
     for method in sorted({v["method"] for v in versus}):
         points = [v for v in versus if v["method"] == method]
         parts = []
-        for kind in ("better", "no different", "worse"):
+        for kind in VERDICTS:
             labels = [point_label(v) for v in points if v["verdict"] == kind]
             if labels:
-                parts.append(f"{kind} than random at {', '.join(labels)}")
+                parts.append(f"{VERDICT_PHRASES[kind]} at {', '.join(labels)}")
         best = max(points, key=lambda v: v["diff"])
         lines.append(f"**{method}**: {'; '.join(parts)} (largest difference {best['diff'] * 100:+.2f} points "
                      f"at {point_label(best)}, 95 % CI [{best['ci_low'] * 100:+.2f}, {best['ci_high'] * 100:+.2f}]).")

@@ -95,21 +95,32 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         if method in (baseline, "full") or not ref:
             continue
         diff, low, high, p = welch_interval(np.asarray(accs), np.asarray(ref), level)
-        verdict = "better" if low > 0 else "worse" if high < 0 else "no different"
+        verdict = interval_verdict(low, high)
         out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref), "diff": diff,
                     "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
     return out
 
 
+def interval_verdict(low: float, high: float) -> str:
+    """"better" / "worse" when the interval of a difference excludes 0, "no different" when it holds 0, and
+    "not measured" when there is no interval (too few runs, no variance)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not measured"
+    return "better" if low > 0 else "worse" if high < 0 else "no different"
+
+
 def welch_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
-    """Difference of means ``a − b`` with a Welch t interval and two-sided p-value."""
+    """Difference of means ``a − b`` with a Welch t interval and two-sided p-value.
+
+    Fewer than two runs on a side, or no variance on either, estimate no spread: the interval is then
+    (−inf, inf) or NaN and the p-value NaN (a "not measured" verdict, never a confident one)."""
     diff = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return diff, -math.inf, math.inf, float("nan")
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
-        return diff, diff, diff, 0.0 if diff != 0 else 1.0
+        return diff, float("nan"), float("nan"), float("nan")
     df = (va + vb) ** 2 / ((va**2) / (len(a) - 1) + (vb**2) / (len(b) - 1))
     half = stats.t.ppf(0.5 + level / 2, df) * se
     p = 2 * stats.t.sf(abs(diff) / se, df)
@@ -122,7 +133,9 @@ def spearman_matrix(scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarra
     if len(names) < 2:
         return names, np.ones((len(names), len(names)))
     rho = stats.spearmanr(np.stack([scores[n] for n in names], axis=1)).statistic
-    return names, np.atleast_2d(rho)
+    if len(names) == 2:  # scipy returns the single coefficient, not the matrix, for two variables
+        rho = np.array([[1.0, rho], [rho, 1.0]])
+    return names, rho
 
 
 def _typed(row: dict) -> dict:

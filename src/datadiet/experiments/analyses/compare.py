@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...analysis.tables import welch_interval
+from ...analysis.tables import interval_verdict, welch_interval
 from ...errors import DataDietError
 
 
@@ -30,10 +30,8 @@ def contrast(a: np.ndarray, b: np.ndarray, name: str) -> dict:
 
 
 def verdict(row: dict, name: str) -> str:
-    low, high = row[f"{name}_low"], row[f"{name}_high"]
-    if np.isnan(low) or np.isnan(high):
-        return "not measured"
-    return "better" if low > 0 else "worse" if high < 0 else "no different"
+    """The verdict of the contrast ``name`` of a table row (see :func:`interval_verdict`)."""
+    return interval_verdict(row[f"{name}_low"], row[f"{name}_high"])
 
 
 def interval_text(row: dict, name: str) -> str:
@@ -45,7 +43,8 @@ def interval_text(row: dict, name: str) -> str:
 def relation(row: dict, name: str) -> str:
     """The verdict as a phrase before the comparison: "better than", "worse than", "no different from"."""
     outcome = verdict(row, name)
-    return {"better": "better than", "worse": "worse than", "no different": "no different from"}.get(outcome, outcome)
+    return {"better": "better than", "worse": "worse than", "no different": "no different from",
+            "not measured": "not compared (too few runs) with"}[outcome]
 
 
 def mean_or_nan(a: np.ndarray) -> float:

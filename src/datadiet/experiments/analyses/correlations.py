@@ -11,6 +11,7 @@ import numpy as np
 
 from ...analysis import figures
 from ...analysis.tables import spearman_matrix
+from .compare import check_labels
 from .common import SETTINGS, Section, Setting, Workspace, write_section
 
 NAME = "correlations"
@@ -36,6 +37,7 @@ def pair_labels(setting: Setting) -> tuple[str, ...]:
 def run(config: Config, ws: Workspace) -> dict:
     tables = ws.scores(config.setting)
     labels = config.scores or tuple(tables)
+    check_labels(labels, tuple(tables))
     means = {label: tables[label].mean for label in labels}
     names, rho = spearman_matrix(means)
     folder = ws.folder(NAME)

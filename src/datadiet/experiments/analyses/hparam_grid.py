@@ -99,6 +99,15 @@ def check_grid(config: Config) -> None:
                               f"({seeds.start}..{seeds.stop - 1}); choose another grid_seed.")
 
 
+def default_ensemble(ws: Workspace, setting: Setting, label: str, n: int) -> np.ndarray:
+    """[n, N] scores of n default-recipe runs (seeds 0..n−1), as many as the grid kept.  The first n of the
+    standard, shared runs when there are enough of them (a score at epoch t does not depend on how long the run
+    goes on after t); otherwise n runs of this score alone."""
+    if n <= setting.score_runs:
+        return ws.scores(setting)[label].runs[:n]
+    return ws.scores(setting, runs=n, methods=(label,))[label].runs
+
+
 def run(config: Config, ws: Workspace) -> dict:
     setting = config.setting
     label = setting.early(config.score)
@@ -115,12 +124,11 @@ def run(config: Config, ws: Workspace) -> dict:
         raise DataDietError("Every cell of the hyperparameter grid diverged; lower the learning rates.")
     grid_runs = np.concatenate(grid_rows)
     n = grid_runs.shape[0]
-    # the default ensemble: as many runs as the grid kept; the standard (shared) runs when the numbers agree
-    default = ws.scores(setting, runs=n, methods=None if n == setting.score_runs else (label,))[label]
-    grid_mean, default_mean = grid_runs.mean(axis=0), default.mean
+    default_runs = default_ensemble(ws, setting, label, n)
+    grid_mean, default_mean = grid_runs.mean(axis=0), default_runs.mean(axis=0)
     cell_table = grid_table(cells, grid_mean, default_mean)
     stats_ = {"spearman": spearman(grid_mean, default_mean), "runs": n,
-              "default_halves": split_half(default.runs), "grid_halves": split_half(grid_runs)}
+              "default_halves": split_half(default_runs), "grid_halves": split_half(grid_runs)}
 
     grid_method = f"{label}/hp-grid"
     ids = ws.splits(setting.data).train.ids.numpy()

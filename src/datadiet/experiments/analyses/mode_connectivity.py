@@ -252,8 +252,6 @@ def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch:
         raise ConfigError(f"Two children need two different seeds, got {config.child_seeds}.")
 
 
-
-
 def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_step: int, log) -> np.ndarray:
     """The parent's EL2N at ``el2n_step`` (cached) and its checkpoints at the spawn steps whose children are
     missing; trains the parent (once, up to the last step needed) only if one of them is not on disk."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ...analysis import figures
-from ...analysis.tables import welch_interval
 from ...config import TrainConfig
 from ...selection import select
+from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, write_section
 
 NAME = "transfer"
@@ -53,15 +53,17 @@ def run(config: Config, ws: Workspace) -> dict:
     label = setting.early(config.score)
     recipes = {arch_name(m, w): replace(setting.train, model=m, width=w) for m, w in config.architectures}
     scores = {name: _source_scores(ws, setting, recipe, label) for name, recipe in recipes.items()}
+    ids = ws.splits(setting.data).train.ids.numpy()
+    subsets = {source: {keep: select(values, keep=keep, ids=ids) for keep in config.keeps}
+               for source, values in scores.items()}
     tasks, origin = [], {}
     for target, recipe in recipes.items():
         tasks += baseline_tasks(ws, setting, config.keeps, train=recipe)
-        for source, values in scores.items():
+        for source, kept in subsets.items():
             method = label if source == target else f"{label} from {source}"
             origin[(target, method)] = source
-            for cfg in setting.eval_configs(recipe):
-                for keep in config.keeps:
-                    tasks.append(ws.task(setting.data, cfg, method, keep, select(values, keep=keep, ids=_ids(ws, setting))))
+            tasks += [ws.task(setting.data, cfg, method, keep, kept[keep])
+                      for cfg in setting.eval_configs(recipe) for keep in config.keeps]
     records = ws.evaluate(tasks)
     rows = [{**r, "target": arch_name(r["model"], r["width"])} for r in accuracy_rows(records)]
     table = transfer_table(rows, origin, config.keeps)
@@ -82,30 +84,20 @@ def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: 
     return ws.scores(setting, train=recipe, methods=methods)[label].mean
 
 
-def _ids(ws: Workspace, setting: Setting) -> np.ndarray:
-    return ws.splits(setting.data).train.ids.numpy()
-
-
 def transfer_table(rows: list[dict], origin: dict, keeps) -> list[dict]:
     """One row per (target, source, keep): mean accuracy, and its difference to random and to the target's
     own scores with Welch 95 % intervals."""
-    def accs(target, method, keep):
-        return np.array([r["test_accuracy"] for r in rows
-                         if r["target"] == target and r["method"] == method and r["keep"] == keep])
-
     own = {target: method for (target, method), source in origin.items() if source == target}
     out = []
     for (target, method), source in sorted(origin.items()):
+        mine = [r for r in rows if r["target"] == target]
         for keep in keeps:
-            a, rand, mine = accs(target, method, keep), accs(target, "random", keep), accs(target, own[target], keep)
+            a = accuracies(mine, method, keep)
             if not len(a):
                 continue
-            d_rand, lo_r, hi_r, _ = welch_interval(a, rand) if len(rand) else (np.nan,) * 4
-            d_own, lo_o, hi_o, _ = welch_interval(a, mine)
+            rand, theirs = accuracies(mine, "random", keep), accuracies(mine, own[target], keep)
             out.append({"target": target, "source": source, "keep": keep, "n": len(a), "mean": float(a.mean()),
-                        "random": float(rand.mean()) if len(rand) else np.nan, "vs_random": d_rand,
-                        "vs_random_low": lo_r, "vs_random_high": hi_r, "vs_own": d_own, "vs_own_low": lo_o,
-                        "vs_own_high": hi_o})
+                        "random": mean_or_nan(rand), **contrast(a, rand, "vs_random"), **contrast(a, theirs, "vs_own")})
     return out
 
 
@@ -114,13 +106,11 @@ def findings(table: list[dict], label: str) -> list[str]:
     for row in table:
         if row["source"] == row["target"]:
             continue
-        own = "no different from" if row["vs_own_low"] <= 0 <= row["vs_own_high"] else (
-            "better than" if row["vs_own_low"] > 0 else "worse than")
         lines.append(f"{row['target']} at keep {row['keep']:g} with {row['source']}'s {label}: accuracy "
-                     f"{row['mean']:.4f}, {own} its own scores ({row['vs_own'] * 100:+.2f} points, 95 % CI "
-                     f"[{row['vs_own_low'] * 100:+.2f}, {row['vs_own_high'] * 100:+.2f}]); random {row['random']:.4f}.")
+                     f"{row['mean']:.4f}, {relation(row, 'vs_own')} its own scores ({interval_text(row, 'vs_own')}); "
+                     f"random {row['random']:.4f}.")
     transferred = [r for r in table if r["source"] != r["target"]]
-    same = sum(r["vs_own_low"] <= 0 <= r["vs_own_high"] for r in transferred)
+    same = sum(verdict(r, "vs_own") == "no different" for r in transferred)
     lines.append(f"Borrowed scores were statistically indistinguishable from the target's own at {same} of "
                  f"{len(transferred)} points.")
     return lines
