@@ -121,7 +121,7 @@ def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the re-run should have used the cache")
 
-    monkeypatch.setattr(kv, "train", forbidden)
+    monkeypatch.setattr("datadiet.training.engine.train", forbidden)
     monkeypatch.setattr(kv, "ntk_gram", forbidden)
     run_analysis("kernel_velocity", "smoke", workspace=ws)
     assert (ws.root / kv.NAME / "velocity.csv").read_text() == before

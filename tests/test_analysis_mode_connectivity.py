@@ -95,6 +95,7 @@ def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, monkeypatch):
         raise AssertionError("the re-run should have used the cache")
 
     monkeypatch.setattr(mc, "train", forbidden)
+    monkeypatch.setattr("datadiet.training.engine.train", forbidden)
     run_analysis("mode_connectivity", "smoke", workspace=ws)
     assert (ws.root / mc.NAME / "path.csv").read_text() == before
 

@@ -210,3 +210,27 @@ def test_bad_resumes_are_clear_errors(tmp_path):
         train(cfg, splits, start_from=start, hooks={3: lambda m, s: None})
     with pytest.raises(ConfigError, match="does not fit this model"):
         train(TrainConfig(steps=10, **{**TINY, "width": 0.5}), splits, start_from=start)
+
+
+def test_ensure_checkpoints_continues_the_saved_run_instead_of_starting_over(tmp_path, monkeypatch):
+    from datadiet.training import engine, ensure_checkpoints
+    from datadiet.training.checkpoints import checkpoint_path
+
+    splits = learnable_splits()
+    cfg = TrainConfig(steps=40, seed=5, **TINY)
+    assert ensure_checkpoints(cfg, splits, tmp_path / "a", [10, 20, 30], log=lambda _: None) == [10, 20, 30]
+    first = load_checkpoint(tmp_path / "a", 30)["model"]
+    checkpoint_path(tmp_path / "a", 30).unlink()  # as if the run had been killed before step 30
+    starts, real_train = [], engine.train
+
+    def spy(config, splits, **kwargs):
+        starts.append(None if kwargs["start_from"] is None else kwargs["start_from"].step)
+        return real_train(config, splits, **kwargs)
+
+    monkeypatch.setattr(engine, "train", spy)
+    seen = []
+    saved = ensure_checkpoints(cfg, splits, tmp_path / "a", [10, 20, 30, 35], hooks={25: lambda m, s: seen.append(s)},
+                               log=lambda _: None)
+    assert saved == [30, 35] and starts == [20] and seen == [25]  # from the checkpoint before step 25
+    _assert_same_state(load_checkpoint(tmp_path / "a", 30)["model"], first)  # the same run, bit for bit
+    assert ensure_checkpoints(cfg, splits, tmp_path / "a", [10, 35], log=lambda _: None) == [] and starts == [20]

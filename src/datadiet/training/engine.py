@@ -24,7 +24,7 @@ from ..data.dataset import DatasetSplits, ImageDataset
 from ..data.transforms import Normalizer, augment, default_pad
 from ..errors import ConfigError, NonFiniteLossError
 from ..models import build_model
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import available_steps, load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
 
 Hook = Callable[[nn.Module, int], None]
@@ -264,6 +264,32 @@ def evaluate(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, 
     model.train(was_training)
     n = max(len(dataset), 1)
     return correct / n, loss_sum / n
+
+
+def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: str | Path, steps: Sequence[int], *,
+                       hooks: Mapping[int, Hook] | None = None, log: Callable[[str], None] | None = None) -> list[int]:
+    """Make sure run ``config`` has a checkpoint (parameters, buffers, momentum) in ``directory`` at every one of
+    ``steps``, and call ``hooks`` at theirs; returns the steps that had to be saved.
+
+    Training continues from the latest checkpoint at or before the earliest step needed rather than from the
+    initialization, so the checkpoints of one directory come from one run even where training is not
+    bit-reproducible (GPUs), and nothing already trained is trained again.
+    """
+    hooks = dict(hooks or {})
+    saved = available_steps(directory)
+    missing = sorted(set(steps) - set(saved))
+    needed = missing + list(hooks)
+    if not needed:
+        return []
+    first, last = min(needed), max(needed)
+    start = next((StartFrom.from_checkpoint(directory, s) for s in reversed(saved) if s <= first), None)
+    if start is not None and start.optimizer is None:
+        start = None  # a checkpoint without momentum cannot continue the same run; start over
+    (log or _stderr)(f"training seed {config.seed} from step {0 if start is None else start.step} to {last}, "
+                     f"saving {len(missing)} checkpoint(s)")
+    train(config, splits, checkpoint_dir=directory, checkpoint_steps=missing, hooks=hooks, stop_after=last,
+          start_from=start, evaluate_test=False, progress=False, log=lambda _: None)
+    return missing
 
 
 def _raise_if_diverged(flag: torch.Tensor, step: int, config: TrainConfig) -> None:

@@ -32,7 +32,7 @@ from ...config import steps_per_epoch, to_dict
 from ...data.transforms import Normalizer
 from ...errors import ConfigError, DataDietError, unknown_name
 from ...io import write_json_atomic
-from ...training import available_steps, init_model, load_checkpoint, save_checkpoint, train
+from ...training import ensure_checkpoints, init_model, load_checkpoint
 from ...training.engine import resolve_device
 from ..sweep import digest_ids
 from .common import SETTINGS, Section, Setting, Workspace, write_section
@@ -174,7 +174,8 @@ def run(config: Config, ws: Workspace) -> dict:
 
     cache = ws.run_cache(NAME, ws.data(setting.data), train_cfg)
     steps = sorted({s for _, a, b in pairs for s in (a, b)})
-    ensure_checkpoints(train_cfg, splits, cache / "models", steps, ws.log)
+    if not ensure_checkpoints(train_cfg, splits, cache / "models", steps, log=lambda m: ws.log(f"{NAME}: {m}")):
+        ws.log(f"{NAME}: models at {len(steps)} steps cached")
     rows = velocity_rows(config, pairs, blocks, tables[label], splits, train_cfg, cache, per_epoch, ws.log)
 
     folder = ws.folder(NAME)
@@ -219,17 +220,6 @@ def ranking_positions(table, train_ids: np.ndarray) -> np.ndarray:
                             "recompute them on the same data (delete the workspace's scores folder).")
     ranked = table.ids[np.lexsort((table.ids, table.mean))]
     return np.array([where[int(i)] for i in ranked], dtype=np.int64)
-
-
-def ensure_checkpoints(train_cfg, splits, folder: Path, steps: list[int], log) -> None:
-    """Train once, saving the model (parameters and buffers, atomically) at every step not yet on disk."""
-    missing = sorted(set(steps) - set(available_steps(folder)))
-    if not missing:
-        log(f"{NAME}: models at {len(steps)} steps cached")
-        return
-    log(f"{NAME}: training seed {train_cfg.seed} to step {missing[-1]}, saving {len(missing)} models")
-    train(train_cfg, splits, hooks={s: lambda model, step: save_checkpoint(folder, step, model) for s in missing},
-          stop_after=missing[-1], evaluate_test=False, progress=False, log=lambda _: None)
 
 
 def load_model(train_cfg, splits, folder: Path, step: int, device: torch.device) -> nn.Module:

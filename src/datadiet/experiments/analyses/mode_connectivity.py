@@ -41,7 +41,7 @@ from ...data.transforms import Normalizer
 from ...errors import ConfigError
 from ...io import atomic_path
 from ...scores.runs import score_model
-from ...training import StartFrom, available_steps, init_model, train
+from ...training import StartFrom, ensure_checkpoints, init_model, train
 from ...training.engine import resolve_device
 from .common import SETTINGS, Section, Setting, Workspace, write_section
 
@@ -254,20 +254,16 @@ def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch:
 
 def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_step: int, log) -> np.ndarray:
     """The parent's EL2N at ``el2n_step`` (cached) and its checkpoints at the spawn steps whose children are
-    missing; trains the parent (once, up to the last step needed) only if one of them is not on disk."""
+    missing; trains the parent only as far as one of them is not on disk, continuing its saved run."""
     el2n_file = cache / f"parent_el2n_step{el2n_step:09d}.npy"
-    missing = sorted(set(spawn_steps) - set(available_steps(cache / "parent")))
-    if missing or not el2n_file.is_file():
-        stop = max([*missing, el2n_step])
-        log(f"{NAME}: training the parent (seed {parent_cfg.seed}) to step {stop}")
 
-        def save_el2n(model, step):
-            with atomic_path(el2n_file) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, score_model(model, splits, ["el2n"])["el2n"])
+    def save_el2n(model, step):
+        with atomic_path(el2n_file) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, score_model(model, splits, ["el2n"])["el2n"])
 
-        train(parent_cfg, splits, checkpoint_dir=cache / "parent", checkpoint_steps=missing,
-              hooks={el2n_step: save_el2n}, stop_after=stop, evaluate_test=False, progress=False,
-              log=lambda _: None)
+    ensure_checkpoints(parent_cfg, splits, cache / "parent", spawn_steps,
+                       hooks={} if el2n_file.is_file() else {el2n_step: save_el2n},
+                       log=lambda m: log(f"{NAME}: parent: {m}"))
     return np.load(el2n_file, allow_pickle=False)
 
 
