@@ -245,3 +245,18 @@ def stored_scores(ws, pattern: str = "*.npz") -> dict:
     from datadiet.scores import load_scores
 
     return {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob(f"*/{pattern}")))}
+
+
+def assert_rerun_trains_nothing(ws, name: str) -> None:
+    """Run analysis ``name``'s smoke preset again in ``ws`` and check from its log that no score run and no
+    evaluation run trained (everything came from the workspace's caches)."""
+    from datadiet.experiments.analyses import run_analysis
+
+    logs, quiet = [], ws.log
+    ws.log = logs.append
+    try:
+        run_analysis(name, "smoke", workspace=ws)
+    finally:
+        ws.log = quiet
+    assert not [line for line in logs if "steps and scoring in" in line], logs  # no score run retrained
+    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs

@@ -12,7 +12,7 @@ from datadiet.errors import ConfigError, DataDietError, NonFiniteLossError
 from datadiet.experiments.analyses import Workspace
 from datadiet.experiments.analyses.hparam_grid import PRESETS, grid_cells, pruning_table, run, split_half
 from datadiet.scores import load_scores
-from fakes import smoke_analysis
+from fakes import assert_rerun_trains_nothing, smoke_analysis
 
 SMOKE = PRESETS["smoke"]
 
@@ -185,12 +185,4 @@ def test_default_ensemble_reuses_the_standard_runs_when_there_are_enough(lrs, sh
 
 
 def test_a_second_run_trains_nothing(workspace):
-    from datadiet.experiments.analyses import run_analysis
-
-    ws = workspace[0]
-    logs = []
-    ws.log = logs.append
-    run_analysis("hparam_grid", "smoke", workspace=ws)
-    ws.log = lambda _: None
-    assert not [line for line in logs if "steps and scoring in" in line]  # no score run retrained
-    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs
+    assert_rerun_trains_nothing(workspace[0], "hparam_grid")

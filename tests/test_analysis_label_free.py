@@ -13,7 +13,7 @@ from datadiet.experiments.analyses import Workspace
 from datadiet.experiments.analyses.label_free import (PRESETS, accuracy_table, counterpart_of, default_labels,
                                                       findings, run)
 from datadiet.experiments.analyses.common import SETTINGS
-from fakes import smoke_analysis, stored_scores
+from fakes import assert_rerun_trains_nothing, smoke_analysis, stored_scores
 
 LABELS = default_labels(SETTINGS["smoke"])
 
@@ -100,12 +100,4 @@ def test_unknown_score_is_a_clear_error_before_training(tmp_path):
 
 
 def test_a_second_run_trains_nothing(workspace):
-    from datadiet.experiments.analyses import run_analysis
-
-    ws = workspace[0]
-    logs = []
-    ws.log = logs.append
-    run_analysis("label_free", "smoke", workspace=ws)
-    ws.log = lambda _: None
-    assert not [line for line in logs if "steps and scoring in" in line]  # no score run retrained
-    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs
+    assert_rerun_trains_nothing(workspace[0], "label_free")
