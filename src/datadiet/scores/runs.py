@@ -146,13 +146,20 @@ def score_model(model: torch.nn.Module, splits: DatasetSplits, names: list[str],
 
 
 def _static_rows(name: str, splits: DatasetSplits, seeds: list[int]) -> np.ndarray:
-    from .functions import input_norm, random_score
+    from .functions import random_score
 
     if name == "random":
         return np.stack([random_score(len(splits.train), seed=s).double().numpy() for s in seeds])
+    return dataset_input_norms(splits, splits.train)[None, :]  # model-free: one row, identical in every run
+
+
+def dataset_input_norms(splits: DatasetSplits, dataset) -> np.ndarray:
+    """‖x‖₂ of every normalized image of ``dataset`` (training statistics of ``splits``), float64 [N]."""
+    from .functions import input_norm
+
     normalize = Normalizer(splits.mean, splits.std)
-    norms = [input_norm(normalize(splits.train.images[s:s + 8192])) for s in range(0, len(splits.train), 8192)]
-    return torch.cat(norms).double().numpy()[None, :]  # model-free: one row, identical in every run
+    norms = [input_norm(normalize(dataset.images[s:s + 8192])) for s in range(0, len(dataset), 8192)]
+    return torch.cat(norms).double().numpy() if norms else np.zeros(0)
 
 
 def _with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -90,7 +90,6 @@ class Workspace:
     cpus: float = 1
     gpus: float = 0
     log: Callable[[str], None] = print
-    _splits: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.root = Path(self.root)

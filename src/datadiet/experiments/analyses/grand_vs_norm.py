@@ -27,6 +27,7 @@ import numpy as np
 from ...analysis import figures
 from ...config import to_dict
 from ...errors import DataDietError
+from ...scores.runs import dataset_input_norms
 from .common import SETTINGS, Section, Setting, Workspace, spearman, write_section
 
 NAME = "grand_vs_norm"
@@ -213,7 +214,7 @@ def run(config: Config, ws: Workspace) -> dict:
     extra = cached_init_grand(folder, "grand_init_train_extra", train, data, splits, splits.train, extra_seeds, ws.log)
     all_train = np.concatenate([stored.runs, extra])
     test_rows = cached_init_grand(folder, "grand_init_test", train, data, splits, splits.test, seeds, ws.log)
-    norm_test = _input_norm(splits, splits.test)
+    norm_test = dataset_input_norms(splits, splits.test)
 
     grand_train, grand_test = stored.mean, test_rows.mean(axis=0)
     per_split = [{"split": "train", "inits": R, "spearman": spearman(grand_train, norm_train),
@@ -244,16 +245,6 @@ def run(config: Config, ws: Workspace) -> dict:
          "ratio_cv_train": per_split[0]["ratio_cv"], "ratio_cv_test": per_split[1]["ratio_cv"],
          "spearman_by_inits": {str(r["n"]): r["spearman_input_norm"] for r in curve}, "init_check_max_rel_diff": check})
     return write_section(folder, section)
-
-
-def _input_norm(splits, dataset) -> np.ndarray:
-    """‖x‖₂ of the normalized images, as the score runs compute it for the training set."""
-    from ...data.transforms import Normalizer
-    from ...scores import input_norm
-
-    normalize = Normalizer(splits.mean, splits.std)
-    parts = [input_norm(normalize(dataset.images[s:s + 8192])) for s in range(0, len(dataset), 8192)]
-    return np.concatenate([p.double().numpy() for p in parts]) if parts else np.zeros(0)
 
 
 def findings(per_split: list[dict], curve: list[dict], R: int, check: float, config: Config) -> list[str]:
