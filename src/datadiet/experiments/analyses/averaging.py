@@ -23,10 +23,9 @@ from scipy import stats
 from ...analysis import figures
 from ...analysis.tables import curve_table
 from ...errors import ConfigError, DataDietError
-from ...selection import select
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
-                     write_section)
+from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks,
+                     standard_scores, write_section)
 
 NAME = "averaging"
 TITLE = "Averaging sensitivity: single-run against R-run scores"
@@ -86,15 +85,12 @@ def run(config: Config, ws: Workspace) -> dict:
     curve = [{"score": label, **row} for label in curve_labels
              for row in n_run_curve(tables[label].runs, ns=config.ns or None, max_subsets=config.max_subsets)]
 
-    ids = ws.splits(setting.data).train.ids.numpy()
     tasks = baseline_tasks(ws, setting, config.keeps)
     for label in prune_labels:
         variants = {single_label(label, config.single_run): tables[label].runs[config.single_run],
                     label: tables[label].mean}
         for method, values in variants.items():
-            for cfg in setting.eval_configs():
-                tasks += [ws.task(setting.data, cfg, method, keep, select(values, keep=keep, ids=ids))
-                          for keep in config.keeps]
+            tasks += pruning_tasks(ws, setting, method, values, config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks))
     table = pruning_table(rows, prune_labels, config.keeps, config.single_run)
 

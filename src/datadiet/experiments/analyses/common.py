@@ -166,6 +166,18 @@ def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, d
     return tasks
 
 
+def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarray, keeps: Sequence[float], *,
+                  train: TrainConfig | None = None) -> list[Task]:
+    """Evaluation runs of ``method``: per kept fraction, the subset of the highest ``values`` (selected once), trained
+    with each of the setting's evaluation seeds (and ``train``'s recipe, if given)."""
+    from ...selection import select
+
+    ids = ws.splits(setting.data).train.ids.numpy()
+    subsets = {keep: select(values, keep=keep, ids=ids) for keep in keeps}
+    return [ws.task(setting.data, cfg, method, keep, subsets[keep])
+            for cfg in setting.eval_configs(train) for keep in keeps]
+
+
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
     from ...analysis.tables import flatten_results

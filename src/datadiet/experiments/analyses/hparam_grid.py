@@ -22,8 +22,8 @@ from ...analysis.tables import curve_table
 from ...errors import ConfigError, DataDietError, NonFiniteLossError
 from ...scores.registry import score_spec
 from ...scores.store import ScoreFileError
-from ...selection import select
-from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, spearman, write_section
+from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks, spearman,
+                     write_section)
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 
 NAME = "hparam_grid"
@@ -131,12 +131,9 @@ def run(config: Config, ws: Workspace) -> dict:
               "default_halves": split_half(default_runs), "grid_halves": split_half(grid_runs)}
 
     grid_method = f"{label}/hp-grid"
-    ids = ws.splits(setting.data).train.ids.numpy()
     tasks = baseline_tasks(ws, setting, config.keeps)
     for method, values in ((grid_method, grid_mean), (label, default_mean)):
-        for cfg in setting.eval_configs():
-            tasks += [ws.task(setting.data, cfg, method, keep, select(values, keep=keep, ids=ids))
-                      for keep in config.keeps]
+        tasks += pruning_tasks(ws, setting, method, values, config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks))
     table = pruning_table(rows, grid_method, label, config.keeps)
 

@@ -16,10 +16,9 @@ import numpy as np
 from ...analysis import figures
 from ...analysis.tables import curve_table, spearman_matrix
 from ...scores.registry import score_spec
-from ...selection import select
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
-                     write_section)
+from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks,
+                     standard_scores, write_section)
 
 NAME = "label_free"
 TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
@@ -67,12 +66,9 @@ def run(config: Config, ws: Workspace) -> dict:
     means = {label: tables[label].mean for label in labels}
     names, rho = spearman_matrix(means)
 
-    ids = ws.splits(setting.data).train.ids.numpy()
     tasks = baseline_tasks(ws, setting, config.keeps)
     for label in labels:
-        for cfg in setting.eval_configs():
-            tasks += [ws.task(setting.data, cfg, label, keep, select(means[label], keep=keep, ids=ids))
-                      for keep in config.keeps]
+        tasks += pruning_tasks(ws, setting, label, means[label], config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks))
     table = accuracy_table(rows, labels, config.keeps, dict(zip(names, rho)), names)
 

@@ -13,9 +13,8 @@ import numpy as np
 
 from ...analysis import figures
 from ...config import TrainConfig
-from ...selection import select
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, write_section
+from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks, write_section
 
 NAME = "transfer"
 TITLE = "Architecture transfer: scores from one network prune for another"
@@ -53,17 +52,13 @@ def run(config: Config, ws: Workspace) -> dict:
     label = setting.early(config.score)
     recipes = {arch_name(m, w): replace(setting.train, model=m, width=w) for m, w in config.architectures}
     scores = {name: _source_scores(ws, setting, recipe, label) for name, recipe in recipes.items()}
-    ids = ws.splits(setting.data).train.ids.numpy()
-    subsets = {source: {keep: select(values, keep=keep, ids=ids) for keep in config.keeps}
-               for source, values in scores.items()}
     tasks, origin = [], {}
     for target, recipe in recipes.items():
         tasks += baseline_tasks(ws, setting, config.keeps, train=recipe)
-        for source, kept in subsets.items():
+        for source, values in scores.items():
             method = label if source == target else f"{label} from {source}"
             origin[(target, method)] = source
-            tasks += [ws.task(setting.data, cfg, method, keep, kept[keep])
-                      for cfg in setting.eval_configs(recipe) for keep in config.keeps]
+            tasks += pruning_tasks(ws, setting, method, values, config.keeps, train=recipe)
     records = ws.evaluate(tasks)
     rows = [{**r, "target": arch_name(r["model"], r["width"])} for r in accuracy_rows(records)]
     table = transfer_table(rows, origin, config.keeps)
