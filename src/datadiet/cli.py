@@ -1,7 +1,11 @@
 """The ``datadiet`` command.  Flags are generated from the config dataclasses.
 
-Every :class:`~datadiet.errors.DataDietError` is printed as one paragraph and
-exits with status 2; a traceback means a bug in datadiet.
+One spelling everywhere: a preset is ``--preset NAME``; a list flag is plural and space-separated
+(``--keeps 0.3 0.5``, ``--scores el2n@epoch2 grand@init``); ``--epochs`` is always the training budget and
+``--score-epochs`` the times at which scores are taken.  Old spellings still work for one release and say so.
+
+Every :class:`~datadiet.errors.DataDietError` is printed as one paragraph and exits with status 2; a
+traceback means a bug in datadiet.
 """
 from __future__ import annotations
 
@@ -12,19 +16,29 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__
-from .config import DataConfig, ScoreConfig, TrainConfig, add_arguments, from_arguments, to_dict
-from .errors import DataDietError
+import torch
+
+from .version import __version__
+from .config import DataConfig, TrainConfig, add_arguments, from_arguments, from_dict, given_arguments, to_dict
+from .data import load_data
+from .data.download import download
+from .data.registry import locate
+from .errors import DataDietError, unknown_name
 from .io import write_json_atomic
+from .manifest import load_subset, save_subset
+from .runs.migrate import migrate
+from .runs.presets import PRESETS as SETTINGS
+from .runs.scoring import ScoreConfig, run_scores
+from .runs.workspace import Execution, Workspace
+from .scores import load_scores
+from .selection import select
+from .studies import MODULES, available, build_workspace_report, get_analysis, get_preset, run_analysis
+from .studies import reproduce as reproduction
+from .training import train
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model and report its final-step test accuracy."""
-    import torch
-
-    from .data import load_data
-    from .training import train
-
     data_cfg = from_arguments(DataConfig, args)
     train_cfg = from_arguments(TrainConfig, args)
     splits = load_data(data_cfg)
@@ -38,16 +52,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_json_atomic(out / "config.json", record)
     positions = None
     if args.subset_file:
-        from .manifest import load_subset
-
         positions = load_subset(args.subset_file, splits.train)
         record["subset_file"] = str(args.subset_file)
         _say(f"training on {len(positions)} of {len(splits.train)} examples from {args.subset_file}")
     result = train(train_cfg, splits, positions=positions, checkpoint_dir=out / "checkpoints" if out else None,
                    checkpoint_steps=args.checkpoint_steps or ())
-    summary = result.summary()
     if out:
-        write_json_atomic(out / "result.json", {**record, "result": summary})
+        write_json_atomic(out / "result.json", {**record, "result": result.summary()})
     _say(f"done: {result.steps} steps ({result.epochs_seen:.2f} epochs) in {result.wall_seconds:.1f}s; "
          f"final test accuracy {result.test_accuracy:.4f}" + (f"; results in {out}" if out else ""))
     return 0
@@ -55,15 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score every training example, averaged over independently seeded runs."""
-    from .data import load_data
-    from .scores.runs import run_scores
-
     data_cfg = from_arguments(DataConfig, args)
     train_cfg = from_arguments(TrainConfig, args)
     score_cfg = from_arguments(ScoreConfig, args)
     splits = load_data(data_cfg)
     _say(f"scoring {len(splits.train)} examples of {splits.name} with {score_cfg.runs} runs of {train_cfg.model}: "
-         f"{', '.join(score_cfg.score)} at epochs {', '.join(f'{e:g}' for e in score_cfg.epoch)}")
+         f"{', '.join(score_cfg.scores)} at epochs {', '.join(f'{e:g}' for e in score_cfg.score_epochs)}")
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
         _say(f"wrote {path}")
     return 0
@@ -71,22 +79,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Select a subset from a score file (Data Diet B.3 offset window) and write a subset manifest."""
-    from .config import from_dict
-    from .manifest import save_subset
-    from .scores import load_scores
-    from .selection import select
-
-    table = load_scores(args.scores)
+    table = load_scores(args.score_file)
     labels = None
     if args.class_balanced:
-        from .data import load_data
-
         train_set = load_data(from_dict(DataConfig, table.meta.get("data", {}))).train
         table.check_dataset(train_set)
         labels = train_set.labels.numpy()
     ids = select(table, keep=args.keep, offset=args.offset, order=args.order, labels=labels,
                  class_balanced=args.class_balanced)
-    selection = {"scores": str(args.scores), "score": table.label, "keep": args.keep, "offset": args.offset,
+    selection = {"scores": str(args.score_file), "score": table.label, "keep": args.keep, "offset": args.offset,
                  "order": args.order, "class_balanced": args.class_balanced,
                  "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
     save_subset(args.out, ids, table.meta["dataset"], selection)
@@ -98,40 +99,33 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce Kirsch (2023) Figs. 1-3 / Data Diet Fig. 1: score, prune, retrain, test against random, report."""
-    from .experiments.reproduce import get_preset, reproduce
-
-    preset = _with_overrides(get_preset(args.preset), args)
-    out = Path(args.out or f"results/{preset.name}")
-    summary = reproduce(preset, out, data_root=args.data_root, device=args.device, executor=args.executor,
-                        address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
+    preset = _preset_name(args)
+    if preset not in reproduction.PRESETS:
+        raise unknown_name("preset", preset, tuple(reproduction.PRESETS))
+    config = _configured(reproduction.PRESETS[preset], reproduction.Config, args)
+    out = Path(args.out or f"results/{preset}")
+    summary = reproduction.reproduce(config, out, **_execution(args).where(), log=_say)
     _say_summary(summary, out)
     return 0
 
 
-def _with_overrides(preset, args: argparse.Namespace):
-    """The preset with the grid options the user gave (kept fractions, offsets, seeds, score runs)."""
-    changes = {"keeps": args.keeps and tuple(args.keeps), "offsets": args.offsets and tuple(args.offsets),
-               "eval_seeds": args.eval_seeds, "score_runs": args.score_runs}
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if any(not 0 < k <= 1 for k in changes.get("keeps", ())):
-        raise DataDietError(f"--keeps takes fractions in (0, 1]; got {list(changes['keeps'])}.")
-    if any(not 0 <= o < 1 for o in changes.get("offsets", ())):
-        raise DataDietError(f"--offsets takes fractions in [0, 1); got {list(changes['offsets'])}.")
-    for name in ("eval_seeds", "score_runs"):
-        if changes.get(name, 1) < 1:
-            raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {changes[name]}.")
-    return replace(preset, **changes)
+def _preset_name(args: argparse.Namespace) -> str:
+    if args.preset_positional:
+        _deprecation("`datadiet reproduce NAME`", f"`datadiet reproduce --preset {args.preset_positional}`")
+        if args.preset and args.preset != args.preset_positional:
+            raise DataDietError(f"Two presets given ({args.preset_positional!r} and --preset {args.preset!r}); "
+                                "give one, as --preset NAME.")
+        return args.preset_positional
+    return args.preset or "quick"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the tables, figures and report of a results folder (or the report of an analyses workspace)."""
-    from .analysis.report import build_analyses_report, build_report
-
     folder = Path(args.folder)
     if (folder / "workspace.json").is_file():
-        _say(f"report: {build_analyses_report(folder)}")
+        _say(f"report: {build_workspace_report(folder)}")
         return 0
-    _say_summary(build_report(folder), folder)
+    _say_summary(reproduction.build_report(folder), folder)
     return 0
 
 
@@ -143,11 +137,14 @@ def _say_summary(summary: dict, out: Path) -> None:
     _say(f"report: {out / 'report.md'} and {out / 'report.html'}")
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Carry the finished runs of a datadiet 0.1 results folder or workspace over to 0.2's run identity."""
+    migrate(args.folder, log=_say)
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Show where a dataset was found, its sizes and fingerprints."""
-    from .data import load_data
-    from .data.registry import locate
-
     data_cfg = from_arguments(DataConfig, args)
     folder = locate(data_cfg.dataset, data_cfg.data_root)
     splits = load_data(data_cfg)
@@ -161,12 +158,46 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Download a dataset with checksum verification (needs internet)."""
-    from .data.download import download
-
     folder = download(args.name, args.data_root)
     _say(f"{args.name} is ready in {folder}")
     return 0
 
+
+ANALYZE_DOC = """Run the analyses of both papers (one sub-command each; `all` runs every one that needs no input).
+
+Every analysis writes tables, figures and a report section into one workspace (default results/analyses),
+reuses score runs and evaluation runs already there, and resumes when re-run."""
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Run one analysis (or all) and rebuild the workspace report."""
+    ws = Workspace(Path(args.out), **_execution(args).where(), log=_say)
+    names = list(MODULES) if args.analysis == "all" else [args.analysis]
+    for name in names:
+        module = get_analysis(name)
+        config = _configured(get_preset(module, args.preset), module.Config, args)
+        reason = module.missing_input(config) if hasattr(module, "missing_input") else None
+        if args.analysis == "all" and reason:
+            _say(f"== {name} ({args.preset}): skipped, {reason} ==")
+            continue
+        _say(f"== {name} ({args.preset}) ==")
+        summary = run_analysis(name, config=config, workspace=ws)
+        for line in summary.get("findings", []):
+            _say(f"  - {line.replace('**', '')}")
+    _say(f"report: {ws.root / 'report.md'} and {ws.root / 'report.html'}")
+    return 0
+
+
+def _configured(preset_config, cls: type, args: argparse.Namespace):
+    """A study's preset config with the fields the user gave as flags."""
+    return replace(preset_config, **given_arguments(cls, args, skip=("setting",)))
+
+
+def _execution(args: argparse.Namespace) -> Execution:
+    return from_arguments(Execution, args)
+
+
+# ----------------------------------------------------------------------------- the parser
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datadiet", description=__doc__.splitlines()[0])
@@ -177,36 +208,40 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p, DataConfig)
     add_arguments(p, TrainConfig)
     p.add_argument("--out", help="folder for config.json, result.json and checkpoints")
-    p.add_argument("--checkpoint-steps", type=int, nargs="*", help="save checkpoints after these steps (0 = init)")
+    p.add_argument("--checkpoint-steps", type=int, nargs="+", help="save checkpoints after these steps (0 = init)")
     p.add_argument("--subset-file", help="train only on the examples of this `datadiet prune` manifest")
 
     p = _subcommand(sub, "score", cmd_score)
     add_arguments(p, DataConfig)
     add_arguments(p, TrainConfig, skip=("seed",))  # run r uses ScoreConfig.seed + r
     add_arguments(p, ScoreConfig)
+    _deprecated(p, "--score", "--scores", nargs="+")
+    _deprecated(p, "--epoch", "--score-epochs", type=float, nargs="+")
     p.add_argument("--out", required=True, help="folder for the score files (.npz) and the run cache")
 
     p = _subcommand(sub, "prune", cmd_prune)
-    p.add_argument("--scores", required=True, help="a score file (.npz) from `datadiet score`")
+    p.add_argument("--score-file", help="a score file (.npz) from `datadiet score`")
+    _deprecated(p, "--scores", "--score-file")
     p.add_argument("--keep", type=float, required=True, help="fraction of examples kept, in (0, 1]")
     p.add_argument("--offset", type=float, help="fraction of lowest scores dropped first (default: 1 - keep)")
     p.add_argument("--order", choices=("highest", "lowest"), default="highest", help="keep the highest (default) or lowest")
     p.add_argument("--class-balanced", action="store_true", help="apply the window within every class")
     p.add_argument("--out", required=True, help="subset manifest to write (.json)")
+    p.set_defaults(required_flags=("score_file",))
 
     p = _subcommand(sub, "reproduce", cmd_reproduce)
-    p.add_argument("preset", help="smoke, quick (CPU, ~15 min), gpu (one GPU) or paper (CIFAR-10, GPUs)")
+    p.add_argument("preset_positional", nargs="?", metavar="PRESET", help=argparse.SUPPRESS)
+    p.add_argument("--preset", help=f"one of {', '.join(reproduction.PRESETS)} (default quick: CPU, ~12 min)")
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
-    _add_where_options(p)
-    p.add_argument("--keeps", type=float, nargs="+", help="kept fractions (default: the preset's)")
-    p.add_argument("--offsets", type=float, nargs="+",
-                   help="also sweep these B.3 offsets at every kept fraction (drop the lowest OFFSET first)")
-    p.add_argument("--eval-seeds", type=int, help="evaluation runs per point (default: the preset's)")
-    p.add_argument("--score-runs", type=int, help="independent scoring runs averaged (default: the preset's)")
+    add_arguments(p, Execution, title="where runs execute")
+    add_arguments(p, reproduction.Config, skip=("setting",), title="the grid (default: the preset's)")
 
-    _add_analyze_parsers(_subcommand(sub, "analyze", None))
+    _add_analyze_parsers(_subcommand(sub, "analyze", None, ANALYZE_DOC))
 
     p = _subcommand(sub, "report", cmd_report)
+    p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
+
+    p = _subcommand(sub, "migrate", cmd_migrate)
     p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
 
     p = _subcommand(sub, "data", cmd_data)
@@ -218,73 +253,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Old flags of single analyses, kept for one release: analysis → [(old flag, new flag, argparse options)].
+DEPRECATED_ANALYSIS_FLAGS = {
+    "kernel_velocity": [("--epochs", "--velocity-epochs", {"type": float, "nargs": "+"})],
+    "mode_connectivity": [("--subset-size", "--eval-set-size", {"type": int})],
+}
+
+
+def _add_analyze_parsers(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    for name, module in [("all", None), *available().items()]:
+        doc = module.__doc__ if module else "Every analysis that needs no extra input, one after another."
+        q = _subcommand(sub, name, cmd_analyze, doc)
+        q.add_argument("--preset", default="quick", help=f"one of {', '.join(SETTINGS)} where the analysis has it "
+                       "(smoke: seconds; quick: CPU, <= 15 min; paper: GPUs)")
+        q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
+        add_arguments(q, Execution, title="where runs execute")
+        if module is not None:
+            add_arguments(q, module.Config, skip=("setting",), title=f"{name} options (default: the preset's)")
+            for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(name, []):
+                _deprecated(q, old, new, **options)
+
+
 def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None
                 ) -> argparse.ArgumentParser:
-    doc = doc or (fn.__doc__ if fn else ANALYZE_DOC)
+    doc = doc or fn.__doc__
     p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
     if fn is not None:
         p.set_defaults(func=fn)
     return p
 
 
-def _add_where_options(p: argparse.ArgumentParser) -> None:
-    """Where the data lies and where runs execute: shared by reproduce and analyze."""
-    p.add_argument("--data-root", help="dataset folder (default: $DATADIET_DATA, then system locations)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: auto)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where evaluation runs execute")
-    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--cpus-per-run", type=float, default=1, help="Ray: CPUs requested per run")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="Ray: GPUs requested per run (e.g. 0.25)")
+class _DeprecatedFlag(argparse.Action):
+    """Stores into the new flag's destination and says once that the old spelling goes away."""
+
+    def __init__(self, option_strings, dest, new_flag: str, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecation(option_string, self.new_flag)
+        setattr(namespace, self.dest, values)
 
 
-ANALYZE_DOC = """Run the analyses of both papers (one sub-command each; `all` runs every one that needs no input).
-
-Every analysis writes tables, figures and a report section into one workspace (default results/analyses),
-reuses score runs and evaluation runs already there, and resumes when re-run."""
-
-
-def _add_analyze_parsers(p: argparse.ArgumentParser) -> None:
-    from .experiments.analyses import available
-
-    sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
-    modules = available()
-    for name, module in [("all", None), *modules.items()]:
-        doc = module.__doc__ if module else "Every analysis that needs no extra input, one after another."
-        q = _subcommand(sub, name, cmd_analyze, doc)
-        q.add_argument("--preset", default="quick", help="smoke (seconds), quick (CPU, <= 15 min) or paper")
-        q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
-        _add_where_options(q)
-        if module is not None and hasattr(module, "add_options"):
-            module.add_options(q)
+def _deprecated(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=_DeprecatedFlag, new_flag=new,
+                        help=argparse.SUPPRESS, **kwargs)
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    """Run one analysis (or all) and rebuild the workspace report."""
-    from .experiments.analyses import Workspace, available, get_preset, run_analysis
-
-    ws = Workspace(Path(args.out), data_root=args.data_root, device=args.device, executor=args.executor,
-                   address=args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, log=_say)
-    modules = available()
-    names = list(modules) if args.analysis == "all" else [args.analysis]
-    for name in names:
-        module = modules[name]
-        config = get_preset(module, args.preset)
-        if hasattr(module, "configure"):
-            config = module.configure(config, args)
-        if args.analysis == "all" and hasattr(module, "missing_input") and module.missing_input(config):
-            _say(f"== {name} ({args.preset}): skipped, {module.missing_input(config)} ==")
-            continue
-        _say(f"== {name} ({args.preset}) ==")
-        summary = run_analysis(name, config=config, workspace=ws)
-        for line in summary.get("findings", []):
-            _say(f"  - {line.replace('**', '')}")
-    _say(f"report: {ws.root / 'report.md'} and {ws.root / 'report.html'}")
-    return 0
+def _deprecation(old: str, new: str) -> None:
+    print(f"datadiet: {old} is deprecated and goes away in 0.3; use {new}.", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in getattr(args, "required_flags", ()):
+        if getattr(args, name, None) is None:
+            parser.error(f"the following arguments are required: --{name.replace('_', '-')}")
     try:
         return args.func(args)
     except DataDietError as exc:

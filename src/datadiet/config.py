@@ -78,27 +78,25 @@ class TrainConfig:
         reference = full_size if self.budget == "matched" else train_size
         return max(1, round(self.epochs * steps_per_epoch(reference, self.batch_size)))
 
+    def plan(self, *, train_size: int, full_size: int | None = None) -> "Plan":
+        """The step arithmetic of a run on ``train_size`` examples (of ``full_size``, default the same)."""
+        batch = min(self.batch_size, train_size)
+        return Plan(batch=batch, per_epoch=steps_per_epoch(train_size, batch),
+                    total=self.total_steps(train_size=train_size, full_size=full_size or train_size))
+
 
 @dataclass(frozen=True)
-class ScoreConfig:
-    """What to score, when, and over how many runs."""
+class Plan:
+    """Step arithmetic of one run: the batch actually used (capped at the data size), full batches per pass
+    over the run's own data, and the run's total SGD steps."""
 
-    score: tuple[str, ...] = ("el2n", "grand")
-    epoch: tuple[float, ...] = (0.0,)   # scoring times for model-based scores, in epochs (0 = init)
-    runs: int = 10                      # independent runs averaged (the papers use 10)
-    seed: int = 0                       # run r trains with seed + r (evaluation runs use other seeds)
-    score_batch_size: int = 256         # examples per scoring chunk
-    method: str = "auto"                # gradient-norm engine: auto, fast, vmap, loop
+    batch: int
+    per_epoch: int
+    total: int
 
-    def __post_init__(self) -> None:
-        from .scores.registry import score_spec  # late import: scores depend on this module
-
-        for name in self.score:
-            score_spec(name)
-        if self.runs < 1:
-            raise ConfigError(f"runs must be at least 1, got {self.runs}.")
-        if any(e < 0 for e in self.epoch):
-            raise ConfigError(f"Scoring epochs must be >= 0, got {self.epoch}.")
+    def step_at(self, epoch: float) -> int:
+        """The step reached after ``epoch`` passes over the run's data (epoch 0 = the initialization)."""
+        return round(epoch * self.per_epoch)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -133,32 +131,55 @@ def from_dict(cls: type, values: dict) -> Any:
 
 # ----------------------------------------------------------------------------- command line
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--flag`` per field of ``cls``; defaults stay in the dataclass (argparse default is None)."""
-    group = parser.add_argument_group(cls.__name__)
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (),
+                  title: str | None = None) -> None:
+    """Add one ``--flag`` per field of ``cls``; defaults stay in the dataclass (argparse default is None).
+
+    The flag is the field name with dashes; a tuple field is a space-separated list (``--keeps 0.3 0.5``), a
+    tuple of pairs takes ``a:b`` items (``--architectures smallcnn:0.5``), a bool has ``--no-`` form.
+    """
+    group = parser.add_argument_group(title or cls.__name__)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _field_type(cls, f.name)
-        help_text = f"default: {f.default!r}"
+        default = "required" if f.default is dataclasses.MISSING else repr(f.default)
+        help_text = f"default: {default}"
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif _is_tuple(kind):
             item = typing.get_args(kind)[0]
-            group.add_argument(flag, dest=f.name, type=item, nargs="*", default=None, help=help_text)
+            item = _pair_parser(item) if _is_tuple(item) else item
+            group.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=help_text)
         else:
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
 
 
+def given_arguments(cls: type, namespace: argparse.Namespace, *, skip: tuple[str, ...] = ()) -> dict:
+    """The fields of ``cls`` the user gave on the command line (lists as tuples)."""
+    given = {f.name: getattr(namespace, f.name) for f in fields(cls)
+             if f.name not in skip and getattr(namespace, f.name, None) is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+
+
+def _pair_parser(kind: Any):
+    """argparse type for one ``a:b`` item of a tuple-of-tuples field, e.g. ``resnet18:0.25``."""
+    parts = typing.get_args(kind)
+
+    def parse(text: str) -> tuple:
+        values = text.split(":")
+        if len(values) != len(parts):
+            raise argparse.ArgumentTypeError(f"expected {len(parts)} values joined by ':', got {text!r}")
+        return tuple(t(v) for t, v in zip(parts, values))
+
+    parse.__name__ = ":".join(t.__name__ for t in parts)
+    return parse
+
+
 def from_arguments(cls: type, namespace: argparse.Namespace, **overrides: Any) -> Any:
     """Build ``cls`` from parsed arguments: flags the user gave override the dataclass defaults."""
-    given = {f.name: getattr(namespace, f.name) for f in fields(cls)
-             if getattr(namespace, f.name, None) is not None}
-    for name, value in given.items():
-        if _is_tuple(_field_type(cls, name)):
-            given[name] = tuple(value)
-    return cls(**{**given, **overrides})
+    return cls(**{**given_arguments(cls, namespace), **overrides})
 
 
 def _field_type(cls: type, name: str) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from .version import __version__
 from .errors import DataDietError
 from .io import write_json_atomic
 

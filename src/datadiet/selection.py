@@ -19,6 +19,7 @@ import numpy as np
 from .errors import ConfigError
 
 ORDERS = ("highest", "lowest")
+_EPS = 1e-9  # fractions such as 0.3 + 0.7 are compared with this slack
 
 
 def select(scores, *, keep: float, offset: float | None = None, order: str = "highest", ids=None,
@@ -64,12 +65,33 @@ def select_random(ids, *, keep: float, seed: int, labels=None, class_balanced: b
     return select(scores, keep=keep, ids=ids, labels=labels, class_balanced=class_balanced)
 
 
+def rank_order(values, ids=None) -> np.ndarray:
+    """Positions that sort ``values`` ascending, ties broken by ascending id (default: position).
+
+    The one ranking of datadiet: selection, top-k counts, example grids and binned tables all use it, so two
+    examples with equal scores are always ordered the same way.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    ids = np.arange(len(values)) if ids is None else np.asarray(ids)
+    return np.lexsort((ids, values))
+
+
+def offset_windows(keep: float, offsets) -> list[float]:
+    """The offsets whose B.3 window [offset, offset + keep) lies inside the ranking, in the order given."""
+    return [float(o) for o in offsets if 0 <= o and o + keep <= 1 + _EPS]
+
+
+def is_top_window(keep: float, offset: float) -> bool:
+    """True when the window [offset, offset + keep) is the keep-highest window (offset = 1 − keep)."""
+    return abs(offset - (1 - keep)) <= _EPS
+
+
 def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_keep: int) -> np.ndarray:
     """Positions of the examples in the window [offset, offset + keep) of the ascending order."""
     n = len(values)
-    order = np.lexsort((ids, values))  # ascending by score, ties by id
-    start = min(int(math.floor(offset * n + 1e-9)), n - n_keep)
-    if offset + keep >= 1 - 1e-9:  # "keep the highest": anchor the window at the top, whatever the rounding
+    order = rank_order(values, ids)
+    start = min(int(math.floor(offset * n + _EPS)), n - n_keep)
+    if offset + keep >= 1 - _EPS:  # "keep the highest": anchor the window at the top, whatever the rounding
         start = n - n_keep
     return order[start:start + n_keep]
 
@@ -100,7 +122,7 @@ def _resolve_offset(keep: float, offset: float | None, order: str) -> float:
         return 1.0 - keep if order == "highest" else 0.0
     if not 0 <= offset < 1:
         raise ConfigError(f"offset must be a fraction in [0, 1), got {offset}.")
-    if offset + keep > 1 + 1e-9:
+    if offset + keep > 1 + _EPS:
         raise ConfigError(f"offset {offset} + keep {keep} = {offset + keep:g} > 1: the window runs past the "
                           "highest score. Lower one of them.")
     return offset

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import DataDietError
 from ..io import atomic_path
+from .registry import ScoreLabel
 
 FORMAT = "datadiet-scores/1"
 
@@ -70,8 +71,10 @@ class ScoreTable:
     def label(self) -> str:
         """Short name with the time of scoring, e.g. ``grand@init``, ``el2n@epoch2``; model-free scores
         (``input_norm``, ``random``) have no time."""
-        when = self.meta.get("when", "?")
-        return self.score if when == "static" else f"{self.score}@{when}"
+        when = self.meta.get("when")
+        if when in (None, "static"):
+            return self.score
+        return str(ScoreLabel.parse(f"{self.score}@{when}"))
 
     def check_dataset(self, dataset) -> None:
         """Raise unless this table was computed on ``dataset`` (an ImageDataset), example for example."""

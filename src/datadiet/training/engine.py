@@ -14,18 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig, steps_per_epoch, to_dict
+from ..config import Plan, TrainConfig, to_dict
 from ..data.dataset import DatasetSplits, ImageDataset
-from ..data.transforms import Normalizer, augment, default_pad
+from ..data.transforms import Normalizer
 from ..errors import ConfigError, NonFiniteLossError
 from ..models import build_model
 from .checkpoints import available_steps, load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
+from .evaluate import evaluate
+from .placement import place_model, resolve_device, to_layout
+from .stream import BatchStream, seed_streams
+
+__all__ = ["Hook", "StartFrom", "TrainResult", "ensure_checkpoints", "evaluate", "init_model", "lr_at", "place_model",
+           "resolve_device", "seed_streams", "to_layout", "train"]
 
 Hook = Callable[[nn.Module, int], None]
 
@@ -54,7 +59,14 @@ class TrainResult:
 class StartFrom:
     """A saved training state to continue from: parameters and buffers, optimizer state (momentum), and
     the number of SGD steps already taken.  Used to spawn children from a parent run (Data Diet § 5.2,
-    linear mode connectivity)."""
+    linear mode connectivity).
+
+    ``train(config, ..., start_from=state)`` loads parameters, buffers and optimizer state and runs steps
+    k..end under the full run's LR schedule, with the data order and augmentation that ``config.seed`` gives
+    from step k on (see :class:`~datadiet.training.stream.BatchStream`).  So resuming a run's own checkpoint
+    with its own seed reproduces the uninterrupted run, and a different seed gives a child with different
+    SGD noise.
+    """
 
     model: Mapping[str, torch.Tensor]
     optimizer: Mapping | None
@@ -67,21 +79,6 @@ class StartFrom:
         return cls(state["model"], state.get("optimizer"), int(state["step"]))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Device {name!r} was requested but CUDA is not available here; use --device cpu or auto.")
-    return device
-
-
-def seed_streams(seed: int) -> tuple[int, int, int]:
-    """Three independent seeds (model init, data order, augmentation) derived from one run seed."""
-    init, order, aug = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
-    return int(init >> 1), int(order >> 1), int(aug >> 1)
-
-
 def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
     """The model of ``config`` initialised from the run seed (same seed, same weights)."""
     init_seed, _, _ = seed_streams(config.seed)
@@ -91,179 +88,65 @@ def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
                            width=config.width)
 
 
-def place_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device`` in the memory format the config asks for.
-
-    channels_last is on by default on every device: on 2 CPU cores it trains the small CNN about
-    1.5× faster than NCHW (measured in benchmarks/bench_train_pipeline.py), and it is the fast path
-    for convolutions on recent GPUs.
-    """
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if config.channels_last else model
-
-
-def to_layout(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Input batch in the model's memory format."""
-    return x.contiguous(memory_format=torch.channels_last) if config.channels_last and x.dim() == 4 else x
-
-
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
     """Piecewise-constant schedule: ×``lr_decay`` at each milestone fraction of ``total``."""
     passed = sum(step >= round(m * total) for m in config.milestones)
     return config.lr * config.lr_decay**passed
 
 
-def train(
-    config: TrainConfig,
-    splits: DatasetSplits,
-    *,
-    positions: torch.Tensor | Sequence[int] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_steps: Sequence[int] = (),
-    hooks: Mapping[int, Hook] | None = None,
-    record_correctness: bool = False,
-    stop_after: int | None = None,
-    start_from: StartFrom | None = None,
-    evaluate_test: bool = True,
-    progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Train one model on ``splits.train`` (rows ``positions`` only, if given).
+def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor | Sequence[int] | None = None,
+          checkpoint_dir: str | Path | None = None, checkpoint_steps: Sequence[int] = (),
+          hooks: Mapping[int, Hook] | None = None, record_correctness: bool = False, stop_after: int | None = None,
+          start_from: StartFrom | None = None, evaluate_test: bool = True, progress: bool | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train one model on ``splits.train`` (rows ``positions`` only, if given) for ``config``'s step budget.
 
     Args:
-        config: the recipe; ``config.total_steps`` sets the budget.
-        splits: data with normalization statistics of the full training split.
-        positions: row positions of the training subset (``None`` = all rows).
-        checkpoint_dir / checkpoint_steps: save parameters, buffers and optimizer
-            state after these many steps (0 = the initialization).
-        hooks: ``{step: fn(model, step)}`` called after that many steps with the
-            model in eval mode (step 0 = before any update); used to score
-            several scores at several epochs from the same run.
+        checkpoint_dir / checkpoint_steps: save parameters, buffers and optimizer state after these many
+            steps (0 = the initialization).
+        hooks: ``{step: fn(model, step)}`` called after that many steps, model in eval mode (step 0 = before
+            any update); used to score several scores at several epochs of the same run.
         record_correctness: log per-presentation correctness for forgetting scores.
-        stop_after: stop after this many steps while keeping the full run's LR schedule (scoring at
-            epoch t of a longer run needs the model of that run, not of a shorter one).
-        start_from: continue from a saved state at step k instead of the initialization: parameters,
-            buffers and optimizer state are loaded, training runs steps k..end under the full run's LR
-            schedule, and the data order and augmentation are those ``config.seed`` gives from step k on
-            (its generators are replayed through the first k steps).  So resuming a run's own checkpoint
-            with its own seed reproduces the uninterrupted run, and a different seed gives a child with
-            different SGD noise.  Hooks and checkpoints may only name steps k..end; the correctness log
-            and loss history cover the resumed steps only.
+        stop_after: stop after this many steps while keeping the full run's LR schedule (scoring at epoch t
+            of a longer run needs the model of that run, not of a shorter one).
+        start_from: continue a saved state at its step k (see :class:`StartFrom`); hooks and checkpoints may
+            then only name steps k..end, and the correctness log and loss history cover steps k..end only.
         progress: tqdm bar (default: only when stderr is a terminal).
     """
     started = time.perf_counter()
     device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
-    full = splits.train
-    rows = torch.arange(len(full)) if positions is None else torch.as_tensor(positions, dtype=torch.long)
-    if rows.numel() == 0:
-        raise ConfigError("Cannot train on an empty subset; keep at least one example.")
-    total = config.total_steps(train_size=len(rows), full_size=len(full))
-    end = total if stop_after is None else min(stop_after, total)
-    batch = min(config.batch_size, len(rows))
-    per_epoch = steps_per_epoch(len(rows), batch)
+    rows = _subset_rows(len(splits.train), positions)
+    plan = config.plan(train_size=len(rows), full_size=len(splits.train))
+    end = plan.total if stop_after is None else min(stop_after, plan.total)
     start = _start_step(start_from, end)
     _check_steps(checkpoint_steps, hooks, end, start)
 
-    model = place_model(init_model(config, full), config, device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
-    if start_from is not None:
-        _load_state(model, optimizer, start_from)
-    images = full.images[rows].to(device)
-    labels = full.labels[rows].to(device)
-    ids = full.ids[rows].to(device)
+    model, optimizer = _model_and_optimizer(config, splits.train, device, start_from)
+    images, labels, ids = (t[rows].to(device) for t in (splits.train.images, splits.train.labels, splits.train.ids))
     normalize = Normalizer(splits.mean, splits.std, device)
-    pad = config.pad if config.pad is not None else default_pad(full.shape[-1])
-    _, order_seed, aug_seed = seed_streams(config.seed)
-    order_gen = torch.Generator().manual_seed(order_seed)
-    aug_gen = torch.Generator().manual_seed(aug_seed)
-    correctness = CorrectnessLog() if record_correctness else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and config.amp)
-    checkpoint_steps = set(checkpoint_steps)
-    hooks = dict(hooks or {})
-    log = log or _stderr
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.amp)
+    at_step = _StepEvents(model, optimizer, config, device, checkpoint_dir, checkpoint_steps, hooks)
+    record = _Record(config, plan, end, device, labels, ids, record_correctness, log or _stderr)
     bar = _progress_bar(end - start, progress)
 
-    def at_step(step: int) -> None:
-        if checkpoint_dir is not None and step in checkpoint_steps:
-            save_checkpoint(checkpoint_dir, step, model, optimizer, extra={"config": to_dict(config)})
-        if step in hooks:
-            model.eval()
-            with torch.random.fork_rng(devices=[device] if on_cuda else []):
-                hooks[step](model, step)
-            model.train()
-
-    def draw_augmentation(idx: torch.Tensor) -> torch.Tensor:
-        return augment(images[idx], pad=pad, flip=config.flip, generator=aug_gen)
-
-    # A resumed run replays its generators through the steps already taken (same draws, no training).
-    skip = _replay_data_stream(start, per_epoch, batch, len(rows), order_gen,
-                               draw_augmentation if config.augment else None)
     model.train()
     at_step(start)
-    step, window, losses = start, [], []
-    pending_bad = torch.zeros((), dtype=torch.bool, device=device)
-    while step < end:
-        order = torch.randperm(len(rows), generator=order_gen).to(device)
-        first, skip = skip, 0  # batches of this epoch taken before the resume (only in its first epoch)
-        _replay_augmentation(order, first, batch, draw_augmentation if config.augment else None)
-        for b in range(first, min(per_epoch, first + end - step)):
-            idx = order[b * batch:(b + 1) * batch]
-            x = draw_augmentation(idx) if config.augment else images[idx]
-            x = to_layout(normalize(x), config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config)
-            with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            pending_bad |= ~torch.isfinite(loss.detach())
-            window.append(loss.detach())
-            if correctness is not None:
-                correctness.record(ids[idx], logits.detach().argmax(1) == labels[idx])
-            # On CPU checking every step is free; on GPU it would stall the queue, so check every 50.
-            if not on_cuda or step % 50 == 0 or step == end:
-                _raise_if_diverged(pending_bad, step, config)
-            at_step(step)
-            bar.update(1)
-        epoch_loss = float(torch.stack(window).mean())
-        losses.append((step, epoch_loss))
-        window = []
-        if not bar.active:
-            log(f"step {step}/{end} (epoch {step / per_epoch:.2f}) lr {lr_at(step - 1, total, config):.4g} "
-                f"train loss {epoch_loss:.4f}")
+    for step, (idx, x) in enumerate(BatchStream(images, plan, config).batches(start, end), start + 1):
+        logits, loss = _sgd_step(model, optimizer, to_layout(normalize(x), config), labels[idx],
+                                 lr_at(step - 1, plan.total, config), autocast)
+        record.step(step, loss, logits, idx)  # raises NonFiniteLossError once the loss is not finite
+        at_step(step)
+        bar.update(1)
+        record.end_of_epoch(step, quiet=bar.active)
     bar.close()
-    _raise_if_diverged(pending_bad, step, config)
+    record.raise_if_diverged(end)
 
     test_acc = test_loss = None
     if evaluate_test:
         test_acc, test_loss = evaluate(model, splits.test, normalize, batch_size=config.eval_batch_size)
-    return TrainResult(model=model, steps=step, epochs_seen=step / per_epoch, test_accuracy=test_acc,
-                       test_loss=test_loss, train_loss=losses, wall_seconds=time.perf_counter() - started,
-                       correctness=correctness, config=to_dict(config))
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, batch_size: int = 1024
-             ) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on un-augmented ``dataset`` (eval mode)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct, loss_sum = 0, 0.0
-    for start in range(0, len(dataset), batch_size):
-        x = normalize(dataset.images[start:start + batch_size].to(device))
-        y = dataset.labels[start:start + batch_size].to(device)
-        logits = model(x).float()
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-    model.train(was_training)
-    n = max(len(dataset), 1)
-    return correct / n, loss_sum / n
+    return TrainResult(model=model, steps=end, epochs_seen=end / plan.per_epoch, test_accuracy=test_acc,
+                       test_loss=test_loss, train_loss=record.losses, wall_seconds=time.perf_counter() - started,
+                       correctness=record.correctness, config=to_dict(config))
 
 
 def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: str | Path, steps: Sequence[int], *,
@@ -292,13 +175,96 @@ def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: st
     return missing
 
 
-def _raise_if_diverged(flag: torch.Tensor, step: int, config: TrainConfig) -> None:
-    if bool(flag):
-        raise NonFiniteLossError(
-            f"The training loss became NaN or infinite by step {step} (lr {config.lr}, model {config.model}). "
-            "Training diverged: lower the learning rate (--lr), check the inputs for NaN/inf, or try another "
-            "seed. Nothing was written for this run."
-        )
+def _subset_rows(n: int, positions: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
+    rows = torch.arange(n) if positions is None else torch.as_tensor(positions, dtype=torch.long)
+    if rows.numel() == 0:
+        raise ConfigError("Cannot train on an empty subset; keep at least one example.")
+    return rows
+
+
+def _model_and_optimizer(config: TrainConfig, dataset: ImageDataset, device: torch.device,
+                         start_from: StartFrom | None) -> tuple[nn.Module, torch.optim.Optimizer]:
+    model = place_model(init_model(config, dataset), config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    if start_from is not None:
+        _load_state(model, optimizer, start_from)
+    return model, optimizer
+
+
+def _sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
+              autocast: torch.autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step at learning rate ``lr``; returns the (detached) logits and loss of the batch."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast:
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits.detach(), loss.detach()
+
+
+class _StepEvents:
+    """What happens once a given number of steps is taken: its checkpoint is saved, then its hook runs (model
+    in eval mode, on a forked RNG so that the hook cannot change training)."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, device: torch.device,
+                 directory: str | Path | None, checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None):
+        self.model, self.optimizer, self.config, self.device = model, optimizer, config, device
+        self.directory, self.checkpoint_steps, self.hooks = directory, set(checkpoint_steps), dict(hooks or {})
+
+    def __call__(self, step: int) -> None:
+        if self.directory is not None and step in self.checkpoint_steps:
+            save_checkpoint(self.directory, step, self.model, self.optimizer, extra={"config": to_dict(self.config)})
+        if step in self.hooks:
+            self.model.eval()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                self.hooks[step](self.model, step)
+            self.model.train()
+
+
+class _Record:
+    """What training leaves behind besides the model: the per-epoch train loss (logged), the correctness of
+    every presentation, and whether the loss stayed finite."""
+
+    def __init__(self, config: TrainConfig, plan: Plan, end: int, device: torch.device, labels: torch.Tensor,
+                 ids: torch.Tensor, record_correctness: bool, log: Callable[[str], None]):
+        self.config, self.plan, self.end, self.labels, self.ids, self.log = config, plan, end, labels, ids, log
+        self.on_cuda = device.type == "cuda"
+        self.correctness = CorrectnessLog() if record_correctness else None
+        self.losses: list[tuple[int, float]] = []
+        self.window: list[torch.Tensor] = []  # the losses of the current epoch
+        self.diverged = torch.zeros((), dtype=torch.bool, device=device)
+
+    def step(self, step: int, loss: torch.Tensor, logits: torch.Tensor, idx: torch.Tensor) -> None:
+        self.diverged |= ~torch.isfinite(loss)
+        self.window.append(loss)
+        if self.correctness is not None:
+            self.correctness.record(self.ids[idx], logits.argmax(1) == self.labels[idx])
+        # On CPU checking every step is free; on GPU it would stall the queue, so check every 50.
+        if not self.on_cuda or step % 50 == 0 or step == self.end:
+            self.raise_if_diverged(step)
+
+    def end_of_epoch(self, step: int, quiet: bool) -> None:
+        """At the end of an epoch (or of the run), keep its mean train loss and, unless ``quiet``, log it."""
+        if step % self.plan.per_epoch and step != self.end:
+            return
+        epoch_loss = float(torch.stack(self.window).mean())
+        self.losses.append((step, epoch_loss))
+        self.window = []
+        if not quiet:
+            self.log(f"step {step}/{self.end} (epoch {step / self.plan.per_epoch:.2f}) "
+                     f"lr {lr_at(step - 1, self.plan.total, self.config):.4g} train loss {epoch_loss:.4f}")
+
+    def raise_if_diverged(self, step: int) -> None:
+        if bool(self.diverged):
+            raise NonFiniteLossError(
+                f"The training loss became NaN or infinite by step {step} (lr {self.config.lr}, model "
+                f"{self.config.model}). Training diverged: lower the learning rate (--lr), check the inputs for "
+                "NaN/inf, or try another seed. Nothing was written for this run."
+            )
 
 
 def _check_steps(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None, total: int,
@@ -325,26 +291,6 @@ def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, start_from: 
                           "dataset of the run that saved it.") from exc
     if start_from.optimizer is not None:
         optimizer.load_state_dict(start_from.optimizer)
-
-
-def _replay_data_stream(start: int, per_epoch: int, batch: int, n: int, order_gen: torch.Generator,
-                        draw_augmentation: Callable[[torch.Tensor], torch.Tensor] | None) -> int:
-    """Advance the data-order and augmentation generators through the epochs completed in the first
-    ``start`` steps exactly as training draws them (one permutation per epoch, one augmentation per
-    batch); returns how many batches of the unfinished epoch were taken (the training loop draws that
-    epoch's permutation and replays those batches' augmentations itself)."""
-    epochs, taken = divmod(start, per_epoch)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=order_gen)
-        _replay_augmentation(order, per_epoch, batch, draw_augmentation)
-    return taken
-
-
-def _replay_augmentation(order: torch.Tensor, batches: int, batch: int,
-                         draw_augmentation: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
-    if draw_augmentation is not None:
-        for b in range(batches):
-            draw_augmentation(order[b * batch:(b + 1) * batch])
 
 
 def _stderr(message: str) -> None:

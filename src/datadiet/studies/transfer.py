@@ -11,11 +11,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...analysis import figures
-from ...config import TrainConfig
+from ..report import figures
+from ..config import TrainConfig
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks, write_section
-
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from .common import accuracy_rows, baseline_tasks, pruning_tasks
 NAME = "transfer"
 TITLE = "Architecture transfer: scores from one network prune for another"
 SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"

@@ -24,14 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ...data.transforms import Normalizer
-from ...errors import ConfigError
-from ...io import atomic_path, write_text_atomic
-from ...training import train
-from ...training.engine import to_layout
-from .common import Setting, Workspace
+from ..data.transforms import Normalizer
+from ..errors import ConfigError
+from ..io import atomic_path, write_text_atomic
+from ..training import correct_per_example, train
+from .presets import Setting
+from .workspace import Workspace
 
 SEED_BASE = 5000  # memorization runs never share a seed with score runs (0..R-1) or evaluations (1000+)
 
@@ -61,19 +60,6 @@ def subset_mask(n: int, fraction: float, seed: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(seed).choice(n, size=round(fraction * n), replace=False)] = True
     return mask
-
-
-@torch.no_grad()
-def correct_per_example(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: Normalizer,
-                        config, batch_size: int = 1024) -> np.ndarray:
-    """bool [n]: the model (eval mode) predicts each example's label."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for s in range(0, len(images), batch_size):
-        logits = model(to_layout(normalize(images[s:s + batch_size].to(device)), config))
-        out.append((logits.argmax(1).cpu() == labels[s:s + batch_size]).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
 
 def estimate(ws: Workspace, setting: Setting, models: int, *, fraction: float = 0.5) -> Path:

@@ -1,4 +1,4 @@
-"""Tidy tables from sweep results and score files: curves, tests against random, rank correlations.
+"""Tidy tables from sweep results: curves and tests against random, plus CSV reading and writing.
 
 Everything here takes plain records (dicts) or arrays and returns lists of dicts, one row per
 group, so the figures and the report only draw what these functions computed.
@@ -6,17 +6,14 @@ group, so the figures and the report only draw what these functions computed.
 from __future__ import annotations
 
 import csv
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
-RESULT_COLUMNS = ("run_id", "method", "keep", "offset", "seed", "test_accuracy", "test_loss", "steps",
-                  "n_train", "wall_seconds", "model", "width", "dataset", "subset", "epochs", "dataset_fingerprint")
-
+from ..io import atomic_path
+from ..stats import interval_verdict, welch_interval
 
 def flatten_results(records: Iterable[dict]) -> list[dict]:
     """One flat row per run (the CSV's columns), sorted by method, keep and seed."""
@@ -50,8 +47,6 @@ def _offset_key(row: dict) -> float:
 
 
 def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> None:
-    from ..io import atomic_path
-
     columns = list(columns or (rows[0].keys() if rows else []))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
@@ -99,43 +94,6 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref), "diff": diff,
                     "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
     return out
-
-
-def interval_verdict(low: float, high: float) -> str:
-    """"better" / "worse" when the interval of a difference excludes 0, "no different" when it holds 0, and
-    "not measured" when there is no interval (too few runs, no variance)."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "not measured"
-    return "better" if low > 0 else "worse" if high < 0 else "no different"
-
-
-def welch_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
-    """Difference of means ``a − b`` with a Welch t interval and two-sided p-value.
-
-    Fewer than two runs on a side, or no variance on either, estimate no spread: the interval is then
-    (−inf, inf) or NaN and the p-value NaN (a "not measured" verdict, never a confident one)."""
-    diff = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return diff, -math.inf, math.inf, float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, float("nan"), float("nan"), float("nan")
-    df = (va + vb) ** 2 / ((va**2) / (len(a) - 1) + (vb**2) / (len(b) - 1))
-    half = stats.t.ppf(0.5 + level / 2, df) * se
-    p = 2 * stats.t.sf(abs(diff) / se, df)
-    return diff, diff - half, diff + half, float(p)
-
-
-def spearman_matrix(scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    """Spearman rank correlation between every pair of score vectors (all over the same examples)."""
-    names = list(scores)
-    if len(names) < 2:
-        return names, np.ones((len(names), len(names)))
-    rho = stats.spearmanr(np.stack([scores[n] for n in names], axis=1)).statistic
-    if len(names) == 2:  # scipy returns the single coefficient, not the matrix, for two variables
-        rho = np.array([[1.0, rho], [rho, 1.0]])
-    return names, rho
 
 
 def _typed(row: dict) -> dict:

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io import atomic_path
+
 
 def pyplot():
     import matplotlib
@@ -17,8 +19,6 @@ def pyplot():
 
 
 def save(fig, path: str | Path) -> Path:
-    from ..io import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")

@@ -26,10 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...analysis import figures
-from ...errors import DataDietError, unknown_name
-from .common import SETTINGS, Section, Setting, Workspace, write_section
-
+from ..report import figures
+from ..selection import rank_order
+from ..stats import correlations
+from ..errors import DataDietError, unknown_name
+from ..runs.memorization import estimate
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
 NAME = "external"
 TITLE = "Scores against external per-example values"
 SOURCE = "Paul et al. (2021) App. G (Fig. 19, memorization)"
@@ -42,11 +46,11 @@ class ExternalValuesError(DataDietError, ValueError):
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    values_path: str | None = None    # CSV or .npz of per-example values; required (--values)
+    values: str | None = None         # CSV or .npz of per-example values (or --memorization-runs)
     id_column: str = "id"             # CSV: the id column (npz: this array if present, else ``ids``)
     value_column: str | None = None   # CSV: the value column; None = the only other column (npz: ``values``)
     scores: tuple[str, ...] = ()      # score labels to correlate; empty = every standard score
-    memorization_runs: int = 0        # without values_path: estimate memorization with this many subset runs
+    memorization_runs: int = 0        # without values: estimate memorization with this many subset runs
     memorization_fraction: float = 0.5  # each memorization run trains on this fraction of the examples
     min_matched: int = 10             # fewer matched examples than this is an error (deciles need 10)
     bins: int = 10                    # score quantile bins of the binned plot (deciles)
@@ -59,33 +63,6 @@ class Config:
 PRESETS = {"smoke": Config(SETTINGS["smoke"], memorization_runs=4),
            "quick": Config(SETTINGS["quick"], memorization_runs=16),
            "paper": Config(SETTINGS["paper"])}
-
-
-def add_options(parser) -> None:
-    parser.add_argument("--values", metavar="PATH", help="CSV (id and value columns) or .npz (arrays ids, values) "
-                        "of per-example values, e.g. memorization estimates, keyed by example id")
-    parser.add_argument("--id-column", metavar="NAME", help="the CSV's id column (default: id)")
-    parser.add_argument("--value-column", metavar="NAME",
-                        help="the CSV's value column (default: the only column besides the id column)")
-    parser.add_argument("--memorization-runs", type=int, metavar="K",
-                        help="without --values: estimate memorization (Feldman & Zhang) from K runs on random halves")
-    parser.add_argument("--scores", metavar="LIST", help="comma-separated score labels, e.g. el2n@epoch2,grand@init "
-                        "(default: every standard score)")
-
-
-def configure(config: Config, args) -> Config:
-    changes = {}
-    if getattr(args, "values", None):
-        changes["values_path"] = args.values
-    if getattr(args, "id_column", None):
-        changes["id_column"] = args.id_column
-    if getattr(args, "value_column", None):
-        changes["value_column"] = args.value_column
-    if getattr(args, "memorization_runs", None) is not None:
-        changes["memorization_runs"] = args.memorization_runs
-    if getattr(args, "scores", None):
-        changes["scores"] = tuple(s.strip() for s in args.scores.split(",") if s.strip())
-    return replace(config, **changes)
 
 
 # ---------------------------------------------------------------- reading and joining (pure, no workspace)
@@ -242,21 +219,9 @@ def join_values(ids: np.ndarray, values: np.ndarray, train_ids: np.ndarray, data
 # ---------------------------------------------------------------- correlations (pure)
 
 
-def correlate(score: np.ndarray, values: np.ndarray) -> dict:
-    """Spearman and Pearson correlation with two-sided p-values (NaN when either side is constant)."""
-    from scipy import stats
-
-    if np.ptp(score) == 0 or np.ptp(values) == 0:
-        nan = float("nan")
-        return {"spearman": nan, "spearman_p": nan, "pearson": nan, "pearson_p": nan}
-    s, p = stats.spearmanr(score, values), stats.pearsonr(score, values)
-    return {"spearman": float(s.statistic), "spearman_p": float(s.pvalue), "pearson": float(p.statistic),
-            "pearson_p": float(p.pvalue)}
-
-
 def binned_means(score: np.ndarray, values: np.ndarray, ids: np.ndarray, bins: int = 10) -> list[dict]:
     """Examples sorted by score (ties by id) cut into ``bins`` near-equal groups: the mean value per group."""
-    order = np.lexsort((ids, score))
+    order = rank_order(score, ids)
     rows = []
     for b, group in enumerate(np.array_split(order, min(bins, len(order)))):
         v = values[group]
@@ -271,9 +236,9 @@ def binned_means(score: np.ndarray, values: np.ndarray, ids: np.ndarray, bins: i
 
 def run(config: Config, ws: Workspace) -> dict:
     setting = config.setting
-    estimated = config.values_path is None
+    estimated = config.values is None
     config = with_values(config, ws)
-    ids, values, value_name = read_values(config.values_path, config.id_column, config.value_column)
+    ids, values, value_name = read_values(config.values, config.id_column, config.value_column)
     splits = ws.splits(setting.data)
     whole = ws.splits(replace(setting.data, subset=None, label_noise=0.0)).train  # every valid id
     positions, matched, coverage = join_values(ids, values, splits.train.ids.numpy(), whole.ids.numpy(),
@@ -286,7 +251,7 @@ def run(config: Config, ws: Workspace) -> dict:
     matched_ids = splits.train.ids.numpy()[positions]
     scores = {label: tables[label].mean[positions] for label in labels}
 
-    corr = [{"score": label, "n": len(positions), **correlate(scores[label], matched)} for label in labels]
+    corr = [{"score": label, "n": len(positions), **correlations(scores[label], matched)} for label in labels]
     binned = [{"score": label, **row} for label in labels
               for row in binned_means(scores[label], matched, matched_ids, config.bins)]
     folder = ws.folder(NAME)
@@ -304,7 +269,7 @@ def run(config: Config, ws: Workspace) -> dict:
         {"scatter.png": f"{value_name} against each score (mean over {setting.score_runs} runs), matched examples",
          "binned.png": f"mean {value_name} per score bin (examples sorted by score, {config.bins} equal groups; "
                        "bars: standard error)"},
-        {"setting": setting.name, "values_path": str(config.values_path), "id_column": config.id_column,
+        {"setting": setting.name, "values": str(config.values), "id_column": config.id_column,
          "value_column": value_name, "scores": list(labels), "runs": setting.score_runs},
         {"coverage": coverage, "spearman": {r["score"]: r["spearman"] for r in corr},
          "pearson": {r["score"]: r["pearson"] for r in corr}})
@@ -313,24 +278,22 @@ def run(config: Config, ws: Workspace) -> dict:
 
 def missing_input(config: Config) -> str | None:
     """Why this config cannot run on its own (``analyze all`` skips it), or None."""
-    if config.values_path is None and config.memorization_runs <= 0:
+    if config.values is None and config.memorization_runs <= 0:
         return "needs --values PATH (per-example values) or --memorization-runs K"
     return None
 
 
 def with_values(config: Config, ws: Workspace) -> Config:
     """The config with a values file: the user's, or else a memorization estimate made here."""
-    if config.values_path is not None:
+    if config.values is not None:
         return config
     if missing_input(config):
         raise ExternalValuesError(
             "The external analysis correlates the scores with per-example values and has none: pass --values PATH "
             "(a CSV with an id column and a value column, or an .npz with arrays ids and values; ids are positions "
             "in the dataset's official training order), or --memorization-runs K to estimate memorization here.")
-    from .memorization import estimate
-
     path = estimate(ws, config.setting, config.memorization_runs, fraction=config.memorization_fraction)
-    return replace(config, values_path=str(path), id_column="id", value_column="memorization")
+    return replace(config, values=str(path), id_column="id", value_column="memorization")
 
 
 def findings(corr: list[dict], binned: list[dict], coverage: dict, value_name: str, setting: Setting) -> list[str]:

@@ -27,16 +27,19 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from ...analysis import figures
-from ...config import steps_per_epoch, to_dict
-from ...data.transforms import Normalizer
-from ...errors import ConfigError, DataDietError, unknown_name
-from ...io import write_json_atomic
-from ...training import ensure_checkpoints, init_model, load_checkpoint
-from ...training.engine import resolve_device
-from ..sweep import digest_ids
-from .common import SETTINGS, Section, Setting, Workspace, write_section
-
+from ..report import figures
+from ..config import to_dict
+from ..selection import rank_order
+from ..stats import spearman
+from ..data.transforms import Normalizer
+from ..errors import ConfigError, DataDietError, unknown_name
+from ..io import write_json_atomic
+from ..training import ensure_checkpoints, init_model, restore
+from ..training.engine import resolve_device
+from ..runs.identity import digest_ids
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
 NAME = "kernel_velocity"
 TITLE = "Kernel velocity of examples along the EL2N ranking"
 SOURCE = "Paul et al. (2021) § 5.1 / Fig. 5 (left) and App. B.3 (kernel velocity, eq. 7)"
@@ -45,7 +48,7 @@ SOURCE = "Paul et al. (2021) § 5.1 / Fig. 5 (left) and App. B.3 (kernel velocit
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    epochs: tuple[float, ...]           # times t (in epochs) at which v(t) = distance(K_t, K_{t+gap}) / gap
+    velocity_epochs: tuple[float, ...]  # times t (in epochs) at which v(t) = distance(K_t, K_{t+gap}) / gap
     positions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # block starts, as quantiles of the ranking
     block: int = 100                    # contiguous examples per kernel (the paper: 100)
     gap: float = 1.0                    # epochs between the two kernels (eq. 7: consecutive epochs)
@@ -54,30 +57,18 @@ class Config:
 
 
 PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], epochs=(0.0, 1.0), positions=(0.0, 0.5, 1.0), block=10),
+    "smoke": Config(SETTINGS["smoke"], velocity_epochs=(0.0, 1.0), positions=(0.0, 0.5, 1.0), block=10),
     # quick: one 20-epoch training run (≈ 10 s) saved at 15 steps; 15 steps × 5 blocks = 75 kernels of
     # 1,000 × 1,000 over the small CNN's 38,330 parameters (≈ 2–4 s each on 2 cores): ≈ 3–5 min in all,
     # plus the shared score runs if they are not cached yet.
-    "quick": Config(SETTINGS["quick"], epochs=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0, 19.0)),
+    "quick": Config(SETTINGS["quick"], velocity_epochs=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0, 19.0)),
     # paper: ResNet18 (11.2 M parameters) on CIFAR-10: a block's Jacobian is 1,000 × 11.2 M (45 GB in
     # float32), so it is built 10 examples (4.5 GB) at a time and K assembled from pairs of chunks (≈ 9 GB
     # of GPU memory; 55 chunk Jacobians per kernel).  6 blocks × 24 models = 144 kernels, untimed here (no
     # GPU was available to this session); the 200-epoch training run dominates unless kernels are slow.
-    "paper": Config(SETTINGS["paper"], epochs=(0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 90.0, 120.0, 160.0, 199.0),
+    "paper": Config(SETTINGS["paper"], velocity_epochs=(0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 90.0, 120.0, 160.0, 199.0),
                     positions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), chunk=10),
 }
-
-
-def add_options(parser) -> None:
-    parser.add_argument("--epochs", type=float, nargs="+", help="times t (epochs) of the velocities")
-    parser.add_argument("--positions", type=float, nargs="+", help="block starts as quantiles of the EL2N ranking")
-    parser.add_argument("--chunk", type=int, help="examples per Jacobian (lower it if memory runs out)")
-
-
-def configure(config: Config, args) -> Config:
-    changes = {k: tuple(v) if isinstance(v, list) else v for k in ("epochs", "positions", "chunk")
-               if (v := getattr(args, k, None)) is not None}
-    return replace(config, **changes)
 
 
 # ----------------------------------------------------------------------------- the kernel (pure)
@@ -160,9 +151,9 @@ def run(config: Config, ws: Workspace) -> dict:
     splits = ws.splits(setting.data)
     train_cfg = ws.train(replace(setting.train, seed=setting.eval_seed_base))
     n = len(splits.train)
-    per_epoch = steps_per_epoch(n, min(train_cfg.batch_size, n))
-    total = train_cfg.total_steps(train_size=n, full_size=n)
-    pairs = velocity_pairs(config.epochs, config.gap, per_epoch)
+    plan = train_cfg.plan(train_size=n)
+    total, per_epoch = plan.total, plan.per_epoch
+    pairs = velocity_pairs(config.velocity_epochs, config.gap, per_epoch)
     check_config(config, n, total, pairs)
 
     tables = ws.scores(setting)
@@ -186,7 +177,7 @@ def run(config: Config, ws: Workspace) -> dict:
                                                 f"{config.block} examples along the ascending {label} ranking",
                        "velocity_vs_rank.png": "kernel velocity against the block's first rank (paper layout), one "
                                                "curve per time"},
-                      {"setting": setting.name, "score": label, "epochs": list(config.epochs), "gap": config.gap,
+                      {"setting": setting.name, "score": label, "velocity_epochs": list(config.velocity_epochs), "gap": config.gap,
                        "block": config.block, "block_starts": starts, "train": to_dict(train_cfg)},
                       {"velocity": {f"rank{r['start']}@epoch{r['epoch']:g}": r["velocity"] for r in rows}})
     return write_section(folder, section)
@@ -198,8 +189,8 @@ def check_config(config: Config, n: int, total: int, pairs: list[tuple[float, in
                           "lower --block (the paper uses 100 of 50,000).")
     if config.gap <= 0:
         raise ConfigError(f"The gap between kernels must be positive, got {config.gap} epochs.")
-    if not config.epochs:
-        raise ConfigError("Give at least one time (--epochs) for the kernel velocity.")
+    if not config.velocity_epochs:
+        raise ConfigError("Give at least one time (--velocity-epochs) for the kernel velocity.")
     bad = [q for q in config.positions if not 0.0 <= q <= 1.0]
     if bad or not config.positions:
         raise ConfigError(f"Block positions are quantiles of the ranking in [0, 1], got {list(config.positions)}.")
@@ -218,13 +209,13 @@ def ranking_positions(table, train_ids: np.ndarray) -> np.ndarray:
     if missing or len(table.ids) != len(train_ids):
         raise DataDietError(f"The {table.label} scores do not cover this training split example for example; "
                             "recompute them on the same data (delete the workspace's scores folder).")
-    ranked = table.ids[np.lexsort((table.ids, table.mean))]
+    ranked = table.ids[rank_order(table.mean, table.ids)]
     return np.array([where[int(i)] for i in ranked], dtype=np.int64)
 
 
 def load_model(train_cfg, splits, folder: Path, step: int, device: torch.device) -> nn.Module:
     model = init_model(train_cfg, splits.train)
-    model.load_state_dict(load_checkpoint(folder, step)["model"])
+    restore(model, folder, step)
     return model.to(device).eval()
 
 
@@ -305,7 +296,6 @@ def _draw_velocity(rows: list[dict], path: Path, *, x: str, curve: str, cmap: st
 
 
 def findings(rows: list[dict], label: str, config: Config) -> list[str]:
-    from .common import spearman
 
     starts = sorted({r["start"] for r in rows})
     epochs = sorted({r["epoch"] for r in rows})

@@ -18,14 +18,16 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
-from ...analysis import figures
-from ...analysis.tables import curve_table
-from ...errors import ConfigError, DataDietError
+from ..report import figures
+from ..report.tables import curve_table
+from ..stats import spearman
+from ..errors import ConfigError, DataDietError
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks,
-                     standard_scores, write_section)
+from ..runs.presets import PRESETS as SETTINGS, Setting, standard_scores
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from .common import accuracy_rows, baseline_tasks, pruning_tasks
 
 NAME = "averaging"
 TITLE = "Averaging sensitivity: single-run against R-run scores"
@@ -58,20 +60,6 @@ PRESETS = {
     # EL2N at epoch 10; the standard set's epoch 20 is used so the ten score runs are shared.)
     "paper": _config("paper", [0.5], ["grand@init", "el2n@epoch20"]),
 }
-
-
-def add_options(parser) -> None:
-    parser.add_argument("--keeps", type=float, nargs="+", help="fractions kept when pruning (default: preset's)")
-    parser.add_argument("--prune-scores", nargs="+", help="score labels pruned with one run and with R runs")
-
-
-def configure(config: Config, args) -> Config:
-    changes = {}
-    if getattr(args, "keeps", None):
-        changes["keeps"] = tuple(args.keeps)
-    if getattr(args, "prune_scores", None):
-        changes["prune_scores"] = tuple(args.prune_scores)
-    return replace(config, **changes)
 
 
 def run(config: Config, ws: Workspace) -> dict:
@@ -154,14 +142,14 @@ def n_run_curve(rows: np.ndarray, *, ns=None, max_subsets: int = 50, seed: int =
     R = rows.shape[0]
     ns = list(range(1, R + 1)) if ns is None else list(ns)
     check_ns(ns, R)
-    reference = stats.rankdata(rows.mean(axis=0))
+    reference = rows.mean(axis=0)
     out = []
     for n in ns:
         subsets = run_subsets(R, n, max_subsets, seed)
-        rhos = np.array([_rank_corr(reference, rows[list(s)].mean(axis=0)) for s in subsets])
-        disjoint = [spearman_of(rows[list(s)].mean(axis=0), np.delete(rows, list(s), axis=0).mean(axis=0))
+        rhos = np.array([spearman(rows[list(s)].mean(axis=0), reference) for s in subsets])
+        disjoint = [spearman(rows[list(s)].mean(axis=0), np.delete(rows, list(s), axis=0).mean(axis=0))
                     for s in subsets] if n < R else []
-        out.append({"n": n, "first_n": _rank_corr(reference, rows[:n].mean(axis=0)), "subsets": len(subsets),
+        out.append({"n": n, "first_n": spearman(rows[:n].mean(axis=0), reference), "subsets": len(subsets),
                     "min": float(rhos.min()), "mean": float(rhos.mean()), "max": float(rhos.max()),
                     "disjoint": float(np.mean(disjoint)) if disjoint else float("nan")})
     return out
@@ -177,18 +165,6 @@ def run_subsets(R: int, n: int, limit: int, seed: int = 0) -> list[tuple[int, ..
     while len(chosen) < limit:
         chosen.add(tuple(sorted(int(i) for i in rng.choice(R, n, replace=False))))
     return sorted(chosen)
-
-
-def spearman_of(a: np.ndarray, b: np.ndarray) -> float:
-    return _rank_corr(stats.rankdata(b), a)
-
-
-def _rank_corr(reference_ranks: np.ndarray, values: np.ndarray) -> float:
-    """Spearman = Pearson on ranks (average ranks for ties); the reference is ranked once per score."""
-    ranks = stats.rankdata(values)
-    if ranks.std() == 0 or reference_ranks.std() == 0:
-        return float("nan")  # a constant score ranks nothing
-    return float(np.corrcoef(reference_ranks, ranks)[0, 1])
 
 
 # ---------------------------------------------------------------------------------------------- pruning

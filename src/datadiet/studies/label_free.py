@@ -13,12 +13,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...analysis import figures
-from ...analysis.tables import curve_table, spearman_matrix
-from ...scores.registry import score_spec
+from ..report import figures
+from ..report.tables import curve_table
+from ..stats import spearman_matrix
+from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks,
-                     standard_scores, write_section)
+from ..runs.presets import PRESETS as SETTINGS, Setting, standard_scores
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from .common import accuracy_rows, baseline_tasks, pruning_tasks
 
 NAME = "label_free"
 TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
@@ -45,17 +48,8 @@ class Config:
 PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
 
 
-def add_options(parser) -> None:
-    parser.add_argument("--keeps", type=float, nargs="+", help="fractions kept (default 0.5)")
-
-
-def configure(config: Config, args) -> Config:
-    return replace(config, keeps=tuple(args.keeps)) if getattr(args, "keeps", None) else config
-
-
 def default_labels(setting: Setting) -> tuple[str, ...]:
-    times = ("init", f"epoch{setting.score_epoch:g}")
-    return tuple(f"{s}@{when}" for when in times for s in (*LABEL_USING, *LABEL_FREE))
+    return tuple(str(ScoreLabel(s, epoch)) for epoch in (0.0, setting.score_epoch) for s in (*LABEL_USING, *LABEL_FREE))
 
 
 def run(config: Config, ws: Workspace) -> dict:
@@ -89,16 +83,10 @@ def run(config: Config, ws: Workspace) -> dict:
     return write_section(folder, section)
 
 
-def split_label(label: str) -> tuple[str, str]:
-    """``"score2@epoch2"`` → ``("score2", "epoch2")``."""
-    name, _, when = label.partition("@")
-    return name, when
-
-
 def counterpart_of(label: str) -> str | None:
     """The label-using score at the same time, for a label-free score; ``None`` otherwise."""
-    name, when = split_label(label)
-    return f"{COUNTERPART[name]}@{when}" if name in COUNTERPART else None
+    parsed = ScoreLabel.parse(label)
+    return str(ScoreLabel.at(COUNTERPART[parsed.name], parsed.epoch)) if parsed.name in COUNTERPART else None
 
 
 def accuracy_table(rows, labels, keeps, rho_rows: dict, names: list[str]) -> list[dict]:
@@ -107,7 +95,8 @@ def accuracy_table(rows, labels, keeps, rho_rows: dict, names: list[str]) -> lis
     out = []
     full = accuracies(rows, "full", 1.0)
     for label in labels:
-        name, when = split_label(label)
+        parsed = ScoreLabel.parse(label)
+        name, when = parsed.name, parsed.when
         other = counterpart_of(label)
         for keep in keeps:
             a, rand = accuracies(rows, label, keep), accuracies(rows, "random", keep)

@@ -17,19 +17,22 @@ from the first seed to check that these initial models are the score runs' ones.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ...analysis import figures
-from ...config import to_dict
-from ...errors import DataDietError
-from ...scores.runs import dataset_input_norms
-from .common import SETTINGS, Section, Setting, Workspace, spearman, write_section
-
+from ..report import figures
+from ..config import to_dict
+from ..errors import DataDietError
+from ..runs.identity import identity
+from ..runs.scoring import dataset_input_norms, score_model
+from ..scores import ScoreFileError, ScoreTable, load_scores, save_scores
+from ..training import init_model, place_model, resolve_device
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from ..stats import spearman
 NAME = "grand_vs_norm"
 TITLE = "GraNd at initialization against input norm"
 SOURCE = "Kirsch (2023) Figs. 1 and 4"
@@ -40,7 +43,7 @@ GRAND_INIT = "grand@init"
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    inits: int = 0              # initializations in the n-curve; at least the setting's R score runs (0 = R)
+    inits: int | None = None    # initializations in the n-curve, at least the setting's R score runs (None = R)
     check_examples: int = 32    # training examples re-scored from the first seed to check the initial models
     check_tolerance: float = 1e-2  # largest relative difference accepted in that check
     bins: int = 60              # histogram bins of the log ratio
@@ -130,9 +133,6 @@ def init_grand(train, splits, dataset, seeds) -> np.ndarray:
     on the device in the recipe's memory format) and scored by the score runs' own ``score_model`` on the
     normalized, un-augmented images, so seed s here is score run s at step 0.
     """
-    from ...scores.runs import score_model
-    from ...training.engine import init_model, place_model, resolve_device
-
     device = resolve_device(train.device)
     target = replace(splits, train=dataset)  # score_model scores splits.train
     rows = []
@@ -146,19 +146,15 @@ def init_grand(train, splits, dataset, seeds) -> np.ndarray:
 def cached_init_grand(folder: Path, kind: str, train, data, splits, dataset, seeds, log) -> np.ndarray:
     """:func:`init_grand`, cached as a datadiet score file ``folder/<kind>-<digest>.npz`` (ids, runs, meta).
 
-    The digest covers the data, the recipe (without the device) and the seeds; the file's dataset fingerprint
+    The key (the run identity) covers the data, the recipe and the seeds; the file's dataset fingerprint
     is checked on load, so changed data or a changed recipe never reads a stale cache.
     """
-    from ...scores import ScoreFileError, ScoreTable, load_scores, save_scores
-
     seeds = list(seeds)
     if not seeds:
         return np.zeros((0, len(dataset)))
-    key = {"data": {k: v for k, v in to_dict(data).items() if k != "data_root"},
-           "train": {k: v for k, v in to_dict(train).items() if k not in ("device", "seed")},
-           "seeds": seeds, "split": dataset.split, "fingerprint": dataset.fingerprint}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    path = folder / f"{kind}-{digest}.npz"
+    key = identity({"data": data, "train": replace(train, seed=0), "seeds": seeds, "split": dataset.split,
+                    "fingerprint": dataset.fingerprint})
+    path = folder / f"{kind}-{key}.npz"
     if path.is_file():
         try:
             table = load_scores(path, dataset=dataset)
@@ -209,7 +205,7 @@ def run(config: Config, ws: Workspace) -> dict:
     check = check_initial_models(train, splits, seeds[0], stored.runs[0], config.check_examples,
                                  config.check_tolerance)
 
-    K = max(config.inits, R)
+    K = R if config.inits is None else max(config.inits, R)
     extra_seeds = range(seeds[-1] + 1, seeds[-1] + 1 + K - R)
     extra = cached_init_grand(folder, "grand_init_train_extra", train, data, splits, splits.train, extra_seeds, ws.log)
     all_train = np.concatenate([stored.runs, extra])

@@ -1,11 +1,11 @@
-"""Comparisons of evaluation runs shared by the analyses: accuracies of one (method, fraction), the difference
+"""Comparisons of evaluation runs shared by the studies: accuracies of one (method, fraction), the difference
 of two groups with its Welch 95 % interval, and the verdict and wording of such a difference."""
 from __future__ import annotations
 
 import numpy as np
 
-from ...analysis.tables import interval_verdict, welch_interval
-from ...errors import DataDietError
+from ..errors import DataDietError
+from ..stats import interval_verdict, welch_interval
 
 
 def check_labels(labels, known) -> None:

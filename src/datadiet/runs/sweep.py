@@ -18,7 +18,6 @@ numbers (with the same number of threads per run).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import traceback
@@ -30,10 +29,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
+from .identity import digest_ids, identity
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        spec = to_dict(self)
-        spec["data"].pop("data_root")  # where the files live does not change the run (the fingerprint does)
-        payload = json.dumps(spec, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+        return identity(self)
 
     def describe(self) -> dict:
         return {"run_id": self.run_id, **to_dict(self)}
@@ -74,8 +71,11 @@ class SweepOutcome:
     ran: int
 
 
-def digest_ids(ids) -> str:
-    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()[:20]
+def task_for(data: DataConfig, train: TrainConfig, method: str, keep: float, kept_ids, train_set,
+             offset: float | None = None) -> Task:
+    """A task training ``train`` on the examples ``kept_ids`` of ``train_set`` (the split ``data`` loads)."""
+    positions = train_set.positions_of(kept_ids).numpy()
+    return Task(RunSpec(data, train, method, keep, offset, digest_ids(kept_ids)), positions)
 
 
 def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None) -> dict:

@@ -17,13 +17,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...analysis import figures
-from ...analysis.tables import curve_table
-from ...errors import ConfigError, DataDietError, NonFiniteLossError
-from ...scores.registry import score_spec
-from ...scores.store import ScoreFileError
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, pruning_tasks, spearman,
-                     write_section)
+from ..report import figures
+from ..report.tables import curve_table
+from ..errors import ConfigError, DataDietError, NonFiniteLossError
+from ..scores.registry import score_spec
+from ..scores.store import ScoreFileError
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from .common import accuracy_rows, baseline_tasks, pruning_tasks
+from ..stats import spearman
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 
 NAME = "hparam_grid"
@@ -53,19 +56,6 @@ PRESETS = {
     # 20, against 9 ResNet18s at the default (optimal) recipe.
     "paper": Config(SETTINGS["paper"], (0.2, 0.1, 0.05), (1e-3, 5e-4, 1e-4), (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
 }
-
-
-def add_options(parser) -> None:
-    parser.add_argument("--keeps", type=float, nargs="+", help="fractions kept (default: preset's)")
-    parser.add_argument("--lrs", type=float, nargs="+", help="learning rates of the grid")
-    parser.add_argument("--weight-decays", type=float, nargs="+", help="weight decays of the grid")
-    parser.add_argument("--runs-per-cell", type=int, help="score runs per grid cell (default 1)")
-
-
-def configure(config: Config, args) -> Config:
-    changes = {k: tuple(v) if isinstance(v, list) else v for k in ("keeps", "lrs", "weight_decays", "runs_per_cell")
-               if (v := getattr(args, k, None))}
-    return replace(config, **changes)
 
 
 def grid_cells(config: Config) -> list[dict]:

@@ -39,14 +39,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ...analysis import figures
-from ...analysis.tables import curve_table, write_csv
-from ...config import DataConfig
-from ...data import LabelNoise, permute_labels
-from ...errors import ConfigError, DataDietError
-from ...selection import select
-from .common import (SETTINGS, Section, Setting, Workspace, accuracy_rows, baseline_tasks, standard_scores,
-                     write_section)
+from ..report import figures
+from ..report.tables import curve_table, write_csv
+from ..config import DataConfig
+from ..data import LabelNoise, permute_labels
+from ..errors import ConfigError, DataDietError
+from ..scores.registry import ScoreLabel
+from ..selection import offset_windows, rank_order, select
+from ..stats import auroc
+from ..runs.presets import PRESETS as SETTINGS, Setting, standard_scores
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
+from .common import accuracy_rows, baseline_tasks
 
 NAME = "noisy_labels"
 TITLE = "Noisy labels: pruning windows, EL2N of corrupted examples, and finding them"
@@ -82,22 +86,11 @@ PRESETS = {
 }
 
 
-def add_options(parser) -> None:
-    parser.add_argument("--label-noise", type=float, help="fraction of training labels permuted (default 0.1)")
-    parser.add_argument("--noise-seed", type=int, help="seed of the label permutation (default 0)")
-
-
-def configure(config: Config, args) -> Config:
-    # getattr: `datadiet analyze all` has no such options
-    changes = {name: getattr(args, name, None) for name in ("label_noise", "noise_seed")}
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
-
-
 # ---------------------------------------------------------------- what to score and train
 
 def el2n_label(config: Config) -> str:
     epoch = config.setting.score_epoch if config.el2n_epoch is None else config.el2n_epoch
-    return f"el2n@epoch{epoch:g}"
+    return str(ScoreLabel("el2n", epoch))
 
 
 def sweep_labels(config: Config) -> tuple[str, ...]:
@@ -129,15 +122,10 @@ def check_config(config: Config) -> None:
                           "needs clean data and adds the noise itself (set Config.label_noise instead).")
     if not config.keeps or not all(0 < k < 1 for k in config.keeps):
         raise ConfigError(f"keeps must be fractions in (0, 1), got {config.keeps}.")
-    empty = [k for k in config.keeps if not windows(k, config.offsets)]
+    empty = [k for k in config.keeps if not offset_windows(k, config.offsets)]
     if empty:
         raise ConfigError(f"No offset in {config.offsets} fits keep {empty[0]:g} (offset + keep must be ≤ 1); "
                           f"add offsets between 0 and {1 - empty[0]:g}.")
-
-
-def windows(keep: float, offsets) -> list[float]:
-    """Offsets whose window [offset, offset + keep) lies inside the ranking."""
-    return [float(o) for o in offsets if 0 <= o and o + keep <= 1 + 1e-9]
 
 
 def sweep_tasks(ws: Workspace, config: Config, data: dict[str, DataConfig], tables: dict[str, dict]) -> list:
@@ -147,7 +135,7 @@ def sweep_tasks(ws: Workspace, config: Config, data: dict[str, DataConfig], tabl
         tasks += baseline_tasks(ws, setting, config.keeps, data=data[name])
         for label in sweep_labels(config):
             for keep in config.keeps:
-                for offset in windows(keep, config.offsets):
+                for offset in offset_windows(keep, config.offsets):
                     kept = select(tables[name][label], keep=keep, offset=offset)
                     tasks += [ws.task(data[name], cfg, label, keep, kept, offset=offset)
                               for cfg in setting.eval_configs()]
@@ -181,29 +169,9 @@ def corrupted_examples(clean, noisy, fraction: float, seed: int) -> LabelNoise:
 
 # ---------------------------------------------------------------- pure computations
 
-def auroc(scores, positive) -> float:
-    """Probability that a random positive scores above a random negative, ties counted half.
-
-    Mann–Whitney U from average ranks: ``U = Σ rank(positives) − n_pos (n_pos + 1) / 2``, AUROC = U / (n_pos n_neg).
-    """
-    from scipy import stats
-
-    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
-    if scores.ndim != 1 or scores.shape != positive.shape:
-        raise ConfigError(f"AUROC needs one flag per score: {scores.shape} scores, {positive.shape} flags.")
-    n_pos = int(positive.sum())
-    n_neg = len(scores) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ConfigError(f"AUROC needs both corrupted and clean examples; got {n_pos} corrupted of {len(scores)}. "
-                          "Raise label_noise or the subset size.")
-    ranks = stats.rankdata(scores)  # average ranks: a positive tied with a negative gains half a pair
-    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
 def top_k_hits(scores, positive, k: int) -> int:
     """How many positives are among the ``k`` highest scores (ties by position, as :func:`select` by id)."""
-    order = np.lexsort((np.arange(len(scores)), np.asarray(scores, dtype=np.float64)))
+    order = rank_order(scores)
     return int(np.asarray(positive, dtype=bool)[order[len(order) - k:]].sum()) if k else 0
 
 
@@ -240,7 +208,7 @@ def window_rows(noisy_means: dict[str, np.ndarray], ids: np.ndarray, corrupted: 
     rows = []
     for label, values in noisy_means.items():
         for keep in keeps:
-            for offset in sorted(set(windows(keep, offsets)) | {round(1 - keep, 10)}):
+            for offset in sorted(set(offset_windows(keep, offsets)) | {round(1 - keep, 10)}):
                 kept = select(values, keep=keep, offset=offset, ids=ids)
                 hits = len(corrupted_ids.intersection(kept.tolist()))
                 rows.append({"score": label, "keep": keep, "offset": offset, "top_window": abs(offset + keep - 1) < 1e-9,

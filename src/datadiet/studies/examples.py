@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...analysis import figures
-from ...errors import unknown_name
-from .common import SETTINGS, Section, Setting, Workspace, write_section
-
+from ..report import figures
+from ..scores.registry import ScoreLabel
+from ..selection import rank_order
+from ..errors import unknown_name
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
 NAME = "examples"
 TITLE = "Lowest- and highest-scoring examples of each class"
 SOURCE = "Paul et al. (2021) Figs. 5–8"
@@ -51,8 +54,8 @@ def extremes(values: np.ndarray, ids: np.ndarray, labels: np.ndarray, per_side: 
     rows = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        ascending = members[np.lexsort((ids[members], values[members]))]    # value up, then id up
-        descending = members[np.lexsort((ids[members], -values[members]))]  # value down, then id up
+        ascending = members[rank_order(values[members], ids[members])]    # value up, then id up
+        descending = members[rank_order(-values[members], ids[members])]  # value down, then id up
         for kind, order in (("lowest", ascending), ("highest", descending)):
             rows += [{"label": int(label), "kind": kind, "position": p + 1, "row": int(r), "id": int(ids[r]),
                       "value": float(values[r])} for p, r in enumerate(order[:per_side])]
@@ -106,7 +109,7 @@ def run(config: Config, ws: Workspace) -> dict:
         rows = extremes(values, ids, labels, config.per_side)
         table += [{"score": score, "class": train.classes[r["label"]], "label": r["label"], "kind": r["kind"],
                    "position": r["position"], "id": r["id"], "value": r["value"]} for r in rows]
-        file = f"grid_{_file_safe(score)}.png"
+        file = f"grid_{ScoreLabel.parse(score).file_stem}.png"
         draw_grid(train, rows, score, folder / file)
         figs[file] = (f"{score}: per class (rows), the {config.per_side} lowest (left) and {config.per_side} highest "
                       "(right) scoring training images; titles give id and score")
@@ -152,13 +155,6 @@ def findings(stats: list[dict], setting: Setting) -> list[str]:
                      f"{init['highest_norm_percentile']:.0f} on average and its lowest at percentile "
                      f"{init['lowest_norm_percentile']:.0f} (Kirsch: GraNd at init ranks by input norm).")
     return lines
-
-
-def _file_safe(label: str) -> str:
-    return label.replace("@", "_").replace(".", "p")
-
-
-# ---------------------------------------------------------------- figures
 
 
 def draw_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:

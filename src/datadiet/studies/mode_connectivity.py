@@ -5,7 +5,7 @@ A parent trains (seed ``setting.eval_seed_base``) and is saved at each spawn epo
 at step k = t epochs (parameters, BatchNorm buffers and SGD momentum), two children train to the end of the
 budget under the same learning-rate schedule but with different data orders and augmentation (their own
 seeds).  Along the straight line θ(α) = (1 − α) θ₁ + α θ₂ (``alphas`` evenly spaced points, ends included) the
-classification error is measured on three sets of training examples: ``subset_size`` (1,000) random ones, the
+classification error is measured on three sets of training examples: ``eval_set_size`` (1,000) random ones, the
 highest-EL2N ones and the lowest-EL2N ones, EL2N being that of the parent at ``el2n_epoch`` (the paper: epoch
 10 of the parent run).  The error barrier follows Frankle et al. (2020), whom the paper follows:
 
@@ -35,16 +35,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...analysis import figures
-from ...config import steps_per_epoch, to_dict
-from ...data.transforms import Normalizer
-from ...errors import ConfigError
-from ...io import atomic_path
-from ...scores.runs import score_model
-from ...training import StartFrom, ensure_checkpoints, init_model, train
-from ...training.engine import resolve_device
-from .common import SETTINGS, Section, Setting, Workspace, write_section
-
+from ..report import figures
+from ..config import to_dict
+from ..selection import rank_order
+from ..data.transforms import Normalizer
+from ..errors import ConfigError
+from ..io import atomic_path
+from ..runs.scoring import score_model
+from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
 NAME = "mode_connectivity"
 TITLE = "Linear mode connectivity: error barriers on easy, hard and random examples"
 SOURCE = "Paul et al. (2021) § 5.2 / Fig. 5 (right) and App. B.3; barrier as in Frankle et al. (2020)"
@@ -59,7 +60,7 @@ class Config:
     setting: Setting
     spawn_epochs: tuple[float, ...]     # parent epochs t at which the two children are spawned
     alphas: int = 11                    # evenly spaced points on the path, both ends included
-    subset_size: int = 1000             # training examples per evaluation set (the paper: 1,000)
+    eval_set_size: int = 1000             # training examples per evaluation set (the paper: 1,000)
     el2n_epoch: float | None = None     # EL2N of the parent at this epoch; None = the setting's score epoch
     bn: str = "interpolate"             # BatchNorm statistics along the path: "interpolate" or "recompute"
     child_seeds: tuple[int, int] = (1, 2)  # added to the parent's seed: the children's data-order seeds
@@ -67,7 +68,7 @@ class Config:
 
 
 PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], spawn_epochs=(0.0, 1.0), subset_size=100),
+    "smoke": Config(SETTINGS["smoke"], spawn_epochs=(0.0, 1.0), eval_set_size=100),
     # quick: parent ≈ 12 epochs (≈ 6 s), then 2 children from each of 7 spawn epochs trained to epoch 20:
     # 2 × (20 + 19.5 + 19 + 18 + 16 + 12 + 8) = 225 epochs ≈ 2 min at ≈ 10 s per 20 epochs; 7 paths × 11
     # points × 3,000 examples are evaluated in seconds: ≈ 2–4 min in all.
@@ -75,18 +76,6 @@ PRESETS = {
     # paper: CIFAR-10 / ResNet18, EL2N at epoch 10 of the parent (App. B.3); 18 children of ≤ 200 epochs.
     "paper": Config(SETTINGS["paper"], spawn_epochs=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0), el2n_epoch=10.0),
 }
-
-
-def add_options(parser) -> None:
-    parser.add_argument("--spawn-epochs", type=float, nargs="+", help="parent epochs at which children spawn")
-    parser.add_argument("--bn", choices=BN_MODES, help="BatchNorm statistics along the path (default interpolate)")
-    parser.add_argument("--subset-size", type=int, help="training examples per evaluation set (default 1000)")
-
-
-def configure(config: Config, args) -> Config:
-    changes = {k: tuple(v) if isinstance(v, list) else v for k in ("spawn_epochs", "bn", "subset_size")
-               if (v := getattr(args, k, None)) is not None}
-    return replace(config, **changes)
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -115,19 +104,10 @@ def error_barrier(errors) -> float:
 def subset_rows(el2n: np.ndarray, size: int, seed: int) -> dict[str, np.ndarray]:
     """Row positions of the three evaluation sets: ``size`` random examples, the ``size`` highest and the
     ``size`` lowest EL2N (ties broken by position)."""
-    order = np.lexsort((np.arange(len(el2n)), el2n))  # ascending EL2N
+    order = rank_order(el2n)  # ascending EL2N, ties by position
     rng = np.random.default_rng(seed)
     return {"random": np.sort(rng.choice(len(el2n), size=size, replace=False)),
             "high_el2n": np.sort(order[-size:]), "low_el2n": np.sort(order[:size])}
-
-
-@torch.no_grad()
-def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Fraction of (already normalized) examples misclassified, model in eval mode."""
-    model.eval()
-    wrong = sum(int((model(x[s:s + batch_size]).argmax(1) != y[s:s + batch_size]).sum())
-                for s in range(0, len(x), batch_size))
-    return wrong / len(x)
 
 
 @torch.no_grad()
@@ -185,12 +165,11 @@ def run(config: Config, ws: Workspace) -> dict:
     splits = ws.splits(setting.data)
     parent_cfg = ws.train(replace(setting.train, seed=setting.eval_seed_base))
     n = len(splits.train)
-    per_epoch = steps_per_epoch(n, min(parent_cfg.batch_size, n))
-    total = parent_cfg.total_steps(train_size=n, full_size=n)
+    plan = parent_cfg.plan(train_size=n)
     el2n_epoch = setting.score_epoch if config.el2n_epoch is None else config.el2n_epoch
-    check_config(config, n, total, per_epoch, el2n_epoch)
-    spawns = {t: round(t * per_epoch) for t in config.spawn_epochs}
-    el2n_step = round(el2n_epoch * per_epoch)
+    check_config(config, n, plan.total, plan.per_epoch, el2n_epoch)
+    spawns = {t: plan.step_at(t) for t in config.spawn_epochs}
+    el2n_step = plan.step_at(el2n_epoch)
     seeds = [parent_cfg.seed + s for s in config.child_seeds]
 
     cache = ws.run_cache(NAME, ws.data(setting.data), parent_cfg)
@@ -202,7 +181,7 @@ def run(config: Config, ws: Workspace) -> dict:
 
     device = resolve_device(parent_cfg.device)
     normalize = Normalizer(splits.mean, splits.std, device)
-    rows = subset_rows(el2n, config.subset_size, config.subset_seed)
+    rows = subset_rows(el2n, config.eval_set_size, config.subset_seed)
     subsets = {name: (normalize(splits.train.images[torch.as_tensor(r)].to(device)),
                       splits.train.labels[torch.as_tensor(r)].to(device)) for name, r in rows.items()}
     bn_data = normalize(splits.train.images.to(device)) if config.bn == "recompute" else None
@@ -224,10 +203,10 @@ def run(config: Config, ws: Workspace) -> dict:
         NAME, TITLE, SOURCE, findings(barriers, children, config, el2n_epoch),
         {"barrier.csv": barriers, "path.csv": path, "children.csv": children},
         {"error_paths.png": f"training error along the linear path between the two children, per evaluation set "
-                            f"({config.subset_size} examples each), one curve per spawn epoch",
+                            f"({config.eval_set_size} examples each), one curve per spawn epoch",
          "barrier.png": "error barrier (max error on the path − mean of the endpoints) against the spawn epoch"},
         {"setting": setting.name, "spawn_epochs": list(config.spawn_epochs), "spawn_steps": list(spawns.values()),
-         "alphas": config.alphas, "subset_size": config.subset_size, "el2n_epoch": el2n_epoch, "bn": config.bn,
+         "alphas": config.alphas, "eval_set_size": config.eval_set_size, "el2n_epoch": el2n_epoch, "bn": config.bn,
          "parent_seed": parent_cfg.seed, "child_seeds": seeds, "train": to_dict(parent_cfg)},
         {"barrier": {f"{r['subset']}@epoch{r['spawn_epoch']:g}": r["barrier"] for r in barriers}})
     return write_section(folder, section)
@@ -239,8 +218,8 @@ def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch:
                           f"got {config.bn!r}.")
     if config.alphas < 2:
         raise ConfigError(f"The path needs at least its two endpoints; got alphas={config.alphas}.")
-    if not 1 <= config.subset_size <= n:
-        raise ConfigError(f"Evaluation sets of {config.subset_size} examples do not fit the {n} training examples; "
+    if not 1 <= config.eval_set_size <= n:
+        raise ConfigError(f"Evaluation sets of {config.eval_set_size} examples do not fit the {n} training examples; "
                           "lower --subset-size (the paper uses 1,000 of 50,000).")
     if not config.spawn_epochs:
         raise ConfigError("Give at least one spawn epoch (--spawn-epochs).")
@@ -328,7 +307,7 @@ def findings(barriers: list[dict], children: list[dict], config: Config, el2n_ep
         stable = next((e for e in epochs if at[subset, e] <= STABLE), None)
         when = f"first ≤ {STABLE:.0%} when spawned at epoch {stable:g}" if stable is not None else \
             f"never ≤ {STABLE:.0%} up to epoch {epochs[-1]:g}"
-        lines.append(f"Error barrier on the {config.subset_size} {label} examples: "
+        lines.append(f"Error barrier on the {config.eval_set_size} {label} examples: "
                      + ", ".join(f"{at[subset, e]:.3f} (t={e:g})" for e in epochs) + f"; {when}.")
     above = sum(at["high_el2n", e] > at["low_el2n", e] for e in epochs)
     lines.append(f"The highest-EL2N examples (EL2N of the parent at epoch {el2n_epoch:g}) have the larger barrier "

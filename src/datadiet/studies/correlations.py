@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...analysis import figures
-from ...analysis.tables import spearman_matrix
+from ..report import figures
+from ..stats import spearman_matrix
 from .compare import check_labels
-from .common import SETTINGS, Section, Setting, Workspace, write_section
-
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..report.markdown import Section, write_section
+from ..runs.workspace import Workspace
 NAME = "correlations"
 TITLE = "Rank correlations between all scores"
 SOURCE = "Kirsch (2023) Fig. 3 and Paul et al. (2021) App. E.5 / Fig. 15"

@@ -1,0 +1,40 @@
+"""What the studies share beyond the runs layer: the evaluation tasks of a pruning comparison."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..config import DataConfig, TrainConfig
+from ..report.tables import flatten_results
+from ..runs.presets import Setting
+from ..runs.sweep import Task
+from ..runs.workspace import Workspace
+from ..selection import select, select_random
+
+
+def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,
+                   train: TrainConfig | None = None) -> list[Task]:
+    """Full-data and random-subset runs (a fresh random subset per evaluation seed) for every fraction."""
+    data = data or setting.data
+    ids = ws.splits(data).train.ids.numpy()
+    tasks = []
+    for cfg in setting.eval_configs(train):
+        tasks.append(ws.task(data, cfg, "full", 1.0, ids))
+        tasks += [ws.task(data, cfg, "random", k, select_random(ids, keep=k, seed=cfg.seed)) for k in keeps]
+    return tasks
+
+
+def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarray, keeps: Sequence[float], *,
+                  train: TrainConfig | None = None) -> list[Task]:
+    """Evaluation runs of ``method``: per kept fraction, the subset of the highest ``values`` (selected once),
+    trained with each of the setting's evaluation seeds (and ``train``'s recipe, if given)."""
+    ids = ws.splits(setting.data).train.ids.numpy()
+    subsets = {keep: select(values, keep=keep, ids=ids) for keep in keeps}
+    return [ws.task(setting.data, cfg, method, keep, subsets[keep])
+            for cfg in setting.eval_configs(train) for keep in keeps]
+
+
+def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
+    """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
+    return [{**row, **extra} for row in flatten_results(records)]

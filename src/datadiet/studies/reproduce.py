@@ -1,0 +1,160 @@
+"""`datadiet reproduce --preset NAME`: Kirsch (2023) Figures 1–3 / Data Diet Fig. 1 from one command.
+
+Pipeline: score runs (cached) → selections → evaluation sweep (resumable, local or Ray) → report.
+Scoring runs use seeds ``0..R-1``; evaluation runs use seeds from ``eval_seed_base`` on, so the
+models that judge a subset never include the models that chose it (Data Diet B.3).
+Every kept fraction trains for the same number of steps as the full data (matched budget).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from ..version import __version__
+from ..config import DataConfig, TrainConfig, to_dict
+from ..data import load_data
+from ..errors import DataDietError
+from ..io import write_json_atomic
+from ..report.pruning import write_pruning_report
+from ..runs.identity import canonical, digest_ids
+from ..runs.presets import Setting, get_preset
+from ..runs.scoring import score_tables
+from ..runs.sweep import RunSpec, Task, load_results, run_sweep, task_for
+from ..scores import load_scores
+from ..scores.registry import ScoreLabel
+from ..selection import is_top_window, offset_windows, select, select_random
+
+
+@dataclass(frozen=True)
+class Config:
+    """One reproduction: a preset of the shared table plus the grid of this study."""
+
+    setting: Setting
+    methods: tuple[str, ...] = ()       # score labels; empty = Kirsch's five at the setting's early epoch
+    keeps: tuple[float, ...] = ()       # kept fractions; empty = the setting's
+    # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
+    # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.
+    offsets: tuple[float, ...] = ()
+    eval_seeds: int | None = None       # evaluation runs per point; None = the setting's
+    score_runs: int | None = None       # independent scoring runs averaged; None = the setting's
+
+    def __post_init__(self) -> None:
+        if any(not 0 < k <= 1 for k in self.keeps):
+            raise DataDietError(f"--keeps takes fractions in (0, 1]; got {list(self.keeps)}.")
+        if any(not 0 <= o < 1 for o in self.offsets):
+            raise DataDietError(f"--offsets takes fractions in [0, 1); got {list(self.offsets)}.")
+        for name in ("eval_seeds", "score_runs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
+        for label in self.methods:
+            ScoreLabel.parse(label)
+
+    @property
+    def resolved(self) -> "Config":
+        """Every empty or None field filled in from the setting."""
+        s = self.setting
+        return replace(self, methods=self.methods or kirsch_methods(s.score_epoch), keeps=self.keeps or s.keeps,
+                       eval_seeds=self.eval_seeds or s.eval_seeds, score_runs=self.score_runs or s.score_runs)
+
+
+def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
+    """The scores of Kirsch's Figs. 1–3: input norm, GraNd at init and early, EL2N early, forgetting."""
+    return ("input_norm", "grand@init", str(ScoreLabel("grand", score_epoch)), str(ScoreLabel("el2n", score_epoch)),
+            "forgetting@end")
+
+
+PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke", "quick", "gpu", "paper")}
+
+
+def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, device: str | None = None,
+              executor: str = "local", address: str | None = None, cpus: float = 1, gpus: float = 0,
+              log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) a reproduction into ``out`` and build its report; returns the report summary."""
+    out, config = Path(out), config.resolved
+    setting = config.setting
+    data_cfg = replace(setting.data, data_root=data_root) if data_root else setting.data
+    train_cfg = replace(setting.train, device=device) if device else setting.train
+    record = folder_record(config, data_cfg, train_cfg)
+    _claim_folder(out, record)
+    write_json_atomic(out / "config.json", record)
+    splits = load_data(data_cfg)
+    log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
+    tables = score_tables(config.methods, config.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
+    tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
+    outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, log=log)
+    summary = build_report(out)
+    if outcome.failures:
+        log(f"{len(outcome.failures)} runs failed (see {out / 'failures'}); re-run the same command to retry them. "
+            "The report covers the finished runs.")
+    summary["failed_runs"] = len(outcome.failures)
+    return summary
+
+
+def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
+    """The ``config.json`` of a results folder (resolved config, version)."""
+    return {"preset": config.setting.name, "title": config.setting.title, "version": __version__,
+            "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(config.methods),
+            "score_runs": config.score_runs, "keeps": list(config.keeps), "offsets": list(config.offsets),
+            "eval_seeds": config.eval_seeds, "eval_seed_base": config.setting.eval_seed_base}
+
+
+def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, tables: dict) -> list[Task]:
+    """Full-data, random and score-based runs for every kept fraction and evaluation seed."""
+    config = config.resolved
+    ids = train_set.ids.numpy()
+    tasks = []
+    for s in range(config.eval_seeds):
+        cfg = replace(train_cfg, seed=config.setting.eval_seed_base + s)
+        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids))))
+        for keep in config.keeps:
+            kept = select_random(ids, keep=keep, seed=cfg.seed)  # a fresh random subset for every run
+            tasks.append(task_for(data_cfg, cfg, "random", keep, kept, train_set))
+            for label, table in tables.items():
+                tasks.append(task_for(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
+                for offset in extra_windows(keep, config.offsets):
+                    kept = select(table, keep=keep, offset=offset)
+                    tasks.append(task_for(data_cfg, cfg, label, keep, kept, train_set, offset))
+    return tasks
+
+
+def extra_windows(keep: float, offsets) -> list[float]:
+    """Offset windows that fit, except the keep-highest one, which every sweep already holds (offset None)."""
+    return [o for o in offset_windows(keep, offsets) if not is_top_window(keep, o)]
+
+
+def build_report(folder: str | Path) -> dict:
+    """(Re)build every table, figure and the report of a results folder from its files; returns the summary."""
+    folder = Path(folder)
+    config = _read_config(folder)
+    tables = [load_scores(p) for p in sorted((folder / "scores").glob("*.npz"))]
+    return write_pruning_report(folder, config, load_results(folder), {t.label: t.mean for t in tables})
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise DataDietError(f"{folder} is not a datadiet results folder (no config.json). Point `datadiet report` "
+                            "at the --out folder of `datadiet reproduce`.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+IDENTITY_KEYS = ("preset", "data", "train", "methods", "score_runs")  # what a point of the curve means
+
+
+def _claim_folder(out: Path, record: dict) -> None:
+    """Refuse to mix two different experiments in one results folder.
+
+    More kept fractions, offsets or evaluation seeds extend an experiment; other data, another recipe,
+    other scores or another number of score runs would put different subsets under the same label.
+    Where the data lies and which device computes do not change an experiment (see runs.identity).
+    """
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    changed = [k for k in IDENTITY_KEYS if canonical(previous.get(k)) != canonical(record.get(k))]
+    if changed:
+        raise DataDietError(f"{out} holds another experiment ({previous.get('preset')!r}; differs in "
+                            f"{', '.join(changed)}). Use another --out folder, or the same settings to resume.")
