@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -139,13 +141,14 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str
     tuple of pairs takes ``a:b`` items (``--architectures smallcnn:0.5``), a bool has ``--no-`` form.
     """
     group = parser.add_argument_group(title or cls.__name__)
+    comments = field_comments(cls)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _field_type(cls, f.name)
         default = "required" if f.default is dataclasses.MISSING else repr(f.default)
-        help_text = f"default: {default}"
+        help_text = f"{comments[f.name]} (default: {default})" if f.name in comments else f"default: {default}"
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif _is_tuple(kind):
@@ -154,6 +157,21 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str
             group.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=help_text)
         else:
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The comment after each field of a dataclass's source (``lr: float = 0.1  # ...``): the help of its flag,
+    so the one place that documents a field documents its flag too."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    found = {}
+    for line in source.splitlines():
+        match = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line)
+        if match and match.group(1) in {f.name for f in fields(cls)}:
+            found[match.group(1)] = match.group(2).strip().replace("%", "%%")
+    return found
 
 
 def given_arguments(cls: type, namespace: argparse.Namespace, *, skip: tuple[str, ...] = ()) -> dict:

@@ -36,6 +36,7 @@ from typing import Callable
 
 from ..errors import CorruptDataError, DataDietError, unknown_name
 from ..io import atomic_path
+from .registry import dataset_spec
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,4 @@ def _run_fetch(fetch: Fetch, source: Source, tmp: Path, target: Path, hint: str)
 
 
 def _is_present(name: str, folder: Path) -> bool:
-    from .registry import dataset_spec  # the registry's own test of "is this dataset here?"
-
     return folder.is_dir() and dataset_spec(name).is_present(folder)

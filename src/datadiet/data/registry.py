@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DatasetNotFoundError, unknown_name
+from . import idx
 from .dataset import DatasetSplits
 
 ENV_VAR = "DATADIET_DATA"
@@ -36,8 +37,6 @@ class DatasetSpec:
 
 
 def _idx_spec(name: str, classes: tuple[str, ...], system_dirs: tuple[str, ...], how_to_get: str) -> DatasetSpec:
-    from . import idx
-
     return DatasetSpec(
         name=name,
         subdirs=(name, name.replace("-", "_"), name.replace("-", "")),

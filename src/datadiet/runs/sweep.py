@@ -31,8 +31,10 @@ import torch
 
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
+from ..data import load_data
 from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
+from ..training import train
 from .identity import digest_ids, identity
 
 
@@ -80,8 +82,6 @@ def task_for(data: DataConfig, train: TrainConfig, method: str, keep: float, kep
 
 def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None) -> dict:
     """Train one model for ``spec`` and return its result record (final-step test accuracy)."""
-    from ..training import train
-
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -101,8 +101,6 @@ def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None
 @lru_cache(maxsize=4)
 def load_cached(data: DataConfig):
     """Datasets are loaded once per process (worker), not once per run."""
-    from ..data import load_data
-
     return load_data(data)
 
 
