@@ -12,10 +12,17 @@ import gzip
 import io
 import pickle
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+requires_fashion = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Fashion-MNIST (dataset-fashion-mnist) not installed")
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CINIC_CLASSES = CIFAR10_CLASSES
@@ -229,10 +236,41 @@ def write_fake_idx(folder: Path, n_train: int = 6, n_test: int = 4, seed: int = 
     return {p.name: p.read_bytes() for p in sorted(Path(folder).glob("*-ubyte.gz"))}
 
 
+def tiny_dataset(n: int = 64, *, classes: int = 4, channels: int = 1, size: int = 8, seed: int = 0,
+                 split: str = "train"):
+    """An ImageDataset of ``n`` random uint8 images, labels cycling through ``classes``, ids 0..n-1."""
+    from datadiet.data.dataset import ImageDataset
+
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
+    labels = torch.arange(n) % classes
+    return ImageDataset(name="tiny", split=split, images=images, labels=labels, ids=torch.arange(n),
+                        classes=tuple(f"c{i}" for i in range(classes)))
+
+
+def learnable_splits(n_train: int = 256, n_test: int = 128, *, size: int = 12, classes: int = 4, seed: int = 0):
+    """A tiny dataset a model can actually learn: the class sets which quadrant is bright."""
+    from datadiet.data.dataset import ImageDataset, make_splits
+
+    def make(n: int, split: str, offset: int):
+        gen = torch.Generator().manual_seed(seed + offset)
+        labels = torch.randint(0, classes, (n,), generator=gen)
+        images = torch.randint(0, 60, (n, 1, size, size), generator=gen).to(torch.uint8)
+        half = size // 2
+        for c in range(classes):
+            r, col = divmod(c, 2)
+            sel = labels == c
+            images[sel, :, r * half:(r + 1) * half, col * half:(col + 1) * half] += 150
+        return ImageDataset(name="quadrants", split=split, images=images, labels=labels, ids=torch.arange(n),
+                            classes=tuple(f"q{i}" for i in range(classes)))
+    return make_splits(make(n_train, "train", 0), make(n_test, "test", 1))
+
+
 def smoke_analysis(tmp_path_factory, name: str):
     """Run analysis ``name``'s smoke preset in a fresh workspace over a fake MNIST of 480 + 240 images;
     returns (workspace, summary)."""
-    from datadiet.experiments.analyses import Workspace, run_analysis
+    from datadiet.runs import Workspace
+    from datadiet.studies import run_analysis
 
     tmp = tmp_path_factory.mktemp(name)
     root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
@@ -247,16 +285,74 @@ def stored_scores(ws, pattern: str = "*.npz") -> dict:
     return {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob(f"*/{pattern}")))}
 
 
-def assert_rerun_trains_nothing(ws, name: str) -> None:
-    """Run analysis ``name``'s smoke preset again in ``ws`` and check from its log that no score run and no
-    evaluation run trained (everything came from the workspace's caches)."""
-    from datadiet.experiments.analyses import run_analysis
+def run_files(root: Path) -> dict[str, tuple[int | None, bytes]]:
+    """What training leaves in a workspace or results folder, by relative path, with modification time and
+    contents: evaluation runs (``sweep/``, ``runs/``, ``failures/``), score runs (``**/.runs/``) and
+    everything studies cache themselves (``*/cache/**``, cached score files such as grand_vs_norm's).
 
-    logs, quiet = [], ws.log
-    ws.log = logs.append
-    try:
+    CSV tables in a cache (memorization.csv) are derived from the cached runs and rewritten, identically, on
+    every run: only their contents count, not their modification time."""
+    root = Path(root)
+    found = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        parts = rel.parts
+        is_run = (parts[0] in ("sweep", "runs", "failures") or ".runs" in parts or "cache" in parts
+                  or (len(parts) == 2 and parts[0] != "scores" and path.suffix == ".npz"))
+        if path.is_file() and is_run:
+            mtime = None if path.suffix == ".csv" else path.stat().st_mtime_ns
+            found[rel.as_posix()] = (mtime, path.read_bytes())
+    return found
+
+
+def forbid_training(monkeypatch) -> list:
+    """Make every training entry point of datadiet fail the test: ``datadiet.training.engine.train`` and every
+    module-level name bound to it (``from ..training import train``). Returns the list of calls seen."""
+    import datadiet.training.engine as engine
+
+    real, calls = engine.train, []
+
+    def refuse(*args, **kwargs):
+        calls.append((args, kwargs))
+        pytest.fail("a rerun trained a model; everything should have come from the caches")
+
+    for name, module in list(sys.modules.items()):
+        if (name == "datadiet" or name.startswith("datadiet.")) and getattr(module, "train", None) is real:
+            monkeypatch.setattr(module, "train", refuse)
+    return calls
+
+
+def assert_rerun_trains_nothing(ws, name: str) -> None:
+    """Run analysis ``name``'s smoke preset again in ``ws`` and check that nothing trained: any call of the
+    training engine fails, and no evaluation run, score run or cached model file is added or rewritten."""
+    from datadiet.studies import run_analysis
+
+    before = run_files(ws.root)
+    assert before, f"{ws.root} holds no run files: the first run trained nothing to reuse"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        calls = forbid_training(monkeypatch)
         run_analysis(name, "smoke", workspace=ws)
-    finally:
-        ws.log = quiet
-    assert not [line for line in logs if "steps and scoring in" in line], logs  # no score run retrained
-    assert any(line.endswith(" 0 to run (local executor)") for line in logs), logs
+    assert not calls
+    after = run_files(ws.root)
+    assert sorted(set(after) - set(before)) == [], "the rerun wrote new run files"
+    assert sorted(p for p in before if after.get(p) != before[p]) == [], "the rerun rewrote run files"
+
+
+def copy_workspace(ws, folder: Path, *, log=None):
+    """A Workspace over a copy of ``ws``'s folder (same data): for tests that add to or rewrite a workspace
+    that a module-scoped fixture shares with other tests."""
+    import shutil
+    from dataclasses import replace
+
+    shutil.copytree(ws.root, folder)
+    return replace(ws, root=Path(folder), log=log or (lambda _: None))
+
+
+def brute_force_auroc(scores, positive) -> float:
+    """AUROC by counting every (positive, negative) pair: a win 1, a tie ½."""
+    from itertools import product
+
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    pos, neg = scores[positive], scores[~positive]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in product(pos, neg))
+    return wins / (len(pos) * len(neg))

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from datadiet.analysis.tables import read_csv
 from datadiet.cli import main
 from datadiet.errors import ConfigError, DataDietError
-from datadiet.experiments.analyses import Workspace
-from datadiet.experiments.analyses.averaging import PRESETS, n_run_curve, pruning_table, run, run_subsets
-from datadiet.experiments.sweep import digest_ids
+from datadiet.report.tables import read_csv
+from datadiet.runs import Workspace, digest_ids
 from datadiet.selection import select
-from fakes import smoke_analysis, stored_scores
+from datadiet.studies.averaging import PRESETS, n_run_curve, pruning_table, run, run_subsets
+from fakes import copy_workspace, forbid_training, run_files, smoke_analysis, stored_scores
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,8 @@ def test_n_run_curve_matches_scipy_on_the_score_files(workspace):
                       for s in itertools.combinations(range(R), n)]
             assert row["disjoint"] == pytest.approx(np.mean(others), abs=1e-12)
         else:
-            assert row["first_n"] == pytest.approx(1.0) and math.isnan(row["disjoint"])
+            assert row["first_n"] == pytest.approx(1.0)
+            assert math.isnan(row["disjoint"])
     el2n = next(r for r in curve if r["score"] == "el2n@epoch1" and r["n"] == 1)
     assert summary["single_run_spearman"]["el2n@epoch1"] == pytest.approx(el2n["mean"])
     assert f"el2n@epoch1 {el2n['mean']:.2f} ({el2n['min']:.2f}–{el2n['max']:.2f})" in summary["findings"][0]
@@ -58,7 +58,8 @@ def test_single_run_and_mean_select_the_subsets_they_claim(workspace):
         runs = tables[label].runs
         for method, values in ((f"{label}/run0", runs[0]), (label, runs.mean(0))):
             mine = [r for r in records if r["method"] == method]
-            assert len(mine) == 2 and {r["train"]["seed"] for r in mine} == {1000, 1001}
+            assert len(mine) == 2
+            assert {r["train"]["seed"] for r in mine} == {1000, 1001}
             want = digest_ids(select(values, keep=0.5, ids=ids))
             assert all(r["subset_digest"] == want for r in mine)
     # one run's scores rank differently from the mean, so the two subsets (and run ids) differ
@@ -70,7 +71,8 @@ def test_pruning_table_matches_the_results(workspace):
     ws, summary, _ = workspace
     folder = ws.root / "averaging"
     results, table = read_csv(folder / "results.csv"), read_csv(folder / "pruning.csv")
-    assert (folder / "n_runs.png").stat().st_size > 0 and (folder / "pruning.png").stat().st_size > 0
+    assert (folder / "n_runs.png").stat().st_size > 0
+    assert (folder / "pruning.png").stat().st_size > 0
     assert {(r["score"], r["keep"]) for r in table} == {("el2n@epoch1", 0.5), ("grand@epoch1", 0.5)}
 
     def accs(method):
@@ -79,10 +81,12 @@ def test_pruning_table_matches_the_results(workspace):
     for row in table:
         single, averaged, rand = accs(f"{row['score']}/run0"), accs(row["score"]), accs("random")
         assert len(single) == len(averaged) == len(rand) == 2 == row["n"]
-        assert row["single"] == pytest.approx(single.mean()) and row["averaged"] == pytest.approx(averaged.mean())
+        assert row["single"] == pytest.approx(single.mean())
+        assert row["averaged"] == pytest.approx(averaged.mean())
         assert row["averaged_minus_single"] == pytest.approx(averaged.mean() - single.mean())
         assert row["single_vs_random"] == pytest.approx(single.mean() - rand.mean())
-    assert len(summary["pruning"]) == 2 and "Pruning to 0.5 with el2n@epoch1" in summary["findings"][-3]
+    assert len(summary["pruning"]) == 2
+    assert "Pruning to 0.5 with el2n@epoch1" in summary["findings"][-3]
 
 
 def test_pruning_table_intervals_against_scipy():
@@ -102,11 +106,13 @@ def test_n_run_curve_on_a_hand_made_matrix():
                      [2.0, 1.0, 4.0, 3.0],
                      [1.0, 3.0, 2.0, 5.0]])
     curve = n_run_curve(rows)
-    assert [r["n"] for r in curve] == [1, 2, 3] and [r["subsets"] for r in curve] == [3, 3, 1]
+    assert [r["n"] for r in curve] == [1, 2, 3]
+    assert [r["subsets"] for r in curve] == [3, 3, 1]
     # the mean [1.33, 2, 3, 4] ranks 1, 2, 3, 4; the single runs rank 1234, 2143 and 1324: ρ = 1, 0.6, 0.8
     assert curve[0]["first_n"] == pytest.approx(1.0)
     assert (curve[0]["min"], curve[0]["mean"], curve[0]["max"]) == pytest.approx((0.6, 0.8, 1.0))
-    assert curve[2]["first_n"] == curve[2]["mean"] == pytest.approx(1.0) and math.isnan(curve[2]["disjoint"])
+    assert curve[2]["first_n"] == curve[2]["mean"] == pytest.approx(1.0)
+    assert math.isnan(curve[2]["disjoint"])
     assert curve[0]["disjoint"] == pytest.approx(np.mean([stats.spearmanr(rows[i], np.delete(rows, i, 0).mean(0))
                                                           .statistic for i in range(3)]))
     assert curve[1]["first_n"] == pytest.approx(stats.spearmanr(rows[:2].mean(0), rows.mean(0)).statistic)
@@ -118,8 +124,11 @@ def test_n_run_curve_on_a_hand_made_matrix():
 def test_run_subsets_enumerates_or_samples_distinct_choices():
     assert run_subsets(4, 2, 50) == list(itertools.combinations(range(4), 2))
     drawn = run_subsets(10, 5, 50, seed=1)
-    assert len(drawn) == len(set(drawn)) == 50 and (0, 1, 2, 3, 4) in drawn
-    assert all(len(s) == 5 and list(s) == sorted(s) and max(s) < 10 for s in drawn)
+    assert len(drawn) == len(set(drawn)) == 50
+    assert (0, 1, 2, 3, 4) in drawn
+    assert all(len(s) == 5 for s in drawn)
+    assert all(list(s) == sorted(s) for s in drawn)
+    assert all(max(s) < 10 for s in drawn)
     assert drawn == run_subsets(10, 5, 50, seed=1)
 
 
@@ -139,11 +148,18 @@ def test_errors_are_clear(workspace, tmp_path):
         run(replace(PRESETS["smoke"], single_run=2), ws)
 
 
-def test_cli_options_resume_without_retraining(workspace, capsys):
-    ws, _, _ = workspace
+def test_cli_options_resume_without_retraining(workspace, tmp_path, capsys, monkeypatch):
+    # This rewrites the averaging section with one score: in a copy, not in the module's workspace.
+    ws = copy_workspace(workspace[0], tmp_path / "ws")
+    before = run_files(ws.root)
+    forbid_training(monkeypatch)
     argv = ["analyze", "averaging", "--preset", "smoke", "--out", str(ws.root), "--data-root", ws.data_root,
             "--keeps", "0.5", "--prune-scores", "el2n@epoch1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "sweep: 8 runs, 8 already finished, 0 to run" in out and "grand@epoch1:" not in out
+    assert "sweep: 8 runs, 8 already finished, 0 to run" in out
+    assert "grand@epoch1:" not in out
+    assert run_files(ws.root) == before
     assert {r["score"] for r in read_csv(ws.root / "averaging" / "pruning.csv")} == {"el2n@epoch1"}
+    assert {r["score"] for r in read_csv(workspace[0].root / "averaging" / "pruning.csv")} == {"el2n@epoch1",
+                                                                                              "grand@epoch1"}

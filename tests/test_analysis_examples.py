@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from datadiet.analysis.tables import read_csv
 from datadiet.errors import UnknownNameError
-from datadiet.experiments.analyses import examples as ex
+from datadiet.report.tables import read_csv
+from datadiet.studies import examples as ex
 from fakes import smoke_analysis, stored_scores
 
 
@@ -47,7 +47,11 @@ def test_chosen_images_match_a_brute_force_sort(workspace):
                 assert [r["id"] for r in got] == [i for _, i in want], (score, label, kind)
                 assert [r["value"] for r in got] == pytest.approx([v for v, _ in want], rel=1e-12)
                 assert {r["class"] for r in got} == {train.classes[label]}
-        assert (ws.root / "examples" / f"grid_{ex._file_safe(score)}.png").stat().st_size > 0
+    grids = {"grid_el2n-epoch1.png", "grid_grand-epoch1.png", "grid_grand-init.png", "grid_forgetting-end.png",
+             "grid_input_norm.png"}
+    assert {p.name for p in (ws.root / "examples").glob("grid_*.png")} == grids
+    for name in grids:
+        assert (ws.root / "examples" / name).stat().st_size > 0
 
 
 def test_summary_numbers(workspace):

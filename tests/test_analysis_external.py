@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from datadiet.analysis.tables import read_csv
 from datadiet.cli import main
 from datadiet.errors import UnknownNameError
-from datadiet.experiments.analyses import Workspace
-from datadiet.experiments.analyses import external as ext
+from datadiet.report.tables import read_csv
+from datadiet.runs import Workspace
 from datadiet.scores import load_scores
+from datadiet.stats import correlations
+from datadiet.studies import external as ext
 from fakes import write_fake_mnist
 
 SETTING = ext.PRESETS["smoke"].setting
@@ -54,7 +55,8 @@ def test_correlations_match_scipy_on_an_independent_join(workspace):
         assert rows[label]["pearson"] == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-9)
         assert rows[label]["spearman_p"] == pytest.approx(stats.spearmanr(x, y).pvalue, rel=1e-6, abs=1e-300)
     driver = rows[SETTING.early("grand")]
-    assert driver["spearman"] > 0.7 and abs(rows["random"]["spearman"]) < 0.3  # the signal is found
+    assert driver["spearman"] > 0.7
+    assert abs(rows["random"]["spearman"]) < 0.3  # the signal is found
 
 
 def test_binned_means_and_outputs(workspace):
@@ -71,7 +73,8 @@ def test_binned_means_and_outputs(workspace):
     for b, row in enumerate(bins):
         group = ordered[25 * b:25 * (b + 1)]
         assert row["value_mean"] == pytest.approx(np.mean([v for _, _, v in group]))
-        assert row["score_min"] == pytest.approx(group[0][0]) and row["score_max"] == pytest.approx(group[-1][0])
+        assert row["score_min"] == pytest.approx(group[0][0])
+        assert row["score_max"] == pytest.approx(group[-1][0])
 
 
 def test_findings_report_the_coverage(workspace):
@@ -87,13 +90,18 @@ def test_findings_report_the_coverage(workspace):
 def test_npz_input_reads_like_the_csv(workspace, tmp_path):
     _, _, _, truth, tmp = workspace
     ids, values, name = ext.read_values(tmp / "memorization.csv", "example", "mem")
-    assert name == "mem" and dict(zip(ids.tolist(), values.tolist())) == truth
+    assert name == "mem"
+    assert dict(zip(ids.tolist(), values.tolist())) == truth
     np.savez(tmp_path / "mem.npz", ids=ids.astype(np.float64), values=values)  # integral float ids are accepted
     ids2, values2, name2 = ext.read_values(tmp_path / "mem.npz")
-    assert name2 == "values" and np.array_equal(ids2, ids) and np.array_equal(values2, values)
+    assert name2 == "values"
+    assert np.array_equal(ids2, ids)
+    assert np.array_equal(values2, values)
     (tmp_path / "tab.csv").write_text("id\tv\n3\t0.5\n4\t1.5\n")
     ids3, values3, name3 = ext.read_values(tmp_path / "tab.csv")  # the only other column is the value
-    assert ids3.tolist() == [3, 4] and values3.tolist() == [0.5, 1.5] and name3 == "v"
+    assert ids3.tolist() == [3, 4]
+    assert values3.tolist() == [0.5, 1.5]
+    assert name3 == "v"
 
 
 @pytest.mark.parametrize("text, kwargs, message", [
@@ -140,7 +148,8 @@ def test_join_allows_partial_coverage_but_not_foreign_ids():
     train_ids, dataset_ids = np.array([10, 3, 7, 20]), np.arange(30)
     positions, values, coverage = ext.join_values(np.array([7, 10, 25]), np.array([0.7, 1.0, 2.5]), train_ids,
                                                   dataset_ids, min_matched=2)
-    assert positions.tolist() == [0, 2] and values.tolist() == [1.0, 0.7]
+    assert positions.tolist() == [0, 2]
+    assert values.tolist() == [1.0, 0.7]
     assert coverage == {"file_rows": 3, "matched": 2, "training_examples": 4, "outside_subset": 1}
     with pytest.raises(ext.ExternalValuesError, match="2 of the 3 ids .* not examples of cifar10's training split "
                                                       "\\(valid ids: 0..29; first unknown: \\[30, -1\\]\\)"):
@@ -150,31 +159,38 @@ def test_join_allows_partial_coverage_but_not_foreign_ids():
 
 
 def test_correlate_and_bins_by_hand():
-    out = ext.correlate(np.array([1.0, 2, 3, 4]), np.array([1.0, 4, 9, 16]))
-    assert out["spearman"] == pytest.approx(1.0) and 0.9 < out["pearson"] < 1.0
-    assert np.isnan(ext.correlate(np.ones(4), np.arange(4.0))["spearman"])
+    out = correlations(np.array([1.0, 2, 3, 4]), np.array([1.0, 4, 9, 16]))
+    assert set(out) == {"spearman", "spearman_p", "pearson", "pearson_p"}
+    assert out["spearman"] == pytest.approx(1.0)
+    assert 0.9 < out["pearson"] < 1.0
+    assert out["pearson"] == pytest.approx(stats.pearsonr([1.0, 2, 3, 4], [1.0, 4, 9, 16]).statistic)
+    constant = correlations(np.ones(4), np.arange(4.0))
+    assert all(np.isnan(v) for v in constant.values())  # a constant side correlates with nothing
     rows = ext.binned_means(np.array([1.0, 1.0, 0.0, 2.0]), np.array([10.0, 20.0, 30.0, 40.0]), np.array([9, 2, 5, 1]),
                             bins=2)
     # by score, ties by id: id 5 (0.0), id 2 (1.0), id 9 (1.0), id 1 (2.0)
     assert [(r["n"], r["value_mean"]) for r in rows] == [(2, 25.0), (2, 25.0)]
-    assert rows[0]["score_max"] == 1.0 and rows[1]["score_min"] == 1.0
+    assert rows[0]["score_max"] == 1.0
+    assert rows[1]["score_min"] == 1.0
 
 
 def test_run_without_values_says_to_pass_values(workspace, capsys):
     ws, root, _, _, _ = workspace
     no_input = replace(ext.PRESETS["smoke"], memorization_runs=0)
-    assert ext.missing_input(no_input) and ext.missing_input(ext.PRESETS["paper"])
+    assert "--values" in ext.missing_input(no_input)
+    assert "--values" in ext.missing_input(ext.PRESETS["paper"])
     assert ext.missing_input(ext.PRESETS["smoke"]) is None
     with pytest.raises(ext.ExternalValuesError, match="pass --values PATH"):
         ext.run(no_input, ws)
     code = main(["analyze", "external", "--preset", "smoke", "--out", str(ws.root), "--data-root", str(root),
                  "--memorization-runs", "0"])
-    assert code == 2 and "--values PATH" in capsys.readouterr().err
+    assert code == 2
+    assert "--values PATH" in capsys.readouterr().err
 
 
 def test_unknown_score_and_too_few_matches_in_a_run(workspace, tmp_path):
     ws, _, _, _, tmp = workspace
-    config = replace(ext.PRESETS["smoke"], values_path=str(tmp / "memorization.csv"), id_column="example",
+    config = replace(ext.PRESETS["smoke"], values=str(tmp / "memorization.csv"), id_column="example",
                      value_column="mem")
     with pytest.raises(UnknownNameError, match="el2n@epoch9.*Choose one of"):
         ext.run(replace(config, scores=("el2n@epoch9",)), ws)
@@ -182,4 +198,4 @@ def test_unknown_score_and_too_few_matches_in_a_run(workspace, tmp_path):
         ext.run(replace(config, min_matched=251), ws)
     (tmp_path / "foreign.csv").write_text("id,value\n0,1\n480,2\n")  # the fake training split has ids 0..479
     with pytest.raises(ext.ExternalValuesError, match="1 of the 2 ids .* not examples of fashion-mnist"):
-        ext.run(replace(config, values_path=str(tmp_path / "foreign.csv"), id_column="id", value_column=None), ws)
+        ext.run(replace(config, values=str(tmp_path / "foreign.csv"), id_column="id", value_column=None), ws)

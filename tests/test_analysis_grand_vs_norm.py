@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from datadiet.analysis.tables import read_csv
 from datadiet.errors import DataDietError
-from datadiet.experiments.analyses import grand_vs_norm as gvn
+from datadiet.report.tables import read_csv
 from datadiet.scores import load_scores
-from datadiet.training.engine import init_model
-from fakes import smoke_analysis, stored_scores
+from datadiet.studies import grand_vs_norm as gvn
+from datadiet.training import init_model
+from fakes import copy_workspace, forbid_training, run_files, smoke_analysis, stored_scores
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def test_outputs_exist(workspace):
                  "section.md", "summary.json"):
         assert (folder / name).stat().st_size > 0, name
     assert set(cached) == {"grand_init_test", "grand_init_train_extra"}
-    assert len(summary["findings"]) == 5 and "grand_vs_norm" in (ws.root / "report.md").read_text()
+    assert len(summary["findings"]) == 5
+    assert "grand_vs_norm" in (ws.root / "report.md").read_text()
 
 
 def test_spearman_matches_scipy_on_the_stored_arrays(workspace):
@@ -58,7 +59,8 @@ def test_spearman_matches_scipy_on_the_stored_arrays(workspace):
     train_rho = stats.spearmanr(tables["grand@init"].runs.mean(0), tables["input_norm"].runs[0]).statistic
     test_norm = np.linalg.norm(normalized(splits.test.images, splits).reshape(len(splits.test), -1), axis=1)
     test = cached["grand_init_test"]
-    assert np.array_equal(test.ids, splits.test.ids.numpy()) and test.runs.shape == (2, len(splits.test))
+    assert np.array_equal(test.ids, splits.test.ids.numpy())
+    assert test.runs.shape == (2, len(splits.test))
     test_rho = stats.spearmanr(test.runs.mean(0), test_norm).statistic
     assert rows["train"]["spearman"] == pytest.approx(train_rho, abs=1e-12)
     assert rows["test"]["spearman"] == pytest.approx(test_rho, abs=1e-6)
@@ -84,7 +86,8 @@ def test_extra_inits_continue_the_score_runs_seeds(workspace):
     splits = ws.splits(setting.data)
     x = normalized(splits.train.images, splits)
     extra = cached["grand_init_train_extra"]
-    assert extra.meta["seeds"] == [2, 3] and extra.runs.shape == (2, len(splits.train))
+    assert extra.meta["seeds"] == [2, 3]
+    assert extra.runs.shape == (2, len(splits.train))
     for row, seed in enumerate((2, 3)):
         want = autograd_grand(setting.train, splits, seed, x[5], int(splits.train.labels[5]))
         assert extra.runs[row, 5] == pytest.approx(want, rel=1e-4)
@@ -124,8 +127,13 @@ def test_ratio_statistics_match_numpy(workspace):
     assert row["normaltest_stat"] == pytest.approx(stats.normaltest(logr).statistic, rel=1e-9)
 
 
-def test_rerun_reads_the_cache(workspace, monkeypatch):
-    ws, summary, _, _ = workspace
+def test_rerun_reads_the_cache(workspace, tmp_path, monkeypatch):
+    summary = workspace[1]
+    ws = copy_workspace(workspace[0], tmp_path / "ws")  # the rerun rewrites the section
+    before = run_files(ws.root)
+    assert {f.split("-")[0] for f in before if f.startswith("grand_vs_norm/")} == {
+        "grand_vs_norm/grand_init_test", "grand_vs_norm/grand_init_train_extra"}
+    forbid_training(monkeypatch)
     sizes = []
     real = gvn.init_grand
 
@@ -137,18 +145,29 @@ def test_rerun_reads_the_cache(workspace, monkeypatch):
     again = gvn.run(gvn.PRESETS["smoke"], ws)
     assert sizes == [(32, [0])]  # only the check of the initial models; test set and extra inits are cached
     assert again["spearman_test"] == summary["spearman_test"]
+    assert run_files(ws.root) == before
+    # inits=None (the default) means the R score runs alone: no extra initialization at all
+    sizes.clear()
+    assert gvn.Config(gvn.PRESETS["smoke"].setting).inits is None
+    gvn.run(replace(gvn.PRESETS["smoke"], inits=None), ws)
+    assert sizes == [(32, [0])]
+    assert [r["n"] for r in read_csv(ws.root / "grand_vs_norm" / "n_inits.csv")] == [1, 2]
 
 
 def test_ratio_stats_by_hand():
     norm = np.array([1.0, 2.0, 4.0, 8.0] * 6)
     out = gvn.ratio_stats(norm, 0.5 * norm)  # GraNd exactly proportional to the norm: constant ratio
-    assert out["ratio_cv"] == pytest.approx(0.0, abs=1e-12) and out["ratio_mean"] == pytest.approx(2.0)
-    assert out["pearson_log"] == pytest.approx(1.0) and np.isnan(out["log_ratio_skew"])
+    assert out["ratio_cv"] == pytest.approx(0.0, abs=1e-12)
+    assert out["ratio_mean"] == pytest.approx(2.0)
+    assert out["pearson_log"] == pytest.approx(1.0)
+    assert np.isnan(out["log_ratio_skew"])
     rng = np.random.default_rng(0)  # a log-normal ratio: the log ratio passes the normality test
     grand = rng.uniform(1, 5, 3000)
     out = gvn.ratio_stats(grand * np.exp(rng.normal(0.5, 0.1, 3000)), grand)
-    assert abs(out["log_ratio_skew"]) < 0.2 and abs(out["log_ratio_excess_kurtosis"]) < 0.3
-    assert out["log_ratio_mean"] == pytest.approx(0.5, abs=0.01) and out["normaltest_p"] > 0.001
+    assert abs(out["log_ratio_skew"]) < 0.2
+    assert abs(out["log_ratio_excess_kurtosis"]) < 0.3
+    assert out["log_ratio_mean"] == pytest.approx(0.5, abs=0.01)
+    assert out["normaltest_p"] > 0.001
     with pytest.raises(DataDietError, match="not positive"):
         gvn.ratio_stats(np.array([1.0, 0.0]), np.array([1.0, 1.0]))
 

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from datadiet.analysis.tables import read_csv
 from datadiet.errors import ConfigError, DataDietError, NonFiniteLossError
-from datadiet.experiments.analyses import Workspace
-from datadiet.experiments.analyses.hparam_grid import PRESETS, grid_cells, pruning_table, run, split_half
+from datadiet.report.tables import read_csv
 from datadiet.scores import load_scores
-from fakes import assert_rerun_trains_nothing, smoke_analysis
+from datadiet.studies.hparam_grid import PRESETS, grid_cells, grid_table, pruning_table, run, split_half
+from fakes import assert_rerun_trains_nothing, copy_workspace, smoke_analysis
 
 SMOKE = PRESETS["smoke"]
 
@@ -37,7 +36,8 @@ def test_grid_runs_use_their_recipe_and_distinct_seeds(workspace):
     assert [(t.meta["train"]["lr"], t.meta["train"]["weight_decay"]) for t in grid] == \
         [(0.05, 5e-4), (0.1, 5e-4), (0.2, 5e-4)]
     seeds = [s for t in grid for s in t.meta["seeds"]]
-    assert seeds == [100, 101, 102] and default.meta["seeds"] == [0, 1, 2]
+    assert seeds == [100, 101, 102]
+    assert default.meta["seeds"] == [0, 1, 2]
     assert (default.meta["train"]["lr"], default.meta["train"]["weight_decay"]) == (0.1, 5e-4)
     # different seeds and recipes give different networks: no two runs score alike
     rows = np.concatenate([t.runs for t in grid] + [default.runs])
@@ -62,7 +62,8 @@ def test_spearman_numbers_match_scipy_on_the_score_files(workspace):
 def test_pruning_table_matches_the_results(workspace):
     ws, summary, _ = workspace
     folder = ws.root / "hparam_grid"
-    assert (folder / "grid.png").stat().st_size > 0 and (folder / "pruning.png").stat().st_size > 0
+    assert (folder / "grid.png").stat().st_size > 0
+    assert (folder / "pruning.png").stat().st_size > 0
     results, (row,) = read_csv(folder / "results.csv"), read_csv(folder / "pruning.csv")
 
     def accs(method):
@@ -133,14 +134,15 @@ def test_diverged_cells_are_reported_and_all_diverged_is_an_error():
 
 
 def test_grid_table_marks_diverged_cells():
-    from datadiet.experiments.analyses.hparam_grid import grid_table
-
     values = np.array([1.0, 2.0, 3.0, 4.0])
     cells = [{"lr": 0.1, "weight_decay": 0.0, "seed": 100, "runs": 1, "mean": values},
              {"lr": 0.2, "weight_decay": 0.0, "seed": 101, "runs": 0}]
     ok, bad = grid_table(cells, values, values[::-1])
-    assert ok["status"] == "ok" and ok["spearman_vs_default"] == pytest.approx(-1.0) and ok["spearman_vs_grid"] == 1
-    assert bad["status"] == "diverged" and math.isnan(bad["spearman_vs_default"])
+    assert ok["status"] == "ok"
+    assert ok["spearman_vs_default"] == pytest.approx(-1.0)
+    assert ok["spearman_vs_grid"] == 1
+    assert bad["status"] == "diverged"
+    assert math.isnan(bad["spearman_vs_default"])
 
 
 class _Stop(Exception):
@@ -175,14 +177,27 @@ def test_default_ensemble_reuses_the_standard_runs_when_there_are_enough(lrs, sh
         run(replace(SMOKE, lrs=lrs), ws)
     *cells, default = ws.calls
     assert [c["seed"] for c in cells] == list(range(100, 100 + len(lrs)))
-    assert all(c["methods"] == ("el2n@epoch1",) and c["runs"] == 1 for c in cells)
+    assert all(c["methods"] == ("el2n@epoch1",) for c in cells)
+    assert all(c["runs"] == 1 for c in cells)
     assert "seed" not in default
     # up to the smoke setting's 2 standard score runs, those (every score, shared) serve as the default
     if shared:
-        assert default.get("runs") is None and default.get("methods") is None
+        assert default.get("runs") is None
+        assert default.get("methods") is None
     else:
-        assert default["runs"] == len(lrs) and default["methods"] == ("el2n@epoch1",)
+        assert default["runs"] == len(lrs)
+        assert default["methods"] == ("el2n@epoch1",)
 
 
-def test_a_second_run_trains_nothing(workspace):
-    assert_rerun_trains_nothing(workspace[0], "hparam_grid")
+def test_a_second_run_trains_nothing(workspace, tmp_path):
+    assert_rerun_trains_nothing(copy_workspace(workspace[0], tmp_path / "ws"), "hparam_grid")
+
+
+@pytest.mark.parametrize("lost", ["sweep/runs/*.json", "scores/*/.runs/*.npz"])
+def test_the_rerun_check_fails_when_something_trains(workspace, tmp_path, lost):
+    """Guards the guard: with one evaluation run or one score run gone, the rerun must train, and the check
+    must say so (the engine is refused, so nothing actually trains here)."""
+    ws = copy_workspace(workspace[0], tmp_path / "ws")
+    next(ws.root.glob(lost)).unlink()
+    with pytest.raises(pytest.fail.Exception, match="a rerun trained a model"):
+        assert_rerun_trains_nothing(ws, "hparam_grid")

@@ -8,15 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from datadiet.analysis.tables import read_csv
+from datadiet.cli import build_parser
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError, DataDietError
-from datadiet.experiments.analyses import run_analysis
-from datadiet.experiments.analyses import kernel_velocity as kv
 from datadiet.models import build_model
+from datadiet.report.tables import read_csv
 from datadiet.scores import load_scores
+from datadiet.studies import kernel_velocity as kv
+from datadiet.studies import run_analysis
 from datadiet.training import load_checkpoint
-from fakes import smoke_analysis
+from fakes import copy_workspace, forbid_training, run_files, smoke_analysis
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ def test_gram_matrix_equals_explicit_jacobians(chunk):
     model.train()  # ntk_gram must switch to eval mode (running statistics) by itself
     assert torch.allclose(kv.logit_jacobian(model, x), psi, rtol=0, atol=1e-12)
     gram = kv.ntk_gram(model, x, chunk)
-    assert gram.shape == (21, 21) and gram.dtype == torch.float64
+    assert gram.shape == (21, 21)
+    assert gram.dtype == torch.float64
     assert torch.allclose(gram, psi @ psi.T, rtol=0, atol=1e-10)
     assert torch.allclose(gram, gram.T, rtol=0, atol=1e-12)
 
@@ -87,7 +89,8 @@ def test_velocities_equal_explicit_kernels_of_the_cached_models(workspace):
     ws, summary = workspace
     setting = kv.PRESETS["smoke"].setting
     rows = read_csv(ws.root / kv.NAME / "velocity.csv")
-    assert len(rows) == 2 * 3 and (ws.root / kv.NAME / "velocity_vs_epoch.png").stat().st_size > 0
+    assert len(rows) == 2 * 3
+    assert (ws.root / kv.NAME / "velocity_vs_epoch.png").stat().st_size > 0
     assert (ws.root / kv.NAME / "velocity_vs_rank.png").stat().st_size > 0
     el2n = next(load_scores(p) for p in (ws.root / "scores").glob("*/el2n-epoch1.npz"))
     splits = ws.splits(setting.data)
@@ -107,24 +110,40 @@ def test_velocities_equal_explicit_kernels_of_the_cached_models(workspace):
         k1, k2 = kernels
         distance = 1 - (k1 * k2).sum() / (np.linalg.norm(k1) * np.linalg.norm(k2))
         assert row["distance"] == pytest.approx(distance, rel=1e-4, abs=1e-7)
-        assert row["velocity"] == pytest.approx(row["distance"] / row["dt_epochs"]) and row["dt_epochs"] == 1.0
+        assert row["velocity"] == pytest.approx(row["distance"] / row["dt_epochs"])
+        assert row["dt_epochs"] == 1.0
         assert row["kernel_norm"] == pytest.approx(np.linalg.norm(k1), rel=1e-5)
-    assert row["step"] == 12 and row["next_step"] == 24 and row["start"] == 384 - 10
+    assert row["step"] == 12
+    assert row["next_step"] == 24
+    assert row["start"] == 384 - 10
     assert summary["velocity"]["rank374@epoch1"] == pytest.approx(rows[-1]["velocity"])
     assert f"{rows[0]['velocity']:.3g}" in summary["findings"][0]
 
 
-def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, monkeypatch):
-    ws, _ = workspace
+def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, tmp_path, monkeypatch):
+    ws = copy_workspace(workspace[0], tmp_path / "ws")  # the rerun rewrites the section
     before = (ws.root / kv.NAME / "velocity.csv").read_text()
+    files = run_files(ws.root)
+    assert any(f.startswith(f"{kv.NAME}/cache/") and "/models/" in f for f in files)  # the cached models
+    assert any(f.startswith(f"{kv.NAME}/cache/") and "/kernels/" in f for f in files)  # and kernels
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the re-run should have used the cache")
 
-    monkeypatch.setattr("datadiet.training.engine.train", forbidden)
+    forbid_training(monkeypatch)
     monkeypatch.setattr(kv, "ntk_gram", forbidden)
     run_analysis("kernel_velocity", "smoke", workspace=ws)
     assert (ws.root / kv.NAME / "velocity.csv").read_text() == before
+    assert run_files(ws.root) == files
+
+
+def test_velocity_epochs_flag_and_its_old_spelling(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["analyze", "kernel_velocity", "--velocity-epochs", "0", "2.5"]).velocity_epochs == [0.0, 2.5]
+    assert "deprecated" not in capsys.readouterr().err
+    args = parser.parse_args(["analyze", "kernel_velocity", "--epochs", "0", "1"])
+    assert args.velocity_epochs == [0.0, 1.0]
+    assert "--epochs is deprecated and goes away in 0.3; use --velocity-epochs" in capsys.readouterr().err
 
 
 def test_bad_configurations_are_clear_errors(workspace):
@@ -133,7 +152,7 @@ def test_bad_configurations_are_clear_errors(workspace):
     with pytest.raises(ConfigError, match="does not fit the 384 training examples"):
         kv.run(replace(smoke, block=1000), ws)
     with pytest.raises(ConfigError, match=r"Velocities at epochs \[1.5\]"):
-        kv.run(replace(smoke, epochs=(0.0, 1.5)), ws)
+        kv.run(replace(smoke, velocity_epochs=(0.0, 1.5)), ws)
     with pytest.raises(ConfigError, match="quantiles of the ranking"):
         kv.run(replace(smoke, positions=(0.0, 1.5)), ws)
     with pytest.raises(ConfigError, match="gap"):

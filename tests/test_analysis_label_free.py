@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from datadiet.analysis.tables import read_csv
 from datadiet.errors import DataDietError
-from datadiet.experiments.analyses import Workspace
-from datadiet.experiments.analyses.label_free import (PRESETS, accuracy_table, counterpart_of, default_labels,
-                                                      findings, run)
-from datadiet.experiments.analyses.common import SETTINGS
-from fakes import assert_rerun_trains_nothing, smoke_analysis, stored_scores
+from datadiet.report.tables import read_csv
+from datadiet.runs import Workspace
+from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.studies.label_free import PRESETS, accuracy_table, counterpart_of, default_labels, findings, run
+from fakes import assert_rerun_trains_nothing, copy_workspace, smoke_analysis, stored_scores
 
 LABELS = default_labels(SETTINGS["smoke"])
 
@@ -47,7 +46,8 @@ def test_spearman_matches_scipy_on_the_score_files(workspace):
 def test_accuracy_table_matches_the_results(workspace):
     ws, summary, _ = workspace
     folder = ws.root / "label_free"
-    assert all((folder / f).stat().st_size > 0 for f in ("accuracy.png", "spearman.png", "section.md"))
+    for name in ("accuracy.png", "spearman.png", "section.md"):
+        assert (folder / name).stat().st_size > 0, name
     results, table = read_csv(folder / "results.csv"), read_csv(folder / "accuracy.csv")
 
     def accs(method, keep=0.5):
@@ -56,8 +56,10 @@ def test_accuracy_table_matches_the_results(workspace):
     assert [r["score"] for r in table] == list(LABELS)
     for row in table:
         a, rand = accs(row["score"]), accs("random")
-        assert len(a) == row["n"] == 2 and len(rand) == 2
-        assert row["mean"] == pytest.approx(a.mean()) and row["random"] == pytest.approx(rand.mean())
+        assert len(a) == row["n"] == 2
+        assert len(rand) == 2
+        assert row["mean"] == pytest.approx(a.mean())
+        assert row["random"] == pytest.approx(rand.mean())
         assert row["full"] == pytest.approx(accs("full", 1.0).mean())
         assert row["vs_random"] == pytest.approx(a.mean() - rand.mean())
         assert str(row["uses_labels"]) == str(row["name"] in ("grand", "el2n"))  # the CSV holds True/False
@@ -71,8 +73,10 @@ def test_accuracy_table_matches_the_results(workspace):
 
 def test_counterparts():
     assert counterpart_of("score2@epoch2") == "el2n@epoch2"
-    assert counterpart_of("score1@init") == "grand@init" and counterpart_of("score3@epoch20") == "grand@epoch20"
-    assert counterpart_of("grand@init") is None and counterpart_of("el2n@epoch2") is None
+    assert counterpart_of("score1@init") == "grand@init"
+    assert counterpart_of("score3@epoch20") == "grand@epoch20"
+    assert counterpart_of("grand@init") is None
+    assert counterpart_of("el2n@epoch2") is None
 
 
 def test_accuracy_table_intervals_and_findings_on_hand_made_rows():
@@ -84,7 +88,8 @@ def test_accuracy_table_intervals_and_findings_on_hand_made_rows():
     free, using = accuracy_table(rows, ["score2@init", "el2n@init"], [0.5], rho, ["score2@init", "el2n@init"])
     ci = stats.ttest_ind(accs["score2@init"], accs["el2n@init"], equal_var=False).confidence_interval(0.95)
     assert (free["vs_counterpart_low"], free["vs_counterpart_high"]) == pytest.approx((ci.low, ci.high))
-    assert free["vs_counterpart"] == pytest.approx(0.71 - 0.81333333) and free["spearman_counterpart"] == 0.3
+    assert free["vs_counterpart"] == pytest.approx(0.71 - 0.81333333)
+    assert free["spearman_counterpart"] == 0.3
     assert free["p16"] == pytest.approx(np.percentile(accs["score2@init"], 16))
     lines = findings([free, using])
     assert "score2@init at keep 0.5: accuracy 0.7100, worse than random" in lines[0]
@@ -99,5 +104,5 @@ def test_unknown_score_is_a_clear_error_before_training(tmp_path):
         run(replace(PRESETS["smoke"], scores=("score4@init", "grand@init")), empty)
 
 
-def test_a_second_run_trains_nothing(workspace):
-    assert_rerun_trains_nothing(workspace[0], "label_free")
+def test_a_second_run_trains_nothing(workspace, tmp_path):
+    assert_rerun_trains_nothing(copy_workspace(workspace[0], tmp_path / "ws"), "label_free")

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from datadiet.analysis.tables import read_csv
+from datadiet.cli import build_parser
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError
-from datadiet.experiments.analyses import run_analysis
-from datadiet.experiments.analyses import mode_connectivity as mc
 from datadiet.models import build_model
-from fakes import smoke_analysis
+from datadiet.report.tables import read_csv
+from datadiet.studies import mode_connectivity as mc
+from datadiet.studies import run_analysis
+from fakes import copy_workspace, forbid_training, run_files, smoke_analysis
 
 SMOKE = mc.PRESETS["smoke"]
 
@@ -43,7 +44,8 @@ def test_path_endpoints_are_the_childrens_own_errors(workspace):
     path = read_csv(ws.root / mc.NAME / "path.csv")
     splits = ws.splits(SMOKE.setting.data)
     el2n = np.load(next(cache(ws).glob("parent_el2n_step*.npy")))
-    assert el2n.shape == (384,) and (el2n > 0).all()
+    assert el2n.shape == (384,)
+    assert (el2n > 0).all()
     order = np.argsort(el2n, kind="stable")
     sets = {"high_el2n": order[-100:], "low_el2n": order[:100],
             "random": np.sort(np.random.default_rng(0).choice(384, size=100, replace=False))}
@@ -51,7 +53,8 @@ def test_path_endpoints_are_the_childrens_own_errors(workspace):
     for step in (0, 12):
         children = [torch.load(cache(ws) / "children" / f"spawn{step:09d}-seed{s}.pt", weights_only=True)
                     for s in (1001, 1002)]
-        assert [c["steps"] for c in children] == [24, 24] and [c["spawn_step"] for c in children] == [step, step]
+        assert [c["steps"] for c in children] == [24, 24]
+        assert [c["spawn_step"] for c in children] == [step, step]
         for name, rows in sets.items():
             x, y = x_all[torch.as_tensor(rows)], splits.train.labels[torch.as_tensor(rows)]
             mine = sorted((r for r in path if r["spawn_step"] == step and r["subset"] == name), key=lambda r: r["alpha"])
@@ -64,12 +67,14 @@ def test_barrier_is_the_max_error_minus_the_mean_of_the_endpoints(workspace):
     ws, summary = workspace
     path = read_csv(ws.root / mc.NAME / "path.csv")
     barriers = read_csv(ws.root / mc.NAME / "barrier.csv")
-    assert len(barriers) == 2 * 3 and [r["subset"] for r in barriers[:3]] == ["random", "high_el2n", "low_el2n"]
+    assert len(barriers) == 2 * 3
+    assert [r["subset"] for r in barriers[:3]] == ["random", "high_el2n", "low_el2n"]
     for row in barriers:
         errors = [r["error"] for r in sorted(path, key=lambda r: r["alpha"])
                   if r["spawn_step"] == row["spawn_step"] and r["subset"] == row["subset"]]
         assert row["barrier"] == pytest.approx(max(errors) - (errors[0] + errors[-1]) / 2, abs=1e-15)
-        assert row["barrier"] >= 0 and row["max_error"] == max(errors)
+        assert row["barrier"] >= 0
+        assert row["max_error"] == max(errors)
         assert summary["barrier"][f"{row['subset']}@epoch{row['spawn_epoch']:g}"] == row["barrier"]
     assert (ws.root / mc.NAME / "error_paths.png").stat().st_size > 0
     assert (ws.root / mc.NAME / "barrier.png").stat().st_size > 0
@@ -77,7 +82,7 @@ def test_barrier_is_the_max_error_minus_the_mean_of_the_endpoints(workspace):
 
 
 def test_the_parents_el2n_is_that_of_its_checkpoint(workspace):
-    from datadiet.scores.runs import score_model
+    from datadiet.runs.scoring import score_model
     from datadiet.training import load_checkpoint
 
     ws, _ = workspace
@@ -87,25 +92,31 @@ def test_the_parents_el2n_is_that_of_its_checkpoint(workspace):
     assert np.allclose(np.load(cache(ws) / "parent_el2n_step000000012.npy"), expected, rtol=1e-6, atol=1e-7)
 
 
-def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, monkeypatch):
-    ws, _ = workspace
+def test_a_rerun_reads_the_cache_and_trains_nothing(workspace, tmp_path, monkeypatch):
+    ws = copy_workspace(workspace[0], tmp_path / "ws")  # the rerun rewrites the section
     before = (ws.root / mc.NAME / "path.csv").read_text()
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("the re-run should have used the cache")
-
-    monkeypatch.setattr(mc, "train", forbidden)
-    monkeypatch.setattr("datadiet.training.engine.train", forbidden)
+    files = run_files(ws.root)
+    assert len([f for f in files if "/children/" in f]) == 4  # 2 spawn epochs × 2 children
+    forbid_training(monkeypatch)
     run_analysis("mode_connectivity", "smoke", workspace=ws)
     assert (ws.root / mc.NAME / "path.csv").read_text() == before
+    assert run_files(ws.root) == files
 
 
-def test_recomputed_bn_path_keeps_its_endpoints_fair(workspace):
-    ws, _ = workspace
-    summary = mc.run(replace(SMOKE, bn="recompute", alphas=3), ws)  # children are cached: evaluation only
+def test_recomputed_bn_path_keeps_its_endpoints_fair(workspace, tmp_path, monkeypatch):
+    ws = copy_workspace(workspace[0], tmp_path / "ws")  # other tests read the preset's tables
+    forbid_training(monkeypatch)  # children are cached: evaluation only
+    summary = mc.run(replace(SMOKE, bn="recompute", alphas=3), ws)
     assert set(summary["barrier"]) == {f"{s}@epoch{e}" for s in mc.SUBSET_NAMES for e in (0, 1)}
     assert all(b >= 0 for b in summary["barrier"].values())
-    run_analysis("mode_connectivity", "smoke", workspace=ws)  # restore the preset's tables for other tests
+
+
+def test_eval_set_size_flag_and_its_old_spelling(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["analyze", "mode_connectivity", "--eval-set-size", "50"]).eval_set_size == 50
+    assert "deprecated" not in capsys.readouterr().err
+    assert parser.parse_args(["analyze", "mode_connectivity", "--subset-size", "60"]).eval_set_size == 60
+    assert "--subset-size is deprecated and goes away in 0.3; use --eval-set-size" in capsys.readouterr().err
 
 
 def tiny_model(seed: int) -> nn.Module:
@@ -145,7 +156,9 @@ def test_identical_children_have_no_barrier_and_different_ones_are_measured(bn):
     same = mc.errors_along_path(tiny_model(5), a, a, alphas, subsets, bn=bn, bn_data=x, bn_batch=8)
     for name in subsets:
         errors = [r["error"] for r in same if r["subset"] == name]
-        assert len(errors) == 11 and len(set(errors)) == 1 and mc.error_barrier(errors) == 0.0
+        assert len(errors) == 11
+        assert len(set(errors)) == 1
+        assert mc.error_barrier(errors) == 0.0
     rows = mc.errors_along_path(tiny_model(5), a, b, alphas, subsets, bn=bn, bn_data=x, bn_batch=8)
     if bn == "interpolate":  # the endpoints are the two models themselves
         assert rows[0]["error"] == own_error_of(tiny_model(0), x, y)
@@ -162,7 +175,8 @@ def test_error_barrier_on_hand_made_paths():
     assert mc.error_barrier([0.1, 0.3, 0.2]) == pytest.approx(0.15)
     assert mc.error_barrier([0.2, 0.1, 0.2]) == pytest.approx(0.0)  # a dip is no barrier
     assert mc.error_barrier([0.4, 0.3, 0.1]) == pytest.approx(0.15)  # max at an endpoint: max − mean
-    assert mc.alpha_grid(11)[0] == 0.0 and mc.alpha_grid(11)[-1] == 1.0
+    assert mc.alpha_grid(11)[0] == 0.0
+    assert mc.alpha_grid(11)[-1] == 1.0
 
 
 def test_recomputed_bn_statistics_are_the_average_over_the_data():
@@ -176,7 +190,8 @@ def test_recomputed_bn_statistics_are_the_average_over_the_data():
     var = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0)
     assert torch.allclose(model[1].running_mean, mean, atol=1e-6)
     assert torch.allclose(model[1].running_var, var, atol=1e-5)
-    assert not model.training and model[1].momentum == 0.1  # momentum restored, eval mode
+    assert not model.training
+    assert model[1].momentum == 0.1  # momentum restored, eval mode
 
 
 def test_evaluation_sets_are_random_and_the_el2n_extremes():
@@ -184,7 +199,8 @@ def test_evaluation_sets_are_random_and_the_el2n_extremes():
     rows = mc.subset_rows(el2n, 10, seed=1)
     assert set(rows["high_el2n"]) == set(np.argsort(el2n)[-10:])
     assert set(rows["low_el2n"]) == set(np.argsort(el2n)[:10])
-    assert len(set(rows["random"])) == 10 and rows["random"].max() < 50
+    assert len(set(rows["random"])) == 10
+    assert rows["random"].max() < 50
     assert np.array_equal(rows["random"], mc.subset_rows(el2n, 10, seed=1)["random"])
 
 
@@ -195,7 +211,7 @@ def test_bad_configurations_are_clear_errors(workspace):
     with pytest.raises(ConfigError, match="at least its two endpoints"):
         mc.run(replace(SMOKE, alphas=1), ws)
     with pytest.raises(ConfigError, match="do not fit the 384 training examples"):
-        mc.run(replace(SMOKE, subset_size=1000), ws)
+        mc.run(replace(SMOKE, eval_set_size=1000), ws)
     with pytest.raises(ConfigError, match=r"Epochs \[3.0\] lie outside the 2-epoch budget"):
         mc.run(replace(SMOKE, spawn_epochs=(0.0, 3.0)), ws)
     with pytest.raises(ConfigError, match="two different seeds"):

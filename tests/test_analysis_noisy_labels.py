@@ -4,23 +4,25 @@ Numbers are checked against independent computations: AUROC against brute-force 
 files, the corrupted set against the labels `load_data` gives, window counts against a plain sort.
 """
 from dataclasses import replace
-from itertools import product
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from datadiet.analysis.tables import read_csv
 from datadiet.cli import main
 from datadiet.data import load_data
 from datadiet.errors import ConfigError, DataDietError
-from datadiet.experiments.analyses import Workspace, run_analysis
-from datadiet.experiments.analyses import noisy_labels as nl
-from datadiet.experiments.analyses.common import SETTINGS, standard_scores
+from datadiet.report.tables import read_csv
+from datadiet.runs import Workspace
+from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import standard_scores
 from datadiet.scores import SCORES, load_scores
 from datadiet.scores.functions import self_confidence
-from fakes import write_fake_mnist
+from datadiet.selection import offset_windows
+from datadiet.studies import noisy_labels as nl
+from datadiet.studies import run_analysis
+from fakes import brute_force_auroc, copy_workspace, forbid_training, run_files, write_fake_mnist
 
 # The smoke preset with one score run and one evaluation seed on 256 examples (8 full batches of 32, so every
 # example is presented each epoch and forgetting is defined): the whole pipeline in seconds.
@@ -28,20 +30,13 @@ TINY = replace(SETTINGS["smoke"], data=replace(SETTINGS["smoke"].data, subset=25
 CONFIG = nl.Config(TINY, keeps=(0.5,), offsets=(0.0, 0.5))
 
 
-def brute_force_auroc(scores, positive):
-    pos, neg = scores[positive], scores[~positive]
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in product(pos, neg))
-    return wins / (len(pos) * len(neg))
-
-
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("noisy")
     data_root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    logs = []
-    ws = Workspace(tmp / "ws", data_root=str(data_root), log=logs.append)
+    ws = Workspace(tmp / "ws", data_root=str(data_root), log=lambda _: None)
     summary = run_analysis("noisy_labels", config=CONFIG, workspace=ws)
-    return ws, summary, logs
+    return ws, summary
 
 
 def _data(ws, noise: float):
@@ -55,7 +50,7 @@ def _noisy_score_tables(ws):
 
 
 def test_outputs_and_report_section(analysis):
-    ws, summary, _ = analysis
+    ws, summary = analysis
     folder = ws.root / nl.NAME
     for name in ("offsets.png", "el2n_distributions.png", "auroc.png"):
         assert (folder / name).stat().st_size > 10_000
@@ -63,25 +58,29 @@ def test_outputs_and_report_section(analysis):
                  "results.csv", "corrupted.csv"):
         assert (folder / name).is_file()
     section = (folder / "section.md").read_text()
-    assert section.startswith("## Noisy labels") and section in (ws.root / "report.md").read_text()
-    assert summary["n_train"] == 256 and summary["n_chosen"] == 26
+    assert section.startswith("## Noisy labels")
+    assert section in (ws.root / "report.md").read_text()
+    assert summary["n_train"] == 256
+    assert summary["n_chosen"] == 26
 
 
 def test_corrupted_set_matches_the_labels_load_data_gives(analysis):
-    ws, summary, _ = analysis
+    ws, summary = analysis
     clean, noisy = _data(ws, 0.0), _data(ws, CONFIG.label_noise)
     differs = set(clean.train.ids[clean.train.labels != noisy.train.labels].tolist())
     rows = read_csv(ws.root / nl.NAME / "corrupted.csv")
-    assert {r["id"] for r in rows if r["changed"] == "True"} == differs and summary["n_corrupted"] == len(differs) > 0
+    assert {r["id"] for r in rows if r["changed"] == "True"} == differs
+    assert summary["n_corrupted"] == len(differs) > 0
     clean_label = dict(zip(clean.train.ids.tolist(), clean.train.labels.tolist()))
     noisy_label = dict(zip(noisy.train.ids.tolist(), noisy.train.labels.tolist()))
-    assert all(r["original_label"] == clean_label[r["id"]] and r["noisy_label"] == noisy_label[r["id"]] for r in rows)
+    assert all(r["original_label"] == clean_label[r["id"]] for r in rows)
+    assert all(r["noisy_label"] == noisy_label[r["id"]] for r in rows)
     # only training labels are corrupted: every evaluation is on the clean test set
     assert torch.equal(clean.test.labels, noisy.test.labels)
 
 
 def test_auroc_table_equals_brute_force_pair_counts_on_the_score_files(analysis):
-    ws, summary, _ = analysis
+    ws, summary = analysis
     clean, noisy = _data(ws, 0.0), _data(ws, CONFIG.label_noise)
     tables = _noisy_score_tables(ws)
     assert set(tables) == set(standard_scores(TINY)) | {"self_confidence@epoch1"}
@@ -97,7 +96,7 @@ def test_auroc_table_equals_brute_force_pair_counts_on_the_score_files(analysis)
 
 
 def test_window_counts_and_curves_against_independent_computation(analysis):
-    ws, _, _ = analysis
+    ws, _ = analysis
     clean, noisy = _data(ws, 0.0), _data(ws, CONFIG.label_noise)
     corrupted = set(clean.train.ids[clean.train.labels != noisy.train.labels].tolist())
     tables = _noisy_score_tables(ws)
@@ -116,53 +115,34 @@ def test_window_counts_and_curves_against_independent_computation(analysis):
     for point in curve:
         accs = [r["test_accuracy"] for r in results if (r["labels"], r["method"], r["keep"], r["offset"]) ==
                 (point["labels"], point["method"], point["keep"], point["offset"])]
-        assert point["mean"] == pytest.approx(np.mean(accs)) and point["n"] == len(accs)
+        assert point["mean"] == pytest.approx(np.mean(accs))
+        assert point["n"] == len(accs)
     assert {r["labels"] for r in results if r["method"] == "random"} == {"clean", "noisy"}
 
 
-def test_rerun_trains_nothing(analysis):
-    ws, _, logs = analysis
-    logs.clear()
-    run_analysis("noisy_labels", config=CONFIG, workspace=ws)
+def test_rerun_trains_nothing(analysis, tmp_path, monkeypatch):
+    logs = []
+    ws = copy_workspace(analysis[0], tmp_path / "ws", log=logs.append)  # the rerun rewrites the section
+    before = run_files(ws.root)
+    assert len([f for f in before if f.startswith("sweep/runs/")]) == 12
+    forbid_training(monkeypatch)
+    summary = run_analysis("noisy_labels", config=CONFIG, workspace=ws)
     assert any("12 already finished, 0 to run" in m for m in logs)
-    assert not any(m.startswith("run ") and "cached" not in m for m in logs)
+    assert run_files(ws.root) == before
+    assert summary["auroc"] == analysis[1]["auroc"]
 
 
-# ---------------------------------------------------------------- pure parts
-
-def test_auroc_counts_ties_as_half_pairs():
-    scores = np.array([1.0, 2.0, 2.0, 3.0])
-    positive = np.array([False, True, False, True])
-    assert nl.auroc(scores, positive) == pytest.approx(3.5 / 4)  # (2 vs 1) 1, (2 vs 2) ½, (3 vs ·) 2
-    assert nl.auroc(np.ones(5), np.array([1, 0, 1, 0, 0], bool)) == 0.5
-    assert nl.auroc([0, 1, 2], [False, False, True]) == 1.0 and nl.auroc([0, 1, 2], [True, False, False]) == 0.0
-
-
-def test_auroc_equals_brute_force_on_random_arrays_with_many_ties():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        n = int(rng.integers(5, 60))
-        scores = rng.integers(0, 4, n).astype(float)  # four values: ties everywhere
-        positive = rng.random(n) < 0.3
-        positive[:2] = [True, False]
-        assert nl.auroc(scores, positive) == pytest.approx(brute_force_auroc(scores, positive), abs=1e-12)
-
-
-def test_auroc_rejects_one_class_and_mismatched_shapes():
-    with pytest.raises(ConfigError, match="both corrupted and clean"):
-        nl.auroc([0.1, 0.2], [False, False])
-    with pytest.raises(ConfigError, match="one flag per score"):
-        nl.auroc([0.1, 0.2], [True])
-
+# ---------------------------------------------------------------- pure parts (AUROC itself: test_stats.py)
 
 def test_top_k_hits_breaks_ties_like_select():
     scores, positive = np.array([3.0, 1.0, 3.0, 2.0]), np.array([True, False, False, True])
-    assert nl.top_k_hits(scores, positive, 2) == 1 and nl.top_k_hits(scores, positive, 3) == 2
+    assert nl.top_k_hits(scores, positive, 2) == 1
+    assert nl.top_k_hits(scores, positive, 3) == 2
     assert nl.top_k_hits(scores, positive, 1) == 0  # tie at 3.0: the higher position wins, as select by id
 
 
 def test_corrupted_examples_are_checked_against_the_noisy_labels(analysis):
-    ws, _, _ = analysis
+    ws, _ = analysis
     clean, noisy = _data(ws, 0.0).train, _data(ws, CONFIG.label_noise).train
     record = nl.corrupted_examples(clean, noisy, CONFIG.label_noise, CONFIG.noise_seed)
     assert set(record.changed_ids.tolist()) == set(clean.ids[clean.labels != noisy.labels].tolist())
@@ -184,11 +164,12 @@ def test_best_windows_on_a_hand_made_curve():
     best = {b["labels"]: b for b in nl.best_windows(curve, ["s"], [0.5])}
     assert (best["clean"]["best_offset"], best["clean"]["hardest_mean"]) == (0.5, 0.8)
     assert (best["noisy"]["best_offset"], best["noisy"]["best_mean"], best["noisy"]["hardest_mean"]) == (0.25, 0.75, 0.5)
-    assert best["noisy"]["random"] == 0.65 and best["noisy"]["full"] == 0.9
+    assert best["noisy"]["random"] == 0.65
+    assert best["noisy"]["full"] == 0.9
 
 
 def test_windows_and_methods():
-    assert nl.windows(0.5, (0.0, 0.2, 0.5, 0.6)) == [0.0, 0.2, 0.5]
+    assert offset_windows(0.5, (0.0, 0.2, 0.5, 0.6)) == [0.0, 0.2, 0.5]
     methods = nl.noisy_methods(replace(CONFIG, el2n_epoch=2))
     assert methods[:len(standard_scores(TINY))] == standard_scores(TINY)  # the standard ones, in order
     assert set(methods) - set(standard_scores(TINY)) == {"self_confidence@epoch1", "el2n@epoch2"}
@@ -219,8 +200,11 @@ def test_cli_reports_zero_noise_clearly(tmp_path, capsys):
 
 def test_presets_follow_the_paper():
     paper = nl.PRESETS["paper"]
-    assert paper.setting.data.dataset == "cifar10" and paper.keeps == (0.4, 0.5) and paper.el2n_epoch == 10
-    assert nl.sweep_labels(paper) == ("el2n@epoch10", "grand@init") and paper.label_noise == 0.1
+    assert paper.setting.data.dataset == "cifar10"
+    assert paper.keeps == (0.4, 0.5)
+    assert paper.el2n_epoch == 10
+    assert nl.sweep_labels(paper) == ("el2n@epoch10", "grand@init")
+    assert paper.label_noise == 0.1
     for config in nl.PRESETS.values():
         nl.check_config(config)
 
@@ -254,6 +238,8 @@ def test_self_confidence_keeps_confident_examples_apart_in_float32():
 
 def test_self_confidence_is_registered_as_a_label_using_model_score():
     spec = SCORES["self_confidence"]
-    assert spec.kind == "model" and spec.uses_labels and spec.function is self_confidence
+    assert spec.kind == "model"
+    assert spec.uses_labels
+    assert spec.function is self_confidence
     with pytest.raises(ConfigError, match="one label per input"):
         self_confidence(FixedLogits([[0.0, 1.0]]), torch.tensor([[0]]), torch.tensor([0, 1]))

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_fake_mnist, write_idx
+from fakes import write_fake_mnist, write_idx
 from datadiet.cli import main
 
 TINY = ["--model", "smallcnn", "--width", "0.25", "--batch-size", "8", "--eval-batch-size", "16"]
@@ -23,13 +23,24 @@ def test_train_writes_config_result_and_checkpoints(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1",
                               *TINY, "--out", str(out), "--checkpoint-steps", "0", "4")
-    assert code == 0 and "final test accuracy" in stdout
+    assert code == 0
+    assert "final test accuracy" in stdout
     result = json.loads((out / "result.json").read_text())
-    assert result["train"]["model"] == "smallcnn" and result["train"]["batch_size"] == 8
-    assert result["dataset"]["size"] == 32 and len(result["dataset"]["fingerprint"]) == 32
-    assert result["result"]["steps"] == 4 and 0 <= result["result"]["test_accuracy"] <= 1
+    assert result["train"]["model"] == "smallcnn"
+    assert result["train"]["batch_size"] == 8
+    assert result["dataset"]["size"] == 32
+    assert len(result["dataset"]["fingerprint"]) == 32
+    assert result["result"]["steps"] == 4
+    assert 0 <= result["result"]["test_accuracy"] <= 1
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000000000.pt", "step_000000004.pt"]
-    assert json.loads((out / "config.json").read_text())["version"] == result["version"]
+    assert json.loads((out / "config.json").read_text())["version"] == result["version"] == "0.2.0"
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == "datadiet 0.2.0"
 
 
 def test_tuple_and_bool_flags_reach_the_config(tmp_path, capsys):
@@ -38,12 +49,15 @@ def test_tuple_and_bool_flags_reach_the_config(tmp_path, capsys):
     code, _, _ = run_cli(capsys, "train", "--dataset", "mnist", "--data-root", str(root), "--steps", "2", *TINY,
                          "--milestones", "0.5", "--no-augment", "--out", str(out))
     cfg = json.loads((out / "result.json").read_text())["train"]
-    assert code == 0 and cfg["milestones"] == [0.5] and cfg["augment"] is False
+    assert code == 0
+    assert cfg["milestones"] == [0.5]
+    assert cfg["augment"] is False
 
 
 def _assert_clean_error(code, err, *fragments):
     assert code == 2
-    assert err.startswith("datadiet: error:") and "Traceback" not in err
+    assert err.startswith("datadiet: error:")
+    assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in " ".join(err.split())
 
@@ -92,7 +106,8 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     root = write_fake_mnist(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "datadiet", "data", "--dataset", "mnist", "--data-root", str(root)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "fingerprint" in proc.stdout
+    assert proc.returncode == 0
+    assert "fingerprint" in proc.stdout
 
 
 def test_score_command_writes_verified_score_files(tmp_path, capsys):
@@ -102,49 +117,94 @@ def test_score_command_writes_verified_score_files(tmp_path, capsys):
     root = write_fake_mnist(tmp_path / "data", n_train=32, n_test=8)
     out = tmp_path / "scores"
     code, stdout, _ = run_cli(capsys, "score", "--dataset", "mnist", "--data-root", str(root), *TINY,
-                              "--epochs", "2", "--score", "el2n", "grand", "input_norm", "--epoch", "0", "1",
+                              "--epochs", "2", "--scores", "el2n", "grand", "input_norm", "--score-epochs", "0", "1",
                               "--runs", "2", "--seed", "7", "--out", str(out))
-    assert code == 0 and "wrote" in stdout
+    assert code == 0
+    assert "wrote" in stdout
     table = load_scores(out / "grand-epoch1.npz", dataset=load_splits("mnist", root).train)
-    assert table.runs.shape == (2, 32) and table.meta["seeds"] == [7, 8] and table.meta["model"] == "smallcnn"
-    assert table.meta["train"]["batch_size"] == 8 and table.meta["step"] == 4
+    assert table.runs.shape == (2, 32)
+    assert table.meta["seeds"] == [7, 8]
+    assert table.meta["model"] == "smallcnn"
+    assert table.meta["train"]["batch_size"] == 8
+    assert table.meta["step"] == 4
     assert load_scores(out / "input_norm.npz").runs.shape == (1, 32)
 
 
 def test_score_command_rejects_unknown_scores(capsys):
-    code, _, err = run_cli(capsys, "score", "--score", "gradnorm", "--out", "x")
+    code, _, err = run_cli(capsys, "score", "--scores", "gradnorm", "--out", "x")
     _assert_clean_error(code, err, "Unknown score 'gradnorm'")
+
+
+def test_old_score_flags_still_work_and_say_they_are_deprecated(tmp_path, capsys):
+    root = write_fake_mnist(tmp_path / "data", n_train=16, n_test=8)
+    code, _, err = run_cli(capsys, "score", "--dataset", "mnist", "--data-root", str(root), *TINY, "--epochs", "1",
+                           "--score", "el2n", "--epoch", "1", "--runs", "1", "--out", str(tmp_path / "s"))
+    assert code == 0
+    assert "datadiet: --score is deprecated and goes away in 0.3; use --scores." in err
+    assert "datadiet: --epoch is deprecated and goes away in 0.3; use --score-epochs." in err
+    assert (tmp_path / "s" / "el2n-epoch1.npz").is_file()  # the old flags reached the new fields
+    code, _, err = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "el2n-epoch1.npz"), "--keep", "0.5",
+                           "--out", str(tmp_path / "x.json"))
+    assert code == 0
+    assert "datadiet: --scores is deprecated and goes away in 0.3; use --score-file." in err
+    assert len(json.loads((tmp_path / "x.json").read_text())["ids"]) == 8
+
+
+def test_prune_needs_a_score_file(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prune", "--keep", "0.5", "--out", "x.json"])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: --score-file" in capsys.readouterr().err
 
 
 def test_prune_then_train_on_the_manifest(tmp_path, capsys):
     root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
     common = ["--dataset", "mnist", "--data-root", str(root), *TINY]
-    assert run_cli(capsys, "score", *common, "--epochs", "1", "--score", "el2n", "--epoch", "1", "--runs", "1",
-                   "--out", str(tmp_path / "s"))[0] == 0
+    assert run_cli(capsys, "score", *common, "--epochs", "1", "--scores", "el2n", "--score-epochs", "1", "--runs",
+                   "1", "--out", str(tmp_path / "s"))[0] == 0
     subset = tmp_path / "subset.json"
-    code, stdout, _ = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "el2n-epoch1.npz"), "--keep", "0.25",
-                              "--class-balanced", "--out", str(subset))
-    assert code == 0 and "kept 10 of 40" in stdout
+    code, stdout, err = run_cli(capsys, "prune", "--score-file", str(tmp_path / "s" / "el2n-epoch1.npz"), "--keep",
+                                "0.25", "--class-balanced", "--out", str(subset))
+    assert code == 0
+    assert "deprecated" not in err
+    assert "kept 10 of 40" in stdout
     manifest = json.loads(subset.read_text())
-    assert len(manifest["ids"]) == 10 and manifest["selection"]["class_balanced"] is True
+    assert len(manifest["ids"]) == 10
+    assert manifest["selection"]["class_balanced"] is True
+    assert manifest["selection"]["score"] == "el2n@epoch1"
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "train", *common, "--epochs", "1", "--subset-file", str(subset), "--out", str(out))
-    assert code == 0 and "training on 10 of 40" in stdout
+    assert code == 0
+    assert "training on 10 of 40" in stdout
     assert json.loads((out / "result.json").read_text())["result"]["steps"] == 40 // 8  # matched budget
 
 
 def test_manifest_from_other_data_and_bad_fractions_are_refused(tmp_path, capsys):
     root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
     common = ["--dataset", "mnist", "--data-root", str(root), *TINY]
-    run_cli(capsys, "score", *common, "--epochs", "1", "--score", "random", "--runs", "1", "--out", str(tmp_path / "s"))
-    code, _, err = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "1.5",
+    run_cli(capsys, "score", *common, "--epochs", "1", "--scores", "random", "--runs", "1", "--out", str(tmp_path / "s"))
+    code, _, err = run_cli(capsys, "prune", "--score-file", str(tmp_path / "s" / "random.npz"), "--keep", "1.5",
                            "--out", str(tmp_path / "x.json"))
     _assert_clean_error(code, err, "keep must be a fraction in (0, 1]")
-    code, _, err = run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "0.5",
+    code, _, err = run_cli(capsys, "prune", "--score-file", str(tmp_path / "s" / "random.npz"), "--keep", "0.5",
                            "--offset", "0.7", "--out", str(tmp_path / "x.json"))
     _assert_clean_error(code, err, "> 1")
-    run_cli(capsys, "prune", "--scores", str(tmp_path / "s" / "random.npz"), "--keep", "0.5", "--out",
+    run_cli(capsys, "prune", "--score-file", str(tmp_path / "s" / "random.npz"), "--keep", "0.5", "--out",
             str(tmp_path / "x.json"))
     code, _, err = run_cli(capsys, "train", *common, "--subset", "20", "--steps", "1", "--subset-file",
                            str(tmp_path / "x.json"))
     _assert_clean_error(code, err, "was selected from mnist (40 examples")
+
+
+def test_analyze_all_skips_analyses_without_the_preset_and_says_so(tmp_path, monkeypatch, capsys):
+    import datadiet.cli as cli
+    from datadiet.studies import MODULES, get_analysis
+
+    ran = []
+    monkeypatch.setattr(cli, "run_analysis", lambda name, **kw: ran.append(name) or {"findings": []})
+    assert main(["analyze", "all", "--preset", "gpu", "--out", str(tmp_path)]) == 0
+    with_gpu = [m for m in MODULES if "gpu" in get_analysis(m).PRESETS]
+    assert ran == with_gpu
+    out = capsys.readouterr().out
+    for name in set(MODULES) - set(with_gpu):
+        assert f"== {name} (gpu): skipped, it has no 'gpu' preset" in out

@@ -30,7 +30,8 @@ def test_cifar10_round_trip(c10):
     splits = cifar.load_cifar10(root)
     train, test = splits.train, splits.test
     assert (train.name, train.split, test.split) == ("cifar10", "train", "test")
-    assert train.images.dtype == torch.uint8 and train.images.shape == (15, 3, 32, 32)
+    assert train.images.dtype == torch.uint8
+    assert train.images.shape == (15, 3, 32, 32)
     assert test.images.shape == (4, 3, 32, 32)
     # Official order: data_batch_1..5 concatenated, then rows reshape to [3, 32, 32].
     np.testing.assert_array_equal(train.images.reshape(15, 3072).numpy(), fake.train_rows)
@@ -38,8 +39,10 @@ def test_cifar10_round_trip(c10):
     assert train.labels.dtype == torch.long
     np.testing.assert_array_equal(train.labels.numpy(), fake.train_labels)
     np.testing.assert_array_equal(test.labels.numpy(), fake.test_labels)
-    assert train.ids.tolist() == list(range(15)) and test.ids.tolist() == list(range(4))
-    assert train.classes == fake.classes and len(train.classes) == 10
+    assert train.ids.tolist() == list(range(15))
+    assert test.ids.tolist() == list(range(4))
+    assert train.classes == fake.classes
+    assert len(train.classes) == 10
 
 
 def test_cifar10_batches_are_concatenated_in_numeric_order(c10):
@@ -67,9 +70,11 @@ def test_pixel_layout_is_planar_rgb_row_major(c10, c, r, col):
 
 def test_cifar100_fine_labels_and_names(tmp_path):
     fake = write_fake_cifar100(tmp_path, n_train=12, n_test=6)
-    assert cifar.has_cifar100(tmp_path) and not cifar.has_cifar10(tmp_path)
+    assert cifar.has_cifar100(tmp_path)
+    assert not cifar.has_cifar10(tmp_path)
     splits = cifar.load_cifar100(tmp_path)
-    assert splits.name == "cifar100" and len(splits.train.classes) == 100
+    assert splits.name == "cifar100"
+    assert len(splits.train.classes) == 100
     assert splits.train.classes == fake.classes
     np.testing.assert_array_equal(splits.train.labels.numpy(), fake.train_labels)
     np.testing.assert_array_equal(splits.test.labels.numpy(), fake.test_labels)
@@ -84,7 +89,8 @@ def test_str_keys_are_accepted(c10):
     batch = {"data": rows, "labels": [3, 4], "batch_label": "testing batch 1 of 1"}
     write_py2_pickle(root / "test_batch", batch, str_as_bytes=False)
     test = cifar.load_cifar10(root).test
-    assert test.labels.tolist() == [3, 4] and int(test.images[0, 2, 31, 31]) == 9
+    assert test.labels.tolist() == [3, 4]
+    assert int(test.images[0, 2, 31, 31]) == 9
 
 
 def test_registry_finds_cifar_in_subfolders(tmp_path):
@@ -130,7 +136,9 @@ def test_forbidden_global_is_refused_and_not_run(c10, tmp_path, payload, where):
         cifar.load_cifar10(root)
     assert not marker.exists(), "the pickle's code ran"
     message = str(info.value)
-    assert "data_batch_2" in message and "arbitrary code" in message and "official archive" in message
+    assert "data_batch_2" in message
+    assert "arbitrary code" in message
+    assert "official archive" in message
     assert payload.split(".")[-1] in message  # names the refused global
 
 
@@ -242,4 +250,5 @@ def test_fake_pickles_look_like_python2(tmp_path):
     # Guard the fake itself: no Python-3-only globals, so the reader is tested on the real format.
     data = py2_pickle_bytes(cifar_batch(np.zeros((1, 3072), np.uint8), [0]))
     assert data[:2] == b"\x80\x02"
-    assert b"numpy.core.multiarray\n_reconstruct" in data and b"_codecs" not in data
+    assert b"numpy.core.multiarray\n_reconstruct" in data
+    assert b"_codecs" not in data

@@ -35,13 +35,16 @@ def test_round_trip_in_canonical_order(fake):
     assert (splits.name, train.split, test.split) == ("cinic10", "train", "test")
     assert train.classes == CINIC_CLASSES
     # TRAIN = train/ then valid/ (2 x 10 classes x 12), TEST = test/ (10 x 12).
-    assert train.images.shape == (240, 3, 32, 32) and test.images.shape == (120, 3, 32, 32)
-    assert train.images.dtype == torch.uint8 and train.labels.dtype == torch.long
+    assert train.images.shape == (240, 3, 32, 32)
+    assert test.images.shape == (120, 3, 32, 32)
+    assert train.images.dtype == torch.uint8
+    assert train.labels.dtype == torch.long
     np.testing.assert_array_equal(train.images.numpy(), expected.train_images)
     np.testing.assert_array_equal(train.labels.numpy(), expected.train_labels)
     np.testing.assert_array_equal(test.images.numpy(), expected.test_images)
     np.testing.assert_array_equal(test.labels.numpy(), expected.test_labels)
-    assert train.ids.tolist() == list(range(240)) and test.ids.tolist() == list(range(120))
+    assert train.ids.tolist() == list(range(240))
+    assert test.ids.tolist() == list(range(120))
 
 
 def test_order_rules(fake):
@@ -78,7 +81,8 @@ def test_pixel_position(tmp_path):
     hwc[5, 7, 2] = 200  # row 5, column 7, blue
     Image.fromarray(hwc).save(tmp_path / "x.png")
     chw = cinic.read_png(tmp_path / "x.png")
-    assert chw[2, 5, 7] == 200 and int(chw.sum()) == 200
+    assert chw[2, 5, 7] == 200
+    assert int(chw.sum()) == 200
 
 
 def test_other_files_are_ignored(tmp_path):
@@ -87,7 +91,8 @@ def test_other_files_are_ignored(tmp_path):
     (root / "train" / "cat" / ".DS_Store").write_bytes(b"\x00\x01")
     (root / "README.md").write_text("readme")
     splits = cinic.load_cinic10(root)
-    assert len(splits.train) == 20 and len(splits.test) == 10
+    assert len(splits.train) == 20
+    assert len(splits.test) == 10
 
 
 def test_undecodable_png_names_the_file(tmp_path):

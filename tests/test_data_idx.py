@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FASHION_DIR, requires_fashion, write_fake_mnist, write_idx
+from fakes import FASHION_DIR, requires_fashion, write_fake_mnist, write_idx
 from datadiet.data import load_data, load_splits
 from datadiet.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from datadiet.data.registry import ENV_VAR, locate
@@ -97,8 +97,10 @@ def test_load_data_applies_subset_and_noise_but_keeps_full_stats(tmp_path):
     full = load_splits("mnist", root)
     cut = load_data(DataConfig(dataset="mnist", data_root=str(root), subset=20, subset_mode="balanced",
                                label_noise=0.5, test_subset=5))
-    assert len(cut.train) == 20 and len(cut.test) == 5
-    assert cut.mean == full.mean and cut.std == full.std
+    assert len(cut.train) == 20
+    assert len(cut.test) == 5
+    assert cut.mean == full.mean
+    assert cut.std == full.std
     assert cut.train.notes["label_noise"]["n_chosen"] == 10
     assert torch.equal(cut.train.images, full.train.images[cut.train.ids])
 
@@ -107,7 +109,9 @@ def test_load_data_applies_subset_and_noise_but_keeps_full_stats(tmp_path):
 @requires_fashion
 def test_real_fashion_mnist_loads_in_official_order():
     splits = load_splits("fashion-mnist", FASHION_DIR)
-    assert len(splits.train) == 60000 and len(splits.test) == 10000
+    assert len(splits.train) == 60000
+    assert len(splits.test) == 10000
     assert torch.bincount(splits.train.labels).tolist() == [6000] * 10
     assert splits.train.labels[:5].tolist() == [9, 0, 0, 3, 0]  # first labels of the official file
-    assert abs(splits.mean[0] - 0.2860) < 1e-3 and abs(splits.std[0] - 0.3530) < 1e-3
+    assert abs(splits.mean[0] - 0.2860) < 1e-3
+    assert abs(splits.std[0] - 0.3530) < 1e-3

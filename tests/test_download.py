@@ -59,7 +59,8 @@ def test_sources_table():
     assert dl.SOURCES["cinic10"].files[0].filename == "CINIC-10.tar.gz"
     for spec in dl.SOURCES.values():
         for s in spec.files:
-            assert len(s.md5) == 32 and int(s.md5, 16) >= 0
+            assert len(s.md5) == 32
+            assert int(s.md5, 16) >= 0
 
 
 def test_file_md5(tmp_path):
@@ -156,7 +157,8 @@ def test_cifar10_archive_is_unpacked_where_the_registry_looks(tmp_path, monkeypa
     assert dl.download("cifar10", root, fetch=fetch) == root / "cifar-10-batches-py"
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
     splits = registry.load_splits("cifar10", data_root=root)
-    assert len(splits.train) == 10 and len(splits.test) == 3
+    assert len(splits.train) == 10
+    assert len(splits.test) == 3
     # Already unpacked: no fetch at all.
     fetch.calls.clear()
     dl.download("cifar10", root, fetch=fetch)
@@ -226,7 +228,8 @@ def test_path_traversal_member_is_refused(tmp_path, name):
     dest = tmp_path / "x" / "dest"
     with pytest.raises(CorruptDataError, match="Refused to unpack.*outside the target"):
         dl.extract_tar(archive, dest)
-    assert not (tmp_path / "x" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "x" / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists()
     assert list(dest.iterdir()) == []  # nothing unpacked at all, staging folder removed
 
 

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datadiet.errors import ConfigError
 from datadiet.models import build_model
 from datadiet.scores.functions import grand, score1, score3
 from datadiet.scores.gradnorm import UnsupportedLayerError, per_example_grad_norms, cross_entropy_cotangent
@@ -138,7 +139,8 @@ def test_scoring_leaves_model_mode_and_weights_untouched():
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     grand(model, torch.randn(4, 1, 28, 28), torch.arange(4))
-    assert model.training and all(m.training for m in model.modules())
+    assert model.training
+    assert all(m.training for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
 
@@ -191,7 +193,7 @@ def test_batchnorm_without_running_stats_is_rejected():
 
 def test_label_count_mismatch_and_bad_method():
     model = nn.Linear(4, 2)
-    with pytest.raises(Exception, match="one label per input"):
+    with pytest.raises(ConfigError, match="one label per input"):
         grand(model, torch.randn(3, 4), torch.tensor([0, 1]))
-    with pytest.raises(Exception, match="Unknown gradient-norm method"):
+    with pytest.raises(ConfigError, match="Unknown gradient-norm method"):
         per_example_grad_norms(model, torch.randn(3, 4), torch.tensor([0, 1, 0]), cross_entropy_cotangent, method="jvp")

@@ -1,7 +1,7 @@
 """Integration: the real Fashion-MNIST files, end to end (skipped when the Debian package is absent)."""
 import pytest
 
-from conftest import requires_fashion
+from fakes import requires_fashion
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.data import load_data
 from datadiet.training import train

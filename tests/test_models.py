@@ -12,13 +12,16 @@ def test_every_model_maps_images_to_logits(name, shape):
     torch.manual_seed(0)
     model = build_model(name, num_classes=7, in_channels=shape[0], width=0.125)
     out = model(torch.randn(2, *shape))
-    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
 
 
 def test_resnet18_has_the_low_resolution_stem_and_cifar_size():
     model = build_model("resnet18", num_classes=10, in_channels=3)
     first = model.stem[0]
-    assert isinstance(first, nn.Conv2d) and first.kernel_size == (3, 3) and first.stride == (1, 1)
+    assert isinstance(first, nn.Conv2d)
+    assert first.kernel_size == (3, 3)
+    assert first.stride == (1, 1)
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     # The standard CIFAR ResNet18 (3x3 stem, no max-pool) has 11,173,962 parameters.
     assert sum(p.numel() for p in model.parameters()) == 11_173_962
@@ -31,7 +34,8 @@ def test_resnet50_has_the_standard_cifar_size():
 
 def test_width_multiplier_scales_channels():
     narrow = build_model("resnet18", num_classes=10, in_channels=3, width=0.25)
-    assert narrow.stem[0].out_channels == 16 and narrow.fc.in_features == 128
+    assert narrow.stem[0].out_channels == 16
+    assert narrow.fc.in_features == 128
 
 
 def test_unknown_model_and_bad_width_are_clear_errors():

@@ -1,4 +1,4 @@
-"""`reproduce smoke` end to end on generated Fashion-MNIST files, the report, and the tables behind it."""
+"""`reproduce --preset smoke` end to end on generated Fashion-MNIST files, the report, and the tables behind it."""
 import json
 import shutil
 from dataclasses import replace
@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import write_fake_mnist
-from datadiet.analysis.tables import compare_to_random, curve_table, read_csv, spearman_matrix, welch_interval
+from fakes import forbid_training, run_files, write_fake_mnist
 from datadiet.cli import main
 from datadiet.errors import DataDietError
-from datadiet.experiments.reproduce import PRESETS, _windows, build_tasks, parse_method, reproduce
+from datadiet.report.tables import compare_to_random, curve_table, read_csv
+from datadiet.stats import interval_verdict, spearman_matrix, welch_interval
+from datadiet.studies.reproduce import PRESETS, extra_windows, reproduce
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,23 @@ def test_smoke_writes_every_output(smoke):
     assert len({r["steps"] for r in rows}) == 1  # matched budget at every kept fraction
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {192}
     report = (out / "report.md").read_text()
-    assert "## What beat random" in report and "pruning_curve.png" in report
-    assert "| el2n@epoch1 | keep 0.5 |" in report and "| random | keep 0.5 | 2 |" in report
+    lines = report.splitlines()
+    assert "## What beat random" in lines
+    assert "![pruning curves](pruning_curve.png)" in lines
+    # The curve table: one row per point, with the number of evaluation runs behind it.
+    assert "| method | subset | runs | mean acc. | 16th pct | 84th pct |" in lines
+    assert any(line.startswith("| el2n@epoch1 | keep 0.5 | 2 | 0.") for line in lines)
+    assert any(line.startswith("| random | keep 0.5 | 2 | 0.") for line in lines)
+    assert any(line.startswith("| full | keep 1 | 2 | 0.") for line in lines)
+    # The difference table: every score against random at the same kept fraction, with a verdict.
+    versus = [line for line in lines if line.startswith("| el2n@epoch1 | keep 0.5 | 2 | ") and line.endswith(" |")
+              and any(f"| {v} |" in line for v in ("better", "no different", "worse", "not measured"))]
+    assert len(versus) == 1
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<script" not in html
+    assert html.count("data:image/png;base64,") == 3
+    assert "<script" not in html
+    assert "<h2>What beat random</h2>" in html
+    assert "<td>el2n@epoch1</td><td>keep 0.5</td><td>2</td>" in html  # the same table, as HTML
     assert -1 <= summary["spearman_grand_init_input_norm"] <= 1
 
 
@@ -58,21 +72,31 @@ def test_report_numbers_match_independent_computations(smoke):
         assert versus["el2n@epoch1"]["p_value"] == pytest.approx(stats.ttest_ind(accs, rand, equal_var=False).pvalue)
 
 
-def test_report_command_rebuilds_the_same_tables(smoke, capsys):
-    _, out, _ = smoke
-    before = (out / "vs_random.csv").read_text()
-    (out / "report.md").unlink()
+def test_report_command_rebuilds_the_same_tables(smoke, tmp_path, capsys):
+    out = tmp_path / "results"
+    shutil.copytree(smoke[1], out)  # the module's folder stays as the fixture made it
+    before = {name: (out / name).read_text() for name in ("vs_random.csv", "curve.csv", "report.md")}
+    for name in ("report.md", "report.html", "vs_random.csv"):
+        (out / name).unlink()
     assert main(["report", str(out)]) == 0
-    assert (out / "report.md").is_file() and (out / "vs_random.csv").read_text() == before
+    for name, text in before.items():
+        assert (out / name).read_text() == text, name
+    assert (out / "report.html").is_file()
     assert "report:" in capsys.readouterr().out
 
 
-def test_rerunning_resumes_and_refuses_another_preset(smoke):
-    root, out, _ = smoke
+def test_rerunning_resumes_and_refuses_another_preset(smoke, tmp_path, monkeypatch):
+    root, _, _ = smoke
+    out = tmp_path / "results"
+    shutil.copytree(smoke[1], out)  # the rerun rewrites the report: not in the module's folder
+    before = run_files(out)
+    assert len([f for f in before if f.startswith("runs/")]) == 14
+    assert len([f for f in before if f.startswith("scores/.runs/")]) == 2  # one per score run
     logs = []
+    forbid_training(monkeypatch)  # every score run and evaluation run comes from the folder
     reproduce(PRESETS["smoke"], out, data_root=str(root), log=logs.append)
     assert any("14 already finished, 0 to run" in m for m in logs)
-    assert any("cached" in m for m in logs)  # score runs come from the cache too
+    assert run_files(out) == before  # no run added or rewritten
     with pytest.raises(DataDietError, match="holds another experiment.*differs in preset, data, train"):
         reproduce(PRESETS["quick"], out, data_root=str(root), log=lambda _: None)
     with pytest.raises(DataDietError, match="differs in score_runs"):
@@ -83,7 +107,8 @@ def test_offsets_extend_a_finished_experiment(smoke, tmp_path, capsys):
     root, out, _ = smoke
     extended = tmp_path / "extended"
     shutil.copytree(out, extended)
-    argv = ["reproduce", "smoke", "--out", str(extended), "--data-root", str(root), "--offsets", "0", "0.25", "0.5", "0.9"]
+    argv = ["reproduce", "--preset", "smoke", "--out", str(extended), "--data-root", str(root),
+            "--offsets", "0", "0.25", "0.5", "0.9"]
     assert main(argv) == 0
     # offset 0.5 is the default keep-highest window and 0.9 does not fit (0.9 + 0.5 > 1): two new windows
     assert "14 already finished, 20 to run" in capsys.readouterr().out
@@ -98,20 +123,31 @@ def test_offsets_extend_a_finished_experiment(smoke, tmp_path, capsys):
     summary = json.loads((extended / "summary.json").read_text())
     assert all(len(sum(v.values(), [])) == 2 for v in summary["offset_verdicts"].values())
     assert (extended / "offset_curve.png").is_file()
-    assert "| el2n@epoch1 | keep 0.5 offset 0.25 | 2 |" in (extended / "report.md").read_text()
+    report = (extended / "report.md").read_text().splitlines()
+    assert any(line.startswith("| el2n@epoch1 | keep 0.5 offset 0.25 | 2 | 0.") for line in report)
+    assert "![offset sweeps](offset_curve.png)" in report
     assert (extended / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
 def test_windows_skip_the_default_and_windows_past_the_top():
-    assert _windows(0.5, (0.0, 0.25, 0.5, 0.6)) == [0.0, 0.25]
-    assert _windows(0.3, (0.7, 0.1)) == [0.1]
+    assert extra_windows(0.5, (0.0, 0.25, 0.5, 0.6)) == [0.0, 0.25]
+    assert extra_windows(0.3, (0.7, 0.1)) == [0.1]
+
+
+def test_positional_preset_still_works_and_says_it_is_deprecated(tmp_path, capsys):
+    assert main(["reproduce", "smoke", "--out", str(tmp_path), "--keeps", "0"]) == 2  # refused before any work
+    err = " ".join(capsys.readouterr().err.split())
+    assert "`datadiet reproduce NAME` is deprecated and goes away in 0.3; use `datadiet reproduce --preset smoke`" in err
+    assert "--keeps takes fractions in (0, 1]" in err  # the positional preset reached the config
+    assert main(["reproduce", "smoke", "--preset", "quick", "--out", str(tmp_path)]) == 2
+    assert "Two presets given" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags, message", [(["--keeps", "0"], "--keeps takes fractions in (0, 1]"),
                                             (["--offsets", "1.0"], "--offsets takes fractions in [0, 1)"),
                                             (["--eval-seeds", "0"], "--eval-seeds must be at least 1")])
 def test_bad_grid_options_are_clear_errors(flags, message, tmp_path, capsys):
-    assert main(["reproduce", "smoke", "--out", str(tmp_path), *flags]) == 2
+    assert main(["reproduce", "--preset", "smoke", "--out", str(tmp_path), *flags]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
 
 
@@ -126,7 +162,8 @@ def test_welch_interval_and_verdicts_on_hand_made_numbers():
              ("same", 0.80), ("same", 0.82), ("same", 0.78), ("full", 0.95)]]
     verdicts = {v["method"]: v for v in compare_to_random(rows)}
     assert set(verdicts) == {"good", "same"}
-    assert verdicts["good"]["verdict"] == "better" and verdicts["good"]["diff"] == pytest.approx(0.10)
+    assert verdicts["good"]["verdict"] == "better"
+    assert verdicts["good"]["diff"] == pytest.approx(0.10)
     assert verdicts["same"]["verdict"] == "no different"
     diff, low, high, p = welch_interval(np.array([0.90, 0.91, 0.89]), np.array([0.80, 0.81, 0.79]))
     result = stats.ttest_ind([0.90, 0.91, 0.89], [0.80, 0.81, 0.79], equal_var=False)
@@ -145,47 +182,56 @@ def test_spearman_matrix_matches_scipy_pairwise():
     assert np.allclose(np.diag(rho), 1)
 
 
-def test_parse_method_labels():
-    assert parse_method("el2n@epoch2") == ("el2n", 2.0)
-    assert parse_method("grand@init") == ("grand", 0.0)
-    assert parse_method("forgetting@end") == ("forgetting", None)
-    assert parse_method("input_norm") == ("input_norm", None)
-    with pytest.raises(Exception, match="Cannot parse"):
-        parse_method("el2n@yesterday")
-
-
 def test_presets_follow_the_papers():
-    paper = PRESETS["paper"]
-    assert paper.data.dataset == "cifar10" and paper.train.model == "resnet18" and paper.train.epochs == 200
-    assert paper.score_runs == 10 and paper.eval_seeds == 4
+    paper = PRESETS["paper"].resolved
+    assert paper.setting.data.dataset == "cifar10"
+    assert paper.setting.train.model == "resnet18"
+    assert paper.setting.train.epochs == 200
+    assert paper.score_runs == 10
+    assert paper.eval_seeds == 4
     assert {"grand@init", "grand@epoch20", "el2n@epoch20", "forgetting@end", "input_norm"} == set(paper.methods)
-    assert PRESETS["quick"].eval_seeds >= 2 and PRESETS["gpu"].score_runs == 10 and PRESETS["gpu"].eval_seeds == 4
+    assert PRESETS["quick"].resolved.eval_seeds >= 2
+    assert PRESETS["gpu"].resolved.score_runs == 10
+    assert PRESETS["gpu"].resolved.eval_seeds == 4
+
+
+def test_resolved_fills_only_empty_fields_from_the_setting():
+    config = replace(PRESETS["smoke"], keeps=(0.3,), eval_seeds=5)
+    resolved = config.resolved
+    assert resolved.keeps == (0.3,)
+    assert resolved.eval_seeds == 5
+    assert resolved.score_runs == config.setting.score_runs
+    assert resolved.methods == ("input_norm", "grand@init", "grand@epoch1", "el2n@epoch1", "forgetting@end")
+    assert resolved.resolved == resolved
 
 
 def test_no_spread_is_not_measured_rather_than_certain():
-    from datadiet.analysis.tables import interval_verdict
-
     diff, low, high, p = welch_interval(np.array([0.9, 0.9]), np.array([0.8, 0.8]))
-    assert diff == pytest.approx(0.1) and np.isnan([low, high, p]).all()
+    assert diff == pytest.approx(0.1)
+    assert np.isnan([low, high, p]).all()
     assert interval_verdict(low, high) == "not measured"
     assert interval_verdict(*welch_interval(np.array([0.9]), np.array([0.8, 0.7]))[1:3]) == "not measured"
-    assert interval_verdict(0.01, 0.02) == "better" and interval_verdict(-0.02, 0.01) == "no different"
+    assert interval_verdict(0.01, 0.02) == "better"
+    assert interval_verdict(-0.02, 0.01) == "no different"
+    assert interval_verdict(-0.02, -0.01) == "worse"
 
 
 def test_spearman_matrix_of_two_scores_is_a_matrix():
     rng = np.random.default_rng(1)
     scores = {"a": rng.random(30), "b": rng.random(30)}
     names, rho = spearman_matrix(scores)
-    assert names == ["a", "b"] and rho.shape == (2, 2)
+    assert names == ["a", "b"]
+    assert rho.shape == (2, 2)
     assert rho[0, 1] == rho[1, 0] == pytest.approx(stats.spearmanr(scores["a"], scores["b"]).statistic)
 
 
 def test_report_summary_with_one_run_per_point_says_not_measured():
-    from datadiet.analysis.report import _finding_lines, _summary
+    from datadiet.report.pruning import _finding_lines, _summary
 
     rows = [{"method": m, "keep": 0.5, "test_accuracy": a} for m, a in [("random", 0.8), ("el2n@epoch2", 0.9)]]
     versus = compare_to_random(rows)
     assert [v["verdict"] for v in versus] == ["not measured"]
     summary = _summary(curve_table(rows), versus, None, {"preset": "x"})
-    assert summary["beat_random"] == [] and summary["verdicts"]["el2n@epoch2"]["not measured"] == [0.5]
+    assert summary["beat_random"] == []
+    assert summary["verdicts"]["el2n@epoch2"]["not measured"] == [0.5]
     assert "not compared with random (one run or no spread) at keep 0.5" in _finding_lines(summary, versus)[0]

@@ -65,7 +65,9 @@ def test_forgetting_accepts_bool_and_rejects_unpresented_examples():
 
 def test_random_score_is_a_seeded_permutation():
     a, b, c = random_score(10, seed=1), random_score(10, seed=1), random_score(10, seed=2)
-    assert sorted(a.tolist()) == list(range(10)) and torch.equal(a, b) and not torch.equal(a, c)
+    assert sorted(a.tolist()) == list(range(10))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
 
 
 def test_registry_covers_every_score_and_names_unknown_ones():

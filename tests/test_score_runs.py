@@ -1,15 +1,14 @@
 """Score runs: one training run per seed feeds every score and time; cached runs resume."""
 import numpy as np
 import pytest
-import torch
 
-import datadiet.scores.runs as runs_mod
-from conftest import learnable_splits
-from datadiet.config import DataConfig, ScoreConfig, TrainConfig
+import datadiet.runs.scoring as runs_mod
+from fakes import learnable_splits
+from datadiet.config import DataConfig, TrainConfig
 from datadiet.data.transforms import Normalizer
-from datadiet.errors import ConfigError
+from datadiet.errors import ConfigError, UnknownNameError
 from datadiet.scores import el2n, forgetting, grand, load_scores
-from datadiet.scores.runs import run_scores
+from datadiet.runs.scoring import ScoreConfig, run_scores
 from datadiet.training import init_model, train
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=32, epochs=2, eval_batch_size=64)
@@ -39,17 +38,26 @@ def _inputs(splits):
 
 
 def test_all_scores_and_times_come_from_the_same_runs(tmp_path, splits, count_trains):
-    cfg = ScoreConfig(score=("el2n", "grand", "forgetting", "input_norm", "random"), epoch=(0, 1), runs=2, seed=5)
+    cfg = ScoreConfig(scores=("el2n", "grand", "forgetting", "input_norm", "random"), score_epochs=(0, 1), runs=2,
+                      seed=5)
     files = run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
     assert count_trains == [5, 6]  # one training run per seed, not one per score
     assert sorted(p.name for p in files) == ["el2n-epoch1.npz", "el2n-init.npz", "forgetting-end.npz",
                                              "grand-epoch1.npz", "grand-init.npz", "input_norm.npz", "random.npz"]
     table = load_scores(tmp_path / "grand-init.npz", dataset=splits.train)
-    assert table.runs.shape == (2, 96) and table.meta["seeds"] == [5, 6] and table.meta["step"] == 0
+    assert table.runs.shape == (2, 96)
+    assert table.meta["seeds"] == [5, 6]
+    assert table.meta["step"] == 0
+    assert table.label == "grand@init"
+    # The run cache holds one array per (score, time) that needs a model, keyed by its file stem.
+    caches = sorted((tmp_path / ".runs").glob("*.npz"))
+    assert len(caches) == 2
+    with np.load(caches[0]) as run:
+        assert sorted(run.files) == ["el2n-epoch1", "el2n-init", "forgetting-end", "grand-epoch1", "grand-init"]
 
 
 def test_grand_at_init_uses_fresh_initialisations(tmp_path, splits):
-    run_scores(ScoreConfig(score=("grand",), epoch=(0,), runs=2, seed=3), TRAIN, DATA, splits, tmp_path,
+    run_scores(ScoreConfig(scores=("grand",), score_epochs=(0,), runs=2, seed=3), TRAIN, DATA, splits, tmp_path,
                log=lambda _: None)
     table = load_scores(tmp_path / "grand-init.npz")
     x = _inputs(splits)
@@ -60,7 +68,7 @@ def test_grand_at_init_uses_fresh_initialisations(tmp_path, splits):
 
 
 def test_el2n_at_epoch_t_is_the_model_of_that_run_at_step_t(tmp_path, splits):
-    run_scores(ScoreConfig(score=("el2n",), epoch=(1,), runs=1, seed=0), TRAIN, DATA, splits, tmp_path,
+    run_scores(ScoreConfig(scores=("el2n",), score_epochs=(1,), runs=1, seed=0), TRAIN, DATA, splits, tmp_path,
                log=lambda _: None)
     table = load_scores(tmp_path / "el2n-epoch1.npz")
     # The same run stopped after one epoch (3 steps of 32), with the 2-epoch schedule.
@@ -71,7 +79,7 @@ def test_el2n_at_epoch_t_is_the_model_of_that_run_at_step_t(tmp_path, splits):
 
 
 def test_forgetting_comes_from_the_full_run(tmp_path, splits):
-    run_scores(ScoreConfig(score=("forgetting",), runs=1, seed=0), TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    run_scores(ScoreConfig(scores=("forgetting",), runs=1, seed=0), TRAIN, DATA, splits, tmp_path, log=lambda _: None)
     table = load_scores(tmp_path / "forgetting-end.npz")
     result = train(TRAIN, splits, record_correctness=True, evaluate_test=False)
     np.testing.assert_array_equal(table.runs[0], forgetting(result.correctness.history(splits.train.ids)).numpy())
@@ -79,7 +87,7 @@ def test_forgetting_comes_from_the_full_run(tmp_path, splits):
 
 
 def test_a_killed_scoring_job_resumes_from_its_finished_runs(tmp_path, splits, monkeypatch):
-    cfg = ScoreConfig(score=("el2n",), epoch=(1,), runs=3, seed=0)
+    cfg = ScoreConfig(scores=("el2n",), score_epochs=(1,), runs=3, seed=0)
     real = runs_mod.train
     calls = []
 
@@ -104,7 +112,7 @@ def test_a_killed_scoring_job_resumes_from_its_finished_runs(tmp_path, splits, m
 
 
 def test_a_changed_config_does_not_reuse_the_cache(tmp_path, splits, count_trains):
-    cfg = ScoreConfig(score=("el2n",), epoch=(1,), runs=1)
+    cfg = ScoreConfig(scores=("el2n",), score_epochs=(1,), runs=1)
     run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
     run_scores(cfg, TrainConfig(**{**TRAIN.__dict__, "lr": 0.05}), DATA, splits, tmp_path, log=lambda _: None)
     assert len(count_trains) == 2
@@ -112,11 +120,11 @@ def test_a_changed_config_does_not_reuse_the_cache(tmp_path, splits, count_train
 
 def test_scoring_after_the_budget_is_an_error(tmp_path, splits):
     with pytest.raises(ConfigError, match="beyond the training budget"):
-        run_scores(ScoreConfig(score=("el2n",), epoch=(5,), runs=1), TRAIN, DATA, splits, tmp_path)
+        run_scores(ScoreConfig(scores=("el2n",), score_epochs=(5,), runs=1), TRAIN, DATA, splits, tmp_path)
 
 
 def test_score_config_validates_names_and_counts():
-    with pytest.raises(Exception, match="Unknown score 'elbow'"):
-        ScoreConfig(score=("elbow",))
+    with pytest.raises(UnknownNameError, match="Unknown score 'elbow'"):
+        ScoreConfig(scores=("elbow",))
     with pytest.raises(ConfigError, match="at least 1"):
         ScoreConfig(runs=0)

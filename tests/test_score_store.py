@@ -1,12 +1,11 @@
 """Score files: round trip, plain-numpy readability, and every refusal."""
 import json
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_dataset
+from fakes import tiny_dataset
 from datadiet.scores import ScoreFileError, ScoreTable, load_scores, save_scores
 
 
@@ -23,7 +22,8 @@ def test_round_trip_keeps_ids_runs_and_meta(tmp_path):
     np.testing.assert_array_equal(back.ids, table.ids)
     np.testing.assert_array_equal(back.runs, table.runs)
     np.testing.assert_allclose(back.mean, table.runs.mean(0))
-    assert back.meta["seeds"] == [0, 1, 2] and back.label == "el2n@epoch2"
+    assert back.meta["seeds"] == [0, 1, 2]
+    assert back.label == "el2n@epoch2"
 
 
 def test_file_opens_with_plain_numpy(tmp_path):

@@ -50,14 +50,16 @@ def test_class_balanced_handles_unequal_classes():
 def test_class_balanced_total_is_exact_with_rounding():
     labels = np.repeat([0, 1, 2], [5, 5, 5])
     kept = select(np.arange(15.0), keep=0.4, labels=labels, class_balanced=True)
-    assert len(kept) == 6 and np.bincount(labels[kept]).tolist() == [2, 2, 2]
+    assert len(kept) == 6
+    assert np.bincount(labels[kept]).tolist() == [2, 2, 2]
     uneven = select(np.arange(10.0), keep=0.5, labels=np.repeat([0, 1, 2], [3, 3, 4]), class_balanced=True)
     assert len(uneven) == 5
 
 
 def test_random_selection_is_seeded_and_sorted():
     a = select_random(np.arange(100), keep=0.3, seed=1)
-    assert len(a) == 30 and a.tolist() == sorted(a.tolist())
+    assert len(a) == 30
+    assert a.tolist() == sorted(a.tolist())
     assert np.array_equal(a, select_random(np.arange(100), keep=0.3, seed=1))
     assert not np.array_equal(a, select_random(np.arange(100), keep=0.3, seed=2))
 

@@ -7,6 +7,7 @@ from scipy import stats as sp
 
 from datadiet.errors import ConfigError
 from datadiet.stats import auroc, correlations, interval_verdict, spearman, spearman_matrix, welch_interval
+from fakes import brute_force_auroc
 
 
 def test_spearman_by_hand():
@@ -73,3 +74,30 @@ def test_auroc_by_hand_with_a_tie():
 def test_auroc_needs_both_classes():
     with pytest.raises(ConfigError, match="positive and negative"):
         auroc([1.0, 2.0], [True, True])
+
+
+# Moved here with auroc from the noisy-labels analysis.
+
+def test_auroc_counts_ties_as_half_pairs():
+    scores = np.array([1.0, 2.0, 2.0, 3.0])
+    positive = np.array([False, True, False, True])
+    assert auroc(scores, positive) == pytest.approx(3.5 / 4)  # (2 vs 1) 1, (2 vs 2) ½, (3 vs ·) 2
+    assert auroc(np.ones(5), np.array([1, 0, 1, 0, 0], bool)) == 0.5
+    assert auroc([0, 1, 2], [True, False, False]) == 0.0
+
+
+def test_auroc_equals_brute_force_on_random_arrays_with_many_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(5, 60))
+        scores = rng.integers(0, 4, n).astype(float)  # four values: ties everywhere
+        positive = rng.random(n) < 0.3
+        positive[:2] = [True, False]
+        assert auroc(scores, positive) == pytest.approx(brute_force_auroc(scores, positive), abs=1e-12)
+
+
+def test_auroc_rejects_one_class_and_mismatched_shapes():
+    with pytest.raises(ConfigError, match="both positive and negative examples; got 0 positive of 2"):
+        auroc([0.1, 0.2], [False, False])
+    with pytest.raises(ConfigError, match="one flag per score"):
+        auroc([0.1, 0.2], [True])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import tiny_dataset
+from fakes import tiny_dataset
 from datadiet.data.dataset import ImageDataset, channel_stats
 from datadiet.data.noise import permute_labels
 from datadiet.data.subset import _balanced_quotas, balanced_n, first_n, make_subset
@@ -11,13 +11,15 @@ from datadiet.errors import ConfigError, CorruptDataError
 def test_first_n_keeps_ids_and_order():
     ds = tiny_dataset(20)
     sub = first_n(ds, 7)
-    assert sub.ids.tolist() == list(range(7)) and torch.equal(sub.images, ds.images[:7])
+    assert sub.ids.tolist() == list(range(7))
+    assert torch.equal(sub.images, ds.images[:7])
 
 
 def test_balanced_subset_is_balanced_sorted_and_seeded():
     ds = tiny_dataset(40, classes=4)
     a, b = balanced_n(ds, 10, seed=1), balanced_n(ds, 10, seed=1)
-    assert torch.equal(a.ids, b.ids) and a.ids.tolist() == sorted(a.ids.tolist())
+    assert torch.equal(a.ids, b.ids)
+    assert a.ids.tolist() == sorted(a.ids.tolist())
     assert sorted(torch.bincount(a.labels, minlength=4).tolist()) == [2, 2, 3, 3]
     assert not torch.equal(a.ids, balanced_n(ds, 10, seed=2).ids)
     assert torch.equal(a.labels, ds.labels[a.ids])
@@ -55,7 +57,8 @@ def test_label_noise_permutes_a_fraction_and_records_it():
     assert set(rec.changed_ids.tolist()) <= set(rec.chosen_ids.tolist())
     assert torch.equal(rec.original_labels, ds.labels[rec.chosen_ids])
     again, rec2 = permute_labels(ds, 0.1, seed=0)
-    assert torch.equal(again.labels, noisy.labels) and torch.equal(rec2.chosen_ids, rec.chosen_ids)
+    assert torch.equal(again.labels, noisy.labels)
+    assert torch.equal(rec2.chosen_ids, rec.chosen_ids)
 
 
 def test_label_noise_fraction_must_be_a_fraction():

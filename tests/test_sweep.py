@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datadiet.experiments.sweep as sweep_mod
-from conftest import write_fake_mnist
+import datadiet.runs.sweep as sweep_mod
+from fakes import write_fake_mnist
 from datadiet.config import DataConfig, TrainConfig
-from datadiet.experiments.sweep import RunSpec, Task, digest_ids, load_results, run_sweep
+from datadiet.errors import ConfigError
+from datadiet.runs import digest_ids
+from datadiet.runs.sweep import RunSpec, Task, load_results, run_sweep
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=16, epochs=1, eval_batch_size=64)
 
@@ -40,19 +42,26 @@ def test_run_id_is_a_content_hash_that_ignores_the_data_location(root, tmp_path)
     a = _tasks(root)[0].spec
     moved = replace(a, data=replace(a.data, data_root="/elsewhere"))
     assert a.run_id == moved.run_id
-    assert a.run_id != replace(a, keep=0.25).run_id != replace(a, train=replace(a.train, lr=0.05)).run_id
+    assert a.run_id == replace(a, train=replace(a.train, device="cuda:1")).run_id  # nor the device
+    ids = {a.run_id, replace(a, keep=0.25).run_id, replace(a, train=replace(a.train, lr=0.05)).run_id,
+           replace(a, offset=0.1).run_id, replace(a, subset_digest=digest_ids([1, 2])).run_id}
+    assert len(ids) == 5  # everything that changes the numbers changes the id
 
 
 def test_sweep_writes_one_result_per_run_and_skips_them_next_time(root, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     first = run_sweep(_tasks(root) + _tasks(root)[:1], out, log=lambda _: None)  # a duplicate spec runs once
-    assert first.ran == 4 and first.skipped == 0 and len(first.results) == 4
+    assert first.ran == 4
+    assert first.skipped == 0
+    assert len(first.results) == 4
     record = json.loads(next((out / "runs").glob("*.json")).read_text())
     assert {"run_id", "train", "data", "method", "keep", "test_accuracy", "steps", "dataset_fingerprint"} <= set(record)
     assert {r["steps"] for r in first.results} == {64 // 16}  # matched budget for every fraction
     monkeypatch.setattr(sweep_mod, "execute_run", lambda *a: pytest.fail("a finished run was run again"))
     again = run_sweep(_tasks(root), out, log=lambda _: None)
-    assert again.ran == 0 and again.skipped == 4 and len(again.results) == 4
+    assert again.ran == 0
+    assert again.skipped == 4
+    assert len(again.results) == 4
 
 
 def test_a_failed_run_is_recorded_does_not_stop_the_sweep_and_is_retried(root, tmp_path, monkeypatch):
@@ -67,19 +76,24 @@ def test_a_failed_run_is_recorded_does_not_stop_the_sweep_and_is_retried(root, t
 
     monkeypatch.setattr(sweep_mod, "execute_run", flaky)
     outcome = run_sweep(_tasks(root), out, log=lambda _: None)
-    assert len(outcome.results) == 3 and len(outcome.failures) == 1
+    assert len(outcome.results) == 3
+    assert len(outcome.failures) == 1
     failure = json.loads((out / "failures" / f"{broken}.json").read_text())
-    assert failure["error"] == "FloatingPointError: loss is NaN" and failure["keep"] == 1.0 and "traceback" in failure
+    assert failure["error"] == "FloatingPointError: loss is NaN"
+    assert failure["keep"] == 1.0
+    assert "traceback" in failure
     monkeypatch.setattr(sweep_mod, "execute_run", real)
     retried = run_sweep(_tasks(root), out, log=lambda _: None)
-    assert retried.ran == 1 and len(retried.results) == 4 and not (out / "failures" / f"{broken}.json").exists()
+    assert retried.ran == 1
+    assert len(retried.results) == 4
+    assert not (out / "failures" / f"{broken}.json").exists()
 
 
 SWEEP_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import test_sweep
-from datadiet.experiments.sweep import run_sweep
+from datadiet.runs.sweep import run_sweep
 tasks = test_sweep._tasks({root!r}, seeds=range(6), keeps=(1.0,))
 run_sweep(tasks, {out!r}, log=lambda m: print(m, flush=True))
 """
@@ -99,9 +113,11 @@ def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tm
     for content in survivors.values():
         json.loads(content)  # every result on disk is complete
     outcome = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), out, log=lambda _: None)
-    assert outcome.skipped == len(survivors) and outcome.ran == 6 - len(survivors)
+    assert outcome.skipped == len(survivors)
+    assert outcome.ran == 6 - len(survivors)
     results = load_results(out)
-    assert len(results) == 6 and len({r["run_id"] for r in results}) == 6
+    assert len(results) == 6
+    assert len({r["run_id"] for r in results}) == 6
     for name, content in survivors.items():  # finished runs were not redone
         assert (out / "runs" / name).read_bytes() == content
     fresh = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), tmp_path / "fresh", log=lambda _: None)
@@ -110,7 +126,7 @@ def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tm
 
 
 def test_unknown_executor_is_a_clear_error(root, tmp_path):
-    with pytest.raises(Exception, match="Unknown executor 'slurm'"):
+    with pytest.raises(ConfigError, match="Unknown executor 'slurm'"):
         run_sweep(_tasks(root)[:1], tmp_path, executor="slurm", log=lambda _: None)
 
 
@@ -124,7 +140,8 @@ def test_ray_executor_gives_the_same_results_as_local(root, tmp_path):
         remote = run_sweep(tasks, tmp_path / "ray", executor="ray", cpus=1, threads=1, log=lambda _: None)
     finally:
         ray.shutdown()
-    assert remote.ran == 4 and not remote.failures
+    assert remote.ran == 4
+    assert not remote.failures
     by_id = {r["run_id"]: r for r in local.results}
     for r in remote.results:
         assert r["test_accuracy"] == by_id[r["run_id"]]["test_accuracy"]

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from conftest import learnable_splits
+from fakes import learnable_splits
 from datadiet.config import TrainConfig
 from datadiet.data.dataset import DatasetSplits
 from datadiet.errors import CheckpointError, ConfigError, NonFiniteLossError

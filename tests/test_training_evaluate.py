@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import learnable_splits
+from fakes import learnable_splits
 from datadiet.config import TrainConfig
 from datadiet.data.transforms import Normalizer
 from datadiet.training import classification_error, correct_per_example, evaluate, predict, to_layout

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import learnable_splits
+from fakes import learnable_splits
 from datadiet.config import TrainConfig
 from datadiet.data.transforms import augment
 from datadiet.training import BatchStream, seed_streams

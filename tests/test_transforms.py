@@ -21,7 +21,8 @@ def test_random_crop_matches_a_per_image_loop():
 def test_crop_keeps_shape_dtype_and_only_adds_zero_padding():
     x = _batch() | 1  # no zero pixels in the input
     out = random_crop(x, 4, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert out.shape == x.shape
+    assert out.dtype == torch.uint8
     nonzero = out[out > 0]
     assert set(nonzero.unique().tolist()) <= set(x.unique().tolist())
 
@@ -45,7 +46,8 @@ def test_augment_is_deterministic_given_the_seed():
     a = augment(x, pad=2, flip=True, generator=torch.Generator().manual_seed(5))
     b = augment(x, pad=2, flip=True, generator=torch.Generator().manual_seed(5))
     c = augment(x, pad=2, flip=True, generator=torch.Generator().manual_seed(6))
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
 
 
 def test_normalizer_matches_the_formula():
@@ -57,4 +59,5 @@ def test_normalizer_matches_the_formula():
 
 
 def test_default_pad_is_four_for_cifar_and_two_for_mnist():
-    assert default_pad(32) == 4 and default_pad(28) == 2
+    assert default_pad(32) == 4
+    assert default_pad(28) == 2

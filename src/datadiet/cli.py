@@ -175,6 +175,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.analysis == "all" else [args.analysis]
     for name in names:
         module = get_analysis(name)
+        if args.analysis == "all" and args.preset not in module.PRESETS:
+            _say(f"== {name} ({args.preset}): skipped, it has no {args.preset!r} preset "
+                 f"(it has {', '.join(module.PRESETS)}) ==")
+            continue
         config = _configured(get_preset(module, args.preset), module.Config, args)
         reason = module.missing_input(config) if hasattr(module, "missing_input") else None
         if args.analysis == "all" and reason:

@@ -77,7 +77,7 @@ def _cell(value) -> str:
 def markdown_to_html(markdown: str, folder: Path, *, title: str) -> str:
     """The small Markdown subset the sections use (headings, lists, tables, images, code, details), with
     every image embedded so the file opens anywhere on its own."""
-    out, table, code = [], [], False
+    out, table, code, in_list = [], [], False, False
 
     def flush_table():
         if table:
@@ -89,20 +89,28 @@ def markdown_to_html(markdown: str, folder: Path, *, title: str) -> str:
             table.clear()
 
     for line in markdown.splitlines():
+        if in_list and not line.startswith("- "):
+            out.append("</ul>")
+            in_list = False
         if line.startswith("```"):
             flush_table()
             out.append("</pre>" if code else "<pre>")
             code = not code
             continue
         if code:
-            out.append(html.escape(line))
+            out.append(html.escape(line) + "\n")  # a <pre> block keeps its lines
             continue
         if line.startswith("|"):
             table.append(line)
             continue
         flush_table()
+        if line.startswith("- ") and not in_list:
+            out.append("<ul>")
+            in_list = True
         out.append(_html_line(line, folder))
     flush_table()
+    if in_list:
+        out.append("</ul>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(out)}</body></html>\n")
 
@@ -117,7 +125,7 @@ def _html_line(line: str, folder: Path) -> str:
         return f'<p><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}" style="max-width:100%"></p>'
     if line.startswith("<details>") or line.startswith("</details>"):
         return line  # our own markup, not user text
-    text = _inline(html.escape(line.lstrip("#- ").strip()))
+    text = _inline(html.escape(re.sub(r"^(#{1,6} |- )", "", line).strip()))  # the marker only: "- -0.5" keeps its sign
     if line.startswith("### "):
         return f"<h3>{text}</h3>"
     if line.startswith("## "):

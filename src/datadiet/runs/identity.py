@@ -1,0 +1,47 @@
+"""The one identity of a result: what determines it, hashed.
+
+A score run, an evaluation run, a cached model or a folder of score runs is identified by the configs and
+choices that determine its numbers.  Two things never do, so they are dropped before hashing:
+
+* ``data_root``: where the dataset files lie (the dataset fingerprint, which is part of the data, is what
+  matters);
+* ``device``: which processor computes (CPU and GPU numbers differ in rounding, not in meaning, and a sweep
+  started on one machine may finish on another).
+
+The package version is not part of identity either: a bug fix must not orphan finished runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+IGNORED_KEYS = frozenset({"data_root", "device", "version"})
+DIGEST_LENGTH = 20  # hex characters: 80 bits, no collision in any sweep of realistic size
+
+
+def canonical(value: Any) -> Any:
+    """``value`` as plain JSON data with every ignored key removed, at any depth (dataclasses become dicts,
+    tuples become lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items() if k not in IGNORED_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return json.loads(json.dumps(value, default=str))
+
+
+def identity(value: Any) -> str:
+    """The hex digest that identifies ``value`` (a dict, dataclass or list of them): equal for equal content
+    whatever the key order, the data location or the device."""
+    payload = json.dumps(canonical(value), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:DIGEST_LENGTH]
+
+
+def digest_ids(ids) -> str:
+    """Digest of an exact list of example ids (order included): ties a run to the subset it trained on."""
+    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()[:DIGEST_LENGTH]

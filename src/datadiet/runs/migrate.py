@@ -1,0 +1,105 @@
+"""`datadiet migrate FOLDER`: carry finished runs of a datadiet 0.1 folder over to 0.2's run identity.
+
+0.2 identifies every result with :func:`datadiet.runs.identity.identity`, which leaves the device out (0.1 kept
+it in) and renames two score-config fields (``score`` → ``scores``, ``epoch`` → ``score_epochs``).  Without
+migration a 0.1 folder would still be valid but would train everything again.  This moves:
+
+* evaluation runs (``runs/*.json`` of a reproduce folder, ``sweep/runs/*.json`` of a workspace): each record
+  holds its whole spec, so its new id is computed from the record itself;
+* cached score runs (``.runs/run-seed*-*.npz`` beside a ``score_config.json``): the 0.1 key is recomputed from
+  that file, and only caches whose key matches are renamed, so nothing foreign is adopted.
+
+Not moved: an analyses workspace's ``scores/<digest>/`` folder names and ``<analysis>/cache/`` models, whose
+0.1 keys cannot be recomputed from what is on disk; they are recomputed on the next run (score runs and a few
+cached models, not the evaluation sweep).  Migration is idempotent, and every rename is atomic.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import DataConfig, TrainConfig, from_dict
+from ..errors import DataDietError
+from ..io import atomic_path, write_json_atomic
+from ..scores.registry import ScoreLabel
+from .scoring import ScoreConfig, run_cache_name, scoring_schedule
+from .sweep import RunSpec
+
+RENAMED_SCORE_FIELDS = {"score": "scores", "epoch": "score_epochs"}
+
+
+@dataclass
+class MigrationReport:
+    runs_moved: int = 0
+    runs_current: int = 0
+    score_runs_moved: int = 0
+    score_runs_skipped: int = 0
+
+
+def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> MigrationReport:
+    """Rename the finished runs of a reproduce folder or analyses workspace to 0.2 identities."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataDietError(f"{folder} is not a folder; give the --out folder of `datadiet reproduce` or of "
+                            "`datadiet analyze`.")
+    report = MigrationReport()
+    for runs in (folder / "runs", folder / "sweep" / "runs"):
+        if runs.is_dir():
+            _migrate_sweep_runs(runs, report)
+    for config in sorted(folder.rglob("score_config.json")):
+        _migrate_score_runs(config.parent, report)
+    log(f"migrate: {report.runs_moved} evaluation runs renamed ({report.runs_current} already current), "
+        f"{report.score_runs_moved} score runs renamed, {report.score_runs_skipped} score-run files left as they "
+        "were (not from the folder's recorded score config)")
+    return report
+
+
+def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:
+    for path in sorted(runs.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        spec = RunSpec(from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]),
+                       record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""))
+        if spec.run_id == path.stem:
+            report.runs_current += 1
+            continue
+        write_json_atomic(runs / f"{spec.run_id}.json", {**record, "run_id": spec.run_id})
+        path.unlink()
+        report.runs_moved += 1
+
+
+def _migrate_score_runs(score_dir: Path, report: MigrationReport) -> None:
+    old = json.loads((score_dir / "score_config.json").read_text(encoding="utf-8"))
+    if "scores" in old.get("score", {}):
+        return  # written by 0.2 already
+    new = {**old, "score": {RENAMED_SCORE_FIELDS.get(k, k): v for k, v in old["score"].items()}}
+    score_cfg = from_dict(ScoreConfig, new["score"])
+    _, stop = scoring_schedule(score_cfg, from_dict(TrainConfig, old["train"]), int(old["dataset"]["size"]))
+    for path in sorted((score_dir / ".runs").glob("run-seed*-*.npz")):
+        seed = int(path.name[len("run-seed"):].partition("-")[0])
+        if path.name != f"run-seed{seed}-{_legacy_key(old, seed, stop)}.npz":
+            report.score_runs_skipped += 1
+            continue
+        target = path.with_name(run_cache_name(new, seed, stop))
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {ScoreLabel.parse(k.replace("__", "@")).file_stem: data[k] for k in data.files}
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.unlink(path)
+        report.score_runs_moved += 1
+    write_json_atomic(score_dir / "score_config.json", new)
+
+
+def _legacy_key(provenance: dict, seed: int, stop: int) -> str:
+    """The cache key datadiet 0.1 gave a score run (device included, 16 hex digits)."""
+    spec = {k: v for k, v in provenance.items() if k != "version"}
+    spec["data"] = {k: v for k, v in spec["data"].items() if k != "data_root"}
+    spec["train"] = {**spec["train"], "seed": seed}
+    spec["score"] = {k: v for k, v in spec["score"].items() if k not in ("runs", "seed", "score_batch_size")}
+    spec["stop"] = stop
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
