@@ -3,7 +3,8 @@
 Images stay uint8 in memory; each batch is gathered, augmented as uint8 and
 only then converted to float and normalized.  Padding uses zeros in pixel
 space (black), like the usual "pad then random crop" recipe.  All randomness
-comes from an explicit ``torch.Generator`` so a run is reproducible.
+comes from an explicit ``torch.Generator`` so a run is reproducible; it is drawn on the generator's
+device, so augmentation on a GPU needs no host synchronisation.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator) -> t
     Args:
         images: ``[B, C, H, W]`` (any dtype).
         pad: padding in pixels; 0 returns ``images`` unchanged.
-        generator: CPU generator for the offsets.
+        generator: draws the offsets, on its own device (a CUDA generator keeps the draw on the GPU, with
+            no host round trip; a CPU generator gives the same draws on any device).
     Returns:
         ``[B, C, H, W]``, same dtype and device.
     """
@@ -25,7 +27,7 @@ def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator) -> t
         return images
     b, c, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad))
-    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(images.device)
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=generator.device).to(images.device)
     rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # [B, H]
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # [B, W]
     # Gather rows, then columns: two cheap index_selects per batch instead of a Python loop.
@@ -35,7 +37,7 @@ def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator) -> t
 
 def random_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``."""
-    flip = (torch.rand(images.shape[0], generator=generator) < p).to(images.device)
+    flip = (torch.rand(images.shape[0], generator=generator, device=generator.device) < p).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 

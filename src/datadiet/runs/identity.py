@@ -5,8 +5,8 @@ choices that determine its numbers.  Two things never do, so they are dropped be
 
 * ``data_root``: where the dataset files lie (the dataset fingerprint, which is part of the data, is what
   matters);
-* ``device``: which processor computes (CPU and GPU numbers differ in rounding, not in meaning, and a sweep
-  started on one machine may finish on another).
+* ``device`` and ``cuda_graph``: which processor computes and how its kernels are launched (CPU and GPU
+  numbers differ in rounding, not in meaning, and a sweep started on one machine may finish on another).
 
 The package version is not part of identity either: a bug fix must not orphan finished runs.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-IGNORED_KEYS = frozenset({"data_root", "device", "version"})
+IGNORED_KEYS = frozenset({"data_root", "device", "cuda_graph", "version"})
 DIGEST_LENGTH = 20  # hex characters: 80 bits, no collision in any sweep of realistic size
 
 

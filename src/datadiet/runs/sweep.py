@@ -19,8 +19,10 @@ numbers (with the same number of threads per run).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +36,7 @@ from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
 from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
-from ..training import train
+from ..training import resolve_device, train
 from .identity import digest_ids, identity
 
 
@@ -105,9 +107,14 @@ def load_cached(data: DataConfig):
 
 
 def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "local", address: str | None = None,
-              cpus: float = 1, gpus: float = 0, threads: int | None = None,
+              cpus: float = 1, gpus: float = 0, threads: int | None = None, workers: int | None = None,
               log: Callable[[str], None] = print) -> SweepOutcome:
-    """Run every task not finished yet; write each result the moment it finishes."""
+    """Run every task not finished yet; write each result the moment it finishes.
+
+    ``workers`` runs that many tasks at once in worker processes of the local executor (default
+    :func:`default_workers`); with ``threads`` unset each run gets an equal share of the CPU threads.
+    Results, files and resume behave exactly as with one worker: only this process writes them.
+    """
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
@@ -118,7 +125,13 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "lo
     failures: list[dict] = []
     on_result = _recorder(out_dir, failures, len(todo), log)
     if executor == "local":
-        _run_local(todo, threads, on_result)
+        k = default_workers(tasks) if workers is None else workers
+        if k < 1:
+            raise ConfigError(f"workers must be at least 1, got {k}.")
+        if k == 1 or len(todo) < 2:
+            _run_local(todo, threads, on_result)
+        else:
+            _run_workers(todo, min(k, len(todo)), threads or max(1, torch.get_num_threads() // k), on_result)
     elif executor == "ray":
         _run_ray(todo, address, cpus, gpus, threads, on_result)
     else:
@@ -170,6 +183,33 @@ def _run_local(todo: Sequence[Task], threads: int | None, record) -> None:
             record(task, None, exc, traceback.format_exc())
         else:
             record(task, result, None)
+
+
+# Measured with benchmarks/bench_gpu.py (see benchmarks/RESULTS.md): with the training step replayed from a CUDA
+# graph, one run keeps a GPU busy, and concurrent runs add little; on the CPU, runs share the cores either way.
+GPU_WORKERS = 1
+
+
+def default_workers(tasks: Sequence[Task]) -> int:
+    """Concurrent runs of the local executor when none is asked for: :data:`GPU_WORKERS` when the runs train on
+    a GPU, one on the CPU (K runs of T/K threads are no faster than one run of T threads on a small machine)."""
+    on_gpu = any(resolve_device(t.spec.train.device).type == "cuda" for t in tasks[:1])
+    return GPU_WORKERS if on_gpu else 1
+
+
+def _run_workers(todo: Sequence[Task], workers: int, threads: int, record) -> None:
+    """Run tasks in ``workers`` spawned processes (each its own CUDA context); record each as it finishes."""
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch (or CUDA) is initialised
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {pool.submit(execute_run, t.spec, t.positions, threads): t for t in todo}
+        for future in as_completed(pending):
+            task = pending[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - one failed run must not abort the sweep
+                record(task, None, exc, "".join(traceback.format_exception(exc)))
+            else:
+                record(task, result, None)
 
 
 def _run_ray(todo: Sequence[Task], address: str | None, cpus: float, gpus: float, threads: int | None,

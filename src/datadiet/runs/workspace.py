@@ -34,11 +34,13 @@ class Execution:
     address: str | None = None     # Ray cluster address; None: start a local Ray instance
     cpus_per_run: float = 1        # Ray: CPUs requested per run
     gpus_per_run: float = 0        # Ray: GPUs requested per run (e.g. 0.25)
+    workers: int | None = None     # local: runs at once in worker processes; None: 1 (see runs.sweep.default_workers)
 
     def where(self) -> dict:
         """Keyword arguments of :class:`Workspace` and :func:`datadiet.studies.reproduce.reproduce`."""
         return {"data_root": self.data_root, "device": self.device, "executor": self.executor,
-                "address": self.address, "cpus": self.cpus_per_run, "gpus": self.gpus_per_run}
+                "address": self.address, "cpus": self.cpus_per_run, "gpus": self.gpus_per_run,
+                "workers": self.workers}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Workspace:
     address: str | None = None
     cpus: float = 1
     gpus: float = 0
+    workers: int | None = None
     log: Callable[[str], None] = print
 
     def __post_init__(self):
@@ -96,7 +99,7 @@ class Workspace:
         """Run (or find on disk) every task; returns their result records. Failed runs are logged with their
         spec and retried next time; the study reports on the runs that finished."""
         outcome = run_sweep(tasks, self.root / "sweep", executor=self.executor, address=self.address,
-                            cpus=self.cpus, gpus=self.gpus, log=self.log)
+                            cpus=self.cpus, gpus=self.gpus, workers=self.workers, log=self.log)
         if outcome.failures:
             self.log(f"{len(outcome.failures)} runs failed (see {self.root / 'sweep' / 'failures'}); re-run the same "
                      "command to retry them.")

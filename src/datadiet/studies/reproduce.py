@@ -70,7 +70,7 @@ PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke
 
 def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, device: str | None = None,
               executor: str = "local", address: str | None = None, cpus: float = 1, gpus: float = 0,
-              log: Callable[[str], None] = print) -> dict:
+              workers: int | None = None, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) a reproduction into ``out`` and build its report; returns the report summary."""
     out, config = Path(out), config.resolved
     setting = config.setting
@@ -83,7 +83,8 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
     log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
     tables = score_tables(config.methods, config.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
     tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
-    outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, log=log)
+    outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
+                        log=log)
     summary = build_report(out)
     if outcome.failures:
         log(f"{len(outcome.failures)} runs failed (see {out / 'failures'}); re-run the same command to retry them. "

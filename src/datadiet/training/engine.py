@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import Plan, TrainConfig, to_dict
@@ -27,6 +26,7 @@ from .checkpoints import available_steps, load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
 from .evaluate import evaluate
 from .placement import place_model, resolve_device, to_layout
+from .step import make_step
 from .stream import BatchStream, seed_streams
 
 __all__ = ["Hook", "StartFrom", "TrainResult", "ensure_checkpoints", "evaluate", "init_model", "lr_at", "place_model",
@@ -124,7 +124,7 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     model, optimizer = _model_and_optimizer(config, splits.train, device, start_from)
     images, labels, ids = (t[rows].to(device) for t in (splits.train.images, splits.train.labels, splits.train.ids))
     normalize = Normalizer(splits.mean, splits.std, device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.amp)
+    sgd_step = make_step(model, optimizer, device, amp=config.amp, cuda_graph=config.cuda_graph)
     at_step = _StepEvents(model, optimizer, config, device, checkpoint_dir, checkpoint_steps, hooks)
     record = _Record(config, plan, end, device, labels, ids, record_correctness, log or _stderr)
     bar = _progress_bar(end - start, progress)
@@ -132,8 +132,7 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     model.train()
     at_step(start)
     for step, (idx, x) in enumerate(BatchStream(images, plan, config).batches(start, end), start + 1):
-        logits, loss = _sgd_step(model, optimizer, to_layout(normalize(x), config), labels[idx],
-                                 lr_at(step - 1, plan.total, config), autocast)
+        logits, loss = sgd_step(to_layout(normalize(x), config), labels[idx], lr_at(step - 1, plan.total, config))
         record.step(step, loss, logits, idx)  # raises NonFiniteLossError once the loss is not finite
         at_step(step)
         bar.update(1)
@@ -190,20 +189,6 @@ def _model_and_optimizer(config: TrainConfig, dataset: ImageDataset, device: tor
     if start_from is not None:
         _load_state(model, optimizer, start_from)
     return model, optimizer
-
-
-def _sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
-              autocast: torch.autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step at learning rate ``lr``; returns the (detached) logits and loss of the batch."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with autocast:
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return logits.detach(), loss.detach()
 
 
 class _StepEvents:

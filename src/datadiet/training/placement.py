@@ -10,11 +10,20 @@ from ..errors import ConfigError
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"Device {name!r} was requested but CUDA is not available here; use --device cpu or auto.")
+    if device.type == "cuda":
+        _make_cuda_current(device)
     return device
+
+
+def _make_cuda_current(device: torch.device) -> None:
+    """Make the device current and create its cuBLAS handle on this thread, before autograd's worker thread
+    needs one (otherwise every process warns "no current CUDA context" at its first backward)."""
+    torch.cuda.set_device(device)
+    torch.cuda.current_blas_handle()
 
 
 def place_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:

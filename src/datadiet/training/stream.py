@@ -38,7 +38,9 @@ class BatchStream:
     def batches(self, start: int, end: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(row positions, uint8 inputs)`` of steps ``start..end-1``.  Every call starts from the seeds."""
         order_generator = torch.Generator().manual_seed(self.order_seed)
-        augment_generator = torch.Generator().manual_seed(self.augment_seed)
+        # On a GPU the augmentation is drawn there (no host round trip per step); on the CPU this is the CPU
+        # generator, so CPU runs are unchanged.  The data order stays on the CPU: the same on every device.
+        augment_generator = torch.Generator(device=self.images.device).manual_seed(self.augment_seed)
         batch, per_epoch = self.plan.batch, self.plan.per_epoch
         for step in range(end):
             b = step % per_epoch
