@@ -136,11 +136,11 @@ def _map_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int,
     """Apply ``per_chunk(softmax(f(x)), start)`` chunk by chunk on the model's device; ``[N]`` on the CPU."""
     device = model_device(model)
     with eval_mode(model):
-        out = [per_chunk(_softmax(model(inputs[s:s + batch_size].to(device))), s).cpu()
+        out = [per_chunk(_softmax(model(inputs[s:s + batch_size].to(device))), s)
                for s in range(0, len(inputs), batch_size)]
     if not out:
         return torch.zeros(0)
-    return out[0] if len(out) == 1 else torch.cat(out)
+    return (out[0] if len(out) == 1 else torch.cat(out)).cpu()  # one copy to the host, not one per chunk
 
 
 def _ones_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:

@@ -99,9 +99,9 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size].to(device)
             y = None if labels is None else labels[start:start + batch_size].to(device)
-            out.append(impl(model, x, y, cotangent).detach().cpu())
+            out.append(impl(model, x, y, cotangent).detach())  # stays on the device: one copy at the end
     dtype = next(model.parameters()).dtype
-    return torch.cat(out) if out else torch.zeros(0, dtype=dtype)
+    return torch.cat(out).cpu() if out else torch.zeros(0, dtype=dtype)
 
 
 def unsupported_layers(model: nn.Module) -> list[str]:
@@ -206,13 +206,19 @@ def _conv_sq_norm(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tenso
         t = g.shape[2] * g.shape[3]
         d = a.shape[1] // groups * kernel[0] * kernel[1]
         p = g.shape[1] // groups
-        how = _conv_method(t, d, p)
-        if how == "grouped":
-            sq = sq + _conv_explicit_sq_norm(a, g, kernel, stride, padding, dilation, groups)
-        else:
+        def weight_sq_norm(how: str) -> torch.Tensor:
+            if how == "grouped":
+                return _conv_explicit_sq_norm(a, g, kernel, stride, padding, dilation, groups)
             u = _unfold(a, kernel, dilation, padding, stride).view(a.shape[0], groups, d, t)
             gg = g.reshape(a.shape[0], groups, p, t)
-            sq = sq + (_ghost_sq_norm(u, gg) if how == "ghost" else _bmm_sq_norm(u, gg))
+            return _ghost_sq_norm(u, gg) if how == "ghost" else _bmm_sq_norm(u, gg)
+
+        if a.is_cuda:
+            key = (tuple(a.shape), tuple(g.shape), kernel, stride, padding, dilation, groups, a.dtype, a.device)
+            how = _fastest_on_device(key, weight_sq_norm)
+        else:
+            how = _conv_method(t, d, p)
+        sq = sq + weight_sq_norm(how)
     if module.bias is not None and module.bias.requires_grad:
         sq = sq + g.sum((2, 3)).pow(2).sum(1)
     return sq
@@ -281,6 +287,30 @@ def _conv_method(t: int, d: int, p: int) -> str:
     if t * t * (d + p) < 2 * t * d * p:
         return "ghost"
     return "unfold" if d < 64 else "grouped"
+
+
+_DEVICE_CHOICE: dict[tuple, str] = {}  # conv layer and chunk shape on a GPU → the method measured fastest there
+
+
+def _fastest_on_device(key: tuple, weight_sq_norm: Callable[[str], torch.Tensor]) -> str:
+    """On a GPU the CPU-tuned rule of :func:`_conv_method` does not hold (the kernels' efficiencies differ), so
+    every exact method is timed once per layer and chunk shape, on the real tensors, and the fastest kept for
+    the rest of the process.  All three give the same value up to rounding."""
+    if key not in _DEVICE_CHOICE:
+        times = {}
+        for how in ("ghost", "grouped", "unfold"):
+            try:
+                weight_sq_norm(how)  # warm-up: kernel selection, workspaces
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                weight_sq_norm(how)
+                end.record()
+                end.synchronize()
+                times[how] = start.elapsed_time(end)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()  # a method too big for this chunk is simply not a candidate
+        _DEVICE_CHOICE[key] = min(times, key=times.get)
+    return _DEVICE_CHOICE[key]
 
 
 def _weight_sq_norm(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ learning rate of the schedule (four for the papers' three milestones).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,20 +48,37 @@ class GraphedStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast_dtype: torch.dtype | None):
         self.model, self.optimizer, self.autocast_dtype = model, optimizer, autocast_dtype
         self.graphs: dict[float, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at once, so they share memory
         self.x: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
+        self.eager: EagerStep | None = None  # set when a model cannot be recorded: every later step is eager
+        self.before = None  # the state before the warm-up, until the first graph is recorded
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.eager is not None:
+            return self.eager(x, y, lr)
         if self.x is None:
             self.x, self.y = x.clone(), y.clone()
         self.x.copy_(x)
         self.y.copy_(y)
         if lr not in self.graphs:
-            self.graphs[lr] = self._record(lr)
+            try:
+                self.graphs[lr] = self._record(lr)
+            except RuntimeError as exc:  # a layer that cannot be captured (host sync, dynamic shapes, ...)
+                return self._fall_back(exc, x, y, lr)
         graph, logits, loss = self.graphs[lr]
         graph.replay()
         return logits, loss.clone()  # the caller keeps the loss; the logits are read at once
+
+    def _fall_back(self, exc: Exception, x: torch.Tensor, y: torch.Tensor, lr: float):
+        warnings.warn(f"datadiet: this model's training step cannot be recorded as a CUDA graph ({exc}); training "
+                      "goes on eagerly (same numbers, slower). Pass --no-cuda-graph to skip the attempt.",
+                      RuntimeWarning, stacklevel=3)
+        if self.before is not None:  # the warm-up ran: undo it (recording itself computes nothing)
+            self._restore(self.before)
+        self.graphs.clear()
+        self.eager = EagerStep(self.model, self.optimizer, torch.autocast(
+            "cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None))
+        return self.eager(x, y, lr)
 
     def _forward_backward_update(self) -> tuple[torch.Tensor, torch.Tensor]:
         # cache_enabled=False: autocast's weight cache must not outlive a recorded graph
@@ -75,19 +94,19 @@ class GraphedStep:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if not self.graphs:
+            self.before = self._snapshot()
             self._warm_up()
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph's memory
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph):  # its own memory pool: safe to replay in any order
             logits, loss = self._forward_backward_update()
+        self.before = None
         return graph, logits, loss
 
     def _warm_up(self) -> None:
         """Run a few real steps on a side stream (the libraries pick their kernels and workspaces), then undo
         them.  Momentum buffers exist from then on; restored to zero they give the same first update as no
         buffer at all (SGD's first step sets the buffer to the gradient, and 0.9·0 + g = g)."""
-        existing = {id(t) for t in self._state()}
-        saved = [t.detach().clone() for t in self._state()]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -95,13 +114,21 @@ class GraphedStep:
                 self.optimizer.zero_grad(set_to_none=True)
                 self._forward_backward_update()
         torch.cuda.current_stream().wait_stream(side)
-        with torch.no_grad():
-            for tensor, value in zip(self._state(), saved):
-                tensor.copy_(value)
-            for state in self.optimizer.state.values():
-                buffer = state.get("momentum_buffer")
-                if buffer is not None and id(buffer) not in existing:
-                    buffer.zero_()
+        self._restore(self.before)
+
+    def _snapshot(self) -> tuple[set[int], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Which momentum buffers exist, and a copy of every tensor the step changes."""
+        return {id(t) for t in self._state()}, [(t, t.detach().clone()) for t in self._state()]
+
+    @torch.no_grad()
+    def _restore(self, snapshot) -> None:
+        existing, saved = snapshot
+        for tensor, value in saved:
+            tensor.copy_(value)
+        for state in self.optimizer.state.values():
+            buffer = state.get("momentum_buffer")
+            if buffer is not None and id(buffer) not in existing:
+                buffer.zero_()
 
     def _state(self) -> list[torch.Tensor]:
         """Parameters, buffers (BatchNorm statistics) and the momentum buffers that existed before warm-up."""
