@@ -98,7 +98,7 @@ def loop_rate(cfg: TrainConfig, splits, device, steps: int) -> float:
 
 
 def section_step(device, quick: bool) -> list[str]:
-    steps, repeats = (20, 1) if quick else (200, 3)
+    steps, repeats = (20, 1) if quick else (150, 2)
     out = ["| model | bare eager | bare graphed | bare eager, batch 512 | loop eager | loop graphed | "
            "loop/bare eager | loop/bare graphed | graphed loop / eager loop |", "|---|---|---|---|---|---|---|---|---|"]
     for label, name, width, shape in MODELS:
@@ -126,7 +126,7 @@ def sweep_tasks(cfg: TrainConfig, data: DataConfig, runs: int, train_size: int) 
 def section_sweep(device, quick: bool, data_root: str | None) -> list[str]:
     """Aggregate throughput of whole runs (start-up, training, test evaluation) through the local executor."""
     data = DataConfig(dataset="fashion-mnist", data_root=data_root, subset=2048 if quick else None)
-    runs, steps = (4, 20) if quick else (8, 936)
+    runs, steps = (4, 20) if quick else (6, 468)
     cfg = TrainConfig(model="resnet18" if not quick else "smallcnn", steps=steps, device=str(device))
     configs = [("eager, K = 1 (the sequential loop before graphs)", False, 1), ("graphed, K = 1", True, 1),
                ("graphed, K = 2", True, 2), ("graphed, K = 4", True, 4), ("eager, K = 4", False, 4)]
@@ -150,7 +150,7 @@ def section_sweep(device, quick: bool, data_root: str | None) -> list[str]:
 
 
 def section_scores(device, quick: bool) -> list[str]:
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 3
     out = ["| model | chunk | fwd+bwd ms | GraNd / fwd+bwd | vmap / fwd+bwd | loop / fwd+bwd | GraNd vs vmap | "
            "GraNd vs loop | inference ms | EL2N / inference throughput |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, name, width, shape in MODELS:

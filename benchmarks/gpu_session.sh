@@ -11,6 +11,7 @@ mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
   "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"; \
   nproc; } > "$OUT/machine.txt" 2>&1
+timeout 120 python3 benchmarks/check_gpu.py > "$OUT/check.txt" 2>&1; echo "check rc=$?" >> "$OUT/check.txt"
 if [ ! -f "$OUT/bench.json" ] || [ "${RERUN_BENCH:-0}" = 1 ]; then
   timeout "${BENCH_SECONDS:-260}" python3 benchmarks/bench_gpu.py --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
   echo "bench rc=$?" >> "$OUT/bench.txt"
