@@ -22,7 +22,7 @@ def resolve_device(name: str) -> torch.device:
 def _make_cuda_current(device: torch.device) -> None:
     """Make the device current and create its cuBLAS handle on this thread, before autograd's worker thread
     needs one (otherwise every process warns "no current CUDA context" at its first backward)."""
-    torch.cuda.set_device(device)
+    torch.cuda.set_device(device.index if device.index is not None else torch.cuda.current_device())
     torch.cuda.current_blas_handle()
 
 
