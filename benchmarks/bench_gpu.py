@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scores import timed  # noqa: E402
+from bench_scores import reference_passes, timed  # noqa: E402
 
 from datadiet.config import DataConfig, TrainConfig  # noqa: E402
 from datadiet.data.dataset import ImageDataset, make_splits  # noqa: E402
@@ -150,49 +149,43 @@ def section_sweep(device, quick: bool, data_root: str | None) -> list[str]:
 
 
 def section_scores(device, quick: bool) -> list[str]:
-    repeats = 1 if quick else 3
     out = ["| model | chunk | fwd+bwd ms | GraNd / fwd+bwd | vmap / fwd+bwd | loop / fwd+bwd | GraNd vs vmap | "
            "GraNd vs loop | inference ms | EL2N / inference throughput |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, name, width, shape in MODELS:
         for batch in ((64,) if quick else (1024, 256)):
-            torch.manual_seed(0)
-            model = build_model(name, num_classes=10, in_channels=shape[0], width=width).to(device).eval()
-            x = torch.randn(batch, *shape, device=device)
-            y = torch.randint(0, 10, (batch,), device=device)
-            loop_n = 16 if quick else 64
-
-            def fwd_bwd():
-                model.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y).backward()
-
-            def inference():
-                with torch.no_grad():
-                    model(x).softmax(1).cpu()
-
-            vmap_n = min(batch, 256)  # vmap's per-example gradients of ResNet18 fill the memory beyond this
-            cands = {"grand": (lambda: grand(model, x, y, method="fast", batch_size=batch), fwd_bwd, 1.0),
-                     "vmap": (lambda: grand(model, x[:vmap_n], y[:vmap_n], method="vmap", batch_size=vmap_n),
-                              fwd_bwd, batch / vmap_n),
-                     "loop": (lambda: grand(model, x[:loop_n], y[:loop_n], method="loop"), fwd_bwd, batch / loop_n),
-                     "el2n": (lambda: el2n(model, x, y, batch_size=batch), inference, 1.0)}
-            for fn, ref, _ in cands.values():
-                fn(), ref()
-            ratios, base = {k: [] for k in cands}, {k: [] for k in cands}
-            for _ in range(repeats):
-                for key, (fn, ref, scale) in cands.items():
-                    t_ref = timed(ref, device)
-                    ratios[key].append(timed(fn, device) * scale / t_ref)
-                    base[key].append(t_ref)
-            m = {k: statistics.median(v) for k, v in ratios.items()}
-            out.append(f"| {label} | {batch} | {statistics.median(base['grand']) * 1000:.1f} | {m['grand']:.2f}× | "
-                       f"{m['vmap']:.2f}× | {m['loop']:.2f}× | {m['vmap'] / m['grand']:.1f}× | "
-                       f"{m['loop'] / m['grand']:.1f}× | {statistics.median(base['el2n']) * 1000:.1f} | "
-                       f"{1 / m['el2n']:.2f} |")
+            out.append(score_row(label, name, width, shape, batch, device, repeats=1 if quick else 3,
+                                 loop_n=16 if quick else 64))
             print(out[-1], flush=True)
-            del model, x, y
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return out
+
+
+def score_row(label, name, width, shape, batch, device, *, repeats: int, loop_n: int) -> str:
+    """One table row: every candidate timed alternately with its reference pass, medians of the ratios."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, in_channels=shape[0], width=width).to(device).eval()
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    fwd_bwd, inference = reference_passes(model, x, y)
+    vmap_n = min(batch, 256)  # vmap's per-example gradients of ResNet18 fill the memory beyond this
+    cands = {"grand": (lambda: grand(model, x, y, method="fast", batch_size=batch), fwd_bwd, 1.0),
+             "vmap": (lambda: grand(model, x[:vmap_n], y[:vmap_n], method="vmap", batch_size=vmap_n), fwd_bwd,
+                      batch / vmap_n),
+             "loop": (lambda: grand(model, x[:loop_n], y[:loop_n], method="loop"), fwd_bwd, batch / loop_n),
+             "el2n": (lambda: el2n(model, x, y, batch_size=batch), inference, 1.0)}
+    for fn, ref, _ in cands.values():
+        fn(), ref()
+    ratios, base = {k: [] for k in cands}, {k: [] for k in cands}
+    for _ in range(repeats):
+        for key, (fn, ref, scale) in cands.items():
+            t_ref = timed(ref, device)
+            ratios[key].append(timed(fn, device) * scale / t_ref)
+            base[key].append(t_ref)
+    m = {k: statistics.median(v) for k, v in ratios.items()}
+    return (f"| {label} | {batch} | {statistics.median(base['grand']) * 1000:.1f} | {m['grand']:.2f}× | "
+            f"{m['vmap']:.2f}× | {m['loop']:.2f}× | {m['vmap'] / m['grand']:.1f}× | {m['loop'] / m['grand']:.1f}× | "
+            f"{statistics.median(base['el2n']) * 1000:.1f} | {1 / m['el2n']:.2f} |")
 
 
 def main() -> None:

@@ -40,6 +40,19 @@ def timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
+def reference_passes(model, x, y):
+    """The plain passes the scores are measured against: forward+backward of the mean loss, and inference."""
+    def fwd_bwd():
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    def inference():
+        with torch.no_grad():
+            model(x).softmax(1).cpu()
+
+    return fwd_bwd, inference
+
+
 def cases(full_resnet: bool):
     models = [("smallcnn, 1x28x28", "smallcnn", 1.0, (1, 28, 28)),
               ("resnet18 w=0.25, 3x32x32", "resnet18", 0.25, (3, 32, 32))]
@@ -59,14 +72,7 @@ def bench(label, name, width, shape, channels_last, device, repeats, batch=128, 
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
-    def fwd_bwd():
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-
-    def inference():
-        with torch.no_grad():
-            model(x).softmax(1).cpu()
-
+    fwd_bwd, inference = reference_passes(model, x, y)
     runs = {
         "grand fast": (lambda: grand(model, x, y, method="fast", batch_size=batch), fwd_bwd, 1.0),
         "grand vmap": (lambda: grand(model, x, y, method="vmap", batch_size=batch), fwd_bwd, 1.0),

@@ -1,7 +1,6 @@
 """The one report path: Markdown sections and tables, and the self-contained HTML made from the Markdown."""
 import base64
 
-import pytest
 
 from datadiet.report.markdown import Section, markdown_to_html, write_markdown_and_html, write_section
 from datadiet.report.tables import read_csv

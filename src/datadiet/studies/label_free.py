@@ -9,7 +9,7 @@ Score1, its label-free variant, at initialization.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
