@@ -83,3 +83,22 @@ def test_empty_class_and_nan_scores_are_errors():
         select(S, keep=0.5, labels=np.array([0, 1, 0, 1, 0, 1]), class_balanced=True, num_classes=3)
     with pytest.raises(ConfigError, match="NaN"):
         select(np.array([1.0, np.nan]), keep=0.5)
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(keep=0.0), "--keep"),
+    (dict(keep=True), "--keep"),
+    (dict(keep=float("nan")), "--keep"),
+    (dict(keep=0.01), "--keep"),
+    (dict(keep=0.5, offset=1.0), "--offset"),
+    (dict(keep=0.5, offset=float("nan")), "--offset"),
+    (dict(keep=0.5, offset=0.6), "Lower --offset (at most 0.5 with --keep 0.5) or --keep"),
+    (dict(keep=0.5, order="middle"), "--order"),
+])
+def test_range_errors_name_the_flag(kwargs, flag):
+    with pytest.raises(ConfigError) as info:
+        select(S, **kwargs)
+    assert flag in str(info.value)
+
+
+def test_numpy_fractions_are_accepted():
+    assert select(S, keep=np.float32(0.5), offset=np.float64(0.0)).tolist() == [0, 3, 5]

@@ -4,12 +4,16 @@ One spelling everywhere: a preset is ``--preset NAME``; a list flag is plural an
 (``--keeps 0.3 0.5``, ``--scores el2n@epoch2 grand@init``); ``--epochs`` is always the training budget and
 ``--score-epochs`` the times at which scores are taken.  Old spellings still work for one release and say so.
 
-Every :class:`~datadiet.errors.DataDietError` is printed as one paragraph and exits with status 2; a
-traceback means a bug in datadiet.
+Bad input never ends in a traceback: every :class:`~datadiet.errors.DataDietError` and every operating-system
+error (a read-only or full disk, a file where a folder belongs, ...) is printed as one paragraph naming the
+offending file or value, with status 2. Anything else is a bug in datadiet: one paragraph, status 1. ``--debug``
+(or ``DATADIET_DEBUG=1``) shows the full traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import textwrap
 from dataclasses import replace
@@ -23,8 +27,8 @@ from .config import DataConfig, TrainConfig, add_arguments, from_arguments, from
 from .data import load_data
 from .data.download import download
 from .data.registry import locate
-from .errors import DataDietError, unknown_name
-from .io import write_json_atomic
+from .errors import DataDietError, NonFiniteLossError, unknown_name
+from .io import folder_lock, write_json_atomic
 from .manifest import load_subset, save_subset
 from .runs.migrate import migrate
 from .runs.presets import PRESETS as SETTINGS
@@ -48,20 +52,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     record = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
               "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
-    if out:
-        write_json_atomic(out / "config.json", record)
     positions = None
     if args.subset_file:
         positions = load_subset(args.subset_file, splits.train)
         record["subset_file"] = str(args.subset_file)
         _say(f"training on {len(positions)} of {len(splits.train)} examples from {args.subset_file}")
-    result = train(train_cfg, splits, positions=positions, checkpoint_dir=out / "checkpoints" if out else None,
-                   checkpoint_steps=args.checkpoint_steps or ())
-    if out:
-        write_json_atomic(out / "result.json", {**record, "result": result.summary()})
+    if out is None:
+        result = train(train_cfg, splits, positions=positions, checkpoint_steps=args.checkpoint_steps or ())
+    else:
+        with folder_lock(out, "datadiet train"):
+            write_json_atomic(out / "config.json", record)
+            result = _train_into(out, train_cfg, splits, positions, args.checkpoint_steps or ())
+            write_json_atomic(out / "result.json", {**record, "result": result.summary()})
     _say(f"done: {result.steps} steps ({result.epochs_seen:.2f} epochs) in {result.wall_seconds:.1f}s; "
          f"final test accuracy {result.test_accuracy:.4f}" + (f"; results in {out}" if out else ""))
     return 0
+
+
+def _train_into(out: Path, train_cfg: TrainConfig, splits, positions, checkpoint_steps):
+    """Train with checkpoints in ``out``; if training diverges, say what the folder keeps."""
+    try:
+        return train(train_cfg, splits, positions=positions, checkpoint_dir=out / "checkpoints",
+                     checkpoint_steps=checkpoint_steps)
+    except NonFiniteLossError as exc:
+        kept = sorted(p.name for p in (out / "checkpoints").glob("*")) if (out / "checkpoints").is_dir() else []
+        raise NonFiniteLossError(
+            f"{exc} {out} keeps config.json (the recipe that diverged)"
+            + (f" and the checkpoints saved before the divergence ({', '.join(kept)})" if kept else "")
+            + ", but no result.json; delete the folder or train into another --out.") from None
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -80,11 +98,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     """Select a subset from a score file (Data Diet B.3 offset window) and write a subset manifest."""
     table = load_scores(args.score_file)
-    labels = None
-    if args.class_balanced:
-        train_set = load_data(from_dict(DataConfig, table.meta.get("data", {}))).train
-        table.check_dataset(train_set)
-        labels = train_set.labels.numpy()
+    train_set = load_data(_scored_data(table, args)).train
+    table.check_dataset(train_set)  # a score file of other data is refused here, not later at `train`
+    labels = train_set.labels.numpy() if args.class_balanced else None
     ids = select(table, keep=args.keep, offset=args.offset, order=args.order, labels=labels,
                  class_balanced=args.class_balanced)
     selection = {"scores": str(args.score_file), "score": table.label, "keep": args.keep, "offset": args.offset,
@@ -95,6 +111,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
          f"offset {args.offset if args.offset is not None else 1 - args.keep if args.order == 'highest' else 0:g}); "
          f"wrote {args.out}")
     return 0
+
+
+def _scored_data(table, args: argparse.Namespace) -> DataConfig:
+    """The data a score file was computed on (its recorded config), found under ``--data-root`` if given."""
+    data = from_dict(DataConfig, table.meta.get("data", {}))
+    recorded = data.data_root if data.data_root and Path(data.data_root).is_dir() else None  # scored elsewhere?
+    return replace(data, data_root=args.data_root or recorded)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -125,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (folder / "workspace.json").is_file():
         _say(f"report: {build_workspace_report(folder)}")
         return 0
-    _say_summary(reproduction.build_report(folder), folder)
+    _say_summary(reproduction.build_report(folder, extra_seeds=args.extra_seeds, log=_say), folder)
     return 0
 
 
@@ -206,6 +229,7 @@ def _execution(args: argparse.Namespace) -> Execution:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datadiet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"datadiet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks (also: DATADIET_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _subcommand(sub, "train", cmd_train)
@@ -230,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=float, help="fraction of lowest scores dropped first (default: 1 - keep)")
     p.add_argument("--order", choices=("highest", "lowest"), default="highest", help="keep the highest (default) or lowest")
     p.add_argument("--class-balanced", action="store_true", help="apply the window within every class")
+    p.add_argument("--data-root", help="where the scored dataset lies (default: $DATADIET_DATA, then system "
+                   "locations); prune checks the score file against it")
     p.add_argument("--out", required=True, help="subset manifest to write (.json)")
     p.set_defaults(required_flags=("score_file",))
 
@@ -244,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subcommand(sub, "report", cmd_report)
     p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
+    p.add_argument("--extra-seeds", choices=("ignore", "include"), default="ignore",
+                   help="runs of the same experiment with evaluation seeds beyond its plan (left by an earlier, "
+                   "larger --eval-seeds): left out (default) or averaged in")
 
     p = _subcommand(sub, "migrate", cmd_migrate)
     p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
@@ -283,6 +312,8 @@ def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, 
                 ) -> argparse.ArgumentParser:
     doc = doc or fn.__doc__
     p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks (also: DATADIET_DEBUG=1)")
     if fn is not None:
         p.set_defaults(func=fn)
     return p
@@ -317,13 +348,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"the following arguments are required: --{name.replace('_', '-')}")
     try:
         return args.func(args)
-    except DataDietError as exc:
-        print(textwrap.fill(f"datadiet: error: {exc}", width=100, break_long_words=False,
-                            break_on_hyphens=False), file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("datadiet: interrupted; finished results are on disk and a re-run resumes.", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - turned into one paragraph; --debug shows the traceback
+        if args.debug or os.environ.get("DATADIET_DEBUG", "") not in ("", "0"):
+            raise
+        message, status = explain(exc)
+        print(textwrap.fill(f"datadiet: error: {message}", width=100, break_long_words=False,
+                            break_on_hyphens=False), file=sys.stderr)
+        return status
+
+
+# What an operating-system error means for a datadiet user, by errno.
+OS_ADVICE = {
+    errno.ENOSPC: "The disk is full: free some space and re-run the same command; finished results are kept and "
+                  "it resumes where it stopped.",
+    errno.EDQUOT: "The disk quota is exhausted: free some space and re-run; it resumes where it stopped.",
+    errno.EACCES: "Permission denied: choose a folder you can write (--out) or fix its permissions.",
+    errno.EPERM: "Permission denied: choose a folder you can write (--out) or fix its permissions.",
+    errno.EROFS: "The file system is read-only: choose another --out folder.",
+    errno.ENAMETOOLONG: "The path is too long: choose a shorter --out path.",
+    errno.ENOTDIR: "A part of the path is a file where a folder is needed: choose another --out path or move the "
+                   "file away.",
+    errno.EISDIR: "The path is a folder where a file is needed: give a file path.",
+    errno.EEXIST: "A file is in the way of a folder datadiet needs: move it away or choose another --out.",
+    errno.ENOENT: "The file or folder does not exist: check the path.",
+}
+
+
+def explain(exc: BaseException) -> tuple[str, int]:
+    """The paragraph and exit status for an exception that reached the command line."""
+    if isinstance(exc, DataDietError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError):
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "a file"
+        advice = OS_ADVICE.get(exc.errno, "Check the path and the disk, then re-run; finished results are kept.")
+        return f"cannot use {where}: {exc.strerror or exc}. {advice}", 2
+    if isinstance(exc, MemoryError):
+        return ("out of memory. Use a smaller --batch-size or --score-batch-size, a smaller model (--width), or "
+                "fewer --workers."), 2
+    return (f"unexpected {type(exc).__name__}: {exc}. This is a bug in datadiet: re-run with --debug for the "
+            "traceback and report it."), 1
 
 
 def _say(message: str) -> None:

@@ -44,3 +44,7 @@ def unknown_name(kind: str, name: str, known: "list[str] | tuple[str, ...]") -> 
     """Build the error for a name missing from one of our registries."""
     options = ", ".join(sorted(known))
     return UnknownNameError(f"Unknown {kind} {name!r}. Choose one of: {options}.")
+
+
+class FolderBusyError(DataDietError, RuntimeError):
+    """Another datadiet command holds the results folder."""

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import FolderBusyError
+
+try:  # POSIX advisory locks: released by the kernel when the holder dies, so a dead holder never blocks
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def _file_mode() -> int:
@@ -59,3 +68,100 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):  # numpy / torch scalars
         return obj.item()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+# ----------------------------------------------------------------------------- one command per results folder
+
+LOCK_NAME = ".datadiet.lock"
+_held: dict[Path, int] = {}  # folders this process holds → nesting depth (a command may lock a folder twice)
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterator[Path]:
+    """Hold ``folder`` for one command: a second process that asks for it stops with :class:`FolderBusyError`.
+
+    The lock is ``folder/.datadiet.lock``, locked with ``flock`` and holding the holder's pid, host, command and
+    start time (for the message). The kernel drops a dead holder's lock, so a killed command leaves no stale
+    lock. The file itself is never deleted: deleting it would let two processes lock two different files.
+    Taking the lock also removes the temporary files that killed writers left behind (nobody else writes here).
+    Worker processes of the same command do not lock: only the command's own process writes results.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield folder
+        finally:
+            _held[key] -= 1
+        return
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, path, folder)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        remove_orphan_temporaries(folder)
+        _held[key] = 1
+        try:
+            yield folder
+        finally:
+            del _held[key]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _acquire(fd: int, path: Path, folder: Path) -> None:
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            raise _busy(path, folder) from None
+        except OSError:  # a file system without flock (some network mounts): fall back to the pid check
+            pass
+    holder = _holder(path)
+    if holder and holder.get("host") == socket.gethostname() and _alive(holder.get("pid")) \
+            and holder.get("pid") != os.getpid():
+        raise _busy(path, folder)
+
+
+def _busy(path: Path, folder: Path) -> FolderBusyError:
+    holder = _holder(path) or {}
+    who = (f"{holder.get('command', 'another datadiet command')} (pid {holder.get('pid', '?')} on "
+           f"{holder.get('host', '?')}, since {holder.get('since', '?')})")
+    return FolderBusyError(f"{folder} is in use by {who}. Two commands writing one results folder would mix "
+                           "their runs: wait for it to finish, or use another --out folder.")
+
+
+def _holder(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8") or "null")
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_orphan_temporaries(folder: Path) -> int:
+    """Delete the ``.NAME.*.tmp`` files of :func:`atomic_path` that a killed writer left under ``folder``."""
+    count = 0
+    for tmp in folder.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            count += 1
+    return count

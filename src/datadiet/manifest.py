@@ -2,14 +2,19 @@
 
 A manifest is a small JSON file::
 
-    {"format": "datadiet-subset/1", "ids": [...], "dataset": {"name", "split", "size", "fingerprint", ...},
+    {"format": "datadiet-subset/1", "ids": [...], "ids_sha256": "...",
+     "dataset": {"name", "split", "size", "fingerprint", ...},
      "selection": {"scores": ..., "keep": ..., "offset": ..., ...}, "version": "..."}
 
 ``ids`` are example ids (canonical order); training maps them back to rows after checking the
-fingerprint, so a manifest can never silently select from different data.
+fingerprint, so a manifest can never silently select from different data.  ``ids_sha256`` is the
+SHA-256 of the ids as int64 little-endian bytes: editing the ids by hand while keeping the
+fingerprint is detected.  Loading refuses anything but a list of distinct JSON integers that all
+name examples of the dataset.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -21,36 +26,144 @@ from .errors import DataDietError
 from .io import write_json_atomic
 
 FORMAT = "datadiet-subset/1"
+DIGEST_KEY = "ids_sha256"
+_INT64_MAX = 2 ** 63 - 1
+_SHOW = 5  # offending values named in a message
+_REDO = "Re-run `datadiet prune` to write a new manifest."
 
 
 class ManifestError(DataDietError, ValueError):
-    """A subset manifest is unreadable or does not belong to the dataset at hand."""
+    """A subset manifest is unreadable, malformed, edited, or does not belong to the dataset at hand."""
+
+
+def ids_digest(ids) -> str:
+    """SHA-256 (hex) of ``ids`` as int64 little-endian bytes, in the order given: the ``ids_sha256`` field."""
+    return hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
 
 
 def save_subset(path: str | Path, ids, dataset_info: dict, selection: dict) -> Path:
-    """Write the manifest atomically; ``dataset_info`` is ``ImageDataset.describe()`` of the scored data."""
-    ids = np.asarray(ids, dtype=np.int64)
-    write_json_atomic(path, {"format": FORMAT, "ids": ids.tolist(), "dataset": dataset_info,
-                             "selection": selection, "version": __version__})
-    return Path(path)
+    """Write the manifest atomically; ``dataset_info`` is ``ImageDataset.describe()`` of the scored data.
+
+    Refuses (``ManifestError``) ids that are not a non-empty 1-D list of distinct non-negative integers,
+    so datadiet never writes a manifest it would refuse to read.
+    """
+    path = Path(path)
+    raw = np.asarray(ids)
+    if raw.ndim != 1 or len(raw) == 0 or raw.dtype.kind not in "iu":
+        raise ManifestError(
+            f"Refusing to write subset manifest {path}: the ids must be a non-empty 1-D array of integers, got "
+            f"{raw.dtype} of shape {raw.shape}. Pass the ids returned by `datadiet.select`.")
+    if raw.dtype.kind == "u" and len(raw) and int(raw.max()) > _INT64_MAX:
+        raise ManifestError(f"Refusing to write subset manifest {path}: ids above 2**63 - 1 are not example ids. "
+                            "Pass the ids returned by `datadiet.select`.")
+    arr = raw.astype(np.int64)
+    negative = arr[arr < 0]
+    if len(negative):
+        raise ManifestError(
+            f"Refusing to write subset manifest {path}: {len(negative)} ids are negative (first: "
+            f"{_listing(negative.tolist())}); example ids are positions in the dataset, 0 or more. "
+            "Pass the ids returned by `datadiet.select`.")
+    repeated = _repeated(arr.tolist())
+    if repeated:
+        raise ManifestError(
+            f"Refusing to write subset manifest {path}: ids {_listing(repeated)} appear more than once; a subset "
+            "lists each example once. Pass the ids returned by `datadiet.select`.")
+    write_json_atomic(path, {"format": FORMAT, "ids": arr.tolist(), DIGEST_KEY: ids_digest(arr),
+                             "dataset": dataset_info, "selection": selection, "version": __version__})
+    return path
 
 
 def load_subset(path: str | Path, dataset) -> torch.Tensor:
-    """Row positions in ``dataset`` of the manifest's ids, after checking it was made for ``dataset``."""
+    """Row positions in ``dataset`` of the manifest's ids, after checking it was made for ``dataset``.
+
+    Raises ``ManifestError`` (naming the file and the offending ids) unless the file is a datadiet subset
+    manifest whose ids are distinct JSON integers, match their ``ids_sha256`` digest, and all name examples
+    of ``dataset``, and whose dataset fingerprint is ``dataset``'s.
+    """
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"Subset file {path} does not exist. Create it with `datadiet prune`.") from None
+    except IsADirectoryError:
+        raise ManifestError(f"Subset file {path} is a directory; pass the .json manifest written by "
+                            "`datadiet prune --out`.") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"Cannot read subset file {path}: {exc}. Recreate it with `datadiet prune`.") from exc
+        raise ManifestError(f"Cannot read subset file {path}: {exc}. It is not a JSON subset manifest; "
+                            "recreate it with `datadiet prune`.") from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ManifestError(f"{path} is not a datadiet subset manifest (format {FORMAT!r}).")
-    have, want = record.get("dataset", {}), dataset.describe()
+        found = f"format {record.get('format')!r}" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+        raise ManifestError(f"{path} is not a datadiet subset manifest (expected a JSON object with format "
+                            f"{FORMAT!r}, found {found}). Create one with `datadiet prune`.")
+    ids = _checked_ids(path, record)
+    have, want = record.get("dataset"), dataset.describe()
+    if not isinstance(have, dict) or not have.get("fingerprint"):
+        raise ManifestError(f"Subset file {path} does not say which dataset it was selected from (its \"dataset\" "
+                            f"entry is {json.dumps(have)[:80]}, not an object with a fingerprint). {_REDO}")
     if have.get("fingerprint") != want["fingerprint"]:
         raise ManifestError(
             f"Subset {path} was selected from {have.get('name')} ({have.get('size')} examples, fingerprint "
             f"{have.get('fingerprint')}) but the training data is {want['name']} ({want['size']} examples, "
             f"fingerprint {want['fingerprint']}). Use the same --subset/--label-noise options as for scoring, "
             "or re-run `datadiet prune` on scores of this dataset.")
-    return dataset.positions_of(record["ids"])
+    known = set(dataset.ids.tolist())
+    absent = [i for i in ids if i not in known]
+    if absent:
+        raise ManifestError(
+            f"Subset file {path}: {len(absent)} ids are not examples of {want['name']}/{want['split']} "
+            f"({want['size']} examples; first absent: {_listing(absent)}) although the dataset fingerprint "
+            f"matches, so the ids were edited. {_REDO}")
+    # Manifests written by datadiet 0.2.0 have no digest; they are accepted on the checks above alone.
+    if DIGEST_KEY in record and record[DIGEST_KEY] != ids_digest(ids):
+        raise ManifestError(
+            f"Subset file {path}: the ids do not match their digest ({DIGEST_KEY}) stored by `datadiet prune`, so "
+            f"they were edited after the file was written and are not the recorded selection. {_REDO}")
+    return dataset.positions_of(ids)
+
+
+def _checked_ids(path: Path, record: dict) -> list[int]:
+    """The manifest's ids: a non-empty list of distinct non-negative JSON integers, or a ManifestError."""
+    if "ids" not in record:
+        raise ManifestError(f"Subset file {path} has no \"ids\" list; the file is incomplete. {_REDO}")
+    ids = record["ids"]
+    if not isinstance(ids, list):
+        raise ManifestError(f"Subset file {path}: \"ids\" must be a list of example ids, found a JSON "
+                            f"{_json_type(ids)} ({json.dumps(ids)[:80]}). {_REDO}")
+    if not ids:
+        raise ManifestError(f"Subset file {path} lists no ids; there is nothing to train on. {_REDO}")
+    wrong = [(k, v) for k, v in enumerate(ids) if not isinstance(v, int) or isinstance(v, bool)]
+    if wrong:
+        shown = ", ".join(f"ids[{k}] = {json.dumps(v)}" for k, v in wrong[:_SHOW])
+        raise ManifestError(f"Subset file {path}: example ids must be JSON integers; {len(wrong)} are not "
+                            f"({shown}{', ...' if len(wrong) > _SHOW else ''}). {_REDO}")
+    negative = [i for i in ids if i < 0]
+    if negative:
+        raise ManifestError(f"Subset file {path}: {len(negative)} ids are negative (first: {_listing(negative)}); "
+                            f"example ids are positions in the dataset, 0 or more. {_REDO}")
+    huge = [i for i in ids if i > _INT64_MAX]
+    if huge:
+        raise ManifestError(f"Subset file {path}: {len(huge)} ids are too large to be example ids (first: "
+                            f"{_listing(huge)}; the largest possible is 2**63 - 1). {_REDO}")
+    repeated = _repeated(ids)
+    if repeated:
+        raise ManifestError(f"Subset file {path}: ids {_listing(repeated)} appear more than once; each example "
+                            f"would be trained on as often as it is listed. {_REDO}")
+    return ids
+
+
+def _repeated(ids: list[int]) -> list[int]:
+    """Ids listed more than once, in order of first repetition."""
+    seen, repeated = set(), {}
+    for i in ids:
+        if i in seen:
+            repeated[i] = None
+        seen.add(i)
+    return list(repeated)
+
+
+def _listing(values: list) -> str:
+    return ", ".join(str(v) for v in values[:_SHOW]) + (", ..." if len(values) > _SHOW else "")
+
+
+def _json_type(value) -> str:
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")

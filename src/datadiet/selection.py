@@ -13,6 +13,7 @@ Every selector returns example ids sorted ascending: indices in the dataset's ca
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
@@ -20,6 +21,10 @@ from .errors import ConfigError
 
 ORDERS = ("highest", "lowest")
 _EPS = 1e-9  # fractions such as 0.3 + 0.7 are compared with this slack
+
+
+class SelectionError(ConfigError):
+    """The scores cannot be ranked: some are NaN or infinite."""
 
 
 def select(scores, *, keep: float, offset: float | None = None, order: str = "highest", ids=None,
@@ -99,7 +104,8 @@ def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_k
 def _count(keep: float, n: int) -> int:
     count = int(round(keep * n))
     if count < 1:
-        raise ConfigError(f"Keeping {keep} of {n} examples keeps none; raise --keep.")
+        raise ConfigError(f"--keep: keeping {keep} of {n} examples keeps none; raise --keep to at least "
+                          f"{1 / n:.3g}.")
     return count
 
 
@@ -114,17 +120,19 @@ def _apportion(sizes: list[int], total: int) -> list[int]:
 
 
 def _resolve_offset(keep: float, offset: float | None, order: str) -> float:
-    if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
-        raise ConfigError(f"keep must be a fraction in (0, 1], got {keep}.")
+    if isinstance(keep, bool) or not (isinstance(keep, Real) and 0 < keep <= 1):
+        raise ConfigError(f"--keep: keep must be a fraction in (0, 1], got {keep}; e.g. --keep 0.5 keeps half "
+                          "of the examples.")
     if offset is None:
         if order not in ORDERS:
-            raise ConfigError(f"order must be one of {ORDERS}, got {order!r}.")
+            raise ConfigError(f"--order: order must be one of {ORDERS}, got {order!r}.")
         return 1.0 - keep if order == "highest" else 0.0
-    if not 0 <= offset < 1:
-        raise ConfigError(f"offset must be a fraction in [0, 1), got {offset}.")
+    if isinstance(offset, bool) or not (isinstance(offset, Real) and 0 <= offset < 1):
+        raise ConfigError(f"--offset: offset must be a fraction in [0, 1), got {offset}; it is the fraction of "
+                          "lowest-scoring examples dropped before the kept window.")
     if offset + keep > 1 + _EPS:
         raise ConfigError(f"offset {offset} + keep {keep} = {offset + keep:g} > 1: the window runs past the "
-                          "highest score. Lower one of them.")
+                          f"highest score. Lower --offset (at most {1 - keep:g} with --keep {keep}) or --keep.")
     return offset
 
 
@@ -135,9 +143,17 @@ def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0:
         raise ConfigError(f"Scores must be a non-empty 1-D array, got shape {values.shape}.")
-    if np.isnan(values).any():
-        raise ConfigError(f"{int(np.isnan(values).sum())} scores are NaN; recompute them before selecting.")
     ids = np.arange(len(values), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     if ids.shape != values.shape:
         raise ConfigError(f"{len(ids)} ids for {len(values)} scores; they must match one to one.")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        kinds = [name for name, hit in (("NaN", np.isnan(values)), ("+inf", values == np.inf),
+                                        ("-inf", values == -np.inf)) if hit.any()]
+        first = ids[bad][:5].tolist()
+        raise SelectionError(
+            f"{int(bad.sum())} of {len(values)} scores are not finite ({', '.join(kinds)}; first ids: "
+            f"{', '.join(map(str, first))}{', ...' if bad.sum() > 5 else ''}). A non-finite score has no place in "
+            "the ranking; the scoring run diverged. Recompute the scores (lower the learning rate if training "
+            "diverged) before selecting.")
     return values, ids

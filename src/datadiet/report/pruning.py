@@ -23,9 +23,10 @@ FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearma
 
 
 def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
-                         score_means: dict[str, np.ndarray]) -> dict:
+                         score_means: dict[str, np.ndarray], *, accounting: dict | None = None) -> dict:
     """(Re)write every table, figure and the report of a pruning experiment into ``folder``; returns the
-    summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores."""
+    summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores, and
+    ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say."""
     folder = Path(folder)
     rows = flatten_results(records)
     if not rows:
@@ -48,10 +49,30 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
         figures.score_scatter(score_means["input_norm"], score_means["grand@init"], folder / FIGURES["scatter"],
                               xlabel="input norm", ylabel="GraNd at init", rho=grand_vs_norm)
     summary = _summary(curve, versus, grand_vs_norm, config)
+    summary["runs"] = {"aggregated": len(rows), **(accounting or {})}
     write_json_atomic(folder / "summary.json", summary)
     write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary),
                             title="datadiet report")
     return summary
+
+
+def describe_accounting(accounting: dict) -> list[str]:
+    """One line per kind of run file that the report did not simply aggregate."""
+    lines = []
+    if accounting.get("missing"):
+        lines.append(f"{len(accounting['missing'])} planned runs are not finished yet (re-run `datadiet reproduce` "
+                     "with the same options to train them); the report covers the finished ones")
+    if accounting.get("extra"):
+        verb = "included" if accounting.get("included_extra_seeds") else "left out (--extra-seeds include adds them)"
+        lines.append(f"{len(accounting['extra'])} runs of this experiment with evaluation seeds beyond the plan: "
+                     f"{verb}")
+    if accounting.get("foreign"):
+        lines.append(f"{len(accounting['foreign'])} run files of another experiment (other data, recipe or subset) "
+                     f"left out: {', '.join(accounting['foreign'][:3])}{' ...' if len(accounting['foreign']) > 3 else ''}")
+    if accounting.get("damaged"):
+        lines.append(f"{len(accounting['damaged'])} damaged run files left out (a re-run trains them again): "
+                     f"{', '.join(accounting['damaged'][:3])}")
+    return lines
 
 
 def _has_offsets(curve) -> bool:
@@ -109,6 +130,8 @@ def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
     out += [f"- {line}" for line in _finding_lines(summary, versus)]
     if summary["full_data_accuracy"] is not None:
         out += [f"- Full data: final test accuracy {summary['full_data_accuracy']:.4f}."]
+    out += ["", f"Aggregated {summary['runs']['aggregated']} runs of this experiment's plan."]
+    out += [f"- {line[0].upper()}{line[1:]}." for line in describe_accounting(summary["runs"])]
     out += ["", "## Pruning curves", "", f"![pruning curves]({FIGURES['curve']})", ""]
     if _has_offsets(curve):
         out += [f"![offset sweeps]({FIGURES['offsets']})", ""]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import DataConfig, TrainConfig, from_dict
 from ..errors import DataDietError
-from ..io import atomic_path, write_json_atomic
+from ..io import atomic_path, folder_lock, write_json_atomic
 from ..scores.registry import ScoreLabel
 from .scoring import ScoreConfig, run_cache_name, scoring_schedule
 from .sweep import RunSpec
@@ -38,6 +38,7 @@ RENAMED_SCORE_FIELDS = {"score": "scores", "epoch": "score_epochs"}
 class MigrationReport:
     runs_moved: int = 0
     runs_current: int = 0
+    runs_damaged: int = 0
     score_runs_moved: int = 0
     score_runs_skipped: int = 0
 
@@ -49,22 +50,29 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
         raise DataDietError(f"{folder} is not a folder; give the --out folder of `datadiet reproduce` or of "
                             "`datadiet analyze`.")
     report = MigrationReport()
-    for runs in (folder / "runs", folder / "sweep" / "runs"):
-        if runs.is_dir():
-            _migrate_sweep_runs(runs, report)
-    for config in sorted(folder.rglob("score_config.json")):
-        _migrate_score_runs(config.parent, report)
+    with folder_lock(folder, "datadiet migrate"):
+        for runs in (folder / "runs", folder / "sweep" / "runs"):
+            if runs.is_dir():
+                _migrate_sweep_runs(runs, report)
+        for config in sorted(folder.rglob("score_config.json")):
+            _migrate_score_runs(config.parent, report)
     log(f"migrate: {report.runs_moved} evaluation runs renamed ({report.runs_current} already current), "
         f"{report.score_runs_moved} score runs renamed, {report.score_runs_skipped} score-run files left as they "
-        "were (not from the folder's recorded score config)")
+        "were (not from the folder's recorded score config)"
+        + (f"; {report.runs_damaged} damaged run files left as they were (a re-run trains them again)"
+           if report.runs_damaged else ""))
     return report
 
 
 def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:
     for path in sorted(runs.glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        spec = RunSpec(from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]),
-                       record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""))
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            spec = RunSpec(from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]),
+                           record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""))
+        except (OSError, ValueError, KeyError, TypeError, DataDietError):
+            report.runs_damaged += 1  # left as it is; the sweep trains it again
+            continue
         if spec.run_id == path.stem:
             report.runs_current += 1
             continue

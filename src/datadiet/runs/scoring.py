@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,8 +26,8 @@ from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
-from ..errors import ConfigError
-from ..io import atomic_path, write_json_atomic
+from ..errors import ConfigError, DataDietError
+from ..io import atomic_path, folder_lock, write_json_atomic
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
 from ..scores.store import ScoreTable, load_scores, save_scores
@@ -66,6 +67,12 @@ def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCon
     Returns the written score files.  Finished runs are cached in ``out_dir/.runs`` and reused.
     """
     out_dir = Path(out_dir)
+    with folder_lock(out_dir, "datadiet score"):
+        return _run_scores(score_cfg, train_cfg, data_cfg, splits, out_dir, log)
+
+
+def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataConfig, splits: DatasetSplits,
+                out_dir: Path, log: Callable[[str], None]) -> list[Path]:
     train_set = splits.train
     specs = [score_spec(n) for n in score_cfg.scores]
     model_scores = [s.name for s in specs if s.kind == "model"]
@@ -217,5 +224,9 @@ def _write_run(path: Path, result: dict[str, np.ndarray]) -> None:
 
 
 def _read_run(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {str(ScoreLabel.parse(k)): data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {str(ScoreLabel.parse(k)): data[k] for k in data.files}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataDietError) as exc:
+        raise DataDietError(f"The cached score run {path} is damaged ({type(exc).__name__}: {exc}). Delete it and "
+                            "re-run the same command: that run is recomputed, the others are kept.") from None

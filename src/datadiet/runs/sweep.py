@@ -118,10 +118,12 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "lo
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
-    done = {p.stem for p in (out_dir / "runs").glob("*.json")}
-    todo = [t for rid, t in unique.items() if rid not in done]
+    found = read_run_files(out_dir)
+    todo = [t for rid, t in unique.items() if rid not in found.records]
+    redo = [p.name for p in found.invalid if p.stem in unique]
     log(f"sweep: {len(unique)} runs, {len(unique) - len(todo)} already finished, {len(todo)} to run "
-        f"({executor} executor)")
+        f"({executor} executor)" + (f"; {len(redo)} damaged result files are run again ({', '.join(redo[:3])})"
+                                     if redo else ""))
     failures: list[dict] = []
     on_result = _recorder(out_dir, failures, len(todo), log)
     if executor == "local":
@@ -143,14 +145,56 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "lo
 
 
 def load_results(out_dir: str | Path) -> list[dict]:
-    """All finished run records of a sweep folder."""
-    records = []
+    """The finished run records of a sweep folder (unreadable or edited files are left out: see
+    :func:`read_run_files`)."""
+    return list(read_run_files(out_dir).records.values())
+
+
+RECORD_KEYS = ("run_id", "data", "train", "method", "keep", "test_accuracy", "test_loss", "steps", "n_train",
+               "wall_seconds")
+
+
+@dataclass
+class RunFiles:
+    """What ``OUT/runs`` holds: valid records by run id, and the files that are not (path → why)."""
+
+    records: dict[str, dict]
+    invalid: dict[Path, str]
+
+
+def read_run_files(out_dir: str | Path) -> RunFiles:
+    """Read every ``runs/*.json``; a record counts only if it is complete and its content hashes to its name.
+
+    Atomic writes make a truncated file impossible for datadiet itself; one copied in by hand, edited or cut short
+    is reported (and retrained by the sweep), never counted.
+    """
+    records, invalid = {}, {}
     for path in sorted((Path(out_dir) / "runs").glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:  # cannot happen with atomic writes; say so if it does
-            raise DataDietError(f"Result file {path} is unreadable ({exc}); delete it and re-run the sweep.") from exc
-    return records
+        problem = _record_problem(path)
+        if isinstance(problem, str):
+            invalid[path] = problem
+        else:
+            records[path.stem] = problem
+    return RunFiles(records, invalid)
+
+
+def _record_problem(path: Path) -> dict | str:
+    """The record in ``path``, or why it is not a finished run of its name."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"unreadable ({type(exc).__name__})"
+    if not isinstance(record, dict):
+        return f"not a run record (a JSON {type(record).__name__})"
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        return f"incomplete (no {', '.join(missing)})"
+    if not isinstance(record["train"], dict) or not isinstance(record["data"], dict):
+        return "not a run record (train/data are not objects)"
+    spec = {k: record.get(k) for k in ("data", "train", "method", "keep", "offset", "subset_digest")}
+    if record["run_id"] != path.stem or identity(spec) != path.stem:
+        return "its content does not match its name (edited or copied from another run)"
+    return record
 
 
 def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[str], None]):

@@ -28,6 +28,8 @@ from ..io import atomic_path
 from .registry import ScoreLabel
 
 FORMAT = "datadiet-scores/1"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # every .npz is a zip archive (the second: an empty one)
+_NPY_MAGIC = b"\x93NUMPY"  # a single saved array (np.save)
 
 
 class ScoreFileError(DataDietError, ValueError):
@@ -49,6 +51,8 @@ class ScoreTable:
     ids: np.ndarray
     runs: np.ndarray
     meta: dict = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)
+    """The file the table was loaded from (set by :func:`load_scores`), named in error messages."""
 
     def __post_init__(self) -> None:
         ids, runs = np.asarray(self.ids), np.asarray(self.runs)
@@ -77,18 +81,24 @@ class ScoreTable:
         return str(ScoreLabel.parse(f"{self.score}@{when}"))
 
     def check_dataset(self, dataset) -> None:
-        """Raise unless this table was computed on ``dataset`` (an ImageDataset), example for example."""
+        """Raise unless this table was computed on ``dataset`` (an ImageDataset), example for example.
+
+        The message names the score file (when loaded from one) and both dataset fingerprints.
+        """
         want = dataset.describe()
         have = self.meta.get("dataset", {})
+        have = have if isinstance(have, dict) else {}
+        where = f"score file {self.source}" if self.source else "score table"
         if have.get("fingerprint") != want["fingerprint"] or len(self.ids) != len(dataset):
             raise ScoreFileError(
-                f"These {self.label} scores were computed on {have.get('name')} ({have.get('split')}, "
+                f"These {self.label} scores ({where}) were computed on {have.get('name')} ({have.get('split')}, "
                 f"{have.get('size')} examples, fingerprint {have.get('fingerprint')}), not on {want['name']} "
                 f"({want['split']}, {want['size']} examples, fingerprint {want['fingerprint']}). A different "
                 "subset, label noise or data version changes the fingerprint; recompute the scores on this "
                 "dataset with `datadiet score`.")
         if not np.array_equal(self.ids, dataset.ids.numpy()):
-            raise ScoreFileError(f"{self.label}: example ids are not in the dataset's order; the file was altered.")
+            raise ScoreFileError(f"{self.label} ({where}): example ids are not in the dataset's order although the "
+                                 "fingerprint matches; the file was altered. Recompute it with `datadiet score`.")
 
 
 def save_scores(path: str | Path, table: ScoreTable) -> Path:
@@ -102,29 +112,80 @@ def save_scores(path: str | Path, table: ScoreTable) -> Path:
 
 
 def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
-    """Read a score file; if ``dataset`` is given, verify it was computed on that dataset."""
+    """Read a score file; if ``dataset`` is given, verify it was computed on that dataset.
+
+    Never unpickles (``allow_pickle=False``): a file that is not an ``.npz`` archive of the three plain
+    arrays ``ids``, ``runs`` and ``meta`` is refused with a :class:`ScoreFileError` naming it.  Scores are
+    accepted as stored (infinite values included); :func:`datadiet.selection.select` refuses non-finite ones.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ScoreFileError(f"Score file {path} is a directory; pass one of the .npz files `datadiet score` "
+                             "wrote in it (e.g. el2n-epoch2.npz).")
     if not path.is_file():
         raise ScoreFileError(f"Score file {path} does not exist. Create it with `datadiet score ... --out DIR`.")
+    not_ours = f"{path} is not a datadiet score file (.npz written by `datadiet score`)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise ScoreFileError(f"Cannot read score file {path}: {exc}.") from exc
+    if not head:
+        raise ScoreFileError(f"{not_ours}: it is empty. Recompute it with `datadiet score`.")
+    if head.startswith(_NPY_MAGIC):
+        raise ScoreFileError(f"{not_ours}: it is a single .npy array, not an .npz archive. Recompute it with "
+                             "`datadiet score`.")
+    if len(head) < 4 and any(magic.startswith(head) for magic in _ZIP_MAGIC):
+        raise _unreadable(path, EOFError(f"the file ends after {len(head)} bytes"))
+    if not head.startswith(_ZIP_MAGIC):
+        raise ScoreFileError(f"{not_ours}: it is not an .npz (zip) archive at all. Pass the .npz file "
+                             "`datadiet score --out DIR` wrote.")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"ids", "runs", "meta"} - set(data.files)
             if missing:
-                raise ScoreFileError(f"{path} is not a datadiet score file (missing {sorted(missing)}).")
-            ids, runs, meta = data["ids"], data["runs"], json.loads(str(data["meta"]))
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, ScoreFileError):
-            raise
-        raise ScoreFileError(f"Cannot read score file {path}: {exc}. It is truncated or not an .npz score file; "
-                             "recompute it with `datadiet score`.") from exc
+                raise ScoreFileError(f"{not_ours}: it has no {', '.join(sorted(missing))} array "
+                                     f"(missing {sorted(missing)}; it holds {sorted(data.files)}). Recompute it "
+                                     "with `datadiet score`.")
+            ids, runs, meta_text = data["ids"], data["runs"], data["meta"]
+    except ScoreFileError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # an object array: loading it would mean unpickling
+            raise ScoreFileError(f"{not_ours}: it holds Python objects (pickled data), which datadiet never "
+                                 "loads. Recompute it with `datadiet score`.") from None
+        raise _unreadable(path, exc) from exc
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise _unreadable(path, exc) from exc
+    try:
+        meta = json.loads(str(meta_text))
+    except ValueError as exc:
+        raise ScoreFileError(f"{not_ours}: its meta array is not JSON ({exc}). Recompute it with "
+                             "`datadiet score`.") from exc
+    if not isinstance(meta, dict):
+        raise ScoreFileError(f"{not_ours}: its meta array is not a JSON object. Recompute it with `datadiet score`.")
     if meta.get("format") != FORMAT:
-        raise ScoreFileError(f"{path} has format {meta.get('format')!r}; this datadiet reads {FORMAT!r}.")
+        raise ScoreFileError(f"{path} has format {meta.get('format')!r}; this datadiet reads {FORMAT!r}. Recompute "
+                             "it with this version's `datadiet score`.")
+    if not isinstance(meta.get("score"), str):
+        raise ScoreFileError(f"{path}: its meta does not name the score. Recompute it with `datadiet score`.")
     if ids.dtype.kind not in "iu" or runs.dtype.kind != "f":
-        raise ScoreFileError(f"{path}: ids must be integers and runs floats, got {ids.dtype} and {runs.dtype}.")
-    table = ScoreTable(score=meta["score"], ids=ids.astype(np.int64), runs=runs.astype(np.float64), meta=meta)
+        raise ScoreFileError(f"{path}: ids must be integers and runs floats, got {ids.dtype} and {runs.dtype}. "
+                             "Recompute it with `datadiet score`.")
+    try:
+        table = ScoreTable(score=meta["score"], ids=ids.astype(np.int64), runs=runs.astype(np.float64), meta=meta,
+                           source=str(path))
+    except ScoreFileError as exc:
+        raise ScoreFileError(f"{path}: {exc}") from None
     if dataset is not None:
         table.check_dataset(dataset)
     return table
+
+
+def _unreadable(path: Path, exc: BaseException) -> ScoreFileError:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ScoreFileError(f"Cannot read score file {path} ({reason}). It is truncated or not an .npz score file; "
+                          "recompute it with `datadiet score`.")
 
 
 __all__ = ["FORMAT", "ScoreFileError", "ScoreTable", "load_scores", "save_scores"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import DataDietError, unknown_name
-from ..io import write_json_atomic
+from ..io import folder_lock, write_json_atomic
 from ..report.markdown import write_markdown_and_html
 from ..runs.workspace import Workspace
 
@@ -56,10 +56,10 @@ def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/a
     module = get_analysis(name)
     config = config or get_preset(module, preset)
     ws = workspace or Workspace(Path(root), **where)
-    ws.root.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet analyses", "modules": list(MODULES)})
-    summary = module.run(config, ws)
-    build_workspace_report(ws.root)
+    with folder_lock(ws.root, f"datadiet analyze {module.NAME}"):
+        write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet analyses", "modules": list(MODULES)})
+        summary = module.run(config, ws)
+        build_workspace_report(ws.root)
     return summary
 
 

@@ -16,12 +16,12 @@ from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
 from ..errors import DataDietError
-from ..io import write_json_atomic
-from ..report.pruning import write_pruning_report
+from ..io import folder_lock, write_json_atomic
+from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
 from ..runs.scoring import score_tables
-from ..runs.sweep import RunSpec, Task, load_results, run_sweep, task_for
+from ..runs.sweep import RunSpec, Task, read_run_files, run_sweep, task_for
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select, select_random
@@ -77,15 +77,18 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
     data_cfg = replace(setting.data, data_root=data_root) if data_root else setting.data
     train_cfg = replace(setting.train, device=device) if device else setting.train
     record = folder_record(config, data_cfg, train_cfg)
-    _claim_folder(out, record)
-    write_json_atomic(out / "config.json", record)
-    splits = load_data(data_cfg)
-    log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
-    tables = score_tables(config.methods, config.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
-    tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
-    outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
-                        log=log)
-    summary = build_report(out)
+    with folder_lock(out, "datadiet reproduce"):
+        _claim_folder(out, record)
+        splits = load_data(data_cfg)
+        write_json_atomic(out / "config.json", record)
+        log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
+        tables = score_tables(config.methods, config.score_runs, train_cfg, data_cfg, splits, out / "scores",
+                              log=log)
+        tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
+        write_plan(out, tasks)
+        outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
+                            log=log)
+        summary = build_report(out, log=log)
     if outcome.failures:
         log(f"{len(outcome.failures)} runs failed (see {out / 'failures'}); re-run the same command to retry them. "
             "The report covers the finished runs.")
@@ -125,20 +128,87 @@ def extra_windows(keep: float, offsets) -> list[float]:
     return [o for o in offset_windows(keep, offsets) if not is_top_window(keep, o)]
 
 
-def build_report(folder: str | Path) -> dict:
-    """(Re)build every table, figure and the report of a results folder from its files; returns the summary."""
+PLAN = "plan.json"
+
+
+def write_plan(out: Path, tasks: list[Task]) -> None:
+    """``plan.json``: the run ids of this experiment's task list, which alone the report aggregates."""
+    runs = {t.spec.run_id: {"method": t.spec.method, "keep": t.spec.keep, "offset": t.spec.offset,
+                            "seed": t.spec.train.seed, "subset_digest": t.spec.subset_digest} for t in tasks}
+    write_json_atomic(out / PLAN, {"version": __version__, "runs": runs})
+
+
+def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str], None] = print) -> dict:
+    """(Re)build every table, figure and the report of a results folder from its files; returns the summary.
+
+    The report aggregates exactly the runs of the folder's plan (its task list, by run identity). Other run files
+    are counted and named, never averaged in: ``extra_seeds="include"`` adds the runs of the same experiment with
+    evaluation seeds beyond the plan (left by an earlier, larger ``--eval-seeds``); foreign runs (other data,
+    recipe, method or subset) and damaged files are always left out.
+    """
+    if extra_seeds not in ("ignore", "include"):
+        raise DataDietError(f"extra_seeds is 'ignore' or 'include', not {extra_seeds!r}.")
     folder = Path(folder)
-    config = _read_config(folder)
+    config = _read_json(folder / "config.json", folder)
+    plan = _read_json(folder / PLAN, folder)["runs"]
+    files = read_run_files(folder)
+    accounting = account_runs(plan, files, config)
+    chosen = accounting.pop("chosen") + (accounting["extra"] if extra_seeds == "include" else [])
+    accounting = {"included_extra_seeds": extra_seeds == "include", **{k: sorted(v) for k, v in accounting.items()}}
+    for line in describe_accounting(accounting):
+        log(f"report: {line}")
     tables = [load_scores(p) for p in sorted((folder / "scores").glob("*.npz"))]
-    return write_pruning_report(folder, config, load_results(folder), {t.label: t.mean for t in tables})
+    return write_pruning_report(folder, config, [files.records[rid] for rid in chosen],
+                                {t.label: t.mean for t in tables}, accounting=accounting)
 
 
-def _read_config(folder: Path) -> dict:
-    path = folder / "config.json"
+def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
+    """Sort the folder's run files: the plan's finished runs (``chosen``), planned runs not on disk
+    (``missing``), runs of the same experiment with other evaluation seeds (``extra``), runs of anything else
+    (``foreign``) and files that are no finished run (``damaged``)."""
+    chosen = [rid for rid in plan if rid in files.records]
+    points = {_point_key(p, keep_subset=p["method"] != "random") for p in plan.values()}
+    fingerprints = {files.records[rid].get("dataset_fingerprint") for rid in chosen}
+    extra, foreign = [], []
+    for rid, record in files.records.items():
+        if rid in plan:
+            continue
+        same = (canonical(record["data"]) == canonical(config.get("data"))
+                and _recipe(record["train"]) == _recipe(config.get("train", {}))
+                and record.get("dataset_fingerprint") in (fingerprints or {record.get("dataset_fingerprint")})
+                and _point_key(record, keep_subset=record["method"] != "random") in points)
+        (extra if same else foreign).append(rid)
+    return {"chosen": chosen, "missing": [rid for rid in plan if rid not in files.records], "extra": extra,
+            "foreign": foreign, "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()]}
+
+
+def _point_key(run: dict, *, keep_subset: bool) -> str:
+    """A point of the curve: method, kept fraction, offset and (except for random subsets) the exact subset."""
+    return json.dumps(canonical([run["method"], float(run["keep"]), run.get("offset"),
+                                 run.get("subset_digest") if keep_subset else None]))
+
+
+def _recipe(train: dict) -> dict:
+    return canonical({k: v for k, v in train.items() if k != "seed"})
+
+
+def _read_json(path: Path, folder: Path) -> dict:
     if not path.is_file():
-        raise DataDietError(f"{folder} is not a datadiet results folder (no config.json). Point `datadiet report` "
+        if path.name == PLAN and (folder / "config.json").is_file():
+            raise DataDietError(f"{folder} has no {PLAN} (it was made by datadiet 0.2.0 or earlier). Re-run "
+                                "`datadiet reproduce` with the same --out and options: it trains nothing already "
+                                "finished and writes the plan the report needs.")
+        raise DataDietError(f"{folder} is not a datadiet results folder (no {path.name}). Point `datadiet report` "
                             "at the --out folder of `datadiet reproduce`.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataDietError(f"{path} is damaged ({type(exc).__name__}: {exc}). Restore it, or delete {folder} "
+                            "and run the experiment again.") from None
+    if not isinstance(record, dict) or (path.name == PLAN and not isinstance(record.get("runs"), dict)):
+        raise DataDietError(f"{path} is not a datadiet {path.stem} file. Restore it, or delete {folder} and run "
+                            "the experiment again.")
+    return record
 
 
 IDENTITY_KEYS = ("preset", "data", "train", "methods", "score_runs")  # what a point of the curve means
@@ -154,7 +224,7 @@ def _claim_folder(out: Path, record: dict) -> None:
     path = out / "config.json"
     if not path.is_file():
         return
-    previous = json.loads(path.read_text(encoding="utf-8"))
+    previous = _read_json(path, out)
     changed = [k for k in IDENTITY_KEYS if canonical(previous.get(k)) != canonical(record.get(k))]
     if changed:
         raise DataDietError(f"{out} holds another experiment ({previous.get('preset')!r}; differs in "

@@ -1,0 +1,76 @@
+"""One command per results folder: a lock held by a live process stops a second one; a dead holder does not."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from datadiet.errors import FolderBusyError
+from datadiet.io import LOCK_NAME, folder_lock, remove_orphan_temporaries, write_json_atomic
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from datadiet.io import folder_lock
+    with folder_lock(sys.argv[1], "datadiet reproduce"):
+        print("held", flush=True)
+        time.sleep(60)
+""")
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A real second process holding ``tmp_path/out``."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline().strip() == "held"
+    yield out, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_process_is_refused_with_the_holders_name(holder):
+    out, proc = holder
+    with pytest.raises(FolderBusyError, match=rf"in use by datadiet reproduce \(pid {proc.pid} on "):
+        with folder_lock(out, "datadiet reproduce"):
+            pass
+
+
+def test_killed_holder_leaves_no_stale_lock(holder):
+    out, proc = holder
+    proc.kill()
+    proc.wait()
+    with folder_lock(out, "datadiet report"):
+        holder_info = json.loads((out / LOCK_NAME).read_text())
+        assert holder_info["pid"] == os.getpid() and holder_info["command"] == "datadiet report"
+
+
+def test_cli_second_reproduce_exits_2_and_writes_nothing(holder, capsys):
+    from datadiet.cli import main
+    out, proc = holder
+    assert main(["reproduce", "--preset", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and f"pid {proc.pid}" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
+def test_lock_is_reentrant_in_one_process(tmp_path):
+    with folder_lock(tmp_path / "a"):
+        with folder_lock(tmp_path / "a"):
+            pass
+        with folder_lock(tmp_path / "a" / "scores"):  # a sub-folder is its own lock
+            pass
+    with folder_lock(tmp_path / "a"):  # released
+        pass
+
+
+def test_taking_the_lock_removes_orphan_temporaries(tmp_path):
+    write_json_atomic(tmp_path / "runs" / "kept.json", {"a": 1})
+    orphan = tmp_path / "runs" / ".abc.json.x1y2.tmp"  # what a SIGKILL during a write leaves
+    orphan.write_text('{"a"')
+    with folder_lock(tmp_path):
+        assert not orphan.exists()
+        assert (tmp_path / "runs" / "kept.json").is_file()
+    assert remove_orphan_temporaries(tmp_path) == 0

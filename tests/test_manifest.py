@@ -1,0 +1,162 @@
+"""Subset manifests: round trip, and a clear ManifestError for every malformed, edited or foreign file."""
+import json
+
+import pytest
+import torch
+
+from fakes import tiny_dataset
+from datadiet.manifest import DIGEST_KEY, FORMAT, ManifestError, ids_digest, load_subset, save_subset
+
+N = 20
+
+
+@pytest.fixture
+def ds():
+    return tiny_dataset(N)
+
+
+def _save(tmp_path, ds, ids=(1, 4, 7, 9)):
+    return save_subset(tmp_path / "subset.json", list(ids), ds.describe(), {"keep": 0.2})
+
+
+def _edit(path, **changes):
+    """Rewrite the manifest with some keys replaced (``None`` removes the key)."""
+    record = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key)
+        else:
+            record[key] = value
+    path.write_text(json.dumps(record))
+    return path
+
+
+def _old(path, ids):
+    """A manifest as datadiet 0.2.0 wrote it (no digest), with the given ids."""
+    return _edit(path, ids=ids, **{DIGEST_KEY: None})
+
+
+def test_round_trip_stores_the_digest_and_returns_row_positions(tmp_path, ds):
+    path = _save(tmp_path, ds, ids=[9, 1, 7])
+    record = json.loads(path.read_text())
+    assert record["format"] == FORMAT
+    assert record["ids"] == [9, 1, 7]
+    assert record[DIGEST_KEY] == ids_digest([9, 1, 7])
+    assert load_subset(path, ds).tolist() == [9, 1, 7]
+    shuffled = ds.take(torch.tensor([3, 2, 1, 0, *range(4, N)]))  # ids are mapped to rows, not taken as rows
+    with pytest.raises(ManifestError, match="was selected from"):  # another order, another fingerprint
+        load_subset(path, shuffled)
+
+
+def test_an_old_manifest_without_a_digest_is_accepted(tmp_path, ds):
+    path = _old(_save(tmp_path, ds), [2, 3, 5])
+    assert load_subset(path, ds).tolist() == [2, 3, 5]
+
+
+def test_ids_edited_under_the_same_fingerprint_are_caught_by_the_digest(tmp_path, ds):
+    path = _edit(_save(tmp_path, ds, ids=[1, 4, 7]), ids=[1, 4, 8])
+    with pytest.raises(ManifestError, match=rf"subset\.json.*{DIGEST_KEY}.*edited.*Re-run `datadiet prune`"):
+        load_subset(path, ds)
+    _edit(path, ids=[1, 4, 7], **{DIGEST_KEY: "0" * 64})
+    with pytest.raises(ManifestError, match="edited after the file was written"):
+        load_subset(path, ds)
+
+
+def test_duplicate_ids_are_named(tmp_path, ds):
+    path = _old(_save(tmp_path, ds), [3, 5, 3, 6, 5, 5])
+    with pytest.raises(ManifestError, match=r"subset\.json: ids 3, 5 appear more than once.*datadiet prune"):
+        load_subset(path, ds)
+
+
+@pytest.mark.parametrize("bad, shown", [
+    (1.5, r"ids\[1\] = 1\.5"),
+    (2.0, r"ids\[1\] = 2\.0"),
+    (True, r"ids\[1\] = true"),
+    ("3", r'ids\[1\] = "3"'),
+    (None, r"ids\[1\] = null"),
+])
+def test_ids_that_are_not_json_integers_are_named(tmp_path, ds, bad, shown):
+    path = _old(_save(tmp_path, ds), [0, bad, 4])
+    with pytest.raises(ManifestError, match=rf"subset\.json: example ids must be JSON integers; 1 are not \({shown}\)"):
+        load_subset(path, ds)
+
+
+def test_missing_or_non_list_ids(tmp_path, ds):
+    path = _edit(_save(tmp_path, ds), ids=None)
+    with pytest.raises(ManifestError, match=r"subset\.json has no \"ids\" list.*datadiet prune"):
+        load_subset(path, ds)
+    _edit(path, ids={"0": 1})
+    with pytest.raises(ManifestError, match=r"\"ids\" must be a list of example ids, found a JSON object"):
+        load_subset(path, ds)
+    _edit(path, ids="1, 2, 3")
+    with pytest.raises(ManifestError, match="found a JSON string"):
+        load_subset(path, ds)
+    _edit(path, ids=[])
+    with pytest.raises(ManifestError, match="lists no ids"):
+        load_subset(path, ds)
+
+
+def test_a_huge_id_is_refused_without_a_traceback(tmp_path, ds):
+    path = _old(_save(tmp_path, ds), [1, 2 ** 70])
+    with pytest.raises(ManifestError, match=rf"too large to be example ids \(first: {2 ** 70};"):
+        load_subset(path, ds)
+
+
+def test_negative_ids_are_named(tmp_path, ds):
+    path = _old(_save(tmp_path, ds), [1, -3, 2])
+    with pytest.raises(ManifestError, match=r"subset\.json: 1 ids are negative \(first: -3\)"):
+        load_subset(path, ds)
+
+
+def test_ids_outside_the_dataset_are_named(tmp_path, ds):
+    path = _old(_save(tmp_path, ds), [1, N, 2, N + 5])
+    with pytest.raises(ManifestError, match=rf"2 ids are not examples of tiny/train \({N} examples; first absent: "
+                                            rf"{N}, {N + 5}\)"):
+        load_subset(path, ds)
+
+
+def test_a_manifest_of_other_data_is_refused(tmp_path, ds):
+    path = _save(tmp_path, ds)
+    other = ds.with_labels((ds.labels + 1) % ds.num_classes)
+    with pytest.raises(ManifestError, match=rf"subset\.json was selected from tiny \({N} examples, fingerprint "
+                                            rf"{ds.fingerprint}\).*fingerprint {other.fingerprint}"):
+        load_subset(path, other)
+    _edit(path, dataset=["tiny"])
+    with pytest.raises(ManifestError, match=r"subset\.json does not say which dataset.*\[\"tiny\"\]"):
+        load_subset(path, ds)
+    _edit(path, dataset={"name": "tiny"})
+    with pytest.raises(ManifestError, match="not an object with a fingerprint"):
+        load_subset(path, ds)
+
+
+def test_files_that_are_not_manifests(tmp_path, ds):
+    path = tmp_path / "subset.json"
+    path.write_text("ids: 1, 2, 3\n")
+    with pytest.raises(ManifestError, match=r"Cannot read subset file .*subset\.json: Expecting value.*not a JSON"):
+        load_subset(path, ds)
+    path.write_text("[1, 2, 3]")
+    with pytest.raises(ManifestError, match=r"subset\.json is not a datadiet subset manifest .*found a JSON list"):
+        load_subset(path, ds)
+    path.write_text(json.dumps({"format": "datadiet-subset/9", "ids": [1]}))
+    with pytest.raises(ManifestError, match="found format 'datadiet-subset/9'"):
+        load_subset(path, ds)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ManifestError, match="Cannot read subset file"):
+        load_subset(path, ds)
+    with pytest.raises(ManifestError, match=r"nope\.json does not exist. Create it with `datadiet prune`"):
+        load_subset(tmp_path / "nope.json", ds)
+    with pytest.raises(ManifestError, match="is a directory"):
+        load_subset(tmp_path, ds)
+
+
+@pytest.mark.parametrize("ids, message", [
+    ([1, 2, 1], r"out\.json: ids 1 appear more than once"),
+    ([1, -2], r"out\.json: 1 ids are negative \(first: -2\)"),
+    ([1.5, 2.0], r"out\.json: the ids must be a non-empty 1-D array of integers, got float64"),
+    ([True], "got bool"),
+    ([], "non-empty"),
+])
+def test_save_refuses_ids_it_would_not_load(tmp_path, ds, ids, message):
+    with pytest.raises(ManifestError, match=message):
+        save_subset(tmp_path / "out.json", ids, ds.describe(), {})
+    assert not (tmp_path / "out.json").exists()
