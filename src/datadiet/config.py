@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import math
+import numbers
 import re
 import types
 import typing
@@ -65,14 +67,43 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def __post_init__(self) -> None:
-        _check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
-        _check(self.steps is None or self.steps >= 0, f"steps must be >= 0, got {self.steps}")
-        _check(self.budget in ("matched", "epochs"), f"budget must be 'matched' or 'epochs', got {self.budget!r}")
-        _check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
-        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
-        _check(all(0.0 <= m <= 1.0 for m in self.milestones), f"milestones are fractions of training in [0, 1], got {self.milestones}")
-        _check(self.pad is None or self.pad >= 0, f"pad must be >= 0, got {self.pad}")
-        _check(self.eval_batch_size > 0, f"eval_batch_size must be positive, got {self.eval_batch_size}")
+        check_device(self.device)
+        _check_real("width", self.width, low=0.0)
+        _check_real("epochs", self.epochs, low=0.0)
+        _check(self.steps is None or _is_int(self.steps), f"--steps must be a whole number, got {self.steps!r}")
+        _check(self.steps is None or self.steps >= 0, f"--steps must be >= 0, got {self.steps}")
+        _check(self.budget in ("matched", "epochs"), f"--budget must be 'matched' or 'epochs', got {self.budget!r}")
+        _check_int("batch_size", self.batch_size, low=1)
+        _check_int("eval_batch_size", self.eval_batch_size, low=1)
+        # The optimizer computes in float32: an lr or weight decay beyond its largest value (about 3.4e38)
+        # cannot even be applied (torch fails with "value cannot be converted to type float without
+        # overflow").  Anything below that is legal input, however likely to diverge: a diverged run is
+        # reported by the training loop as a NonFiniteLossError.
+        _check_real("lr", self.lr, low=0.0, high=FLOAT32_MAX)
+        _check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True, low_open=False)
+        _check(not (self.nesterov and self.momentum == 0),
+               "--momentum 0 cannot be used with Nesterov momentum (the default); pass --no-nesterov for plain "
+               "SGD, or a momentum in (0, 1)")
+        _check_real("weight_decay", self.weight_decay, low=0.0, low_open=False, high=FLOAT32_MAX)
+        _check_real("lr_decay", self.lr_decay, low=0.0, low_open=False)
+        # Milestones are fractions of the run's total steps (engine.lr_at decays the lr by lr_decay at step
+        # round(m * total) for each m), so the budget is 1 whatever --epochs/--steps say: a milestone beyond
+        # 1 would never be reached.  The schedule does not depend on their order, but a list that is not
+        # strictly increasing is almost always a typo (or epochs given instead of fractions), and a
+        # repeated milestone silently decays twice at once: refuse both.
+        _check(isinstance(self.milestones, (tuple, list)), f"--milestones must be a list of fractions, got {self.milestones!r}")
+        _check(all(_is_real(m) and 0.0 <= m <= 1.0 for m in self.milestones),
+               f"--milestones are fractions of training in [0, 1] (0.3 = 30% of the steps), got "
+               f"{_show(self.milestones)}")
+        _check(all(a < b for a, b in zip(self.milestones, self.milestones[1:])),
+               f"--milestones must be strictly increasing, got {_show(self.milestones)}; list each fraction of "
+               "training once, in order (e.g. --milestones 0.3 0.6 0.8)")
+        peak = self.lr * max(1.0, self.lr_decay) ** len(self.milestones)  # the largest lr of the schedule
+        _check(peak <= FLOAT32_MAX, f"--lr {self.lr:g} with --lr-decay {self.lr_decay:g} grows past the largest "
+                                    f"float32 ({FLOAT32_MAX:.3g}) at the last milestone; lower either")
+        _check(self.pad is None or _is_int(self.pad), f"--pad must be a whole number of pixels, got {self.pad!r}")
+        _check(self.pad is None or self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
+        _check_int("seed", self.seed, low=0)
 
     def total_steps(self, *, train_size: int, full_size: int) -> int:
         """SGD steps for a run on ``train_size`` examples out of a training set of ``full_size``."""
@@ -212,6 +243,55 @@ def _field_type(cls: type, name: str) -> Any:
 
 def _is_tuple(kind: Any) -> bool:
     return typing.get_origin(kind) is tuple
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # largest finite float32 (torch.finfo(torch.float32).max)
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(name: Any) -> None:
+    """Refuse a device string we do not know, without touching CUDA (availability is checked when the
+    device is resolved, by :func:`datadiet.training.placement.resolve_device`)."""
+    if not (isinstance(name, str) and DEVICE_PATTERN.fullmatch(name)):
+        raise ConfigError(f"Unknown device {name!r} (--device); use cpu, cuda, cuda:N (N = 0, 1, ...), mps or auto.")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _show(values: Any) -> str:
+    return " ".join(str(v) for v in values) if isinstance(values, (tuple, list)) else repr(values)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                low_open: bool = True, high_open: bool = False) -> None:
+    """``value`` is a finite number in the interval given (open at ``low`` by default: "positive")."""
+    flag = _flag(name)
+    _check(_is_real(value), f"{flag} must be a number, got {value!r}")
+    _check(math.isfinite(value), f"{flag} must be a finite number, got {value}")
+    if low is not None:
+        _check(value > low if low_open else value >= low,
+               f"{flag} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
+    if high is not None:
+        _check(value < high if high_open else value <= high,
+               f"{flag} must be {'<' if high_open else '<='} {high:.3g}, got {value:g}"
+               + (" (larger values overflow the float32 arithmetic of the optimizer)" if high == FLOAT32_MAX else ""))
+
+
+def _check_int(name: str, value: Any, *, low: int) -> None:
+    flag = _flag(name)
+    _check(_is_int(value), f"{flag} must be a whole number, got {value!r}")
+    _check(value >= low, f"{flag} must be >= {low}, got {value}")
 
 
 def _check(ok: bool, message: str) -> None:

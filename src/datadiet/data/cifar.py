@@ -54,16 +54,39 @@ _UNPICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, Ind
                     KeyError, AttributeError, OverflowError, struct.error, MemoryError)
 
 
+CIFAR10_FILES = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
+CIFAR100_FILES = (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE, CIFAR100_META_FILE)
+
+
+def cifar10_parts(root: Path) -> dict[str, bool]:
+    """Each file of cifar-10-batches-py, and whether ``root`` has it."""
+    return {f: (Path(root) / f).is_file() for f in CIFAR10_FILES}
+
+
+def cifar100_parts(root: Path) -> dict[str, bool]:
+    """Each file of cifar-100-python, and whether ``root`` has it."""
+    return {f: (Path(root) / f).is_file() for f in CIFAR100_FILES}
+
+
 def has_cifar10(root: Path) -> bool:
     """True when ``root`` holds the five train batches, the test batch and the meta file."""
-    root = Path(root)
-    return all((root / f).is_file() for f in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE))
+    return all(cifar10_parts(root).values())
 
 
 def has_cifar100(root: Path) -> bool:
     """True when ``root`` holds ``train``, ``test`` and ``meta`` of CIFAR-100."""
-    root = Path(root)
-    return all((root / f).is_file() for f in (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE, CIFAR100_META_FILE))
+    return all(cifar100_parts(root).values())
+
+
+def _require_files(root: Path, parts: dict[str, bool], name: str, archive: str) -> None:
+    """A DatasetNotFoundError naming every file of ``name`` missing from ``root``."""
+    missing = [f for f, present in parts.items() if not present]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{name}: {root} lacks {', '.join(missing)} ({len(parts) - len(missing)} of its {len(parts)} files "
+            f"are there). Unpack the official {archive} there again, or run `datadiet download {name} "
+            "--data-root DIR`."
+        )
 
 
 def load_cifar10(root: str | Path) -> DatasetSplits:
@@ -72,6 +95,7 @@ def load_cifar10(root: str | Path) -> DatasetSplits:
     Images are uint8 ``[N, 3, 32, 32]``, labels int64 ``[N]`` in ``[0, 10)``.
     """
     root = Path(root)
+    _require_files(root, cifar10_parts(root), "cifar10", "cifar-10-python.tar.gz")
     classes = _class_names(root / CIFAR10_META_FILE, "label_names", 10)
     train = _load_split(root, CIFAR10_TRAIN_FILES, "labels", "cifar10", "train", classes)
     test = _load_split(root, (CIFAR10_TEST_FILE,), "labels", "cifar10", "test", classes)
@@ -84,6 +108,7 @@ def load_cifar100(root: str | Path) -> DatasetSplits:
     Images are uint8 ``[N, 3, 32, 32]``, labels int64 ``[N]`` in ``[0, 100)``.
     """
     root = Path(root)
+    _require_files(root, cifar100_parts(root), "cifar100", "cifar-100-python.tar.gz")
     classes = _class_names(root / CIFAR100_META_FILE, "fine_label_names", 100)
     train = _load_split(root, (CIFAR100_TRAIN_FILE,), "fine_labels", "cifar100", "train", classes)
     test = _load_split(root, (CIFAR100_TEST_FILE,), "fine_labels", "cifar100", "test", classes)

@@ -37,11 +37,22 @@ IMAGE_SIZE = (32, 32)
 _CHUNK = 2048  # files per work item: few futures, yet a quick stop on the first bad file
 
 
+def cinic10_parts(root: Path) -> dict[str, bool]:
+    """Each class folder CINIC-10 needs (``valid/truck/``), and whether ``root`` has it; a split folder
+    missing altogether is one entry (``valid/``)."""
+    root = Path(root)
+    parts = {}
+    for folder in (f for fs in SPLIT_FOLDERS.values() for f in fs):
+        if not (root / folder).is_dir():
+            parts[f"{folder}/"] = False
+            continue
+        parts.update({f"{folder}/{c}/": (root / folder / c).is_dir() for c in CLASSES})
+    return parts
+
+
 def has_cinic10(root: Path) -> bool:
     """True when ``root`` has ``train/``, ``valid/`` and ``test/``, each with the 10 class folders."""
-    root = Path(root)
-    folders = [f for fs in SPLIT_FOLDERS.values() for f in fs]
-    return all((root / f / c).is_dir() for f in folders for c in CLASSES)
+    return all(cinic10_parts(root).values())
 
 
 def load_cinic10(root: str | Path) -> DatasetSplits:
@@ -50,6 +61,13 @@ def load_cinic10(root: str | Path) -> DatasetSplits:
     Images are uint8 ``[N, 3, 32, 32]``, labels int64 ``[N]`` in ``[0, 10)``.
     """
     root = Path(root)
+    missing = [part for part, present in cinic10_parts(root).items() if not present]
+    if missing:
+        raise DatasetNotFoundError(
+            f"cinic10: {root} lacks the folder(s) {', '.join(missing)}. Unpack the official CINIC-10.tar.gz "
+            f"into {root} again (it must contain train/, valid/ and test/, each with the 10 class folders) "
+            "or run `datadiet download cinic10 --data-root DIR`."
+        )
     splits = {split: _load_split(root, split) for split in SPLIT_FOLDERS}
     return make_splits(splits["train"], splits["test"])
 

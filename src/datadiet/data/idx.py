@@ -63,13 +63,26 @@ def find_idx_file(root: Path, stem: str) -> Path | None:
     return None
 
 
+def idx_parts(root: Path) -> dict[str, bool]:
+    """Each of the four files a (Fashion-)MNIST folder needs (``stem(.gz)``), and whether ``root`` has it."""
+    root = Path(root)
+    return {f"{stem}(.gz)": find_idx_file(root, stem) is not None for pair in SPLIT_FILES.values() for stem in pair}
+
+
 def has_idx_files(root: Path) -> bool:
-    return all(find_idx_file(root, stem) for pair in SPLIT_FILES.values() for stem in pair)
+    return all(idx_parts(root).values())
 
 
 def load_idx_splits(root: str | Path, *, name: str, classes: tuple[str, ...]) -> DatasetSplits:
     """Load train and test splits of an MNIST-format dataset from ``root``."""
     root = Path(root)
+    missing = [part for part, present in idx_parts(root).items() if not present]
+    if missing:
+        package = " or reinstall the Debian package dataset-fashion-mnist" if name == "fashion-mnist" else ""
+        raise DatasetNotFoundError(
+            f"{name}: {root} lacks {', '.join(missing)} ({4 - len(missing)} of the 4 IDX files are there). "
+            f"Download the dataset again (`datadiet download {name} --data-root DIR`){package}."
+        )
     splits = {split: _load_split(root, split, name, classes) for split in SPLIT_FILES}
     return make_splits(splits["train"], splits["test"])
 

@@ -5,10 +5,16 @@ Search order for the folder of a dataset: an explicit ``data_root`` (or
 locations (for Fashion-MNIST, the Debian package's folder).  In each place we
 accept the files directly in the folder or in a sub-folder named after the
 dataset, so one ``$DATADIET_DATA`` can hold all of them.
+
+A ``--data-root`` or ``$DATADIET_DATA`` that does not exist is an error (a typo
+must not go unnoticed).  When ``$DATADIET_DATA`` exists but lacks the dataset,
+the system copy is used with a :class:`DataLocationWarning` saying so; a folder
+that holds only part of a dataset is named, with the files it lacks.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,6 +40,11 @@ class DatasetSpec:
     is_present: Callable[[Path], bool]
     load: Callable[[Path], DatasetSplits]
     how_to_get: str
+    parts: Callable[[Path], dict[str, bool]]  # each file or folder the dataset needs -> present in the folder?
+
+
+class DataLocationWarning(UserWarning):
+    """$DATADIET_DATA lacks a dataset, so another copy of it (the system's) is used."""
 
 
 def _idx_spec(name: str, classes: tuple[str, ...], system_dirs: tuple[str, ...], how_to_get: str) -> DatasetSpec:
@@ -44,6 +55,7 @@ def _idx_spec(name: str, classes: tuple[str, ...], system_dirs: tuple[str, ...],
         is_present=idx.has_idx_files,
         load=lambda root: idx.load_idx_splits(root, name=name, classes=classes),
         how_to_get=how_to_get,
+        parts=idx.idx_parts,
     )
 
 
@@ -71,6 +83,7 @@ DATASETS: dict[str, DatasetSpec] = {
         subdirs=("cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar10"),
         system_dirs=(),
         is_present=_lazy("cifar", "has_cifar10"),
+        parts=_lazy("cifar", "cifar10_parts"),
         load=_lazy("cifar", "load_cifar10"),
         how_to_get="Run `datadiet download cifar10 --data-root DIR` (163 MB), or unpack the official "
                    "cifar-10-python.tar.gz there.",
@@ -80,6 +93,7 @@ DATASETS: dict[str, DatasetSpec] = {
         subdirs=("cifar-100-python", "cifar100/cifar-100-python", "cifar100"),
         system_dirs=(),
         is_present=_lazy("cifar", "has_cifar100"),
+        parts=_lazy("cifar", "cifar100_parts"),
         load=_lazy("cifar", "load_cifar100"),
         how_to_get="Run `datadiet download cifar100 --data-root DIR` (161 MB), or unpack the official "
                    "cifar-100-python.tar.gz there.",
@@ -89,6 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
         subdirs=("cinic10", "CINIC-10", "cinic-10"),
         system_dirs=(),
         is_present=_lazy("cinic", "has_cinic10"),
+        parts=_lazy("cinic", "cinic10_parts"),
         load=_lazy("cinic", "load_cinic10"),
         how_to_get="Run `datadiet download cinic10 --data-root DIR` (688 MB), or unpack the official "
                    "CINIC-10.tar.gz there (folders train/, valid/, test/).",
@@ -103,31 +118,86 @@ def dataset_spec(name: str) -> DatasetSpec:
     return DATASETS[key]
 
 
+def _user_root(data_root: str | os.PathLike | None) -> tuple[Path | None, str]:
+    """The folder the user named (``data_root``, else ``$DATADIET_DATA``) and how they named it."""
+    if data_root is not None:
+        return Path(data_root).expanduser(), "--data-root"
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    return None, ""
+
+
 def candidate_dirs(spec: DatasetSpec, data_root: str | os.PathLike | None) -> list[Path]:
     """Folders searched for ``spec``, most specific first."""
-    roots: list[Path] = []
-    if data_root is not None:
-        roots.append(Path(data_root).expanduser())
-    elif os.environ.get(ENV_VAR):
-        roots.append(Path(os.environ[ENV_VAR]).expanduser())
-    dirs = [d for root in roots for d in (root, *(root / s for s in spec.subdirs))]
+    root, _ = _user_root(data_root)
+    dirs = [] if root is None else [root, *(root / s for s in spec.subdirs)]
     if data_root is None:
         dirs += [Path(d) for d in spec.system_dirs]
     return dirs
 
 
 def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
-    """The folder holding dataset ``name``, or a clear error saying how to get it."""
+    """The folder holding dataset ``name``, or a clear error saying how to get it.
+
+    A ``data_root`` (``--data-root``) or ``$DATADIET_DATA`` that is not a folder is a DatasetNotFoundError;
+    so is a search that finds only part of the dataset (the error names the files missing).  When
+    ``$DATADIET_DATA`` lacks the dataset and the system copy is used instead, a DataLocationWarning says so.
+    """
     spec = dataset_spec(name)
+    root, source = _user_root(data_root)
+    if root is not None and not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        where = (f"--data-root {root}" if source == "--data-root" else
+                 f"${ENV_VAR} is set to {root}, which")
+        fix = ("Check the path (a typo?)" if source == "--data-root" else
+               f"Fix the path, or unset {ENV_VAR} to use the dataset's system folder")
+        raise DatasetNotFoundError(
+            f"{where} {what}. {fix}. To get {name}: {spec.how_to_get}"
+        )
     tried = candidate_dirs(spec, data_root)
+    user_dirs = set(candidate_dirs(spec, root)) if root is not None else set()
+    incomplete: list[tuple[Path, list[str]]] = []
     for folder in tried:
-        if folder.is_dir() and spec.is_present(folder):
+        if not folder.is_dir():
+            continue
+        parts = spec.parts(folder)
+        if parts and all(parts.values()):
+            if root is not None and folder not in user_dirs:
+                _warn_fallback(name, source, root, folder, [d for d in tried if d in user_dirs], incomplete)
             return folder
+        if any(parts.values()):
+            incomplete.append((folder, [part for part, present in parts.items() if not present]))
+    if incomplete:
+        folder, missing = incomplete[0]
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} is incomplete in {folder}: it lacks {_listing(missing)}. The files were "
+            f"probably deleted or not fully unpacked. Get the dataset again: {spec.how_to_get}"
+        )
     looked = ", ".join(str(d) for d in tried) or "(nowhere: give --data-root or set $DATADIET_DATA)"
     raise DatasetNotFoundError(
         f"Dataset {name!r} was not found. Looked in: {looked}. {spec.how_to_get} "
         f"Then pass --data-root DIR or set ${ENV_VAR}=DIR."
     )
+
+
+def _warn_fallback(name: str, source: str, root: Path, used: Path, looked: list[Path],
+                   incomplete: list[tuple[Path, list[str]]]) -> None:
+    if incomplete:
+        folder, missing = incomplete[0]
+        why = f"{source}={root} holds an incomplete {name} ({folder} lacks {_listing(missing)})"
+    else:
+        why = f"{source}={root} holds no {name} (looked in {', '.join(str(d) for d in looked)})"
+    warnings.warn(
+        f"{why}; using the copy in {used} instead. Put the complete dataset under {root}, or unset "
+        f"{ENV_VAR} to use {used} without this warning.",
+        DataLocationWarning, stacklevel=3,
+    )
+
+
+def _listing(names: list[str], limit: int = 6) -> str:
+    """``a, b, c`` (at most ``limit`` names, then how many more)."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def load_splits(name: str, data_root: str | os.PathLike | None = None) -> DatasetSplits:

@@ -34,7 +34,7 @@ import torch
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
-from ..errors import ConfigError, DataDietError
+from ..errors import ConfigError
 from ..io import write_json_atomic
 from ..training import resolve_device, train
 from .identity import digest_ids, identity

@@ -14,6 +14,12 @@ Conventions, following the original Data Diet code (seed 001) and Kirsch (2023):
   ``‖Σ_k ψ_k‖₂``, ``‖p‖₂`` and ``‖Σ_k p_k ψ_k‖₂`` (``p`` held constant).
 * **Forgetting** counts correct→incorrect transitions; never-learned examples rank highest.
 * **Self-confidence** is stored as ``1 − p_y`` (higher = more suspect), cleanlab's label-quality score flipped.
+
+Input checks (:mod:`.inputs`): inputs must be finite tensors (float, or integer indices for models that embed
+them; raw ``uint8`` images are refused), labels an integer tensor ``[N]`` of class indices in ``[0, K)`` with
+``K`` the model's number of outputs.  Anything else raises :class:`ScoreInputError` (a ``ValueError``) instead
+of silently scoring against an all-zero target or returning NaN.  The checks cost one reduction over the
+inputs and one over the labels per call.
 """
 from __future__ import annotations
 
@@ -24,6 +30,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from .gradnorm import _softmax, cross_entropy_cotangent, per_example_grad_norms, eval_mode, model_device
+from .inputs import ScoreInputError, check_correctness_history, check_score_inputs, explain_forward_errors
+
+__all__ = ["ScoreInputError", "el2n", "forgetting", "grand", "input_norm", "random_score", "score1", "score2",
+           "score3", "self_confidence"]
 
 
 def grand(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
@@ -36,26 +46,31 @@ def grand(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch
 
     Args:
         model: maps ``inputs [N, ...]`` to logits ``[N, K]``; scored with BatchNorm in eval mode.
-        inputs: preprocessed inputs ``[N, ...]``.
-        labels: int64 ``[N]``.
+        inputs: preprocessed inputs ``[N, ...]``, finite.
+        labels: integer class indices ``[N]`` in ``[0, K)``, ``K`` the model's number of outputs.
     Returns:
         ``[N]`` float tensor on the CPU.
+    Raises:
+        ScoreInputError: bad inputs or labels (see the module docstring), or inputs the model cannot take.
     """
-    _check_pair(inputs, labels)
     return per_example_grad_norms(model, inputs, labels, cross_entropy_cotangent,
                                   batch_size=batch_size, method=method)
 
 
 def el2n(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """EL2N: ``‖softmax(f(x)) − onehot(y)‖₂`` (the plain norm, as in the original code).  ``[N]`` on the CPU."""
-    _check_pair(inputs, labels)
+    """EL2N: ``‖softmax(f(x)) − onehot(y)‖₂`` (the plain norm, as in the original code).  ``[N]`` on the CPU.
+
+    ``labels`` are integer class indices ``[N]`` in ``[0, K)``; :class:`ScoreInputError` otherwise, and for
+    non-finite inputs or inputs the model cannot take.
+    """
+    label_range = check_score_inputs(inputs, labels, needs_labels=True)
 
     def error_norm(probs: torch.Tensor, start: int) -> torch.Tensor:
         y = labels[start:start + len(probs)].to(probs.device)
         onehot = torch.arange(probs.shape[1], device=probs.device) == y[:, None]
         return (probs - onehot.to(probs.dtype)).norm(dim=1)
 
-    return _map_probabilities(model, inputs, batch_size, error_norm)
+    return _map_probabilities(model, inputs, batch_size, error_norm, label_range.check)
 
 
 def self_confidence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
@@ -66,35 +81,47 @@ def self_confidence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
     so that, like every score in this package, higher means harder (here: more suspect).  Computed as
     ``Σ_{k≠y} p_k`` rather than ``1 − p_y``: for a confident model ``p_y`` rounds to 1 and ``1 − p_y`` to 0,
     while the small off-label probabilities keep their relative precision (so confident examples stay ranked).
-    ``[N]`` on the CPU.
+    ``[N]`` on the CPU.  ``labels`` are integer class indices ``[N]`` in ``[0, K)``; :class:`ScoreInputError`
+    otherwise, and for non-finite inputs or inputs the model cannot take.
     """
-    _check_pair(inputs, labels)
+    label_range = check_score_inputs(inputs, labels, needs_labels=True)
 
     def off_label_mass(probs: torch.Tensor, start: int) -> torch.Tensor:
         y = labels[start:start + len(probs)].to(probs.device)
         onehot = torch.arange(probs.shape[1], device=probs.device) == y[:, None]
         return probs.masked_fill(onehot, 0).sum(dim=1)
 
-    return _map_probabilities(model, inputs, batch_size, off_label_mass)
+    return _map_probabilities(model, inputs, batch_size, off_label_mass, label_range.check)
 
 
 def input_norm(inputs: torch.Tensor) -> torch.Tensor:
-    """``‖x‖₂`` of each (normalized) input, the Kirsch (2023) baseline.  ``[N]`` on the CPU."""
+    """``‖x‖₂`` of each (normalized) input, the Kirsch (2023) baseline.  ``[N]`` on the CPU.
+
+    :class:`ScoreInputError` for non-tensor, raw ``uint8`` or non-finite inputs.
+    """
+    check_score_inputs(inputs)
     return inputs.detach().reshape(inputs.shape[0], -1).to(torch.float64).norm(dim=1).to(torch.float32).cpu()
 
 
 def score1(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, method: str = "auto") -> torch.Tensor:
-    """Score1 = ``‖Σ_k ∇_θ f_k(x)‖₂``: the gradient norm of the sum of the logits (label-free)."""
+    """Score1 = ``‖Σ_k ∇_θ f_k(x)‖₂``: the gradient norm of the sum of the logits (label-free).
+
+    :class:`ScoreInputError` for non-tensor, raw ``uint8`` or non-finite inputs, or inputs the model cannot take.
+    """
     return per_example_grad_norms(model, inputs, None, _ones_cotangent, batch_size=batch_size, method=method)
 
 
 def score2(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Score2 = ``‖softmax(f(x))‖₂`` (label-free)."""
+    """Score2 = ``‖softmax(f(x))‖₂`` (label-free).  Inputs are checked as for :func:`score1`."""
+    check_score_inputs(inputs)
     return _map_probabilities(model, inputs, batch_size, lambda probs, _: probs.norm(dim=1))
 
 
 def score3(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, method: str = "auto") -> torch.Tensor:
-    """Score3 = ``‖Σ_k p_k(x) ∇_θ f_k(x)‖₂`` with ``p = softmax(f(x))`` held constant (label-free)."""
+    """Score3 = ``‖Σ_k p_k(x) ∇_θ f_k(x)‖₂`` with ``p = softmax(f(x))`` held constant (label-free).
+
+    Inputs are checked as for :func:`score1`.
+    """
     return per_example_grad_norms(model, inputs, None, _prob_cotangent, batch_size=batch_size, method=method)
 
 
@@ -109,7 +136,12 @@ def forgetting(correct: torch.Tensor) -> torch.Tensor:
         an incorrect one).  Examples never classified correctly get ``P + 1``: they rank
         above every learned example, since none can be forgotten more than ``P // 2``
         times.  (DeepCore gives them 0, ranking them as the easiest: a known bug.)
+    Raises:
+        ScoreInputError: ``correct`` is not a tensor, holds values other than 1, 0 and -1 (e.g. 2 or 0.5),
+            or has a -1 before a presentation.
+        ConfigError: ``correct`` is not 2-D, or some example was never presented.
     """
+    check_correctness_history(correct)
     history = correct.to(torch.int8)
     if history.dim() != 2:
         raise ConfigError(f"Correctness history must be [N, presentations], got shape {tuple(correct.shape)}.")
@@ -132,12 +164,25 @@ def random_score(n: int, *, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _map_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int,
-                       per_chunk: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
-    """Apply ``per_chunk(softmax(f(x)), start)`` chunk by chunk on the model's device; ``[N]`` on the CPU."""
+                       per_chunk: Callable[[torch.Tensor, int], torch.Tensor],
+                       check_classes: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Apply ``per_chunk(softmax(f(x)), start)`` chunk by chunk on the model's device; ``[N]`` on the CPU.
+
+    ``check_classes(K)`` runs once, on the first chunk's logits, before any score is computed.
+    """
     device = model_device(model)
+    out = []
     with eval_mode(model):
-        out = [per_chunk(_softmax(model(inputs[s:s + batch_size].to(device))), s)
-               for s in range(0, len(inputs), batch_size)]
+        for s in range(0, len(inputs), batch_size):
+            x = inputs[s:s + batch_size].to(device)
+            if s == 0:
+                with explain_forward_errors(model, inputs):
+                    logits = model(x)
+                if check_classes is not None:
+                    check_classes(logits.shape[-1])
+            else:
+                logits = model(x)
+            out.append(per_chunk(_softmax(logits), s))
     if not out:
         return torch.zeros(0)
     return (out[0] if len(out) == 1 else torch.cat(out)).cpu()  # one copy to the host, not one per chunk
@@ -149,8 +194,3 @@ def _ones_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:
 
 def _prob_cotangent(logits: torch.Tensor, labels) -> torch.Tensor:
     return _softmax(logits)
-
-
-def _check_pair(inputs: torch.Tensor, labels: torch.Tensor) -> None:
-    if labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
-        raise ConfigError(f"Expected one label per input: {inputs.shape[0]} inputs, labels of shape {tuple(labels.shape)}.")

@@ -20,7 +20,7 @@ layer are not defined), as the original Data Diet code does.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .inputs import LabelRange, ScoreInputError, check_score_inputs, explain_forward_errors  # noqa: F401 (re-export)
 
 # Logit cotangent: (logits [B, K], labels [B] or None) -> v [B, K].  The result is ‖∇_θ (v·f(x;θ))‖ per example.
 Cotangent = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -72,14 +73,20 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
 
     Args:
         model: any ``nn.Module`` mapping ``inputs`` to logits ``[B, K]``.  Scored in eval mode.
-        inputs: ``[N, ...]`` already-preprocessed inputs (moved to the model's device per chunk).
-        labels: ``[N]`` int64, or ``None`` for label-free cotangents.
+        inputs: ``[N, ...]`` already-preprocessed inputs (moved to the model's device per chunk): a finite
+            float tensor (or integer indices for a model that embeds them; not raw ``uint8`` images).
+        labels: ``[N]`` integer class indices in ``[0, K)``, or ``None`` for label-free cotangents.
         cotangent: builds ``v`` from the logits (see :func:`cross_entropy_cotangent`).
         batch_size: examples per chunk; memory is bounded by the chunk, not by N.
         method: ``"fast"`` (layer-wise closed forms), ``"vmap"`` (``torch.func``), ``"loop"``
             (one backward per example) or ``"auto"`` (fast when every layer is supported, else vmap).
     Returns:
         float tensor ``[N]`` on the CPU, in input order, in the model's parameter dtype.
+    Raises:
+        ScoreInputError: (a ``ValueError``) for inputs or labels that are not tensors, ``uint8`` inputs, NaN or
+            infinite inputs, labels that are not integers, not one per input or outside ``[0, K)``, and inputs
+            whose shape or dtype the model cannot take.  Checked with one reduction over the inputs and one
+            over the labels per call, read back together.
     """
     if method == "auto":
         method = "fast" if not unsupported_layers(model) else "vmap"
@@ -90,18 +97,32 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
         _check_supported(model)
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, got {batch_size}.")
+    label_range = check_score_inputs(inputs, labels)
+    if label_range is not None:
+        cotangent = _with_label_check(cotangent, label_range)
     device = model_device(model)
     out = []
     with eval_mode(model):
         if method == "fast" and len(inputs):
-            clone_ids = _inplace_targets(model, inputs[:1].to(device))
+            with explain_forward_errors(model, inputs):
+                clone_ids = _inplace_targets(model, inputs[:1].to(device))
             impl = partial(_fast_chunk, clone_ids=clone_ids)
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size].to(device)
             y = None if labels is None else labels[start:start + batch_size].to(device)
-            out.append(impl(model, x, y, cotangent).detach())  # stays on the device: one copy at the end
+            with explain_forward_errors(model, inputs) if start == 0 and method != "fast" else nullcontext():
+                norms = impl(model, x, y, cotangent)
+            out.append(norms.detach())  # stays on the device: one copy at the end
     dtype = next(model.parameters()).dtype
     return torch.cat(out).cpu() if out else torch.zeros(0, dtype=dtype)
+
+
+def _with_label_check(cotangent: Cotangent, label_range: LabelRange) -> Cotangent:
+    """``cotangent`` that first checks the labels against the logits' width ``K`` (host integers, no sync)."""
+    def checked(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        label_range.check(logits.shape[-1])
+        return cotangent(logits, labels)
+    return checked
 
 
 def unsupported_layers(model: nn.Module) -> list[str]:

@@ -4,19 +4,44 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, check_device
 from ..errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for ``--device name``; a ConfigError when it is unknown or not available here.
+
+    ``auto`` is CUDA when present, else the CPU.  ``cuda`` and ``cuda:N`` need that CUDA device, ``mps``
+    Apple's Metal backend.
+    """
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Device {name!r} was requested but CUDA is not available here; use --device cpu or auto.")
     if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"--device {name} requested but no CUDA device is available here"
+                + ("" if torch.version.cuda else " (this PyTorch was built without CUDA)")
+                + "; use --device cpu, or auto to take CUDA only when present."
+            )
+        if device.index is not None and device.index >= count:
+            visible = "1 CUDA device is visible (cuda:0)" if count == 1 else \
+                f"{count} CUDA devices are visible (cuda:0 to cuda:{count - 1})"
+            raise ConfigError(f"--device {name} requested but only {visible}; use one of those, cuda or auto.")
         _make_cuda_current(device)
+    elif device.type == "mps" and not _mps_available():
+        raise ConfigError(
+            f"--device {name} requested but the MPS (Apple Metal) backend is not available here; it needs "
+            "Apple silicon and a macOS build of PyTorch. Use --device cpu or auto."
+        )
     return device
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
 
 def _make_cuda_current(device: torch.device) -> None:
