@@ -133,7 +133,7 @@ def candidate_dirs(spec: DatasetSpec, data_root: str | os.PathLike | None) -> li
     dirs = [] if root is None else [root, *(root / s for s in spec.subdirs)]
     if data_root is None:
         dirs += [Path(d) for d in spec.system_dirs]
-    return dirs
+    return list(dict.fromkeys(dirs))  # once each (mnist's three subdir spellings coincide), in order
 
 
 def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
@@ -150,7 +150,7 @@ def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
         where = (f"--data-root {root}" if source == "--data-root" else
                  f"${ENV_VAR} is set to {root}, which")
         fix = ("Check the path (a typo?)" if source == "--data-root" else
-               f"Fix the path, or unset {ENV_VAR} to use the dataset's system folder")
+               f"Fix the path, or unset {ENV_VAR} to search only the system folders")
         raise DatasetNotFoundError(
             f"{where} {what}. {fix}. To get {name}: {spec.how_to_get}"
         )
