@@ -38,7 +38,7 @@ def test_smoke_writes_every_output(smoke):
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {192}
     report = (out / "report.md").read_text()
     lines = report.splitlines()
-    assert "## What beat random" in lines
+    assert "## Findings" in lines
     assert "![pruning curves](pruning_curve.png)" in lines
     # The curve table: one row per point, with the number of evaluation runs behind it.
     assert "| method | subset | runs | mean acc. | 16th pct | 84th pct |" in lines
@@ -52,7 +52,7 @@ def test_smoke_writes_every_output(smoke):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html
-    assert "<h2>What beat random</h2>" in html
+    assert "<h2>Findings</h2>" in html
     assert "<td>el2n@epoch1</td><td>keep 0.5</td><td>2</td>" in html  # the same table, as HTML
     assert -1 <= summary["spearman_grand_init_input_norm"] <= 1
 

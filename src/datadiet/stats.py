@@ -1,4 +1,5 @@
-"""Statistics shared by every study: the Welch interval and its verdict, Spearman rank correlation, AUROC.
+"""Statistics shared by every study: the Welch interval and its verdict, Holm's correction for many comparisons,
+Spearman rank correlation, AUROC.
 
 Pure functions on arrays; nothing here knows about runs, files or figures.
 """
@@ -39,6 +40,40 @@ def interval_verdict(low: float, high: float) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "not measured"
     return "better" if low > 0 else "worse" if high < 0 else "no different"
+
+
+def p_value_verdict(diff: float, p: float, alpha: float = 0.05) -> str:
+    """"better" / "worse" (by the sign of ``diff``) when ``p < alpha``, "no different" otherwise, and "not measured"
+    when there is no p-value (NaN: too few runs, no variance).
+
+    For an uncorrected Welch p-value and ``alpha = 1 − level`` this is :func:`interval_verdict` of the interval at
+    that level (the interval excludes 0 exactly when p < alpha); for a corrected p-value (:func:`holm`) it is the
+    corrected verdict."""
+    if not math.isfinite(p):
+        return "not measured"
+    if p >= alpha or diff == 0:
+        return "no different"
+    return "better" if diff > 0 else "worse"
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, in the order given.
+
+    With the m finite p-values sorted ascending, p_(1) ≤ … ≤ p_(m), the i-th adjusted value is
+    ``max over j ≤ i of min(1, (m − j + 1) · p_(j))``: never below the raw value, never above 1, and in the same
+    order as the raw values.  Rejecting where the adjusted value is below alpha controls the family-wise error
+    rate at alpha over all m comparisons.  NaN p-values (comparisons that were not measured) stay NaN and are not
+    counted in m."""
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = len(finite)
+    if m == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])   # (m − j + 1) · p_(j) for j = 1 … m
+    out[order] = np.maximum.accumulate(scaled)
+    return out
 
 
 def spearman(a, b) -> float:

@@ -1,4 +1,4 @@
-"""The report of a pruning experiment: tables, figures and a plain statement of what beat random.
+"""The report of a pruning experiment: tables, figures and, per kept fraction, which scores beat random.
 
 :func:`write_pruning_report` takes what a results folder holds (its config, the finished run records and the
 mean scores), recomputes every table and figure from them, and writes ``report.md`` and the self-contained
@@ -16,7 +16,7 @@ from ..io import write_json_atomic
 from ..stats import VERDICTS, spearman_matrix
 from . import figures
 from .markdown import markdown_table, write_markdown_and_html
-from .tables import compare_to_random, curve_table, flatten_results, point_label, write_csv
+from .tables import compare_to_random, curve_table, flatten_results, holm_family_size, point_label, write_csv
 
 FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearman": "spearman.png",
            "scatter": "grand_init_vs_input_norm.png"}
@@ -85,7 +85,9 @@ VERDICT_PHRASES = {"better": "better than random", "no different": "no different
 
 def _summary(curve, versus, grand_vs_norm, config) -> dict:
     """Verdicts per method: kept fractions of the keep-highest window, and [keep, offset] pairs of explicit
-    offset windows (``offset_verdicts``); a method beat random if it was better somewhere and worse nowhere."""
+    offset windows (``offset_verdicts``); where each method was better than random (``better_at``, point labels,
+    and ``better_at_holm`` after Holm's correction); the report's ``headline``, one line per window; and
+    ``beat_random``, the methods better somewhere and worse nowhere."""
     full = [r for r in curve if r["method"] == "full"]
     verdicts: dict[str, dict[str, list]] = {}
     offset_verdicts: dict[str, dict[str, list]] = {}
@@ -99,7 +101,82 @@ def _summary(curve, versus, grand_vs_norm, config) -> dict:
                   and not (verdicts.get(m, empty)["worse"] or offset_verdicts.get(m, empty)["worse"]))
     return {"preset": config.get("preset"), "full_data_accuracy": full[0]["mean"] if full else None,
             "spearman_grand_init_input_norm": grand_vs_norm, "verdicts": verdicts,
-            "offset_verdicts": offset_verdicts, "beat_random": beat}
+            "offset_verdicts": offset_verdicts, "beat_random": beat,
+            "better_at": _points_by_method(versus, "verdict", "better"),
+            "better_at_holm": _points_by_method(versus, "verdict_holm", "better"),
+            "holm_comparisons": holm_family_size(versus), "headline": _headline(versus)}
+
+
+def _windows(versus) -> list[tuple]:
+    """The (keep, offset) windows compared with random, by kept fraction, keep-highest before explicit offsets."""
+    keys = {(float(v["keep"]), None if v.get("offset") is None else float(v["offset"])) for v in versus}
+    return sorted(keys, key=lambda k: (k[0], -1.0 if k[1] is None else k[1]))
+
+
+def _in_window(v, window) -> bool:
+    offset = None if v.get("offset") is None else float(v["offset"])
+    return (float(v["keep"]), offset) == window
+
+
+def _points_by_method(versus, column: str, kind: str) -> dict[str, list[str]]:
+    """{method: [point labels]} of the comparisons whose ``column`` says ``kind``, windows in headline order."""
+    out: dict[str, list[str]] = {}
+    for window in _windows(versus):
+        for v in sorted((v for v in versus if _in_window(v, window)), key=lambda v: v["method"]):
+            if v.get(column) == kind:
+                out.setdefault(v["method"], []).append(point_label(v))
+    return dict(sorted(out.items()))
+
+
+def _verdict_lists(rows, column: str) -> str:
+    """``better — a; no different — b, c; worse — none`` (and "not measured" only when some were)."""
+    parts = []
+    for kind in VERDICTS:
+        methods = sorted(v["method"] for v in rows if v.get(column) == kind)
+        if methods or kind != "not measured":
+            parts.append(f"{kind} — {', '.join(methods) if methods else 'none'}")
+    return "; ".join(parts)
+
+
+def _headline(versus) -> list[str]:
+    """One Markdown line per compared window: which scores were better, no different and worse than random there,
+    by the 95 % Welch interval of each comparison and, in brackets, after Holm's correction over all of them."""
+    m = holm_family_size(versus)
+    lines = []
+    for window in _windows(versus):
+        rows = [v for v in versus if _in_window(v, window)]
+        line = f"**{point_label(rows[0])}**: {_verdict_lists(rows, 'verdict')}"
+        if m:
+            line += f" (Holm-corrected over {m} comparisons: {_verdict_lists(rows, 'verdict_holm')})"
+        lines.append(line)
+    return lines
+
+
+def _points_phrase(labels: list[str]) -> str:
+    """``keep 0.5, 0.7`` for keep-highest windows, the full labels when offsets are among them."""
+    if all(label.startswith("keep ") and " offset " not in label for label in labels):
+        return "keep " + ", ".join(label[len("keep "):] for label in labels)
+    return ", ".join(labels)
+
+
+def _better_somewhere(better_at: dict[str, list[str]]) -> str:
+    return ", ".join(f"**{m}** ({_points_phrase(points)})" for m, points in better_at.items()) or "none"
+
+
+def _verdict_summary(summary: dict) -> list[str]:
+    """What the headline adds up to, without letting one verdict per score hide a fraction where it won."""
+    beat = summary["beat_random"]
+    lines = [(f"Better than random at some kept fraction (95 % Welch interval above zero): "
+             f"{_better_somewhere(summary['better_at'])}; of these, never worse anywhere: "
+             f"{', '.join(f'**{m}**' for m in beat) if beat else 'none'}.")]
+    if summary["holm_comparisons"]:
+        lines.append(f"After Holm's correction over all {summary['holm_comparisons']} comparisons with random, better "
+                     f"somewhere: {_better_somewhere(summary['better_at_holm'])}.")
+    lines.append("The uncorrected verdicts read each comparison on its own: better or worse when the 95 % Welch "
+                 "interval of the difference to random (same kept fraction) excludes zero. The Holm-corrected "
+                 "verdicts hold the chance of any false \"better\" or \"worse\" among all the comparisons in this "
+                 "report below 5 % (family-wise error), so they claim less.")
+    return lines
 
 
 def _finding_lines(summary: dict, versus) -> list[str]:
@@ -111,6 +188,10 @@ def _finding_lines(summary: dict, versus) -> list[str]:
             labels = [point_label(v) for v in points if v["verdict"] == kind]
             if labels:
                 parts.append(f"{VERDICT_PHRASES[kind]} at {', '.join(labels)}")
+        changed = [v for v in points if v.get("verdict_holm", v["verdict"]) != v["verdict"]]
+        if changed:
+            parts.append("after Holm's correction " + ", ".join(f"{v['verdict_holm']} at {point_label(v)}"
+                                                                 for v in changed))
         best = max(points, key=lambda v: v["diff"])
         lines.append(f"**{method}**: {'; '.join(parts)} (largest difference {best['diff'] * 100:+.2f} points "
                      f"at {point_label(best)}, 95 % CI [{best['ci_low'] * 100:+.2f}, {best['ci_high'] * 100:+.2f}]).")
@@ -122,11 +203,13 @@ def _finding_lines(summary: dict, versus) -> list[str]:
 
 def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
     out = [f"# datadiet report: {config.get('title', folder.name)}", ""]
-    beat = summary["beat_random"]
-    out += ["## What beat random", "",
-            ("Scores that beat random pruning at some kept fraction (95 % Welch interval above zero) and never "
-             f"did worse: **{', '.join(beat)}**." if beat else
-             "**No score beat random pruning** at any kept fraction with 95 % confidence."), ""]
+    if summary["headline"]:
+        out += [f"- {line}" for line in summary["headline"]] + [""]
+        for line in _verdict_summary(summary):
+            out += [line, ""]
+    else:
+        out += ["No score was compared with random (no random runs at the scores' kept fractions).", ""]
+    out += ["## Findings", ""]
     out += [f"- {line}" for line in _finding_lines(summary, versus)]
     if summary["full_data_accuracy"] is not None:
         out += [f"- Full data: final test accuracy {summary['full_data_accuracy']:.4f}."]
@@ -141,7 +224,12 @@ def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
     out += markdown_table([{"method": v["method"], "subset": point_label(v), "runs": v["n"],
                             "Δ acc. (points)": f"{v['diff'] * 100:+.2f}",
                             "95 % CI": f"[{v['ci_low'] * 100:+.2f}, {v['ci_high'] * 100:+.2f}]",
-                            "p": f"{v['p_value']:.3g}", "verdict": v["verdict"]} for v in versus], limit=len(versus))
+                            "p": f"{v['p_value']:.3g}", "verdict": v["verdict"],
+                            "p (Holm)": f"{v['p_holm']:.3g}", "verdict (Holm)": v["verdict_holm"]}
+                           for v in versus], limit=len(versus))
+    if versus:
+        out += ["", (f"*verdict*: the 95 % Welch interval of this one difference; *verdict (Holm)*: Holm-corrected "
+                f"p-value below 0.05 over all {summary['holm_comparisons']} comparisons in the table.")]
     if len(names) > 1:
         out += ["", "## Rank correlations of the scores (Spearman)", "", f"![spearman]({FIGURES['spearman']})", "",
                 "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

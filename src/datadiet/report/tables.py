@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..io import atomic_path
-from ..stats import interval_verdict, welch_interval
+from ..stats import holm, interval_verdict, p_value_verdict, welch_interval
 
 def flatten_results(records: Iterable[dict]) -> list[dict]:
     """One flat row per run (the CSV's columns), sorted by method, keep and seed."""
@@ -80,7 +80,9 @@ def curve_table(rows: Sequence[dict]) -> list[dict]:
 def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95) -> list[dict]:
     """For each point: mean accuracy minus random's at the same kept fraction, a Welch-t 95 % interval, a verdict.
 
-    The verdict is ``better`` or ``worse`` when the interval excludes 0, else ``no different``.
+    The verdict is ``better`` or ``worse`` when the interval excludes 0, else ``no different``; it is uncorrected,
+    one comparison at a time.  ``p_holm`` and ``verdict_holm`` correct for all the comparisons in the table at
+    once (Holm–Bonferroni: the family-wise error rate stays below ``1 − level``).
     With few runs per point the interval is wide; it says so honestly rather than over-claiming.
     """
     groups = _accuracies_by_point(rows)
@@ -93,7 +95,15 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         verdict = interval_verdict(low, high)
         out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref), "diff": diff,
                     "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
+    for row, p_holm in zip(out, holm([r["p_value"] for r in out])):
+        row["p_holm"] = float(p_holm)
+        row["verdict_holm"] = p_value_verdict(row["diff"], row["p_holm"], 1 - level)
     return out
+
+
+def holm_family_size(versus: Sequence[dict]) -> int:
+    """How many comparisons the Holm correction of :func:`compare_to_random` ran over (those with a p-value)."""
+    return sum(1 for v in versus if v.get("p_value") is not None and np.isfinite(v["p_value"]))
 
 
 def _typed(row: dict) -> dict:

@@ -6,10 +6,12 @@ from typing import Sequence
 import numpy as np
 
 from ..config import DataConfig, TrainConfig
+from ..errors import ConfigError
 from ..report.tables import flatten_results
 from ..runs.presets import Setting
 from ..runs.sweep import Task
 from ..runs.workspace import Workspace
+from ..scores.registry import ScoreLabel
 from ..selection import select, select_random
 
 
@@ -38,3 +40,35 @@ def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarr
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
     return [{**row, **extra} for row in flatten_results(records)]
+
+
+# A method is a score label plus, optionally, how its subset is chosen: ``el2n@epoch2`` keeps the highest scores
+# (Data Diet's window), ``el2n@epoch2+easiest`` the lowest, ``+ccs`` samples by coverage (Zheng et al., 2023) and
+# ``+moderate`` keeps the scores nearest the median (Xia et al., 2023).
+METHOD_RULES = ("hardest", "easiest", "ccs", "moderate")
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``"el2n@epoch2+ccs"`` → ``("el2n@epoch2", "ccs")``; no suffix means ``"hardest"``."""
+    label, _, rule = method.partition("+")
+    rule = rule or "hardest"
+    if rule not in METHOD_RULES:
+        raise ConfigError(f"Unknown selection rule {rule!r} in method {method!r}; write SCORE[+RULE] with RULE one "
+                          f"of {', '.join(METHOD_RULES)} (e.g. el2n@epoch2+ccs).")
+    ScoreLabel.parse(label)
+    return label, rule
+
+
+def method_name(label: str, rule: str) -> str:
+    return label if rule == "hardest" else f"{label}+{rule}"
+
+
+def select_by_rule(values, rule: str, *, keep: float, ids, seed: int) -> np.ndarray:
+    """The ids ``rule`` keeps from ``values`` (a ScoreTable or scores). Only CCS draws at random (with ``seed``)."""
+    if rule == "hardest":
+        return select(values, keep=keep, ids=ids)
+    if rule == "easiest":
+        return select(values, keep=keep, ids=ids, order="lowest")
+    if rule == "ccs":
+        return select(values, keep=keep, ids=ids, rule="ccs", seed=seed)
+    return select(values, keep=keep, ids=ids, rule="moderate")

@@ -25,6 +25,7 @@ from ..runs.sweep import RunSpec, Task, read_run_files, run_sweep, task_for
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select, select_random
+from .common import select_by_rule, split_method
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class Config:
     """One reproduction: a preset of the shared table plus the grid of this study."""
 
     setting: Setting
-    methods: tuple[str, ...] = ()       # score labels; empty = Kirsch's five at the setting's early epoch
+    # Score labels, each optionally with a selection rule: el2n@epoch2 (keep the hardest), el2n@epoch2+easiest,
+    # el2n@epoch2+ccs (coverage-centric sampling), el2n@epoch2+moderate. Empty = Kirsch's five at the early epoch.
+    methods: tuple[str, ...] = ()
     keeps: tuple[float, ...] = ()       # kept fractions; empty = the setting's
     # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
     # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.
@@ -48,8 +51,8 @@ class Config:
         for name in ("eval_seeds", "score_runs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
-        for label in self.methods:
-            ScoreLabel.parse(label)
+        for method in self.methods:
+            split_method(method)
 
     @property
     def resolved(self) -> "Config":
@@ -82,8 +85,8 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
         splits = load_data(data_cfg)
         write_json_atomic(out / "config.json", record)
         log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
-        tables = score_tables(config.methods, config.score_runs, train_cfg, data_cfg, splits, out / "scores",
-                              log=log)
+        labels = tuple(dict.fromkeys(split_method(m)[0] for m in config.methods))
+        tables = score_tables(labels, config.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
         tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
         write_plan(out, tasks)
         outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
@@ -115,11 +118,13 @@ def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, tr
         for keep in config.keeps:
             kept = select_random(ids, keep=keep, seed=cfg.seed)  # a fresh random subset for every run
             tasks.append(task_for(data_cfg, cfg, "random", keep, kept, train_set))
-            for label, table in tables.items():
-                tasks.append(task_for(data_cfg, cfg, label, keep, select(table, keep=keep), train_set))
-                for offset in extra_windows(keep, config.offsets):
-                    kept = select(table, keep=keep, offset=offset)
-                    tasks.append(task_for(data_cfg, cfg, label, keep, kept, train_set, offset))
+            for method in config.methods:
+                label, rule = split_method(method)
+                kept = select_by_rule(tables[label], rule, keep=keep, ids=None, seed=cfg.seed)
+                tasks.append(task_for(data_cfg, cfg, method, keep, kept, train_set))
+                for offset in extra_windows(keep, config.offsets) if rule == "hardest" else ():
+                    kept = select(tables[label], keep=keep, offset=offset)
+                    tasks.append(task_for(data_cfg, cfg, method, keep, kept, train_set, offset))
     return tasks
 
 

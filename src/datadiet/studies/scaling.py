@@ -1,0 +1,240 @@
+"""The regime map: does keeping the hardest examples pay, at this training-set size? [Sorscher et al. 2022; CCS]
+
+Sorscher et al. ("Beyond neural scaling laws", NeurIPS 2022) predict that keeping the *hardest* examples pays when
+data is abundant and keeping the *easiest* pays when it is scarce; Data Diet's offset discussion (B.3, Fig. 4)
+says the same, and Zheng et al. (CCS, ICLR 2023) show that hardest-only selection collapses at high pruning rates
+where coverage-aware sampling does not.  This study measures where a dataset sits.
+
+For every training-set size N (a seeded, class-balanced subset of the training split, test set unchanged) it
+scores the N examples with the setting's score runs (EL2N early in training by default), and trains, per kept
+fraction and evaluation seed:
+
+* ``random``: a fresh random subset per seed (the baseline);
+* ``SCORE``: the hardest examples (Data Diet's keep-the-highest window);
+* ``SCORE+easiest``: the easiest examples;
+* ``SCORE+ccs``: coverage-centric stratified sampling, drawn with the evaluation seed;
+* ``full``: all N examples, and the redundancy ``full − random`` at the largest kept fraction.
+
+Every subset trains for the steps of its own N's full data (matched budget).  The crossover is where the hardest
+window's difference to random turns from below the easiest window's to above it, interpolated in log N.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+from ..report import figures
+from ..report.markdown import Section, write_section
+from ..report.tables import compare_to_random, curve_table
+from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.workspace import Workspace
+from .common import METHOD_RULES, accuracy_rows, baseline_tasks, method_name, select_by_rule
+
+NAME = "scaling"
+TITLE = "The regime map: hardest, easiest and coverage-sampled subsets against random, as the data grows"
+SOURCE = ("Sorscher et al. (2022) Fig. 1 (the crossover), Data Diet B.3 / Fig. 4 (offsets), Zheng et al. (2023) "
+          "(CCS at high pruning rates)")
+
+RULES = ("hardest", "easiest", "ccs")
+
+
+@dataclass(frozen=True)
+class Config:
+    setting: Setting
+    sizes: tuple[int, ...] = (1000, 4000, 16000)  # training-set sizes N (class-balanced subsets; 0 = all)
+    keeps: tuple[float, ...] = (0.3, 0.5, 0.7)    # kept fractions
+    rules: tuple[str, ...] = RULES                # hardest, easiest, ccs, moderate
+    score: str | None = None                      # score label; None = EL2N early in training
+    epochs_per_size: tuple[float, ...] = ()       # training epochs per size (aligned with sizes); empty = the setting's
+    eval_seeds: int | None = None                 # evaluation runs per point; None = the setting's
+    score_runs: int | None = None                 # score runs averaged; None = the setting's
+
+    def __post_init__(self) -> None:
+        if not self.sizes or any(n < 0 for n in self.sizes):
+            raise ConfigError(f"--sizes takes training-set sizes >= 0 (0 = the whole training split); got "
+                              f"{list(self.sizes)}.")
+        if self.epochs_per_size and len(self.epochs_per_size) != len(self.sizes):
+            raise ConfigError(f"--epochs-per-size gives one budget per size: {len(self.sizes)} sizes but "
+                              f"{len(self.epochs_per_size)} epochs.")
+        for name in ("eval_seeds", "score_runs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
+        if any(not e > 0 for e in self.epochs_per_size):
+            raise ConfigError(f"--epochs-per-size must be positive, got {list(self.epochs_per_size)}.")
+        if not self.keeps or any(not 0 < k < 1 for k in self.keeps):
+            raise ConfigError(f"--keeps takes fractions in (0, 1); got {list(self.keeps)}.")
+        unknown = [r for r in self.rules if r not in METHOD_RULES]
+        if unknown or not self.rules:
+            raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}; got {list(self.rules)}.")
+
+
+PRESETS = {
+    "smoke": Config(SETTINGS["smoke"], sizes=(192, 384), keeps=(0.5,), epochs_per_size=(2, 2)),
+    # Chosen to fit 20 minutes on 2 CPU cores (see README "The regime map"); the small CNN of the quick setting,
+    # without augmentation, 2 evaluation seeds.  Larger N trains fewer epochs: the same number of steps per
+    # example would grow the cost with N², and the small CNN converges in fewer passes over more data.
+    "quick": Config(SETTINGS["quick"], sizes=(1000, 4000, 16000, 0), epochs_per_size=(20, 10, 4, 2), eval_seeds=2,
+                    score_runs=2),
+    # Full ResNet18 on Fashion-MNIST on one GPU, the gpu setting's 6 epochs everywhere.
+    "gpu": Config(SETTINGS["gpu"], sizes=(2000, 5000, 10000, 20000, 0)),
+    # CIFAR-10 with the full recipe: 10 %, 20 %, 50 % and all of the training set.
+    "paper": Config(SETTINGS["paper"], sizes=(5000, 10000, 25000, 0)),
+}
+
+
+# ---------------------------------------------------------------- the grid
+
+def size_setting(config: Config, index: int) -> Setting:
+    """The setting restricted to the ``index``-th training-set size (its own epochs, if given)."""
+    base, n = config.setting, config.sizes[index]
+    data = replace(base.data, subset=n or None, subset_mode="balanced")
+    train: TrainConfig = replace(base.train, epochs=config.epochs_per_size[index]) if config.epochs_per_size else base.train
+    return replace(base, data=data, train=train, keeps=tuple(config.keeps),
+                   eval_seeds=config.eval_seeds or base.eval_seeds, score_runs=config.score_runs or base.score_runs)
+
+
+def score_label(config: Config) -> str:
+    return config.score or config.setting.early("el2n")
+
+
+def size_tasks(ws: Workspace, config: Config, setting: Setting) -> list:
+    """Full-data and random baselines plus every rule at every kept fraction, for one size."""
+    label = score_label(config)
+    table = ws.scores(setting, methods=(label,))[label]
+    ids = ws.splits(setting.data).train.ids.numpy()
+    tasks = baseline_tasks(ws, setting, config.keeps)
+    for cfg in setting.eval_configs():
+        for rule in config.rules:
+            for keep in config.keeps:
+                kept = select_by_rule(table, rule, keep=keep, ids=ids, seed=cfg.seed)
+                tasks.append(ws.task(setting.data, cfg, method_name(label, rule), keep, kept))
+    return tasks
+
+
+# ---------------------------------------------------------------- pure computations
+
+def regime_rows(rows_by_size: dict[int, list[dict]], label: str, rules: Sequence[str]) -> list[dict]:
+    """Per size, rule and kept fraction: the difference to random (Welch 95 % interval) and the verdict."""
+    out = []
+    for n, rows in rows_by_size.items():
+        versus = {(v["method"], v["keep"]): v for v in compare_to_random(rows) if v.get("offset") is None}
+        for rule in rules:
+            for (method, keep), v in sorted(versus.items(), key=lambda kv: kv[0][1]):
+                if method == method_name(label, rule):
+                    out.append({"n": n, "rule": rule, "keep": keep, "diff": v["diff"], "ci_low": v["ci_low"],
+                                "ci_high": v["ci_high"], "p_value": v["p_value"], "verdict": v["verdict"],
+                                "seeds": v["n"]})
+    return out
+
+
+def redundancy_rows(rows_by_size: dict[int, list[dict]], keep: float) -> list[dict]:
+    """Per size: full-data accuracy, random's at ``keep``, and their difference (small = redundant data)."""
+    out = []
+    for n, rows in rows_by_size.items():
+        curve = {(r["method"], r["keep"]): r["mean"] for r in curve_table(rows) if r["offset"] is None}
+        full, random = curve.get(("full", 1.0)), curve.get(("random", keep))
+        out.append({"n": n, "full": full, f"random_{keep:g}": random,
+                    "redundancy_gap": None if full is None or random is None else full - random})
+    return out
+
+
+def crossovers(regime: list[dict], keeps: Sequence[float]) -> list[dict]:
+    """Per kept fraction: the sizes between which hardest − easiest (each against random) changes sign, and the
+    crossover interpolated linearly in log N (``None`` when the sign never changes)."""
+    out = []
+    for keep in keeps:
+        gap = {}
+        for r in regime:
+            if r["keep"] == keep and r["rule"] in ("hardest", "easiest"):
+                gap.setdefault(r["n"], {})[r["rule"]] = r["diff"]
+        points = sorted((n, g["hardest"] - g["easiest"]) for n, g in gap.items() if len(g) == 2)
+        found = None
+        for (n0, d0), (n1, d1) in zip(points, points[1:]):
+            if d0 < 0 <= d1 or d0 > 0 >= d1:
+                t = d0 / (d0 - d1)
+                found = {"keep": keep, "below": n0, "above": n1, "direction": "to hardest" if d1 >= 0 else "to easiest",
+                         "crossover_n": round(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0))))}
+                break
+        out.append(found or {"keep": keep, "below": None, "above": None, "direction": None, "crossover_n": None,
+                             "hardest_minus_easiest": [round(d, 4) for _, d in points]})
+    return out
+
+
+# ---------------------------------------------------------------- the study
+
+def run(config: Config, ws: Workspace) -> dict:
+    label = score_label(config)
+    rows_by_size: dict[int, list[dict]] = {}
+    for i in range(len(config.sizes)):
+        setting = size_setting(config, i)
+        n = len(ws.splits(setting.data).train)
+        records = ws.evaluate(size_tasks(ws, config, setting))
+        rows_by_size[n] = accuracy_rows(records, n=n, epochs=setting.train.epochs)
+    regime = regime_rows(rows_by_size, label, config.rules)
+    redundancy = redundancy_rows(rows_by_size, max(config.keeps))
+    crossing = crossovers(regime, config.keeps)
+    folder = ws.folder(NAME)
+    _draw(regime, crossing, folder / "regime.png", label)
+    section = Section(
+        NAME, TITLE, SOURCE, findings(regime, redundancy, crossing, config, label),
+        {"regime.csv": regime, "redundancy.csv": redundancy, "crossover.csv": crossing,
+         "results.csv": [r for rows in rows_by_size.values() for r in rows]},
+        {"regime.png": f"{label}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
+                       "Welch interval), against the training-set size N; one panel per kept fraction, crossovers "
+                       "dashed"},
+        {"setting": config.setting.name, "sizes": list(config.sizes), "epochs": list(config.epochs_per_size),
+         "keeps": list(config.keeps), "rules": list(config.rules), "score": label,
+         "eval_seeds": config.eval_seeds or config.setting.eval_seeds,
+         "score_runs": config.score_runs or config.setting.score_runs},
+        {"regime": regime, "redundancy": redundancy, "crossovers": crossing})
+    return write_section(folder, section)
+
+
+def findings(regime, redundancy, crossing, config: Config, label: str) -> list[str]:
+    lines = []
+    for r in redundancy:
+        if r["redundancy_gap"] is not None:
+            lines.append(f"N = {r['n']}: full data {r['full']:.4f}, random {max(config.keeps):g} "
+                         f"{r[f'random_{max(config.keeps):g}']:.4f}; redundancy gap "
+                         f"{r['redundancy_gap'] * 100:+.2f} points.")
+    for c in crossing:
+        if c["crossover_n"] is not None:
+            lines.append(f"keep {c['keep']:g}: the better direction switches {c['direction']} between N = "
+                         f"{c['below']} and N = {c['above']} (≈ {c['crossover_n']} by log-interpolation).")
+        else:
+            lines.append(f"keep {c['keep']:g}: no crossover within the sizes measured (hardest − easiest, in "
+                         f"accuracy, per size: {c['hardest_minus_easiest']}).")
+    for rule in config.rules:
+        for r in (x for x in regime if x["rule"] == rule):
+            lines.append(f"{method_name(label, rule)} at N = {r['n']}, keep {r['keep']:g}: {r['diff'] * 100:+.2f} "
+                         f"points vs random [{r['ci_low'] * 100:+.2f}, {r['ci_high'] * 100:+.2f}], {r['verdict']}.")
+    return lines
+
+
+def _draw(regime: list[dict], crossing: list[dict], path, label: str) -> None:
+    plt = figures.pyplot()
+    keeps = sorted({r["keep"] for r in regime})
+    fig, axes = plt.subplots(1, len(keeps), figsize=(4.5 * len(keeps), 3.8), squeeze=False, sharey=True)
+    for ax, keep in zip(axes[0], keeps):
+        for rule in sorted({r["rule"] for r in regime}):
+            pts = sorted((r for r in regime if r["keep"] == keep and r["rule"] == rule), key=lambda r: r["n"])
+            x = [r["n"] for r in pts]
+            y = np.array([r["diff"] for r in pts]) * 100
+            err = [y - np.array([r["ci_low"] for r in pts]) * 100, np.array([r["ci_high"] for r in pts]) * 100 - y]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method_name(label, rule))
+        ax.axhline(0, color="black", linewidth=0.8)
+        for c in crossing:
+            if c["keep"] == keep and c["crossover_n"]:
+                ax.axvline(c["crossover_n"], color="grey", linestyle="--", label=f"crossover ≈ {c['crossover_n']}")
+        ax.set_xscale("log")
+        ax.set_title(f"keep {keep:g}")
+        ax.set_xlabel("training-set size N")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy minus random (points)")
+    figures.save(fig, path)
