@@ -208,3 +208,28 @@ def test_analyze_all_skips_analyses_without_the_preset_and_says_so(tmp_path, mon
     out = capsys.readouterr().out
     for name in set(MODULES) - set(with_gpu):
         assert f"== {name} (gpu): skipped, it has no 'gpu' preset" in out
+
+
+def test_prune_with_ccs_and_moderate_rules_matches_select(tmp_path, capsys):
+    from datadiet.scores import load_scores
+    from datadiet.selection import select
+
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    common = ["--dataset", "mnist", "--data-root", str(root), *TINY]
+    run_cli(capsys, "score", *common, "--epochs", "1", "--scores", "random", "--runs", "1", "--out", str(tmp_path / "s"))
+    score_file = tmp_path / "s" / "random.npz"
+    table = load_scores(score_file)
+    for extra, kwargs in ((["--rule", "ccs", "--beta", "0.1", "--bins", "4", "--seed", "3"],
+                          {"rule": "ccs", "beta": 0.1, "bins": 4, "seed": 3}),
+                          (["--rule", "moderate"], {"rule": "moderate"})):
+        out = tmp_path / f"{kwargs['rule']}.json"
+        code, stdout, _ = run_cli(capsys, "prune", "--score-file", str(score_file), "--keep", "0.3", *extra,
+                                  "--out", str(out))
+        assert code == 0 and f"{kwargs['rule']} rule" in stdout
+        manifest = json.loads(out.read_text())
+        assert manifest["ids"] == select(table, keep=0.3, **kwargs).tolist()
+        assert manifest["selection"]["rule"] == kwargs["rule"]
+    code, _, err = run_cli(capsys, "prune", "--score-file", str(score_file), "--keep", "0.3", "--rule", "ccs",
+                           "--offset", "0.2", "--out", str(tmp_path / "bad.json"))
+    _assert_clean_error(code, err, "offset")
+    assert not (tmp_path / "bad.json").exists()

@@ -35,7 +35,7 @@ from .runs.presets import PRESETS as SETTINGS
 from .runs.scoring import ScoreConfig, run_scores
 from .runs.workspace import Execution, Workspace
 from .scores import load_scores
-from .selection import select
+from .selection import RULES, select
 from .studies import MODULES, available, build_workspace_report, get_analysis, get_preset, run_analysis
 from .studies import reproduce as reproduction
 from .training import train
@@ -96,21 +96,30 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Select a subset from a score file (Data Diet B.3 offset window) and write a subset manifest."""
+    """Select a subset from a score file and write a subset manifest.
+
+    Rules: ``window`` (Data Diet B.3: the highest scores, or an offset window), ``ccs`` (coverage-centric
+    stratified sampling, Zheng et al. 2023) and ``moderate`` (the scores nearest the median, Xia et al. 2023)."""
     table = load_scores(args.score_file)
     train_set = load_data(_scored_data(table, args)).train
     table.check_dataset(train_set)  # a score file of other data is refused here, not later at `train`
     labels = train_set.labels.numpy() if args.class_balanced else None
-    ids = select(table, keep=args.keep, offset=args.offset, order=args.order, labels=labels,
-                 class_balanced=args.class_balanced)
-    selection = {"scores": str(args.score_file), "score": table.label, "keep": args.keep, "offset": args.offset,
-                 "order": args.order, "class_balanced": args.class_balanced,
+    options = _rule_options(args)
+    ids = select(table, keep=args.keep, labels=labels, class_balanced=args.class_balanced, rule=args.rule, **options)
+    selection = {"scores": str(args.score_file), "score": table.label, "keep": args.keep, "rule": args.rule,
+                 **options, "class_balanced": args.class_balanced,
                  "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
     save_subset(args.out, ids, table.meta["dataset"], selection)
-    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} (keep {args.keep}, "
-         f"offset {args.offset if args.offset is not None else 1 - args.keep if args.order == 'highest' else 0:g}); "
-         f"wrote {args.out}")
+    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} ({args.rule} rule, keep {args.keep:g}"
+         + "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in options.items())
+         + f"); wrote {args.out}")
     return 0
+
+
+def _rule_options(args: argparse.Namespace) -> dict:
+    """The options of the chosen rule that the user gave (select() refuses those that mean nothing to it)."""
+    given = {"offset": args.offset, "order": args.order, "beta": args.beta, "bins": args.bins, "seed": args.seed}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _scored_data(table, args: argparse.Namespace) -> DataConfig:
@@ -153,8 +162,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _say_summary(summary: dict, out: Path) -> None:
-    beat = summary["beat_random"]
-    _say(f"beat random (95% CI above zero at some fraction, never worse): {', '.join(beat) if beat else 'none'}")
+    for line in summary.get("headline", []):
+        _say(line.replace("**", ""))
     if summary.get("spearman_grand_init_input_norm") is not None:
         _say(f"Spearman(GraNd@init, input norm) = {summary['spearman_grand_init_input_norm']:.3f}")
     _say(f"report: {out / 'report.md'} and {out / 'report.html'}")
@@ -251,8 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-file", help="a score file (.npz) from `datadiet score`")
     _deprecated(p, "--scores", "--score-file")
     p.add_argument("--keep", type=float, required=True, help="fraction of examples kept, in (0, 1]")
-    p.add_argument("--offset", type=float, help="fraction of lowest scores dropped first (default: 1 - keep)")
-    p.add_argument("--order", choices=("highest", "lowest"), default="highest", help="keep the highest (default) or lowest")
+    p.add_argument("--rule", choices=RULES, default="window",
+                   help="window (default: Data Diet's offset window), ccs (coverage-centric sampling) or moderate "
+                   "(nearest the median)")
+    p.add_argument("--offset", type=float, help="window: fraction of lowest scores dropped first (default: 1 - keep)")
+    p.add_argument("--order", choices=("highest", "lowest"), help="window: keep the highest (default) or lowest")
+    p.add_argument("--beta", type=float, help="ccs: fraction of the hardest examples dropped first (default: by "
+                   "kept fraction, see selection.default_ccs_beta)")
+    p.add_argument("--bins", type=int, help="ccs: equal-width score bins (default 50)")
+    p.add_argument("--seed", type=int, help="ccs: seed of the sampling within bins (default 0)")
     p.add_argument("--class-balanced", action="store_true", help="apply the window within every class")
     p.add_argument("--data-root", help="where the scored dataset lies (default: $DATADIET_DATA, then system "
                    "locations); prune checks the score file against it")
