@@ -92,7 +92,7 @@ def test_unknown_model_and_dataset(tmp_path, capsys):
 
 def test_out_of_range_config(capsys):
     code, _, err = run_cli(capsys, "train", "--label-noise", "1.5")
-    _assert_clean_error(code, err, "Label_noise must lie in [0, 1]")
+    _assert_clean_error(code, err, "--label-noise must lie in [0, 1]")
 
 
 def test_nan_loss(tmp_path, capsys):

@@ -997,31 +997,7 @@ def _(c):
 # ----------------------------------------------------------------------------- the test
 
 # Cases where datadiet misbehaves today (kept strict: a fix turns them into failures until the mark goes).
-_FIELD_NOT_FLAG = "the message names the config field ({}), not the flag the user typed ({})"
-KNOWN_BUGS: dict[str, str] = {
-    "train-model-foo": "exit 2 with 'Unknown model' but only after train wrote --out/config.json: the folder keeps "
-                       "the recipe of a run that never started",
-    "train-subset-0": _FIELD_NOT_FLAG.format("'Subset must be positive, got 0.'", "--subset"),
-    "train-subset-mode-foo": _FIELD_NOT_FLAG.format("'Subset_mode must be ...'", "--subset-mode"),
-    "train-test-subset-0": _FIELD_NOT_FLAG.format("'Test_subset must be positive'", "--test-subset"),
-    "train-label-noise-1.5": _FIELD_NOT_FLAG.format("'Label_noise must lie in [0, 1]'", "--label-noise"),
-    "score-label-noise-1.5": _FIELD_NOT_FLAG.format("'Label_noise must lie in [0, 1]'", "--label-noise"),
-    "score-runs-0": _FIELD_NOT_FLAG.format("'runs must be at least 1, got 0.'", "--runs"),
-    "score-score-epochs-negative": _FIELD_NOT_FLAG.format("'Scoring epochs must be >= 0, got (-1.0,).'",
-                                                          "--score-epochs"),
-    "prune-score-file-inf": "an infinite score is refused by the selection without naming the score file "
-                            "('1 of 384 scores are not finite (+inf; first ids: 8)...')",
-    "score-score-batch-size-0": "--score-batch-size 0 is accepted (exit 0, scores written) instead of refused",
-    "analyze-device-tpu9": "exit 2 naming 'tpu9', but only after the workspace (--out/workspace.json) was created",
-    "analyze-data-root-nonexistent": "exit 2 naming the folder, but only after the workspace (--out/workspace.json) "
-                                     "was created",
-    "reproduce-executor-foo": "--executor foo is refused ('Unknown executor') only when the sweep starts: after "
-                              "scoring, with config.json, plan.json and scores/ already written to --out",
-    "reproduce-workers-0": "--workers 0 is refused only when the sweep starts (after scoring, config.json, plan.json "
-                           "and scores/ written), and the message says 'workers' not --workers",
-    "data-idx-label-out-of-range": "a label outside [0, 10) is refused without naming the file "
-                                   "('fashion-mnist: labels must lie in [0, 10), found [0, 42]')",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _params():

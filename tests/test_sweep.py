@@ -126,7 +126,7 @@ def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tm
 
 
 def test_unknown_executor_is_a_clear_error(root, tmp_path):
-    with pytest.raises(ConfigError, match="Unknown executor 'slurm'"):
+    with pytest.raises(ConfigError, match="Unknown --executor 'slurm'"):
         run_sweep(_tasks(root)[:1], tmp_path, executor="slurm", log=lambda _: None)
 
 

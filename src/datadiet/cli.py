@@ -30,6 +30,7 @@ from .data.registry import locate
 from .errors import DataDietError, NonFiniteLossError, unknown_name
 from .io import folder_lock, write_json_atomic
 from .manifest import load_subset, save_subset
+from .models import model_factory
 from .runs.migrate import migrate
 from .runs.presets import PRESETS as SETTINGS
 from .runs.scoring import ScoreConfig, run_scores
@@ -52,6 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     record = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
               "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
+    model_factory(train_cfg.model)  # an unknown model is refused before anything is written
     positions = None
     if args.subset_file:
         positions = load_subset(args.subset_file, splits.train)

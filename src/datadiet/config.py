@@ -34,10 +34,12 @@ class DataConfig:
     noise_seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.subset is None or self.subset > 0, f"subset must be positive, got {self.subset}")
-        _check(self.test_subset is None or self.test_subset > 0, f"test_subset must be positive, got {self.test_subset}")
-        _check(self.subset_mode in ("first", "balanced"), f"subset_mode must be 'first' or 'balanced', got {self.subset_mode!r}")
-        _check(0.0 <= self.label_noise <= 1.0, f"label_noise must lie in [0, 1], got {self.label_noise}")
+        _check(self.subset is None or self.subset > 0, f"--subset must be positive, got {self.subset}")
+        _check(self.test_subset is None or self.test_subset > 0,
+               f"--test-subset must be positive, got {self.test_subset}")
+        _check(self.subset_mode in ("first", "balanced"),
+               f"--subset-mode must be 'first' or 'balanced', got {self.subset_mode!r}")
+        _check(0.0 <= self.label_noise <= 1.0, f"--label-noise must lie in [0, 1], got {self.label_noise}")
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,7 @@ def _resolve_offset(keep: float, offset: float | None, order: str) -> float:
 
 
 def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
+    source = getattr(scores, "source", None)  # the file a ScoreTable was loaded from, for the messages
     if hasattr(scores, "runs") and hasattr(scores, "ids"):  # a ScoreTable
         ids = scores.ids if ids is None else ids
         scores = scores.mean
@@ -299,7 +300,7 @@ def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
                                         ("-inf", values == -np.inf)) if hit.any()]
         first = ids[bad][:5].tolist()
         raise SelectionError(
-            f"{int(bad.sum())} of {len(values)} scores are not finite ({', '.join(kinds)}; first ids: "
+            (f"Score file {source}: " if source else "") + f"{int(bad.sum())} of {len(values)} scores are not finite ({', '.join(kinds)}; first ids: "
             f"{', '.join(map(str, first))}{', ...' if bad.sum() > 5 else ''}). A non-finite score has no place in "
             "the ranking; the scoring run diverged. Recompute the scores (lower the learning rate if training "
             "diverged) before selecting.")

@@ -101,6 +101,10 @@ def _load_split(root: Path, split: str, name: str, classes: tuple[str, ...]) -> 
             f"shape {labels.shape}; they must hold the same number of examples. Re-download both files."
         )
     n = labels.shape[0]
+    if n and (int(labels.max()) >= len(classes)):
+        raise CorruptDataError(f"{name}/{split}: {label_path} holds labels up to {int(labels.max())}, but {name} has "
+                               f"{len(classes)} classes (0..{len(classes) - 1}). The label file is corrupt or "
+                               "belongs to another dataset: download it again.")
     return ImageDataset(
         name=name,
         split=split,

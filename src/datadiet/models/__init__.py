@@ -22,14 +22,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(name: str, *, num_classes: int, in_channels: int, width: float = 1.0) -> nn.Module:
-    """A freshly initialised model (uses the global torch RNG: seed it first)."""
+def model_factory(name: str) -> Callable[..., nn.Module]:
+    """The function that builds model ``name``; an unknown name is a clear error (checked before any writing)."""
     key = name.lower()
     if key not in MODELS:
         raise unknown_name("model", name, tuple(MODELS))
+    return MODELS[key]
+
+
+def build_model(name: str, *, num_classes: int, in_channels: int, width: float = 1.0) -> nn.Module:
+    """A freshly initialised model (uses the global torch RNG: seed it first)."""
+    factory = model_factory(name)
     if not width > 0:
         raise ConfigError(f"Model width multiplier must be positive, got {width}.")
-    return MODELS[key](num_classes=num_classes, in_channels=in_channels, width=width)
+    return factory(num_classes=num_classes, in_channels=in_channels, width=width)
 
 
-__all__ = ["MODELS", "build_model", "SmallCNN", "resnet18", "resnet50", "vgg13"]
+__all__ = ["MODELS", "build_model", "model_factory", "SmallCNN", "resnet18", "resnet50", "vgg13"]

@@ -50,9 +50,11 @@ class ScoreConfig:
         for name in self.scores:
             score_spec(name)
         if self.runs < 1:
-            raise ConfigError(f"runs must be at least 1, got {self.runs}.")
+            raise ConfigError(f"--runs must be at least 1, got {self.runs}.")
         if any(not e >= 0 for e in self.score_epochs):
-            raise ConfigError(f"Scoring epochs must be >= 0, got {self.score_epochs}.")
+            raise ConfigError(f"--score-epochs must be >= 0, got {' '.join(f'{e:g}' for e in self.score_epochs)}.")
+        if self.score_batch_size is not None and self.score_batch_size < 1:
+            raise ConfigError(f"--score-batch-size must be at least 1, got {self.score_batch_size}.")
 
     def labels(self) -> list[ScoreLabel]:
         """Every (score, time) this config produces, one score file each."""
@@ -227,6 +229,7 @@ def _read_run(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {str(ScoreLabel.parse(k)): data[k] for k in data.files}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataDietError) as exc:
-        raise DataDietError(f"The cached score run {path} is damaged ({type(exc).__name__}: {exc}). Delete it and "
-                            "re-run the same command: that run is recomputed, the others are kept.") from None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataDietError):
+        raise DataDietError(f"The cached score run {path} is damaged (not a readable .npz archive of score rows). "
+                            "Delete it and re-run the same command: that run is recomputed, the others are "
+                            "kept.") from None

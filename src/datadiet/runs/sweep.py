@@ -34,7 +34,7 @@ import torch
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
-from ..errors import ConfigError
+from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
 from ..training import resolve_device, train
 from .identity import digest_ids, identity
@@ -115,6 +115,7 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "lo
     :func:`default_workers`); with ``threads`` unset each run gets an equal share of the CPU threads.
     Results, files and resume behave exactly as with one worker: only this process writes them.
     """
+    check_execution(executor, workers)
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
@@ -128,20 +129,27 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "lo
     on_result = _recorder(out_dir, failures, len(todo), log)
     if executor == "local":
         k = default_workers(tasks) if workers is None else workers
-        if k < 1:
-            raise ConfigError(f"workers must be at least 1, got {k}.")
         if k == 1 or len(todo) < 2:
             _run_local(todo, threads, on_result)
         else:
             _run_workers(todo, min(k, len(todo)), threads or max(1, torch.get_num_threads() // k), on_result)
-    elif executor == "ray":
-        _run_ray(todo, address, cpus, gpus, threads, on_result)
     else:
-        raise ConfigError(f"Unknown executor {executor!r}; use 'local' or 'ray'.")
+        _run_ray(todo, address, cpus, gpus, threads, on_result)
     results = load_results(out_dir)
     wanted = set(unique)
     return SweepOutcome(results=[r for r in results if r["run_id"] in wanted], failures=failures,
                         skipped=len(unique) - len(todo), ran=len(todo) - len(failures))
+
+
+EXECUTORS = ("local", "ray")
+
+
+def check_execution(executor: str, workers: int | None) -> None:
+    """Refuse an unknown executor or a worker count below one, before anything is trained or written."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"Unknown --executor {executor!r}; use 'local' or 'ray'.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers must be a whole number of at least 1, got {workers!r}.")
 
 
 def load_results(out_dir: str | Path) -> list[dict]:
@@ -169,7 +177,11 @@ def read_run_files(out_dir: str | Path) -> RunFiles:
     is reported (and retrained by the sweep), never counted.
     """
     records, invalid = {}, {}
-    for path in sorted((Path(out_dir) / "runs").glob("*.json")):
+    runs = Path(out_dir) / "runs"
+    if runs.exists() and not runs.is_dir():
+        raise DataDietError(f"{runs} is a file, but datadiet keeps its run records in a folder of that name. Move "
+                            "the file away (or use another --out folder).")
+    for path in sorted(runs.glob("*.json")):
         problem = _record_problem(path)
         if isinstance(problem, str):
             invalid[path] = problem

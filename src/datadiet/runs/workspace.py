@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..config import DataConfig, TrainConfig
+from ..models import model_factory
+from ..training import resolve_device
 from .identity import identity
 from .presets import Setting, standard_scores
 from .scoring import score_tables
-from .sweep import Task, load_cached, run_sweep, task_for
+from .sweep import Task, check_execution, load_cached, run_sweep, task_for
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,14 @@ class Workspace:
 
     def __post_init__(self):
         self.root = Path(self.root)
+        check_execution(self.executor, self.workers)
+
+    def check(self, setting: Setting) -> None:
+        """Fail before anything is written: the device exists, the model is known and the data loads."""
+        train = self.train(setting.train)
+        resolve_device(train.device)
+        model_factory(train.model)
+        self.splits(setting.data)
 
     def folder(self, name: str) -> Path:
         path = self.root / name

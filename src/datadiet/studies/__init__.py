@@ -56,6 +56,7 @@ def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/a
     module = get_analysis(name)
     config = config or get_preset(module, preset)
     ws = workspace or Workspace(Path(root), **where)
+    ws.check(config.setting)
     with folder_lock(ws.root, f"datadiet analyze {module.NAME}"):
         write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet analyses", "modules": list(MODULES)})
         summary = module.run(config, ws)

@@ -21,7 +21,9 @@ from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
 from ..runs.scoring import score_tables
-from ..runs.sweep import RunSpec, Task, read_run_files, run_sweep, task_for
+from ..models import model_factory
+from ..runs.sweep import RunSpec, Task, check_execution, read_run_files, run_sweep, task_for
+from ..training import resolve_device
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select, select_random
@@ -80,6 +82,9 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
     data_cfg = replace(setting.data, data_root=data_root) if data_root else setting.data
     train_cfg = replace(setting.train, device=device) if device else setting.train
     record = folder_record(config, data_cfg, train_cfg)
+    check_execution(executor, workers)
+    resolve_device(train_cfg.device)
+    model_factory(train_cfg.model)
     with folder_lock(out, "datadiet reproduce"):
         _claim_folder(out, record)
         splits = load_data(data_cfg)
@@ -162,7 +167,11 @@ def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callab
     accounting = {"included_extra_seeds": extra_seeds == "include", **{k: sorted(v) for k, v in accounting.items()}}
     for line in describe_accounting(accounting):
         log(f"report: {line}")
-    tables = [load_scores(p) for p in sorted((folder / "scores").glob("*.npz"))]
+    scores = folder / "scores"
+    if scores.exists() and not scores.is_dir():
+        raise DataDietError(f"{scores} is a file, but datadiet keeps the score files in a folder of that name. Move "
+                            "the file away and re-run `datadiet reproduce` to recompute the scores.")
+    tables = [load_scores(p) for p in sorted(scores.glob("*.npz"))]
     return write_pruning_report(folder, config, [files.records[rid] for rid in chosen],
                                 {t.label: t.mean for t in tables}, accounting=accounting)
 
