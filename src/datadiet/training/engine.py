@@ -248,7 +248,7 @@ class _Record:
             raise NonFiniteLossError(
                 f"The training loss became NaN or infinite by step {step} (lr {self.config.lr}, model "
                 f"{self.config.model}). Training diverged: lower the learning rate (--lr), check the inputs for "
-                "NaN/inf, or try another seed. Nothing was written for this run."
+                "NaN/inf, or try another seed. No result was recorded for this run."
             )
 
 
