@@ -140,7 +140,7 @@ def test_bad_npz_files_and_missing_files(tmp_path):
     with pytest.raises(ext.ExternalValuesError, match="not integer example ids"):
         ext.read_values(tmp_path / "d.npz")
     (tmp_path / "e.npz").write_bytes(b"not a zip")
-    with pytest.raises(ext.ExternalValuesError, match="Cannot read"):
+    with pytest.raises(ext.ExternalValuesError, match="e.npz is not an .npz archive"):
         ext.read_values(tmp_path / "e.npz")
 
 

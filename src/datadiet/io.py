@@ -70,6 +70,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # every .npz is a zip archive (the second: an empty one)
+
+
+def is_zip_archive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a zip (``.npz``) archive. Checked before ``np.load``, which would otherwise
+    read any other file as a pickle and complain about ``allow_pickle``, a message that misleads."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4).startswith(ZIP_MAGIC)
+    except OSError:
+        return False
+
+
 # ----------------------------------------------------------------------------- one command per results folder
 
 LOCK_NAME = ".datadiet.lock"

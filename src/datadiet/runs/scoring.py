@@ -27,7 +27,7 @@ from ..config import DataConfig, TrainConfig, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError
-from ..io import atomic_path, folder_lock, write_json_atomic
+from ..io import atomic_path, folder_lock, is_zip_archive, write_json_atomic
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
 from ..scores.store import ScoreTable, load_scores, save_scores
@@ -227,6 +227,8 @@ def _write_run(path: Path, result: dict[str, np.ndarray]) -> None:
 
 def _read_run(path: Path) -> dict[str, np.ndarray]:
     try:
+        if not is_zip_archive(path):
+            raise ValueError("not a zip archive")
         with np.load(path, allow_pickle=False) as data:
             return {str(ScoreLabel.parse(k)): data[k] for k in data.files}
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataDietError):

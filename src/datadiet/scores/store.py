@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataDietError
-from ..io import atomic_path
+from ..io import ZIP_MAGIC, atomic_path
 from .registry import ScoreLabel
 
 FORMAT = "datadiet-scores/1"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # every .npz is a zip archive (the second: an empty one)
 _NPY_MAGIC = b"\x93NUMPY"  # a single saved array (np.save)
 
 
@@ -135,9 +134,9 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
     if head.startswith(_NPY_MAGIC):
         raise ScoreFileError(f"{not_ours}: it is a single .npy array, not an .npz archive. Recompute it with "
                              "`datadiet score`.")
-    if len(head) < 4 and any(magic.startswith(head) for magic in _ZIP_MAGIC):
+    if len(head) < 4 and any(magic.startswith(head) for magic in ZIP_MAGIC):
         raise _unreadable(path, EOFError(f"the file ends after {len(head)} bytes"))
-    if not head.startswith(_ZIP_MAGIC):
+    if not head.startswith(ZIP_MAGIC):
         raise ScoreFileError(f"{not_ours}: it is not an .npz (zip) archive at all. Pass the .npz file "
                              "`datadiet score --out DIR` wrote.")
     try:

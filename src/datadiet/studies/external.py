@@ -30,6 +30,7 @@ from ..report import figures
 from ..selection import rank_order
 from ..stats import correlations
 from ..errors import DataDietError, unknown_name
+from ..io import is_zip_archive
 from ..runs.memorization import estimate
 from ..runs.presets import PRESETS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
@@ -144,6 +145,9 @@ def _parse_value(path: Path, line: int, text: str, column: str) -> float:
 
 
 def _read_npz(path: Path, id_column: str, value_column: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    if not is_zip_archive(path):
+        raise ExternalValuesError(f"{path} is not an .npz archive (it does not start like a zip file). Save the "
+                                  "values with numpy.savez(path, ids=..., values=...), or pass a .csv or .json.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
