@@ -10,7 +10,8 @@ from datadiet.errors import ConfigError
 from datadiet.report.tables import read_csv
 from datadiet.runs.presets import PRESETS as SETTINGS
 from datadiet.selection import select
-from datadiet.studies.scaling import PRESETS, Config, crossovers, redundancy_rows, regime_rows, size_setting
+from datadiet.studies.scaling import (PRESETS, Config, by_rule, crossovers, redundancy_rows, regime_rows,
+                                      score_label, size_setting)
 from datadiet.runs.identity import digest_ids
 from datadiet.scores import load_scores
 from fakes import smoke_analysis
@@ -47,13 +48,15 @@ def test_no_crossover_lists_the_gaps():
 
 
 def test_regime_and_redundancy_match_hand_computation():
-    rows = (_rows(100, "full", 1.0, [0.90, 0.92]) + _rows(100, "random", 0.7, [0.88, 0.90])
-            + _rows(100, "el2n@epoch2", 0.7, [0.80, 0.82]) + _rows(100, "el2n@epoch2+easiest", 0.7, [0.89, 0.91]))
-    regime = regime_rows({100: rows}, "el2n@epoch2", ("hardest", "easiest"))
-    by_rule = {r["rule"]: r for r in regime}
-    assert by_rule["hardest"]["diff"] == pytest.approx(0.81 - 0.89)
-    assert by_rule["easiest"]["diff"] == pytest.approx(0.90 - 0.89)
-    assert by_rule["hardest"]["verdict"] == "worse"
+    rows = by_rule(_rows(100, "full", 1.0, [0.90, 0.92]) + _rows(100, "random", 0.7, [0.88, 0.90])
+                   + _rows(100, "el2n@epoch2", 0.7, [0.80, 0.82]) + _rows(100, "el2n@epoch2+easiest", 0.7, [0.89, 0.91]))
+    assert [r["method"] for r in rows[4:]] == ["hardest", "hardest", "easiest", "easiest"]
+    assert {r["score"] for r in rows[4:]} == {"el2n@epoch2"}
+    regime = regime_rows({100: rows}, ("hardest", "easiest"))
+    per_rule = {r["rule"]: r for r in regime}
+    assert per_rule["hardest"]["diff"] == pytest.approx(0.81 - 0.89)
+    assert per_rule["easiest"]["diff"] == pytest.approx(0.90 - 0.89)
+    assert per_rule["hardest"]["verdict"] == "worse"
     [red] = redundancy_rows({100: rows}, 0.7)
     assert red["redundancy_gap"] == pytest.approx(0.91 - 0.89)
 
@@ -73,9 +76,11 @@ def test_config_errors_name_the_flag():
 def test_size_setting_cuts_the_data_and_sets_the_budget():
     config = PRESETS["quick"]
     first, last = size_setting(config, 0), size_setting(config, len(config.sizes) - 1)
-    assert (first.data.subset, first.data.subset_mode, first.train.epochs) == (1000, "balanced", 20)
+    assert (first.data.subset, first.data.subset_mode, first.train.epochs) == (1000, "balanced", 30)
     assert last.data.subset is None and last.train.epochs == config.epochs_per_size[-1]
     assert first.eval_seeds == config.eval_seeds and first.score_runs == config.score_runs
+    # EL2N at a tenth of each size's budget (Data Diet: epoch 20 of 200)
+    assert score_label(config, first) == "el2n@epoch3" and score_label(config, last) == "el2n@epoch0.2"
 
 
 def test_smoke_runs_every_rule_at_every_size(workspace):
@@ -83,8 +88,8 @@ def test_smoke_runs_every_rule_at_every_size(workspace):
     folder = ws.root / "scaling"
     results = read_csv(folder / "results.csv")
     assert {r["n"] for r in results} == {192, 384}
-    methods = {r["method"] for r in results}
-    assert methods == {"full", "random", "el2n@epoch1", "el2n@epoch1+easiest", "el2n@epoch1+ccs"}
+    assert {r["method"] for r in results} == {"full", "random", "hardest", "easiest", "ccs"}
+    assert {r["score"] for r in results if r["method"] == "ccs"} == {"el2n@epoch0.2"}
     regime = read_csv(folder / "regime.csv")
     assert len(regime) == 2 * 3  # sizes × rules at one kept fraction
     assert (folder / "regime.png").is_file()
@@ -94,13 +99,15 @@ def test_smoke_runs_every_rule_at_every_size(workspace):
 def test_smoke_subsets_are_the_rules_selections(workspace):
     """The hardest and easiest runs trained on exactly what select() keeps from the stored scores."""
     ws, _ = workspace
-    tables = [load_scores(p) for p in sorted((ws.root / "scores").glob("*/el2n-epoch1.npz"))]
+    tables = [load_scores(p) for p in sorted((ws.root / "scores").glob("*/el2n-epoch0.2.npz"))]
     runs = [json.loads(p.read_text()) for p in (ws.root / "sweep" / "runs").glob("*.json")]
     for n in (192, 384):
         table = next(t for t in tables if len(t.ids) == n)
         hardest = digest_ids(select(table, keep=0.5))
         easiest = digest_ids(select(table, keep=0.5, order="lowest"))
         digests = {r["method"]: r["subset_digest"] for r in runs if r["data"]["subset"] == n}
-        assert digests["el2n@epoch1"] == hardest and digests["el2n@epoch1+easiest"] == easiest
-        assert np.unique([r["subset_digest"] for r in runs if r["data"]["subset"] == n
-                          and r["method"] == "el2n@epoch1+ccs"]).size == 2  # a fresh CCS draw per seed
+        assert digests["el2n@epoch0.2"] == hardest and digests["el2n@epoch0.2+easiest"] == easiest
+        ccs = [r for r in runs if r["data"]["subset"] == n and r["method"] == "el2n@epoch0.2+ccs"]
+        assert {r["subset_digest"] for r in ccs} == {
+            digest_ids(select(table, keep=0.5, rule="ccs", seed=r["train"]["seed"])) for r in ccs}
+        assert len({r["subset_digest"] for r in ccs}) == 2  # a fresh CCS draw per evaluation seed

@@ -33,7 +33,8 @@ from ..report.markdown import Section, write_section
 from ..report.tables import compare_to_random, curve_table
 from ..runs.presets import PRESETS as SETTINGS, Setting
 from ..runs.workspace import Workspace
-from .common import METHOD_RULES, accuracy_rows, baseline_tasks, method_name, select_by_rule
+from ..scores.registry import ScoreLabel
+from .common import METHOD_RULES, accuracy_rows, baseline_tasks, method_name, select_by_rule, split_method
 
 NAME = "scaling"
 TITLE = "The regime map: hardest, easiest and coverage-sampled subsets against random, as the data grows"
@@ -49,7 +50,7 @@ class Config:
     sizes: tuple[int, ...] = (1000, 4000, 16000)  # training-set sizes N (class-balanced subsets; 0 = all)
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)    # kept fractions
     rules: tuple[str, ...] = RULES                # hardest, easiest, ccs, moderate
-    score: str | None = None                      # score label; None = EL2N early in training
+    score: str | None = None                      # score label; None = EL2N at a tenth of each size's budget
     epochs_per_size: tuple[float, ...] = ()       # training epochs per size (aligned with sizes); empty = the setting's
     eval_seeds: int | None = None                 # evaluation runs per point; None = the setting's
     score_runs: int | None = None                 # score runs averaged; None = the setting's
@@ -78,7 +79,7 @@ PRESETS = {
     # Chosen to fit 20 minutes on 2 CPU cores (see README "The regime map"); the small CNN of the quick setting,
     # without augmentation, 2 evaluation seeds.  Larger N trains fewer epochs: the same number of steps per
     # example would grow the cost with N², and the small CNN converges in fewer passes over more data.
-    "quick": Config(SETTINGS["quick"], sizes=(1000, 4000, 16000, 0), epochs_per_size=(20, 10, 4, 2), eval_seeds=2,
+    "quick": Config(SETTINGS["quick"], sizes=(1000, 4000, 16000, 0), epochs_per_size=(30, 10, 4, 2), eval_seeds=2,
                     score_runs=2),
     # Full ResNet18 on Fashion-MNIST on one GPU, the gpu setting's 6 epochs everywhere.
     "gpu": Config(SETTINGS["gpu"], sizes=(2000, 5000, 10000, 20000, 0)),
@@ -98,13 +99,18 @@ def size_setting(config: Config, index: int) -> Setting:
                    eval_seeds=config.eval_seeds or base.eval_seeds, score_runs=config.score_runs or base.score_runs)
 
 
-def score_label(config: Config) -> str:
-    return config.score or config.setting.early("el2n")
+SCORE_FRACTION = 0.1  # Data Diet scores EL2N at epoch 20 of 200: a tenth of the budget
+
+
+def score_label(config: Config, setting: Setting) -> str:
+    """The score of one size: the configured label, or EL2N at a tenth of that size's budget (sizes train for
+    different numbers of epochs, so a fixed epoch would be early for one and the end of training for another)."""
+    return config.score or str(ScoreLabel("el2n", round(SCORE_FRACTION * setting.train.epochs, 3)))
 
 
 def size_tasks(ws: Workspace, config: Config, setting: Setting) -> list:
     """Full-data and random baselines plus every rule at every kept fraction, for one size."""
-    label = score_label(config)
+    label = score_label(config, setting)
     table = ws.scores(setting, methods=(label,))[label]
     ids = ws.splits(setting.data).train.ids.numpy()
     tasks = baseline_tasks(ws, setting, config.keeps)
@@ -118,14 +124,25 @@ def size_tasks(ws: Workspace, config: Config, setting: Setting) -> list:
 
 # ---------------------------------------------------------------- pure computations
 
-def regime_rows(rows_by_size: dict[int, list[dict]], label: str, rules: Sequence[str]) -> list[dict]:
-    """Per size, rule and kept fraction: the difference to random (Welch 95 % interval) and the verdict."""
+def by_rule(rows: list[dict]) -> list[dict]:
+    """Rows with the method replaced by its selection rule (``el2n@epoch2+ccs`` → ``ccs``; ``el2n@epoch2`` →
+    ``hardest``), the score kept in a ``score`` column: sizes score at different times, rules compare across them."""
+    out = []
+    for r in rows:
+        label, rule = split_method(r["method"]) if r["method"] not in ("full", "random") else (None, r["method"])
+        out.append({**r, "method": rule, "score": label})
+    return out
+
+
+def regime_rows(rows_by_size: dict[int, list[dict]], rules: Sequence[str]) -> list[dict]:
+    """Per size, rule and kept fraction: the difference to random (Welch 95 % interval) and the verdict, from
+    rows whose method is the rule (:func:`by_rule`)."""
     out = []
     for n, rows in rows_by_size.items():
         versus = {(v["method"], v["keep"]): v for v in compare_to_random(rows) if v.get("offset") is None}
         for rule in rules:
             for (method, keep), v in sorted(versus.items(), key=lambda kv: kv[0][1]):
-                if method == method_name(label, rule):
+                if method == rule:
                     out.append({"n": n, "rule": rule, "keep": keep, "diff": v["diff"], "ci_low": v["ci_low"],
                                 "ci_high": v["ci_high"], "p_value": v["p_value"], "verdict": v["verdict"],
                                 "seeds": v["n"]})
@@ -168,34 +185,36 @@ def crossovers(regime: list[dict], keeps: Sequence[float]) -> list[dict]:
 # ---------------------------------------------------------------- the study
 
 def run(config: Config, ws: Workspace) -> dict:
-    label = score_label(config)
     rows_by_size: dict[int, list[dict]] = {}
+    labels = {}
     for i in range(len(config.sizes)):
         setting = size_setting(config, i)
         n = len(ws.splits(setting.data).train)
+        labels[n] = score_label(config, setting)
         records = ws.evaluate(size_tasks(ws, config, setting))
-        rows_by_size[n] = accuracy_rows(records, n=n, epochs=setting.train.epochs)
-    regime = regime_rows(rows_by_size, label, config.rules)
+        rows_by_size[n] = by_rule(accuracy_rows(records, n=n, epochs=setting.train.epochs))
+    regime = regime_rows(rows_by_size, config.rules)
     redundancy = redundancy_rows(rows_by_size, max(config.keeps))
     crossing = crossovers(regime, config.keeps)
     folder = ws.folder(NAME)
-    _draw(regime, crossing, folder / "regime.png", label)
+    score = config.score or f"EL2N at {SCORE_FRACTION:g} of the budget"
+    _draw(regime, crossing, folder / "regime.png", score)
     section = Section(
-        NAME, TITLE, SOURCE, findings(regime, redundancy, crossing, config, label),
+        NAME, TITLE, SOURCE, findings(regime, redundancy, crossing, config, labels),
         {"regime.csv": regime, "redundancy.csv": redundancy, "crossover.csv": crossing,
          "results.csv": [r for rows in rows_by_size.values() for r in rows]},
-        {"regime.png": f"{label}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
+        {"regime.png": f"{score}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
                        "Welch interval), against the training-set size N; one panel per kept fraction, crossovers "
                        "dashed"},
         {"setting": config.setting.name, "sizes": list(config.sizes), "epochs": list(config.epochs_per_size),
-         "keeps": list(config.keeps), "rules": list(config.rules), "score": label,
+         "keeps": list(config.keeps), "rules": list(config.rules), "scores": labels,
          "eval_seeds": config.eval_seeds or config.setting.eval_seeds,
          "score_runs": config.score_runs or config.setting.score_runs},
         {"regime": regime, "redundancy": redundancy, "crossovers": crossing})
     return write_section(folder, section)
 
 
-def findings(regime, redundancy, crossing, config: Config, label: str) -> list[str]:
+def findings(regime, redundancy, crossing, config: Config, labels: dict[int, str]) -> list[str]:
     lines = []
     for r in redundancy:
         if r["redundancy_gap"] is not None:
@@ -211,12 +230,12 @@ def findings(regime, redundancy, crossing, config: Config, label: str) -> list[s
                          f"accuracy, per size: {c['hardest_minus_easiest']}).")
     for rule in config.rules:
         for r in (x for x in regime if x["rule"] == rule):
-            lines.append(f"{method_name(label, rule)} at N = {r['n']}, keep {r['keep']:g}: {r['diff'] * 100:+.2f} "
+            lines.append(f"{method_name(labels[r['n']], rule)} at N = {r['n']}, keep {r['keep']:g}: {r['diff'] * 100:+.2f} "
                          f"points vs random [{r['ci_low'] * 100:+.2f}, {r['ci_high'] * 100:+.2f}], {r['verdict']}.")
     return lines
 
 
-def _draw(regime: list[dict], crossing: list[dict], path, label: str) -> None:
+def _draw(regime: list[dict], crossing: list[dict], path, score: str) -> None:
     plt = figures.pyplot()
     keeps = sorted({r["keep"] for r in regime})
     fig, axes = plt.subplots(1, len(keeps), figsize=(4.5 * len(keeps), 3.8), squeeze=False, sharey=True)
@@ -226,7 +245,7 @@ def _draw(regime: list[dict], crossing: list[dict], path, label: str) -> None:
             x = [r["n"] for r in pts]
             y = np.array([r["diff"] for r in pts]) * 100
             err = [y - np.array([r["ci_low"] for r in pts]) * 100, np.array([r["ci_high"] for r in pts]) * 100 - y]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method_name(label, rule))
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=rule)
         ax.axhline(0, color="black", linewidth=0.8)
         for c in crossing:
             if c["keep"] == keep and c["crossover_n"]:
@@ -236,5 +255,5 @@ def _draw(regime: list[dict], crossing: list[dict], path, label: str) -> None:
         ax.set_xlabel("training-set size N")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("accuracy minus random (points)")
+    axes[0][0].set_ylabel(f"{score}: accuracy minus random (points)")
     figures.save(fig, path)
