@@ -10,7 +10,7 @@ from datadiet.models import MODELS, build_model
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_every_model_maps_images_to_logits(name, shape):
     torch.manual_seed(0)
-    model = build_model(name, num_classes=7, in_channels=shape[0], width=0.125)
+    model = build_model(name, num_classes=7, in_channels=shape[0], width=0.125, input_shape=shape)
     out = model(torch.randn(2, *shape))
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
@@ -39,7 +39,7 @@ def test_width_multiplier_scales_channels():
 
 
 def test_unknown_model_and_bad_width_are_clear_errors():
-    with pytest.raises(UnknownNameError, match="Unknown model 'resnet19'. Choose one of: resnet18, resnet50"):
+    with pytest.raises(UnknownNameError, match="Unknown model 'resnet19'. Choose one of: mlp, resnet18, resnet50"):
         build_model("resnet19", num_classes=10, in_channels=3)
     with pytest.raises(ConfigError, match="positive"):
         build_model("smallcnn", num_classes=10, in_channels=1, width=0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .version import __version__
 
 from .config import DataConfig, TrainConfig
-from .data import DatasetSplits, ImageDataset, load_data
+from .data import Dataset, DatasetSplits, ImageDataset, load_data, save_arrays
 from .errors import DataDietError
 from .models import build_model
 from .runs import ScoreConfig, Setting, run_scores
@@ -29,8 +29,8 @@ score = run_scores      # `datadiet score`
 prune = select          # `datadiet prune` (the manifest file is the CLI's; the ids are this function's)
 analyze = run_analysis  # `datadiet analyze NAME`
 
-__all__ = ["DataConfig", "DataDietError", "DatasetSplits", "ImageDataset", "PRESETS", "SCORES", "ScoreConfig",
+__all__ = ["DataConfig", "DataDietError", "Dataset", "DatasetSplits", "ImageDataset", "PRESETS", "SCORES", "ScoreConfig",
            "ScoreLabel", "ScoreTable", "Setting", "TrainConfig", "TrainResult", "__version__", "analyze",
            "build_model", "build_report", "el2n", "forgetting", "grand", "input_norm", "load_data", "load_scores",
            "prune", "random_score", "reproduce", "run_analysis", "run_scores", "save_scores", "score",
-           "score1", "score2", "score3", "select", "select_random", "self_confidence", "train"]
+           "save_arrays", "score1", "score2", "score3", "select", "select_random", "self_confidence", "train"]

@@ -183,10 +183,35 @@ def cmd_data(args: argparse.Namespace) -> int:
     folder = locate(data_cfg.dataset, data_cfg.data_root)
     splits = load_data(data_cfg)
     _say(f"{data_cfg.dataset} in {folder}")
+    source = splits.train.notes.get("source")
+    if source:  # data brought by the user: what was found, and how it was read
+        if source["kind"] == "folder":
+            layout = ("train/ and test/" if source.get("layout") == "split" else
+                      f"one split, {data_cfg.test_fraction:g} of each class held out for test "
+                      f"(seed {data_cfg.split_seed})")
+            _say(f"  source: image folder, {layout}")
+        else:
+            _say(f"  source: {source['kind']} ({source.get('format', 'in memory')})")
+        names = ", ".join(splits.train.classes[:20]) + (" ..." if splits.train.num_classes > 20 else "")
+        _say(f"  classes: {splits.train.num_classes} ({names})")
+        shape = splits.train.shape
+        _say(f"  examples: float features of dimension {shape[0]}" if splits.train.is_features else
+             f"  examples: {shape[0]}-channel images of {shape[1]}x{shape[2]} pixels (height x width)")
+        if "cache" in source:
+            _say(f"  cache: {source['cache']} ({'reused' if source['cache_hit'] else 'written now'})")
+        if source.get("ignored_count"):
+            more = " ..." if source["ignored_count"] > len(source["ignored"]) else ""
+            _say(f"  ignored (not images, or outside class folders): {source['ignored_count']}: "
+                 f"{', '.join(source['ignored'])}{more}")
     for ds in (splits.train, splits.test):
         _say(f"  {ds.split}: {len(ds)} examples of shape {ds.shape}, {ds.num_classes} classes, "
              f"fingerprint {ds.fingerprint}")
-    _say(f"  normalization mean {tuple(round(m, 4) for m in splits.mean)} std {tuple(round(s, 4) for s in splits.std)}")
+    if splits.train.is_features:
+        _say(f"  normalization per dimension: mean in [{min(splits.mean):.4g}, {max(splits.mean):.4g}], "
+             f"std in [{min(splits.std):.4g}, {max(splits.std):.4g}]")
+    else:
+        _say(f"  normalization mean {tuple(round(m, 4) for m in splits.mean)} "
+             f"std {tuple(round(s, 4) for s in splits.std)}")
     return 0
 
 

@@ -24,22 +24,48 @@ from .errors import ConfigError
 class DataConfig:
     """Which data to load and how to cut it."""
 
-    dataset: str = "fashion-mnist"
+    dataset: str = "fashion-mnist"    # a registered name, folder:PATH (image folders) or arrays:FILE.npz|DIR
     data_root: Optional[str] = None   # None: $DATADIET_DATA, then the dataset's system folder
     subset: Optional[int] = None      # train on n examples of the training split
     subset_mode: str = "first"        # "first" n, or seeded class-"balanced" n
     subset_seed: int = 0
-    test_subset: Optional[int] = None  # evaluate on the first n test examples
+    test_subset: Optional[int] = None  # evaluate on the first n test examples (balanced n: own data sorted by class)
     label_noise: float = 0.0          # fraction of training labels permuted among themselves
     noise_seed: int = 0
+    resize: Optional[tuple[int, int]] = None  # folder: only: resize all images to H W (bilinear); None: sizes agree
+    channels: Optional[int] = None    # folder: only: 1 (grayscale) or 3 (RGB); None: keep, if all images agree
+    test_fraction: float = 0.2        # folder: without train/ and test/ only: fraction of each class held out for test
+    split_seed: int = 0               # folder: without train/ and test/ only: seed of the held-out draw
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
+               f"--dataset must be a dataset name, folder:PATH or arrays:PATH, got {self.dataset!r}")
         _check(self.subset is None or self.subset > 0, f"--subset must be positive, got {self.subset}")
         _check(self.test_subset is None or self.test_subset > 0,
                f"--test-subset must be positive, got {self.test_subset}")
         _check(self.subset_mode in ("first", "balanced"),
                f"--subset-mode must be 'first' or 'balanced', got {self.subset_mode!r}")
         _check(0.0 <= self.label_noise <= 1.0, f"--label-noise must lie in [0, 1], got {self.label_noise}")
+        if isinstance(self.resize, list):  # from Python or JSON: a tuple, so that the config stays hashable
+            object.__setattr__(self, "resize", tuple(self.resize))
+        _check(self.resize is None or (isinstance(self.resize, tuple) and len(self.resize) == 2
+                                       and all(_is_int(v) and v > 0 for v in self.resize)),
+               f"--resize takes two positive whole numbers, the height and width (e.g. --resize 32 32), got "
+               f"{_show(self.resize)}")
+        _check(self.channels in (None, 1, 3) and not isinstance(self.channels, bool),
+               f"--channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
+        _check(_is_real(self.test_fraction) and 0.0 < self.test_fraction < 1.0,
+               f"--test-fraction must lie strictly between 0 and 1, got {self.test_fraction!r}")
+        _check(_is_int(self.split_seed) and self.split_seed >= 0,
+               f"--split-seed must be a whole number >= 0, got {self.split_seed!r}")
+        if not self.dataset.lower().startswith("folder:"):
+            given = [flag for flag, used in (("--resize", self.resize is not None),
+                                              ("--channels", self.channels is not None),
+                                              ("--test-fraction", self.test_fraction != 0.2),
+                                              ("--split-seed", self.split_seed != 0)) if used]
+            _check(not given, f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to image "
+                              f"folders (--dataset folder:PATH), not to {self.dataset!r}; drop "
+                              f"{'them' if len(given) > 1 else 'it'}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """In-memory image datasets with stable example ids and a content fingerprint.
 
-An :class:`ImageDataset` holds one split as uint8 images ``[N, C, H, W]``,
-int64 labels ``[N]`` and int64 ids ``[N]``.  Ids are indices into the
+An :class:`ImageDataset` holds one split as uint8 images ``[N, C, H, W]`` (or,
+for data brought as feature vectors, float32 features ``[N, D]``: see
+:attr:`ImageDataset.is_features`), int64 labels ``[N]`` and int64 ids ``[N]``.  Ids are indices into the
 dataset's *official* order (the order of the files as published), so a
 subset, a shuffled copy or a noisy-label copy still names every example by the
 same number.  The fingerprint hashes pixels, labels and ids: two datasets with
@@ -26,10 +27,13 @@ class ImageDataset:
     Attributes:
         name: registry name, e.g. ``"fashion-mnist"``.
         split: ``"train"`` or ``"test"``.
-        images: uint8 tensor ``[N, C, H, W]``.
+        images: uint8 tensor ``[N, C, H, W]``, or float32 features ``[N, D]`` (finite values; never augmented,
+            normalized per dimension).
         labels: int64 tensor ``[N]`` with values in ``[0, num_classes)``.
-        ids: int64 tensor ``[N]``: position of each example in the official order.
+        ids: int64 tensor ``[N]``: position of each example in the official order (or, for arrays brought with
+            their own ``ids_train``, the user's unique ids).
         classes: class names; ``len(classes)`` is the number of classes.
+        notes: provenance that does not identify the data (label noise, where a folder's cache lies, ...).
     """
 
     name: str
@@ -51,13 +55,23 @@ class ImageDataset:
         return len(self.classes)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """Per-example image shape ``(C, H, W)``."""
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        """Per-example shape: ``(C, H, W)`` for images, ``(D,)`` for features."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def is_features(self) -> bool:
+        """True when the examples are float feature vectors ``[N, D]`` rather than uint8 images."""
+        return self.images.ndim == 2
+
+    @property
+    def kind(self) -> str:
+        """``"images"`` or ``"features"``."""
+        return "features" if self.is_features else "images"
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 (hex, first 16 bytes) of shape, pixels, labels and ids."""
+        """SHA-256 (hex, first 16 bytes) of shape, pixels (or feature bytes), labels and ids."""
         h = hashlib.sha256()
         h.update(repr(tuple(self.images.shape)).encode())
         h.update(_contiguous_bytes(self.images))
@@ -104,7 +118,11 @@ class ImageDataset:
 
 @dataclass(frozen=True, eq=False)
 class DatasetSplits:
-    """Train and test splits plus the normalization statistics of the train split."""
+    """Train and test splits plus the normalization statistics of the train split.
+
+    For images ``mean``/``std`` hold one value per channel, of pixels scaled to [0, 1]; for features one value
+    per dimension, in the features' own units (see :func:`feature_stats`).
+    """
 
     train: ImageDataset
     test: ImageDataset
@@ -135,14 +153,34 @@ def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float,
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
+def feature_stats(features: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dimension mean and standard deviation of float features ``[N, D]``, in float64 over chunks.
+
+    Two passes (mean, then squared deviations), so a constant dimension has a standard deviation of exactly
+    0; such a dimension gets std 1 (it is only centred, never divided by zero).
+    """
+    n, d = features.shape
+    total = torch.zeros(d, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        total += features[start:start + chunk].to(torch.float64).sum(0)
+    mean = total / max(n, 1)
+    sq = torch.zeros(d, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        sq += (features[start:start + chunk].to(torch.float64) - mean).pow(2).sum(0)
+    std = (sq / max(n, 1)).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
 def make_splits(train: ImageDataset, test: ImageDataset) -> DatasetSplits:
-    """Bundle splits with normalization statistics computed on ``train`` only."""
+    """Bundle splits with normalization statistics computed on ``train`` only (per channel for images, per
+    dimension for features)."""
     if train.shape != test.shape or train.classes != test.classes:
         raise CorruptDataError(
-            f"{train.name}: train images {train.shape} / {len(train.classes)} classes do not match "
-            f"test images {test.shape} / {len(test.classes)} classes. The files come from different datasets."
+            f"{train.name}: train {train.kind} {train.shape} / {len(train.classes)} classes do not match "
+            f"test {test.kind} {test.shape} / {len(test.classes)} classes. The files come from different datasets."
         )
-    mean, std = channel_stats(train.images)
+    mean, std = feature_stats(train.images) if train.is_features else channel_stats(train.images)
     return DatasetSplits(train=train, test=test, mean=mean, std=std)
 
 
@@ -151,8 +189,9 @@ def _contiguous_bytes(t: torch.Tensor) -> bytes:
 
 
 def _check_arrays(images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, num_classes: int, name: str) -> None:
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise CorruptDataError(f"{name}: images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
+    if not ((images.dtype == torch.uint8 and images.ndim == 4) or (images.dtype == torch.float32 and images.ndim == 2)):
+        raise CorruptDataError(f"{name}: images must be uint8 [N, C, H, W] (or features float32 [N, D]), got "
+                               f"{images.dtype} {tuple(images.shape)}.")
     n = images.shape[0]
     if labels.shape != (n,) or ids.shape != (n,):
         raise CorruptDataError(

@@ -10,6 +10,12 @@ A ``--data-root`` or ``$DATADIET_DATA`` that does not exist is an error (a typo
 must not go unnoticed).  When ``$DATADIET_DATA`` exists but lacks the dataset,
 the system copy is used with a :class:`DataLocationWarning` saying so; a folder
 that holds only part of a dataset is named, with the files it lacks.
+
+Data brought by the user is named by a source prefix instead of a registered name:
+``folder:PATH`` (an image folder, :mod:`datadiet.data.folder`) or ``arrays:FILE.npz`` /
+``arrays:DIR`` (arrays, :mod:`datadiet.data.arrays`).  The path is in the name, so
+``data_root`` and ``$DATADIET_DATA`` play no part; a relative path is resolved against
+the current folder, and the name is kept exactly as given (it is part of a run's identity).
 """
 from __future__ import annotations
 
@@ -19,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DatasetNotFoundError, unknown_name
+from ..errors import ConfigError, DatasetNotFoundError, unknown_name
 from . import idx
+from .arrays import load_arrays
 from .dataset import DatasetSplits
+from .folder import load_folder
 
 ENV_VAR = "DATADIET_DATA"
 
@@ -111,6 +119,22 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+SOURCE_PREFIXES = ("folder", "arrays")
+
+
+def parse_source(name: str) -> tuple[str, str] | None:
+    """``("folder", PATH)`` for ``folder:PATH``, ``("arrays", PATH)`` for ``arrays:PATH`` (prefix in any case),
+    ``None`` for a registered dataset name. An empty path is a ConfigError."""
+    prefix, sep, path = name.partition(":")
+    if not sep or prefix.lower() not in SOURCE_PREFIXES:
+        return None
+    kind = prefix.lower()
+    if not path.strip():
+        example = "folder:./my-images" if kind == "folder" else "arrays:./my-data.npz"
+        raise ConfigError(f"--dataset {name!r} names no path; give one after the colon, e.g. {example}.")
+    return kind, path
+
+
 def dataset_spec(name: str) -> DatasetSpec:
     key = name.lower()
     if key not in DATASETS:
@@ -143,6 +167,9 @@ def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
     so is a search that finds only part of the dataset (the error names the files missing).  When
     ``$DATADIET_DATA`` lacks the dataset and the system copy is used instead, a DataLocationWarning says so.
     """
+    source_kind = parse_source(name)
+    if source_kind is not None:
+        return _locate_source(name, *source_kind)
     spec = dataset_spec(name)
     root, source = _user_root(data_root)
     if root is not None and not root.is_dir():
@@ -200,7 +227,38 @@ def _listing(names: list[str], limit: int = 6) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def load_splits(name: str, data_root: str | os.PathLike | None = None) -> DatasetSplits:
-    """Load the train and test splits of ``name`` in their official order."""
+def _locate_source(name: str, kind: str, path_text: str) -> Path:
+    path = Path(path_text).expanduser()
+    where = "" if path.is_absolute() else f" (relative to the current folder, {Path.cwd()})"
+    if not path.exists():
+        what = ("an image folder (PATH/<class>/*.png, or PATH/train/<class>/... and PATH/test/<class>/...)"
+                if kind == "folder" else "a .npz file with x_train, y_train, x_test, y_test, or a folder of "
+                "those .npy files")
+        raise DatasetNotFoundError(f"--dataset {name}: {path} does not exist{where}. It should be {what}; "
+                                   "check the path (a typo?).")
+    if kind == "folder" and not path.is_dir():
+        raise DatasetNotFoundError(f"--dataset {name}: {path} is a file, not a folder. folder: takes a folder of "
+                                   "class folders; for a .npz file use arrays:PATH.")
+    return path
+
+
+def load_splits(name: str, data_root: str | os.PathLike | None = None, *, resize: tuple[int, int] | None = None,
+                channels: int | None = None, test_fraction: float = 0.2, split_seed: int = 0) -> DatasetSplits:
+    """Load the train and test splits of ``name`` in their official (canonical) order.
+
+    ``resize``, ``channels``, ``test_fraction`` and ``split_seed`` apply to ``folder:`` sources only (see
+    :func:`datadiet.data.folder.load_folder`); for any other dataset they must keep their defaults.
+    """
+    source = parse_source(name)
+    if source is not None and source[0] == "folder":
+        return load_folder(locate(name, data_root), name=name, resize=resize, channels=channels,
+                           test_fraction=test_fraction, seed=split_seed)
+    given = [flag for flag, used in (("resize", resize is not None), ("channels", channels is not None),
+                                     ("test_fraction", test_fraction != 0.2), ("split_seed", split_seed != 0)) if used]
+    if given:
+        raise ConfigError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to image folders "
+                          f"(folder:PATH), not to {name!r}.")
+    if source is not None:
+        return load_arrays(locate(name, data_root), name=name)
     spec = dataset_spec(name)
     return spec.load(locate(name, data_root))

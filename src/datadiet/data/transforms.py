@@ -48,15 +48,26 @@ def augment(images: torch.Tensor, *, pad: int, flip: bool, generator: torch.Gene
 
 
 class Normalizer:
-    """Turns uint8 ``[B, C, H, W]`` into normalized float, with stats from the training set."""
+    """Turns uint8 ``[B, C, H, W]`` into normalized float, with stats from the training set.
+
+    Images: ``mean``/``std`` are per channel, of pixels scaled to [0, 1].  Float features ``[B, D]`` (a 2-D
+    batch) are normalized per dimension instead, with ``mean``/``std`` of length D in the features' own units
+    (no 1/255 scaling): see :func:`datadiet.data.dataset.feature_stats`.
+    """
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32):
-        self.mean = torch.tensor(mean, dtype=dtype, device=device).view(1, -1, 1, 1) * 255.0
-        self.inv_std = 1.0 / (torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1) * 255.0)
+        mean_t = torch.tensor(mean, dtype=dtype, device=device)
+        std_t = torch.tensor(std, dtype=dtype, device=device)
+        self.mean = mean_t.view(1, -1, 1, 1) * 255.0
+        self.inv_std = 1.0 / (std_t.view(1, -1, 1, 1) * 255.0)
+        self.feature_mean = mean_t.view(1, -1)
+        self.feature_inv_std = 1.0 / std_t.view(1, -1)
         self.dtype = dtype
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() == 2:  # float features [B, D]
+            return (images.to(self.dtype) - self.feature_mean) * self.feature_inv_std
         return (images.to(self.dtype) - self.mean) * self.inv_std
 
 

@@ -9,6 +9,10 @@ choices that determine its numbers.  Two things never do, so they are dropped be
   numbers differ in rounding, not in meaning, and a sweep started on one machine may finish on another).
 
 The package version is not part of identity either: a bug fix must not orphan finished runs.
+
+For the same reason a config field added after results were stored is left out while it holds the value
+that adds nothing (:data:`ADDED_DEFAULTS`, the options of image folders): identities computed before it
+existed stay the same, and any other value is part of the identity as usual.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ from typing import Any
 import numpy as np
 
 IGNORED_KEYS = frozenset({"data_root", "device", "cuda_graph", "version"})
+# DataConfig fields added in 0.2 for data brought by the user (folder: sources) → the default they are left
+# out at.  Keys only: a key of that name anywhere in the value is treated alike.
+ADDED_DEFAULTS = {"resize": None, "channels": None, "test_fraction": 0.2, "split_seed": 0,
+                  "data_fingerprint": ""}  # RunSpec: the data's content, recorded for user-supplied data only
 DIGEST_LENGTH = 20  # hex characters: 80 bits, no collision in any sweep of realistic size
 
 
@@ -29,10 +37,20 @@ def canonical(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in value.items() if k not in IGNORED_KEYS}
+        return {str(k): canonical(v) for k, v in value.items()
+                if k not in IGNORED_KEYS and not _added_default(k, v)}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return json.loads(json.dumps(value, default=str))
+
+
+def _added_default(key: Any, value: Any) -> bool:
+    if key not in ADDED_DEFAULTS:
+        return False
+    default = ADDED_DEFAULTS[key]
+    if default is None or isinstance(default, str):
+        return value == default
+    return type(value) in (int, float) and value == default
 
 
 def identity(value: Any) -> str:

@@ -34,6 +34,7 @@ import torch
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
+from ..data.registry import parse_source
 from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
 from ..training import resolve_device, train
@@ -50,6 +51,10 @@ class RunSpec:
     keep: float                 # fraction of the training set kept (1.0 for "full")
     offset: float | None = None
     subset_digest: str = ""     # sha256 of the kept ids: ties the run to the exact subset
+    # The training split's fingerprint, for data the user brings (folder:, arrays:): its files can change under the
+    # same name, and a run of the old content must not count for the new. Built-in datasets never change, and
+    # leaving it empty for them keeps their run identities as they were.
+    data_fingerprint: str = ""
 
     @property
     def run_id(self) -> str:
@@ -79,7 +84,13 @@ def task_for(data: DataConfig, train: TrainConfig, method: str, keep: float, kep
              offset: float | None = None) -> Task:
     """A task training ``train`` on the examples ``kept_ids`` of ``train_set`` (the split ``data`` loads)."""
     positions = train_set.positions_of(kept_ids).numpy()
-    return Task(RunSpec(data, train, method, keep, offset, digest_ids(kept_ids)), positions)
+    return Task(RunSpec(data, train, method, keep, offset, digest_ids(kept_ids), content_of(data, train_set)),
+                positions)
+
+
+def content_of(data: DataConfig, train_set) -> str:
+    """``RunSpec.data_fingerprint``: the training split's fingerprint for user data, empty for built-in datasets."""
+    return train_set.fingerprint if parse_source(data.dataset) else ""
 
 
 def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None) -> dict:
@@ -204,6 +215,7 @@ def _record_problem(path: Path) -> dict | str:
     if not isinstance(record["train"], dict) or not isinstance(record["data"], dict):
         return "not a run record (train/data are not objects)"
     spec = {k: record.get(k) for k in ("data", "train", "method", "keep", "offset", "subset_digest")}
+    spec["data_fingerprint"] = record.get("data_fingerprint", "")
     if record["run_id"] != path.stem or identity(spec) != path.stem:
         return "its content does not match its name (edited or copied from another run)"
     return record

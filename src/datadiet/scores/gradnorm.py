@@ -20,6 +20,7 @@ layer are not defined), as the original Data Diet code does.
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ _EXPLICIT_CHUNK_ELEMENTS = 1 << 24  # bound on B·p·d floats materialised by th
 
 class UnsupportedLayerError(ConfigError):
     """A layer with trainable parameters that the fast path cannot handle exactly."""
+
+
+class ExactPathWarning(UserWarning):
+    """``method="auto"`` scores a model with the exact ``torch.func.vmap`` path because the fast path does not
+    cover some of its layers (issued once per model class per process)."""
+
+
+_WARNED: set[type] = set()  # model classes already warned about in this process
 
 
 @dataclass
@@ -79,7 +88,8 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
         cotangent: builds ``v`` from the logits (see :func:`cross_entropy_cotangent`).
         batch_size: examples per chunk; memory is bounded by the chunk, not by N.
         method: ``"fast"`` (layer-wise closed forms), ``"vmap"`` (``torch.func``), ``"loop"``
-            (one backward per example) or ``"auto"`` (fast when every layer is supported, else vmap).
+            (one backward per example) or ``"auto"`` (fast when every layer is supported, else vmap, with one
+            :class:`ExactPathWarning` per model class per process naming the layers).
     Returns:
         float tensor ``[N]`` on the CPU, in input order, in the model's parameter dtype.
     Raises:
@@ -88,8 +98,9 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
             whose shape or dtype the model cannot take.  Checked with one reduction over the inputs and one
             over the labels per call, read back together.
     """
-    if method == "auto":
-        method = "fast" if not unsupported_layers(model) else "vmap"
+    auto = method == "auto"
+    if auto:
+        method = _auto_method(model)
     impl = {"fast": _fast_chunk, "vmap": _vmap_chunk, "loop": _loop_chunk}.get(method)
     if impl is None:
         raise ConfigError(f"Unknown gradient-norm method {method!r}; use auto, fast, vmap or loop.")
@@ -105,8 +116,15 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
     with eval_mode(model):
         if method == "fast" and len(inputs):
             with explain_forward_errors(model, inputs):
-                clone_ids = _inplace_targets(model, inputs[:1].to(device))
-            impl = partial(_fast_chunk, clone_ids=clone_ids)
+                try:
+                    clone_ids = _inplace_targets(model, inputs[:1].to(device))
+                except UnsupportedLayerError:  # a layer called twice per forward (weight sharing)
+                    if not auto:
+                        raise
+                    _warn_exact_path(model, "layers called more than once per forward pass (weight sharing)")
+                    method, impl = "vmap", _vmap_chunk
+            if method == "fast":
+                impl = partial(_fast_chunk, clone_ids=clone_ids)
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size].to(device)
             y = None if labels is None else labels[start:start + batch_size].to(device)
@@ -127,12 +145,39 @@ def _with_label_check(cotangent: Cotangent, label_range: LabelRange) -> Cotangen
 
 def unsupported_layers(model: nn.Module) -> list[str]:
     """Names of modules holding trainable parameters the fast path cannot handle."""
-    bad = []
-    for name, module in model.named_modules():
-        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
-        if own and not _is_supported(module):
-            bad.append(f"{name or '<root>'} ({type(module).__name__})")
-    return bad
+    return [f"{name or '<root>'} ({type(module).__name__})" for name, module in _unsupported_modules(model)]
+
+
+def _unsupported_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, module) for name, module in model.named_modules()
+            if _has_trainable(module) and not _is_supported(module)]
+
+
+def _shares_parameters(model: nn.Module) -> bool:
+    owned = [id(p) for m in model.modules() for p in m.parameters(recurse=False) if p.requires_grad]
+    return len(owned) != len(set(owned))
+
+
+def _auto_method(model: nn.Module) -> str:
+    """``"fast"`` when the fast path covers every layer of ``model``, else ``"vmap"`` (exact, slower), saying so
+    once per model class per process."""
+    bad = sorted({type(module).__name__ for _, module in _unsupported_modules(model)})
+    if bad:
+        _warn_exact_path(model, f"layers the fast path does not cover ({', '.join(bad)})")
+        return "vmap"
+    if _shares_parameters(model):
+        _warn_exact_path(model, "parameters shared between layers (tied weights)")
+        return "vmap"
+    return "fast"
+
+
+def _warn_exact_path(model: nn.Module, why: str) -> None:
+    cls = type(model)
+    if cls in _WARNED:
+        return
+    _WARNED.add(cls)
+    warnings.warn(f"GraNd: {cls.__name__} has {why}: using the exact torch.func.vmap path (slower, same values).",
+                  ExactPathWarning, stacklevel=4)
 
 
 # ----------------------------------------------------------------------------- fast path
@@ -406,8 +451,7 @@ def _check_supported(model: nn.Module) -> None:
             "eval mode; without them BatchNorm normalises with batch statistics and per-example gradients are not "
             "defined) and LayerNorm. "
             "Use method='vmap' (exact, slower) for other layers; no layer is ever skipped silently.")
-    owned = [id(p) for m in model.modules() for p in m.parameters(recurse=False) if p.requires_grad]
-    if len(owned) != len(set(owned)):
+    if _shares_parameters(model):
         raise UnsupportedLayerError("Some parameters are shared between layers (tied weights); use method='vmap'.")
 
 

@@ -22,7 +22,7 @@ from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
 from ..runs.scoring import score_tables
 from ..models import model_factory
-from ..runs.sweep import RunSpec, Task, check_execution, read_run_files, run_sweep, task_for
+from ..runs.sweep import RunSpec, Task, check_execution, content_of, read_run_files, run_sweep, task_for
 from ..training import resolve_device
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
@@ -119,7 +119,7 @@ def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, tr
     tasks = []
     for s in range(config.eval_seeds):
         cfg = replace(train_cfg, seed=config.setting.eval_seed_base + s)
-        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids))))
+        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids), content_of(data_cfg, train_set))))
         for keep in config.keeps:
             kept = select_random(ids, keep=keep, seed=cfg.seed)  # a fresh random subset for every run
             tasks.append(task_for(data_cfg, cfg, "random", keep, kept, train_set))

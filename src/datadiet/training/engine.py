@@ -85,7 +85,7 @@ def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         return build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.shape[0],
-                           width=config.width)
+                           width=config.width, input_shape=tuple(dataset.shape))
 
 
 def lr_at(step: int, total: int, config: TrainConfig) -> float:

@@ -36,8 +36,8 @@ def predict(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, bat
             normalize: Normalizer | None = None, layout: TrainConfig | None = None) -> Predictions:
     """Run ``model`` in eval mode over ``inputs`` in batches, on the model's device; its mode is restored after.
 
-    ``inputs`` are uint8 images when ``normalize`` is given (each batch is normalized on the device), else
-    model-ready tensors.  ``layout``: put each batch in that config's memory format first.
+    ``inputs`` are uint8 images (or float features ``[N, D]``) when ``normalize`` is given (each batch is
+    normalized on the device), else model-ready tensors.  ``layout``: put each batch in that config's memory format first.
 
     ``loss_sum`` adds, in float64, each batch's ``reduction="sum"`` cross-entropy: summing the per-example
     losses instead could round differently, and mean losses must stay comparable with results saved earlier.
@@ -63,7 +63,7 @@ def predict(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, bat
 
 def evaluate(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, batch_size: int = 1024
              ) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on un-augmented ``dataset`` (eval mode)."""
+    """Accuracy and mean cross-entropy on un-augmented ``dataset`` (eval mode): images or features."""
     result = predict(model, dataset.images, dataset.labels, batch_size=batch_size, normalize=normalize)
     return result.accuracy, result.mean_loss
 

@@ -28,11 +28,14 @@ class BatchStream:
     """
 
     def __init__(self, images: torch.Tensor, plan: Plan, config: TrainConfig):
-        self.images = images  # uint8 [n, C, H, W] on the compute device: the run's rows only
+        self.images = images  # uint8 [n, C, H, W] (or float features [n, D]) on the compute device: the run's rows
         self.plan = plan
         _, self.order_seed, self.augment_seed = seed_streams(config.seed)
-        self.augment = config.augment
-        self.pad = config.pad if config.pad is not None else default_pad(images.shape[-1])
+        # Float features [n, D] are never augmented: a crop or a flip means nothing for a feature vector, so the
+        # config's augment, pad and flip do not apply to them (and nothing is drawn from the augmentation seed).
+        features = images.dim() == 2
+        self.augment = config.augment and not features
+        self.pad = 0 if features else config.pad if config.pad is not None else default_pad(images.shape[-1])
         self.flip = config.flip
 
     def batches(self, start: int, end: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,0 +1,477 @@
+"""Image folders brought by the user: ``--dataset folder:PATH`` or ``Dataset.from_folder(PATH)``.
+
+Layouts
+-------
+Two splits, used as they are::
+
+    PATH/train/<class>/<image>
+    PATH/test/<class>/<image>
+
+or one split, from which a seeded, stratified fraction of every class is held out as the test split::
+
+    PATH/<class>/<image>
+
+A folder holding ``train/`` or ``test/`` is read as the two-split layout and must hold both (so a one-split
+folder cannot have a class named ``train`` or ``test``); other entries beside them (a ``valid/``, a README)
+are ignored.  Every image anywhere below a class folder belongs to that class (sub-folders are allowed).
+
+Which files are read
+--------------------
+Files and folders whose name starts with ``.`` are skipped silently.  Only files with an image extension
+(:data:`IMAGE_EXTENSIONS`, any case) are read; every other file (``notes.txt``, ``Thumbs.db``) and every
+file outside a class folder is ignored but counted: ``datadiet data`` lists them.  A file with an image
+extension that Pillow cannot decode is an error naming it, never skipped.
+
+Canonical order (ids are positions in it)
+-----------------------------------------
+1. split: train, then test;
+2. class: the class folders' names sorted with plain string sort; a class's label is its position in that
+   list, which must be the same in both splits;
+3. file: within a class, the file's path relative to ``PATH`` as a POSIX string, sorted the same way.
+
+Train ids are ``0..N_train-1`` in the train split's canonical order and test ids ``0..N_test-1`` in the test
+split's.  In the one-split layout each split keeps the canonical order of the files it received, so held-out
+test ids are positions in the sorted list of held-out files.  :func:`list_folder` returns the files, so the
+example with id ``i`` of a split is ``listing.files[split][i]``.
+
+Held-out test split (one-split layout)
+--------------------------------------
+A class with ``n`` files gives ``k = round(test_fraction * n)`` of them (halves round up), at most ``n - 1``,
+to the test split: the ``k`` files whose SHA-256 of ``"<seed>\0<relative path>"`` is smallest.  So the same
+seed always holds out the same files, on any platform and numpy version; adding or removing a class changes
+nothing in the others, and adding a file to a class moves at most the files at the edge of its draw.  A
+split that would leave the test set empty is an error.
+
+Decoding
+--------
+Pillow decodes each image into uint8 ``[N, C, H, W]``.  Grayscale modes (``1``, ``L``, ``LA``, ``I``,
+``I;16``, ``F``) count as 1 channel, every other mode (``RGB``, ``RGBA``, palette ``P``, ``CMYK``, ...) as 3.
+Alpha is dropped, not composited onto a background; a palette image counts as colour; an animated GIF gives
+its first frame; EXIF orientation is not applied.  With ``channels=None`` every image must have the same
+count (else an error names one file of each kind); ``channels=1`` or ``3`` converts every image with
+Pillow's ``convert("L")`` / ``convert("RGB")``.  Sizes must agree unless ``resize=(H, W)`` is given; then
+every image of another size is resized with Pillow's bilinear filter (after the channel conversion).
+
+Cache
+-----
+Decoded arrays are kept in ``$DATADIET_CACHE/folders/`` (default ``~/.cache/datadiet/folders/``, never
+inside the image folder) as an uncompressed ``.npz`` read with ``allow_pickle=False``.  Its key hashes the
+layout, the class list, every file's relative path, label, size in bytes and modification time
+(``st_mtime_ns``), and the decode options (``resize``, ``channels``, and for the one-split layout
+``test_fraction`` and ``seed``).  Touching, replacing, adding or removing a file changes the key, so a cache
+made from other files is never reused: the folder is decoded again and the stale cache file of the same
+folder and options is deleted.  The cache is written atomically (:func:`datadiet.io.atomic_path`); a damaged
+cache file is decoded again and replaced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, CorruptDataError, DatasetNotFoundError
+from ..io import atomic_path, is_zip_archive
+from .dataset import DatasetSplits, ImageDataset, make_splits
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+SPLITS = ("train", "test")
+CACHE_ENV = "DATADIET_CACHE"
+DEFAULT_CACHE = "~/.cache/datadiet"
+CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes: every old cache is then rebuilt
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+_INLINE = 256  # fewer files than this are decoded on the calling thread (no pool to start)
+_CHUNK = 512   # files per work item of the thread pool
+
+
+class CacheWarning(UserWarning):
+    """The decoded-image cache could not be written; the folder is decoded again next time."""
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What an image folder holds, in canonical order (see the module docstring).
+
+    Attributes:
+        root: the folder.
+        layout: ``"split"`` (``train/`` and ``test/``) or ``"single"`` (test split held out per class).
+        classes: class names, sorted; a label is a position in this tuple.
+        files: split → paths relative to ``root`` (POSIX strings), canonical order: id ``i`` is ``files[split][i]``.
+        labels: split → int64 labels ``[N]``.
+        stats: split → ``(size in bytes, st_mtime_ns)`` of every file, in the same order.
+        ignored: paths relative to ``root`` of the entries not read (non-image files, files outside a class
+            folder, folders beside ``train/`` and ``test/``; folders end with ``/``), sorted.
+    """
+
+    root: Path
+    layout: str
+    classes: tuple[str, ...]
+    files: dict[str, tuple[str, ...]]
+    labels: dict[str, np.ndarray]
+    stats: dict[str, tuple[tuple[int, int], ...]]
+    ignored: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------- listing
+
+def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: int = 0) -> FolderListing:
+    """The files of an image folder in canonical order, split into train and test (no image is decoded)."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{root} is not a folder; folder: needs a folder of class folders.")
+    ignored: list[str] = []
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    if present:
+        missing = [s for s in SPLITS if s not in present]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{root} has {present[0]}/ but no {missing[0]}/. A folder with train/ or test/ must have both "
+                f"(PATH/train/<class>/... and PATH/test/<class>/...); for one folder of classes with a held-out "
+                f"test fraction, rename {present[0]}/ so that it is not a split folder.")
+        ignored += [_rel(root, root / e.name) + ("/" if e.is_dir() else "")
+                    for e in _visible(root) if e.name not in SPLITS]
+        scanned = {s: _scan_classes(root, root / s, ignored) for s in SPLITS}
+        _check_same_classes(root, scanned["train"], scanned["test"])
+        layout = "split"
+    else:
+        scanned = _hold_out(root, _scan_classes(root, root, ignored), test_fraction, seed)
+        layout = "single"
+    classes = tuple(scanned["train"])
+    files, labels, stats = {}, {}, {}
+    for split in SPLITS:
+        entries = [(label, entry) for label, cls in enumerate(classes) for entry in scanned[split][cls]]
+        files[split] = tuple(rel for _, (rel, _, _) in entries)
+        labels[split] = np.asarray([label for label, _ in entries], dtype=np.int64)
+        stats[split] = tuple((size, mtime) for _, (_, size, mtime) in entries)
+    return FolderListing(root=root, layout=layout, classes=classes, files=files, labels=labels, stats=stats,
+                         ignored=tuple(sorted(ignored)))
+
+
+def _visible(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _rel(root: Path, path: str | os.PathLike) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+Entry = tuple[str, int, int]  # (path relative to root, size, st_mtime_ns)
+
+
+def _scan_classes(root: Path, split_dir: Path, ignored: list[str]) -> dict[str, list[Entry]]:
+    """class name → its image files (sorted by relative path), for the class folders of ``split_dir``."""
+    classes: dict[str, list[Entry]] = {}
+    loose_images = []
+    for entry in _visible(split_dir):
+        if not entry.is_dir():
+            ignored.append(_rel(root, entry.path))
+            if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                loose_images.append(entry.name)
+            continue
+        images, others = _scan_class(root, Path(entry.path))
+        ignored += others
+        if not images:
+            what = f"only {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others else "nothing"
+            raise CorruptDataError(
+                f"Class {entry.name!r} ({entry.path}) holds no image ({what}); every class folder needs at least "
+                f"one {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file. Add images or remove the folder.")
+        classes[entry.name] = images
+    if not classes:
+        hint = (f" It holds images directly ({', '.join(loose_images[:2])}...): put each image in a folder named "
+                "after its class." if loose_images else "")
+        raise DatasetNotFoundError(
+            f"{split_dir} holds no class folders. An image folder is PATH/<class>/<image> (or PATH/train/<class>/"
+            f"... and PATH/test/<class>/...).{hint}")
+    return dict(sorted(classes.items()))
+
+
+def _scan_class(root: Path, class_dir: Path) -> tuple[list[Entry], list[str]]:
+    images: list[Entry] = []
+    others: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(class_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                others.append(_rel(root, full))
+                continue
+            st = os.stat(full)
+            images.append((_rel(root, full), st.st_size, st.st_mtime_ns))
+    images.sort(key=lambda e: e[0])
+    return images, sorted(others)
+
+
+def _check_same_classes(root: Path, train: dict, test: dict) -> None:
+    only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
+    if only_train or only_test:
+        parts = ([f"train/ has {_names(only_train)} that test/ lacks"] if only_train else []) + \
+                ([f"test/ has {_names(only_test)} that train/ lacks"] if only_test else [])
+        raise CorruptDataError(f"{root}: the train and test splits have different classes: {'; '.join(parts)}. "
+                               "Both splits need the same class folders.")
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return ("class " if len(names) == 1 else "classes ") + shown + (f" and {len(names) - limit} more"
+                                                                   if len(names) > limit else "")
+
+
+def _hold_out(root: Path, classes: dict[str, list[Entry]], test_fraction: float,
+              seed: int) -> dict[str, dict[str, list[Entry]]]:
+    """Split every class's files into train and test: ``round(test_fraction * n)`` (at most n - 1) held out."""
+    out: dict[str, dict[str, list[Entry]]] = {"train": {}, "test": {}}
+    for name, entries in classes.items():
+        n = len(entries)
+        k = min(math.floor(test_fraction * n + 0.5), n - 1)
+        chosen = set(sorted(range(n), key=lambda i: _draw(seed, entries[i][0]))[:k])
+        out["test"][name] = [e for i, e in enumerate(entries) if i in chosen]
+        out["train"][name] = [e for i, e in enumerate(entries) if i not in chosen]
+    if not any(out["test"].values()):
+        raise ConfigError(
+            f"{root}: a test fraction of {test_fraction:g} holds out no image (each class keeps at least one "
+            "image for training, and round(fraction × class size) is 0 everywhere). Raise --test-fraction, add "
+            "images, or give the folder train/ and test/ sub-folders.")
+    return out
+
+
+def _draw(seed: int, rel: str) -> bytes:
+    """The held-out draw's key of one file: the files of a class with the smallest keys go to the test split."""
+    return hashlib.sha256(f"{int(seed)}\0{rel}".encode("utf-8", "surrogateescape")).digest()
+
+
+# ----------------------------------------------------------------------------- loading, with the cache
+
+def load_folder(path: str | os.PathLike, *, name: str | None = None, resize: tuple[int, int] | None = None,
+                channels: int | None = None, test_fraction: float = 0.2, seed: int = 0) -> DatasetSplits:
+    """The image folder at ``path`` as train and test splits in canonical order (see the module docstring).
+
+    Args:
+        name: the dataset's name in messages and provenance (default ``folder:<path>``).
+        resize: ``(H, W)`` to resize every image to; ``None``: all images must have one size.
+        channels: 1 (grayscale) or 3 (RGB); ``None``: keep the images' own count, which must agree.
+        test_fraction, seed: the held-out test split of a one-split folder (refused for train/ + test/).
+    """
+    root = Path(path).expanduser()
+    name = name or f"folder:{path}"
+    _check_options(resize, channels, test_fraction, seed)
+    listing = list_folder(root, test_fraction=test_fraction, seed=seed)
+    if listing.layout == "split" and (test_fraction != 0.2 or seed != 0):
+        raise ConfigError(f"{name}: the folder has train/ and test/, so it is used as it is split; "
+                          "--test-fraction and --split-seed apply only to a folder without them. Drop them.")
+    key, options = cache_key(listing, resize=resize, channels=channels, test_fraction=test_fraction, seed=seed)
+    cache = cache_file(listing.root, key, options)
+    arrays = _read_cache(cache, key, listing)
+    hit = arrays is not None
+    if arrays is None:
+        arrays = decode_listing(listing, resize=resize, channels=channels)
+        _write_cache(cache, key, arrays, listing)
+    notes = {"source": {"kind": "folder", "path": str(listing.root), "layout": listing.layout,
+                        "cache": str(cache), "cache_hit": hit, "ignored_count": len(listing.ignored),
+                        "ignored": list(listing.ignored[:5])}}
+    splits = [ImageDataset(name=name, split=split, images=torch.from_numpy(arrays[f"x_{split}"]),
+                           labels=torch.from_numpy(listing.labels[split].copy()),
+                           ids=torch.arange(len(listing.files[split]), dtype=torch.long),
+                           classes=listing.classes, notes=notes) for split in SPLITS]
+    return make_splits(*splits)
+
+
+def _check_options(resize, channels, test_fraction, seed) -> None:
+    if resize is not None and not (isinstance(resize, (tuple, list)) and len(resize) == 2
+                                   and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                                           for v in resize)):
+        raise ConfigError(f"resize must be two positive whole numbers (height, width), got {resize!r}.")
+    if channels not in (None, 1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"channels must be 1 (grayscale), 3 (RGB) or None (keep), got {channels!r}.")
+    if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
+        raise ConfigError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}.")
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        raise ConfigError(f"The split seed must be a whole number >= 0, got {seed!r}.")
+
+
+def cache_root() -> Path:
+    """``$DATADIET_CACHE``, else ``~/.cache/datadiet``."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+def cache_key(listing: FolderListing, *, resize, channels, test_fraction, seed) -> tuple[str, dict]:
+    """``(key, options)``: the hex digest of the files (relative path, label, size, mtime_ns) and the decode
+    options, and those options alone (the held-out draw's fraction and seed only for the one-split layout)."""
+    single = listing.layout == "single"
+    options = {"resize": list(resize) if resize is not None else None, "channels": channels,
+               "test_fraction": test_fraction if single else None, "seed": int(seed) if single else None}
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": CACHE_FORMAT, "layout": listing.layout, "classes": list(listing.classes),
+                         "options": options}, sort_keys=True).encode())
+    for split in SPLITS:
+        h.update(f"\n{split}\n".encode())
+        for rel, label, (size, mtime) in zip(listing.files[split], listing.labels[split].tolist(),
+                                             listing.stats[split]):
+            h.update(json.dumps([rel, label, size, mtime]).encode())
+    return h.hexdigest(), options
+
+
+def cache_file(root: Path, key: str, options: dict) -> Path:
+    """``<cache>/folders/<name>-<folder and options digest>-<key>.npz``; refuses a cache inside ``root``."""
+    resolved, base = root.resolve(), cache_root().resolve()
+    if base == resolved or resolved in base.parents:
+        raise ConfigError(f"The cache folder {base} (${CACHE_ENV}) lies inside the image folder {resolved}; "
+                          f"the cache must not be written into your data. Set ${CACHE_ENV} to a folder elsewhere.")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name)[:40].strip("._") or "folder"
+    where = hashlib.sha256(f"{resolved}\0{json.dumps(options, sort_keys=True)}".encode(
+        "utf-8", "surrogateescape")).hexdigest()[:12]
+    return base / "folders" / f"{slug}-{where}-{key[:32]}.npz"
+
+
+def _read_cache(path: Path, key: str, listing: FolderListing) -> dict[str, np.ndarray] | None:
+    """The cached arrays when ``path`` holds exactly this key's data; ``None`` (decode again) otherwise."""
+    if not path.is_file() or not is_zip_archive(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            arrays = {k: data[k] for k in ("x_train", "x_test")}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    for split in SPLITS:
+        x = arrays[f"x_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4 or len(x) != len(listing.files[split]):
+            return None
+    return arrays
+
+
+def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray], listing: FolderListing) -> None:
+    stem = path.name.rsplit("-", 1)[0]
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, key=np.asarray(key), x_train=arrays["x_train"], x_test=arrays["x_test"],
+                     classes=np.asarray(listing.classes, dtype=str))
+        for stale in path.parent.glob(f"{stem}-*.npz"):  # the same folder and options, from files since changed
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        warnings.warn(f"Could not write the decoded-image cache {path} ({exc}); the folder {listing.root} will be "
+                      f"decoded again next time. Set ${CACHE_ENV} to a writable folder.", CacheWarning, stacklevel=3)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def decode_listing(listing: FolderListing, *, resize: tuple[int, int] | None = None,
+                   channels: int | None = None) -> dict[str, np.ndarray]:
+    """``{"x_train", "x_test"}``: every file of ``listing`` decoded to uint8 ``[N, C, H, W]``, canonical order.
+
+    First every file's header is read (size and mode, cheap), so that mixed sizes or channel counts are refused
+    before anything is decoded; then the images are decoded into preallocated arrays.
+    """
+    paths = [listing.root / rel for split in SPLITS for rel in listing.files[split]]
+    probes: list = [None] * len(paths)
+
+    def probe(i: int) -> None:
+        probes[i] = _probe(paths[i])
+
+    _for_each(len(paths), probe)
+    sizes = [p[0] for p in probes]
+    kinds = [1 if p[1] in GRAY_MODES else 3 for p in probes]
+    if channels is None and len(set(kinds)) > 1:
+        gray, color = kinds.index(1), kinds.index(3)
+        raise ConfigError(
+            f"{listing.root}: the images mix grayscale and colour, e.g. {_rel(listing.root, paths[gray])} is "
+            f"grayscale ({probes[gray][1]}) and {_rel(listing.root, paths[color])} is colour ({probes[color][1]}). "
+            "Choose one: --channels 1 (convert all to grayscale) or --channels 3 (all to RGB); in Python, "
+            "channels=1 or 3.")
+    if resize is None and len(set(sizes)) > 1:
+        first = {}
+        for i, s in enumerate(sizes):
+            first.setdefault(s, i)
+        examples = ", ".join(f"{_rel(listing.root, paths[i])} is {w}x{h}" for (w, h), i in list(first.items())[:3])
+        raise ConfigError(
+            f"{listing.root}: the images have {len(first)} different sizes (width x height): {examples}. Give "
+            "one size to resize them all to: --resize H W (e.g. --resize 32 32); in Python, resize=(H, W).")
+    c = channels or kinds[0]
+    h, w = resize if resize is not None else (sizes[0][1], sizes[0][0])
+    mode = "L" if c == 1 else "RGB"
+    out = np.empty((len(paths), c, h, w), dtype=np.uint8)
+
+    def decode(i: int) -> None:
+        out[i] = _decode_image(paths[i], mode, (w, h))
+
+    _for_each(len(paths), decode)
+    n_train = len(listing.files["train"])
+    return {"x_train": out[:n_train], "x_test": out[n_train:]}
+
+
+def _pil():
+    from PIL import Image  # lazy: only image folders (and CINIC) need Pillow
+
+    return Image
+
+
+def _unreadable_errors() -> tuple[type[BaseException], ...]:
+    Image = _pil()
+    return (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], str]:
+    """``((width, height), mode)`` from the file's header."""
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            return img.size, img.mode
+    except _unreadable_errors() as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _decode_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 ``[C, H, W]``: converted to ``mode`` (``L`` or ``RGB``), resized to ``size`` (W, H)."""
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode)
+            if img.size != size:
+                img = img.resize(size, resample=getattr(Image, "Resampling", Image).BILINEAR)
+            array = np.asarray(img)
+    except _unreadable_errors() as exc:
+        raise _unreadable(path, exc) from exc
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _unreadable(path: Path, exc: BaseException) -> CorruptDataError:
+    return CorruptDataError(f"{path} is not a readable image ({type(exc).__name__}: {exc}). Replace it with a "
+                            "valid image, or move it out of the folder (files without an image extension are "
+                            "ignored).")
+
+
+def _for_each(n: int, work: Callable[[int], None]) -> None:
+    """``work(i)`` for i in 0..n-1: inline when n is small, else on a few threads (decoding releases the GIL);
+    the first error stops the rest and is raised."""
+    if n < _INLINE:
+        for i in range(n):
+            work(i)
+        return
+
+    def chunk(start: int) -> None:
+        for i in range(start, min(start + _CHUNK, n)):
+            work(i)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(chunk, start) for start in range(0, n, _CHUNK)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

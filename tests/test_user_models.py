@@ -1,0 +1,273 @@
+"""Bring your own model: ``--model package.module:factory``, the built-in mlp, and GraNd on user models."""
+import re
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import datadiet.runs.sweep as sweep_mod
+import datadiet.scores.gradnorm as gradnorm
+import user_models
+from datadiet.config import DataConfig, TrainConfig
+from datadiet.errors import ConfigError, DataDietError, UnknownNameError
+from datadiet.models import MLP, MODELS, ModelFactoryError, build_model, model_factory
+from datadiet.runs import digest_ids, identity
+from datadiet.runs.sweep import RunSpec, Task, run_sweep
+from datadiet.scores import grand
+from datadiet.training import train
+from fakes import learnable_splits, write_fake_mnist
+
+TINY = dict(width=0.5, batch_size=16, eval_batch_size=64)
+
+
+def _build(name, **kwargs):
+    return build_model(name, **{"num_classes": 3, "in_channels": 1, **kwargs})
+
+
+# ----------------------------------------------------------------------------- building
+
+def test_a_user_factory_gets_width_and_input_shape_when_it_accepts_them():
+    torch.manual_seed(0)
+    model = _build("user_models:tiny", width=2.0, input_shape=(1, 6, 6))
+    assert model[1].in_features == 36 and model[1].out_features == 16
+    assert model(torch.randn(2, 1, 6, 6)).shape == (2, 3)
+
+
+def test_a_factory_without_width_or_input_shape_gets_neither():
+    model = _build("user_models:no_width", width=0.25, input_shape=(1, 8, 8))
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_a_factory_taking_kwargs_gets_everything(monkeypatch):
+    monkeypatch.setattr(user_models, "CALLS", [])
+    builder = model_factory("user_models:recording")
+    assert user_models.CALLS == []  # resolving never calls the factory
+    assert builder.factory is user_models.recording
+    _build("user_models:recording", width=0.5, input_shape=[1, 4, 4])
+    assert user_models.CALLS == [{"num_classes": 3, "in_channels": 1, "width": 0.5, "input_shape": (1, 4, 4)}]
+
+
+def test_classes_and_dotted_attributes_are_factories():
+    assert isinstance(_build("user_models:GroupNet", in_channels=3), user_models.GroupNet)
+    assert isinstance(_build("user_models:Builders.build", in_channels=5), nn.Sequential)
+
+
+def test_builtin_names_still_work_and_take_no_input_shape():
+    model = build_model("SmallCNN", num_classes=4, in_channels=1, width=0.25, input_shape=(1, 28, 28))
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 4)
+    assert model_factory("smallcnn").accepts == frozenset({"width"})
+
+
+# ----------------------------------------------------------------------------- errors
+
+def _raises(name, *parts, error=ModelFactoryError, build=False):
+    call = (lambda: _build(name)) if build else (lambda: model_factory(name))
+    with pytest.raises(error, match=re.escape(parts[0])) as info:
+        call()
+    for part in parts[1:]:
+        assert part in str(info.value), (part, str(info.value))
+    assert isinstance(info.value, DataDietError)
+    return info.value
+
+
+def test_a_module_that_cannot_be_imported_is_named_with_how_to_fix():
+    _raises("datadiet_no_such_module.models:net", "'datadiet_no_such_module.models:net'",
+            "cannot import module 'datadiet_no_such_module.models'", "PYTHONPATH", "install")
+
+
+def test_a_module_whose_own_import_fails_names_the_missing_dependency():
+    _raises("user_models_broken:net", "'user_models_broken:net'", "'datadiet_no_such_dependency'", "not installed")
+
+
+def test_missing_and_uncallable_attributes():
+    _raises("user_models:nope", "'user_models:nope'", "'user_models' has no attribute 'nope'")
+    _raises("user_models:Builders.nope", "'user_models:Builders.nope'", "'user_models.Builders' has no attribute 'nope'")
+    _raises("user_models:NOT_CALLABLE", "'user_models:NOT_CALLABLE'", "an int, which is not callable")
+
+
+def test_a_signature_without_num_classes_and_in_channels_is_refused_before_any_call():
+    _raises("user_models:wrong_signature", "model factory user_models:wrong_signature takes (classes, channels)",
+            "num_classes", "in_channels")
+
+
+def test_a_factory_that_raises_or_returns_no_module_is_named():
+    error = _raises("user_models:raises", "model factory user_models:raises raised TypeError: hidden must be an int",
+                    build=True)
+    assert isinstance(error.__cause__, TypeError)
+    _raises("user_models:returns_list", "model factory user_models:returns_list returned a list, not a "
+            "torch.nn.Module", build=True)
+
+
+@pytest.mark.parametrize("name", ["user_models:", ":tiny", "user models:tiny", "user_models:tiny:x", "a..b:c"])
+def test_malformed_paths(name):
+    _raises(name, repr(name), "package.module:factory")
+
+
+def test_an_unknown_builtin_lists_the_builtins_and_the_import_path_form():
+    with pytest.raises(UnknownNameError, match="Unknown model 'resnet7'. Choose one of: mlp, resnet18") as info:
+        model_factory("resnet7")
+    assert "package.module:factory" in str(info.value)
+
+
+def test_the_cli_refuses_a_bad_model_path_before_anything_is_written(tmp_path, capsys):
+    from datadiet.cli import main
+
+    root = write_fake_mnist(tmp_path / "data", n_train=16, n_test=8)
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "mnist", "--data-root", str(root), "--model", "user_models:nope",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'user_models:nope'" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- the mlp built-in
+
+def test_mlp_takes_features_and_flattened_images():
+    assert "mlp" in MODELS
+    torch.manual_seed(0)
+    features = build_model("mlp", num_classes=5, in_channels=7, width=0.25, input_shape=(7,))
+    assert [m.out_features for m in features.modules() if isinstance(m, nn.Linear)] == [64, 64, 5]
+    assert features(torch.randn(3, 7)).shape == (3, 5)
+    assert build_model("mlp", num_classes=5, in_channels=7)(torch.randn(3, 7)).shape == (3, 5)  # D = in_channels
+    images = build_model("mlp", num_classes=5, in_channels=1, width=0.25, input_shape=(1, 6, 6))
+    assert isinstance(images, MLP) and images(torch.randn(3, 1, 6, 6)).shape == (3, 5)
+    with pytest.raises(ConfigError, match="36 input values per example .* shape \\(1, 5, 5\\)"):
+        images(torch.randn(3, 1, 5, 5))
+
+
+def test_grand_fast_path_on_the_mlp_equals_vmap():
+    torch.manual_seed(0)
+    model = build_model("mlp", num_classes=4, in_channels=6, width=0.125, input_shape=(6,)).double()
+    x, y = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
+    assert gradnorm.unsupported_layers(model) == []
+    fast = grand(model, x, y, method="fast", batch_size=4)
+    torch.testing.assert_close(fast, grand(model, x, y, method="vmap"), rtol=1e-10, atol=0)
+    images = build_model("mlp", num_classes=4, in_channels=1, width=0.125, input_shape=(1, 4, 4)).double()
+    xi = torch.randn(5, 1, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(grand(images, xi, y[:5], method="fast"), grand(images, xi, y[:5], method="vmap"),
+                               rtol=1e-10, atol=0)
+
+
+# ----------------------------------------------------------------------------- GraNd on unsupported layers
+
+def test_auto_uses_vmap_for_a_groupnorm_model_and_says_so_once(monkeypatch):
+    monkeypatch.setattr(gradnorm, "_WARNED", set())
+    torch.manual_seed(0)
+    model = user_models.GroupNet(num_classes=3, in_channels=1).double()
+    x, y = torch.randn(10, 1, 6, 6, dtype=torch.float64), torch.randint(0, 3, (10,))
+    with pytest.raises(gradnorm.UnsupportedLayerError, match="GroupNorm"):
+        grand(model, x, y, method="fast")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = grand(model, x, y, batch_size=3)  # four chunks
+        again = grand(user_models.GroupNet(num_classes=3, in_channels=1).double(), x, y, batch_size=3)
+    exact = [w for w in caught if issubclass(w.category, gradnorm.ExactPathWarning)]
+    assert len(exact) == 1, [str(w.message) for w in caught]
+    assert str(exact[0].message) == ("GraNd: GroupNet has layers the fast path does not cover (GroupNorm): using the "
+                                     "exact torch.func.vmap path (slower, same values).")
+    torch.testing.assert_close(first, grand(model, x, y, method="vmap"), rtol=0, atol=0)
+    assert again.shape == (10,)
+
+
+def test_auto_falls_back_for_weight_sharing_once_and_stays_silent_for_supported_models(monkeypatch):
+    monkeypatch.setattr(gradnorm, "_WARNED", set())
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.a(torch.relu(self.a(x)))))
+
+    torch.manual_seed(0)
+    model = Shared().double()
+    x, y = torch.randn(6, 4, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = grand(model, x, y, batch_size=2)
+        grand(model, x, y, batch_size=2)
+        grand(build_model("mlp", num_classes=2, in_channels=4, width=0.05), x.float(), y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, gradnorm.ExactPathWarning)]
+    assert messages == ["GraNd: Shared has layers called more than once per forward pass (weight sharing): using the "
+                        "exact torch.func.vmap path (slower, same values)."]
+    torch.testing.assert_close(scores, grand(model, x, y, method="vmap"), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- training, identity, sweeps
+
+def test_train_with_a_user_model_learns_and_records_the_path():
+    splits = learnable_splits()
+    cfg = TrainConfig(model="user_models:tiny", epochs=4, lr=0.05, flip=False, **TINY)
+    result = train(cfg, splits)
+    assert result.config["model"] == "user_models:tiny"
+    assert result.model[1].in_features == 144  # input_shape (1, 12, 12) reached the factory
+    assert result.train_loss[-1][1] < result.train_loss[0][1]
+    assert result.test_accuracy > 0.5
+    again = train(cfg, splits)
+    for a, b in zip(result.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert train(TrainConfig(model="user_models:no_width", steps=3, **TINY), splits).steps == 3
+    assert train(TrainConfig(model="mlp", steps=3, **TINY), splits).model.in_features == 144
+
+
+def test_the_model_path_is_part_of_the_identity():
+    base = TrainConfig(model="user_models:tiny")
+    ids = {identity(base), identity(replace(base, model="user_models:no_width")),
+           identity(replace(base, model="other_package.user_models:tiny")), identity(replace(base, model="mlp"))}
+    assert len(ids) == 4
+    data = DataConfig(dataset="mnist")
+    spec = RunSpec(data, base, "full", 1.0, None, digest_ids(range(4)))
+    assert spec.run_id != replace(spec, train=replace(base, model="user_models:Builders.build")).run_id
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_fake_mnist(tmp_path / "data", n_train=64, n_test=32)
+
+
+def _user_tasks(root, seeds=(0, 1)):
+    data = DataConfig(dataset="mnist", data_root=str(root))
+    tasks = []
+    for seed in seeds:
+        for keep in (0.5, 1.0):
+            positions = None if keep == 1.0 else np.arange(0, 64, 2)
+            train_cfg = TrainConfig(model="user_models:tiny", seed=seed, epochs=1, **TINY)
+            ids = np.arange(64) if positions is None else positions
+            tasks.append(Task(RunSpec(data, train_cfg, "every-other", keep, None, digest_ids(ids)), positions))
+    return tasks
+
+
+def test_worker_processes_rebuild_the_user_model_and_match_one_worker(root, tmp_path):
+    tasks = _user_tasks(root)
+    one = run_sweep(tasks, tmp_path / "one", workers=1, threads=1, log=lambda _: None)
+    two = run_sweep(tasks, tmp_path / "two", workers=2, threads=1, log=lambda _: None)
+    assert one.ran == two.ran == 4 and not one.failures and not two.failures
+    for key in ("test_accuracy", "test_loss"):
+        assert {r["run_id"]: r[key] for r in two.results} == {r["run_id"]: r[key] for r in one.results}
+    assert {r["train"]["model"] for r in one.results} == {"user_models:tiny"}
+
+
+def test_a_resumed_user_model_sweep_trains_nothing_twice(root, tmp_path, monkeypatch):
+    tasks = _user_tasks(root, seeds=(0, 1, 2))
+    out = tmp_path / "sweep"
+    first = run_sweep(tasks[:3], out, workers=1, log=lambda _: None)
+    assert first.ran == 3
+    done = {t.spec.run_id for t in tasks[:3]}
+    real, trained = sweep_mod.execute_run, []
+
+    def guarded(spec, positions, threads=None):
+        assert spec.run_id not in done, "a finished run was trained again"
+        trained.append(spec.run_id)
+        return real(spec, positions, threads)
+
+    monkeypatch.setattr(sweep_mod, "execute_run", guarded)
+    second = run_sweep(tasks, out, workers=1, log=lambda _: None)
+    assert (second.ran, second.skipped) == (3, 3)
+    assert sorted(trained) == sorted(t.spec.run_id for t in tasks[3:])
+    assert len(second.results) == 6
