@@ -16,7 +16,7 @@ import errno
 import os
 import sys
 import textwrap
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -252,8 +252,42 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _configured(preset_config, cls: type, args: argparse.Namespace):
-    """A study's preset config with the fields the user gave as flags."""
-    return replace(preset_config, **given_arguments(cls, args, skip=("setting",)))
+    """A study's preset config with the fields the user gave as flags, its setting's data and recipe included."""
+    config = replace(preset_config, **given_arguments(cls, args, skip=("setting",)))
+    return replace(config, setting=_setting_with(args, config.setting))
+
+
+# Set by the command line, not per setting: where the data lies and which device (Execution), and the seed (each
+# study derives its runs' seeds from the setting's).
+SETTING_SKIP = {DataConfig: ("data_root",), TrainConfig: ("device", "seed")}
+
+
+def _add_setting_overrides(p: argparse.ArgumentParser) -> None:
+    """Flags for the setting's data and recipe, except those a study's own config already has (its flag wins)."""
+    taken = {a.dest for a in p._actions} | {o for a in p._actions for o in a.option_strings}
+    skips = {cls: tuple(f.name for f in fields(cls)
+                        if f.name in skip or f.name in taken or "--" + f.name.replace("_", "-") in taken)
+             for cls, skip in SETTING_SKIP.items()}
+    add_arguments(p, DataConfig, skip=skips[DataConfig],
+                  title="data (default: the preset's; --dataset starts from the defaults: folder:PATH, arrays:FILE)")
+    add_arguments(p, TrainConfig, skip=skips[TrainConfig], title="training recipe (default: the preset's)")
+    p.set_defaults(setting_skips=skips)
+
+
+def _setting_with(args: argparse.Namespace, setting):
+    """``setting`` with the data and recipe flags the user gave. A new ``--dataset`` starts from the data
+    defaults: the preset's subset of Fashion-MNIST means nothing for other data."""
+    skips = getattr(args, "setting_skips", None)
+    if skips is None:
+        return setting
+    data_given = given_arguments(DataConfig, args, skip=skips[DataConfig])
+    train_given = given_arguments(TrainConfig, args, skip=skips[TrainConfig])
+    if not data_given and not train_given:
+        return setting
+    data = DataConfig(**data_given) if "dataset" in data_given else replace(setting.data, **data_given)
+    title = setting.title + (f" on {data.dataset}" if "dataset" in data_given else "") + \
+        (" (recipe changed)" if train_given else "")
+    return replace(setting, data=data, train=replace(setting.train, **train_given), title=title)
 
 
 def _execution(args: argparse.Namespace) -> Execution:
@@ -308,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
     add_arguments(p, Execution, title="where runs execute")
     add_arguments(p, reproduction.Config, skip=("setting",), title="the grid (default: the preset's)")
+    _add_setting_overrides(p)
 
     _add_analyze_parsers(_subcommand(sub, "analyze", None, ANALYZE_DOC))
 
@@ -349,6 +384,7 @@ def _add_analyze_parsers(p: argparse.ArgumentParser) -> None:
             add_arguments(q, module.Config, skip=("setting",), title=f"{name} options (default: the preset's)")
             for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(name, []):
                 _deprecated(q, old, new, **options)
+            _add_setting_overrides(q)
 
 
 def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None

@@ -1,6 +1,7 @@
 """The data a run sees, step by step: which rows form each batch, and how they are augmented."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,6 +15,13 @@ def seed_streams(seed: int) -> tuple[int, int, int]:
     """Three independent seeds (model init, data order, augmentation) derived from one run seed."""
     init, order, aug = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
     return int(init >> 1), int(order >> 1), int(aug >> 1)
+
+
+LARGE_IMAGE = 64  # pixels: beyond this the papers' pad-and-crop augmentation is no longer what it was made for
+
+
+class AugmentationScaleWarning(UserWarning):
+    """The built-in augmentation was made for small images (28–32 px)."""
 
 
 class BatchStream:
@@ -37,6 +45,12 @@ class BatchStream:
         self.augment = config.augment and not features
         self.pad = 0 if features else config.pad if config.pad is not None else default_pad(images.shape[-1])
         self.flip = config.flip
+        if self.augment and max(images.shape[-2:]) > LARGE_IMAGE:
+            warnings.warn(AugmentationScaleWarning(
+                f"The built-in augmentation pads {self.pad} px and crops back to the image's own size "
+                f"({images.shape[-2]}×{images.shape[-1]}), plus random flips: the papers' recipe for 28–32 px "
+                "images, a mild jitter at this size. Pass --no-augment, or a --pad that suits your images."),
+                stacklevel=2)
 
     def batches(self, start: int, end: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(row positions, uint8 inputs)`` of steps ``start..end-1``.  Every call starts from the seeds."""
