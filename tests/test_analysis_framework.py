@@ -12,7 +12,7 @@ from datadiet.errors import UnknownNameError
 from datadiet.report.markdown import markdown_table
 from datadiet.report.tables import read_csv
 from datadiet.runs import Workspace
-from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
 from datadiet.runs.presets import standard_scores
 from datadiet.scores import load_scores
 from datadiet.studies import available, configured, get_analysis, get_preset, run_analysis

@@ -10,7 +10,7 @@ from scipy import stats
 from datadiet.errors import DataDietError
 from datadiet.report.tables import read_csv
 from datadiet.runs import Workspace
-from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
 from datadiet.studies.label_free import PRESETS, accuracy_table, counterpart_of, default_labels, findings, run
 from fakes import assert_rerun_trains_nothing, copy_workspace, smoke_analysis, stored_scores
 

@@ -15,7 +15,7 @@ from datadiet.data import load_data
 from datadiet.errors import ConfigError, DataDietError
 from datadiet.report.tables import read_csv
 from datadiet.runs import Workspace
-from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
 from datadiet.runs.presets import standard_scores
 from datadiet.scores import SCORES, load_scores
 from datadiet.scores.functions import self_confidence

@@ -8,7 +8,7 @@ import pytest
 
 from datadiet.errors import ConfigError
 from datadiet.report.tables import read_csv
-from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
 from datadiet.selection import select
 from datadiet.studies.scaling import (PRESETS, Config, by_rule, crossovers, redundancy_rows, regime_rows,
                                       score_label, size_setting)

@@ -12,7 +12,7 @@ import numpy as np
 from ..report import figures
 from ..stats import spearman_matrix
 from .compare import check_labels
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "correlations"

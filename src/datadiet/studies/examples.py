@@ -17,7 +17,7 @@ from ..report import figures
 from ..scores.registry import ScoreLabel
 from ..selection import rank_order
 from ..errors import unknown_name
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "examples"

@@ -32,7 +32,7 @@ from ..stats import correlations
 from ..errors import DataDietError, unknown_name
 from ..io import is_zip_archive
 from ..runs.memorization import estimate
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "external"

@@ -29,7 +29,7 @@ from ..runs.identity import identity
 from ..runs.scoring import dataset_input_norms, score_model
 from ..scores import ScoreFileError, ScoreTable, load_scores, save_scores
 from ..training import init_model, place_model, resolve_device
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from ..stats import spearman

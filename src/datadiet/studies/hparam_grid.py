@@ -22,7 +22,7 @@ from ..report.tables import curve_table
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
 from ..scores.store import ScoreFileError
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks

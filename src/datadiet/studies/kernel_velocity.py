@@ -37,7 +37,7 @@ from ..io import write_json_atomic
 from ..training import ensure_checkpoints, init_model, restore
 from ..training.engine import resolve_device
 from ..runs.identity import digest_ids
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "kernel_velocity"

@@ -18,7 +18,7 @@ from ..report.tables import curve_table
 from ..stats import spearman_matrix
 from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import PRESETS as SETTINGS, Setting, standard_scores
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks

@@ -43,7 +43,7 @@ from ..errors import ConfigError
 from ..io import atomic_path
 from ..runs.scoring import score_model
 from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "mode_connectivity"

@@ -47,7 +47,7 @@ from ..errors import ConfigError, DataDietError
 from ..scores.registry import ScoreLabel
 from ..selection import offset_windows, rank_order, select
 from ..stats import auroc
-from ..runs.presets import PRESETS as SETTINGS, Setting, standard_scores
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks

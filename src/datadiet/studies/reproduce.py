@@ -70,7 +70,7 @@ def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
             "forgetting@end")
 
 
-PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke", "quick", "gpu", "paper")}
+PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke", "quick", "quick-scarce", "gpu", "paper")}
 
 
 def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, device: str | None = None,

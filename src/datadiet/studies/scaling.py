@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..report import figures
 from ..report.markdown import Section, write_section
 from ..report.tables import compare_to_random, curve_table
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from .common import METHOD_RULES, accuracy_rows, baseline_tasks, method_name, select_by_rule, split_method

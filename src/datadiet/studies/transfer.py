@@ -14,7 +14,7 @@ import numpy as np
 from ..report import figures
 from ..config import TrainConfig
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import PRESETS as SETTINGS, Setting
+from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks
