@@ -101,6 +101,22 @@ def test_rerunning_resumes_and_refuses_another_preset(smoke, tmp_path, monkeypat
         reproduce(PRESETS["quick"], out, data_root=str(root), log=lambda _: None)
     with pytest.raises(DataDietError, match="differs in score_runs"):
         reproduce(replace(PRESETS["smoke"], score_runs=3), out, data_root=str(root), log=lambda _: None)
+    with pytest.raises(DataDietError, match="differs in the scores of --methods"):
+        reproduce(replace(PRESETS["smoke"], methods=("el2n@epoch1", "score2@init")), out, data_root=str(root),
+                  log=lambda _: None)
+
+
+def test_selection_rules_extend_a_finished_experiment(smoke, tmp_path, monkeypatch):
+    """el2n@epoch1+ccs and +moderate beside el2n@epoch1: the same score runs, only the new runs train."""
+    root, out, _ = smoke
+    extended = tmp_path / "extended"
+    shutil.copytree(out, extended)
+    methods = (*PRESETS["smoke"].resolved.methods, "el2n@epoch1+ccs", "el2n@epoch1+moderate")
+    logs = []
+    summary = reproduce(replace(PRESETS["smoke"], methods=methods), extended, data_root=str(root), log=logs.append)
+    assert any("14 already finished, 4 to run" in m for m in logs)  # 2 rules × 2 evaluation seeds
+    assert not any("run 1/2 (seed 0): 2" in m and "scoring" in m for m in logs)  # score runs came from the cache
+    assert {"el2n@epoch1+ccs", "el2n@epoch1+moderate"} <= set(summary["verdicts"])
 
 
 def test_offsets_extend_a_finished_experiment(smoke, tmp_path, capsys):

@@ -138,6 +138,11 @@ def extra_windows(keep: float, offsets) -> list[float]:
     return [o for o in offset_windows(keep, offsets) if not is_top_window(keep, o)]
 
 
+def _scores_of(methods) -> list[str]:
+    """The score labels behind methods (``el2n@epoch2+ccs`` → ``el2n@epoch2``), sorted."""
+    return sorted({split_method(m)[0] for m in methods})
+
+
 PLAN = "plan.json"
 
 
@@ -225,21 +230,24 @@ def _read_json(path: Path, folder: Path) -> dict:
     return record
 
 
-IDENTITY_KEYS = ("preset", "data", "train", "methods", "score_runs")  # what a point of the curve means
+IDENTITY_KEYS = ("preset", "data", "train", "score_runs")  # with the scores behind the methods: what a point means
 
 
 def _claim_folder(out: Path, record: dict) -> None:
     """Refuse to mix two different experiments in one results folder.
 
-    More kept fractions, offsets or evaluation seeds extend an experiment; other data, another recipe,
-    other scores or another number of score runs would put different subsets under the same label.
-    Where the data lies and which device computes do not change an experiment (see runs.identity).
+    More kept fractions, offsets, evaluation seeds or selection rules of the same scores (``el2n@epoch2+ccs``
+    beside ``el2n@epoch2``) extend an experiment; other data, another recipe, other scores or another number
+    of score runs would put different subsets under the same label. Where the data lies and which device
+    computes do not change an experiment (see runs.identity).
     """
     path = out / "config.json"
     if not path.is_file():
         return
     previous = _read_json(path, out)
     changed = [k for k in IDENTITY_KEYS if canonical(previous.get(k)) != canonical(record.get(k))]
+    if _scores_of(previous.get("methods") or []) != _scores_of(record["methods"]):
+        changed.append("the scores of --methods")
     if changed:
         raise DataDietError(f"{out} holds another experiment ({previous.get('preset')!r}; differs in "
                             f"{', '.join(changed)}). Use another --out folder, or the same settings to resume.")
