@@ -285,8 +285,8 @@ def _setting_with(args: argparse.Namespace, setting):
     if not data_given and not train_given:
         return setting
     data = DataConfig(**data_given) if "dataset" in data_given else replace(setting.data, **data_given)
-    title = setting.title + (f" on {data.dataset}" if "dataset" in data_given else "") + \
-        (" (recipe changed)" if train_given else "")
+    title = (f"{data.dataset}, the {setting.name} preset's recipe" if "dataset" in data_given else setting.title) \
+        + (" (recipe changed)" if train_given else "")
     return replace(setting, data=data, train=replace(setting.train, **train_given), title=title)
 
 
