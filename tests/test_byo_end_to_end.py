@@ -124,3 +124,20 @@ def test_edited_folder_is_not_mistaken_for_the_old_one(tmp_path, capsys):
     assert run(capsys, *argv)[0] == 0
     second = {p.name for p in (tmp_path / "results" / "runs").glob("*.json")}
     assert first and first.isdisjoint(second - first) and len(second) == 2 * len(first)
+
+
+def test_reproduce_on_feature_arrays_with_the_mlp(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    y_train, y_test = np.repeat(np.arange(3), 16), np.repeat(np.arange(3), 5)
+    x_train = rng.normal(size=(48, 6)).astype(np.float32) + y_train[:, None]
+    x_test = rng.normal(size=(15, 6)).astype(np.float32) + y_test[:, None]
+    save_arrays(tmp_path / "emb.npz", x_train, y_train, x_test, y_test, classes=np.array(["a", "b", "c"]))
+    out = tmp_path / "results"
+    code, _, _ = run(capsys, "reproduce", "--preset", "smoke", "--dataset", f"arrays:{tmp_path / 'emb.npz'}",
+                     "--model", "mlp", "--out", out, *RECIPE, "--methods", "el2n@epoch1", "grand@init",
+                     "forgetting@end", "--keeps", "0.5", "--eval-seeds", "2", "--score-runs", "2")
+    assert code == 0
+    rows = read_csv(out / "results.csv")
+    assert {r["method"] for r in rows} == {"full", "random", "el2n@epoch1", "grand@init", "forgetting@end"}
+    assert {r["n_train"] for r in rows if r["method"] != "full"} == {24}
+    assert json.loads((out / "config.json").read_text())["train"]["model"] == "mlp"
