@@ -264,6 +264,7 @@ SETTING_SKIP = {DataConfig: ("data_root",), TrainConfig: ("device", "seed")}
 
 def _add_setting_overrides(p: argparse.ArgumentParser) -> None:
     """Flags for the setting's data and recipe, except those a study's own config already has (its flag wins)."""
+    # argparse offers no public list of a parser's options; _actions is stable since Python 3.2.
     taken = {a.dest for a in p._actions} | {o for a in p._actions for o in a.option_strings}
     skips = {cls: tuple(f.name for f in fields(cls)
                         if f.name in skip or f.name in taken or "--" + f.name.replace("_", "-") in taken)
