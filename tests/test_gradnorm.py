@@ -171,6 +171,7 @@ def test_unsupported_layer_is_an_error_never_skipped():
         grand(nn.Sequential(nn.Linear(8, 3), nn.PReLU()), torch.randn(2, 8), torch.tensor([0, 1]), method="fast")
 
 
+@pytest.mark.filterwarnings("ignore::datadiet.scores.gradnorm.ExactPathWarning")  # said once: tested in test_user_models
 def test_auto_falls_back_to_an_exact_method_for_unsupported_layers():
     torch.manual_seed(0)
     model = Scaled().double()
