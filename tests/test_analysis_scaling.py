@@ -111,3 +111,12 @@ def test_smoke_subsets_are_the_rules_selections(workspace):
         assert {r["subset_digest"] for r in ccs} == {
             digest_ids(select(table, keep=0.5, rule="ccs", seed=r["train"]["seed"])) for r in ccs}
         assert len({r["subset_digest"] for r in ccs}) == 2  # a fresh CCS draw per evaluation seed
+
+
+def test_scaling_offers_no_flag_it_would_overwrite(capsys):
+    from datadiet.cli import main
+    for flag in ("--epochs", "--subset", "--subset-mode"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["analyze", "scaling", "--preset", "smoke", flag, "1"])
+        assert exit_.value.code == 2
+        assert f"unrecognized arguments: {flag}" in capsys.readouterr().err

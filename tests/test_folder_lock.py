@@ -67,10 +67,28 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
 
 
 def test_taking_the_lock_removes_orphan_temporaries(tmp_path):
+    write_json_atomic(tmp_path / "config.json", {"a": 1})
     write_json_atomic(tmp_path / "runs" / "kept.json", {"a": 1})
-    orphan = tmp_path / "runs" / ".abc.json.x1y2.tmp"  # what a SIGKILL during a write leaves
+    orphan = tmp_path / "runs" / ".abc.json.x1y2z3w4.tmp"  # what a SIGKILL during a write leaves
     orphan.write_text('{"a"')
     with folder_lock(tmp_path):
         assert not orphan.exists()
         assert (tmp_path / "runs" / "kept.json").is_file()
     assert remove_orphan_temporaries(tmp_path) == 0
+
+
+def test_only_datadiets_own_temporaries_in_a_results_folder_are_removed(tmp_path):
+    mine = tmp_path / "notes" / ".vim-session.tmp"  # a user's file beside the results
+    mine.parent.mkdir()
+    mine.write_text("keep")
+    lookalike = tmp_path / ".x.json.abc.tmp"  # not mkstemp's 8 characters
+    lookalike.write_text("keep")
+    orphan = tmp_path / ".result.json.k2j4h_9z.tmp"
+    orphan.write_text("{")
+    with folder_lock(tmp_path):  # not a results folder yet: nothing is touched
+        pass
+    assert orphan.exists()
+    write_json_atomic(tmp_path / "config.json", {"a": 1})
+    with folder_lock(tmp_path):
+        pass
+    assert not orphan.exists() and mine.read_text() == "keep" and lookalike.read_text() == "keep"

@@ -124,3 +124,18 @@ def test_report_flag_includes_extra_seeds(finished, tmp_path, capsys):
     assert _random_rows(out)[0]["n"] == 3
     assert main(["report", str(out)]) == 0
     assert _random_rows(out)[0]["n"] == 2
+
+
+def test_extra_seeds_of_a_ccs_method_are_the_same_experiment(tmp_path):
+    """CCS draws a fresh sample per evaluation seed, like random: its extra-seed runs are extra, not foreign."""
+    from dataclasses import replace
+    root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
+    out = tmp_path / "ccs"
+    config = replace(SMOKE, methods=("el2n@epoch1", "el2n@epoch1+ccs"))
+    reproduce(replace(config, eval_seeds=3), out, data_root=str(root), log=lambda _: None)
+    summary = reproduce(replace(config, eval_seeds=2), out, data_root=str(root), log=lambda _: None)
+    assert summary["runs"]["foreign"] == []
+    assert len(summary["runs"]["extra"]) == 4  # seed 1002: full, random, el2n, el2n+ccs
+    build_report(out, extra_seeds="include", log=lambda _: None)
+    rows = {r["method"]: r for r in read_csv(out / "curve.csv")}
+    assert rows["el2n@epoch1+ccs"]["n"] == 3

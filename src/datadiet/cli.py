@@ -262,12 +262,14 @@ def _configured(preset_config, cls: type, args: argparse.Namespace):
 SETTING_SKIP = {DataConfig: ("data_root",), TrainConfig: ("device", "seed")}
 
 
-def _add_setting_overrides(p: argparse.ArgumentParser) -> None:
-    """Flags for the setting's data and recipe, except those a study's own config already has (its flag wins)."""
+def _add_setting_overrides(p: argparse.ArgumentParser, set_per_point: tuple[str, ...] = ()) -> None:
+    """Flags for the setting's data and recipe, except those a study's own config already has (its flag wins) and
+    those the study sets per point itself (``set_per_point``)."""
     # argparse offers no public list of a parser's options; _actions is stable since Python 3.2.
     taken = {a.dest for a in p._actions} | {o for a in p._actions for o in a.option_strings}
     skips = {cls: tuple(f.name for f in fields(cls)
-                        if f.name in skip or f.name in taken or "--" + f.name.replace("_", "-") in taken)
+                        if f.name in skip or f.name in taken or f.name in set_per_point
+                        or "--" + f.name.replace("_", "-") in taken)
              for cls, skip in SETTING_SKIP.items()}
     add_arguments(p, DataConfig, skip=skips[DataConfig],
                   title="data (default: the preset's; --dataset starts from the defaults: folder:PATH, arrays:FILE)")
@@ -298,7 +300,8 @@ def _execution(args: argparse.Namespace) -> Execution:
 # ----------------------------------------------------------------------------- the parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="datadiet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="datadiet", description=__doc__.splitlines()[0],
+                                     allow_abbrev=False)  # generated flags share prefixes: --epochs is not --epochs-per-size
     parser.add_argument("--version", action="version", version=f"datadiet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks (also: DATADIET_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -385,13 +388,13 @@ def _add_analyze_parsers(p: argparse.ArgumentParser) -> None:
             add_arguments(q, module.Config, skip=("setting",), title=f"{name} options (default: the preset's)")
             for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(name, []):
                 _deprecated(q, old, new, **options)
-            _add_setting_overrides(q)
+            _add_setting_overrides(q, getattr(module, "SET_PER_POINT", ()))
 
 
 def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None
                 ) -> argparse.ArgumentParser:
     doc = doc or fn.__doc__
-    p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+    p = sub.add_parser(name, help=doc.splitlines()[0], description=doc, allow_abbrev=False)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show full tracebacks (also: DATADIET_DEBUG=1)")
     if fn is not None:
@@ -465,7 +468,7 @@ def explain(exc: BaseException) -> tuple[str, int]:
         where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "a file"
         advice = OS_ADVICE.get(exc.errno, "Check the path and the disk, then re-run; finished results are kept.")
         return f"cannot use {where}: {exc.strerror or exc}. {advice}", 2
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return ("out of memory. Use a smaller --batch-size or --score-batch-size, a smaller model (--width), or "
                 "fewer --workers."), 2
     return (f"unexpected {type(exc).__name__}: {exc}. This is a bug in datadiet: re-run with --debug for the "

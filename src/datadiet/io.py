@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -170,11 +171,23 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+# What atomic_path's temporaries look like: ".<target name>.<8 characters of mkstemp>.tmp".
+_ORPHAN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# A folder datadiet has written results into has one of these at its top.
+RESULT_MARKERS = ("config.json", "workspace.json", "score_config.json", "plan.json")
+
+
 def remove_orphan_temporaries(folder: Path) -> int:
-    """Delete the ``.NAME.*.tmp`` files of :func:`atomic_path` that a killed writer left under ``folder``."""
+    """Delete the temporaries of :func:`atomic_path` that a killed writer left under ``folder``.
+
+    Only in a folder datadiet has written results into (a marker file at its top), and only names of exactly the
+    form ``atomic_path`` makes: a user's own ``.session.tmp`` beside the results is never touched.
+    """
+    if not any((folder / marker).is_file() for marker in RESULT_MARKERS):
+        return 0
     count = 0
     for tmp in folder.rglob(".*.tmp"):
-        if tmp.is_file():
+        if tmp.is_file() and _ORPHAN.match(tmp.name):
             tmp.unlink(missing_ok=True)
             count += 1
     return count

@@ -50,7 +50,10 @@ METHOD_RULES = ("hardest", "easiest", "ccs", "moderate")
 
 def split_method(method: str) -> tuple[str, str]:
     """``"el2n@epoch2+ccs"`` → ``("el2n@epoch2", "ccs")``; no suffix means ``"hardest"``."""
-    label, _, rule = method.partition("+")
+    label, sep, rule = method.partition("+")
+    if sep and rule == "hardest":
+        raise ConfigError(f"Write {label!r}, not {method!r}: keeping the hardest is what a bare score label does "
+                          "(the two would train the same subset twice under two names).")
     rule = rule or "hardest"
     if rule not in METHOD_RULES:
         raise ConfigError(f"Unknown selection rule {rule!r} in method {method!r}; write SCORE[+RULE] with RULE one "

@@ -186,7 +186,7 @@ def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
     (``missing``), runs of the same experiment with other evaluation seeds (``extra``), runs of anything else
     (``foreign``) and files that are no finished run (``damaged``)."""
     chosen = [rid for rid in plan if rid in files.records]
-    points = {_point_key(p, keep_subset=p["method"] != "random") for p in plan.values()}
+    points = {_point_key(p) for p in plan.values()}
     fingerprints = {files.records[rid].get("dataset_fingerprint") for rid in chosen}
     extra, foreign = [], []
     for rid, record in files.records.items():
@@ -195,16 +195,18 @@ def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
         same = (canonical(record["data"]) == canonical(config.get("data"))
                 and _recipe(record["train"]) == _recipe(config.get("train", {}))
                 and record.get("dataset_fingerprint") in (fingerprints or {record.get("dataset_fingerprint")})
-                and _point_key(record, keep_subset=record["method"] != "random") in points)
+                and _point_key(record) in points)
         (extra if same else foreign).append(rid)
     return {"chosen": chosen, "missing": [rid for rid in plan if rid not in files.records], "extra": extra,
             "foreign": foreign, "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()]}
 
 
-def _point_key(run: dict, *, keep_subset: bool) -> str:
-    """A point of the curve: method, kept fraction, offset and (except for random subsets) the exact subset."""
+def _point_key(run: dict) -> str:
+    """A point of the curve: method, kept fraction, offset and, where the subset does not depend on the evaluation
+    seed, the exact subset (random subsets and CCS samples are drawn afresh for every seed)."""
+    seeded = run["method"] == "random" or ("+" in run["method"] and split_method(run["method"])[1] == "ccs")
     return json.dumps(canonical([run["method"], float(run["keep"]), run.get("offset"),
-                                 run.get("subset_digest") if keep_subset else None]))
+                                 None if seeded else run.get("subset_digest")]))
 
 
 def _recipe(train: dict) -> dict:

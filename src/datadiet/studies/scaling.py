@@ -42,6 +42,9 @@ SOURCE = ("Sorscher et al. (2022) Fig. 1 (the crossover), Data Diet B.3 / Fig. 4
           "(CCS at high pruning rates)")
 
 RULES = ("hardest", "easiest", "ccs")
+# Setting fields this study sets per point: the command line offers no flag for them (--sizes and
+# --epochs-per-size set them), rather than accepting one that would be overwritten.
+SET_PER_POINT = ("subset", "subset_mode", "epochs")
 
 
 @dataclass(frozen=True)
