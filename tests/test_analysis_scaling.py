@@ -3,7 +3,6 @@ curve, the crossover on hand-made tables, and the smoke preset end to end."""
 import json
 import math
 
-import numpy as np
 import pytest
 
 from datadiet.errors import ConfigError

@@ -11,7 +11,6 @@ from PIL import Image
 
 from datadiet.cli import main
 from datadiet.data import save_arrays
-from datadiet.manifest import load_subset
 from datadiet.report.tables import read_csv
 from datadiet.scores import load_scores
 from datadiet.selection import select
