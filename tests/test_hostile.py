@@ -336,31 +336,21 @@ for _id, _build in [
     CASES.append(Case(_id, _build, (r"x{300}", r"too long")))
 
 
-@case("reproduce-runs-is-a-file", r"results/runs\b")
-def _(c):
+def _folder_made_a_file(c, name: str):
+    """A copy of the finished results whose ``name`` sub-folder is replaced by a regular file."""
     results = c.results()
-    shutil.rmtree(results / "runs")
-    (results / "runs").write_text("not a folder\n")
+    shutil.rmtree(results / name)
+    (results / name).write_text("not a folder\n")
     c.keep(results)
-    return resume(c)
+    return results
 
 
-@case("reproduce-scores-is-a-file", r"results/scores\b")
-def _(c):
-    results = c.results()
-    shutil.rmtree(results / "scores")
-    (results / "scores").write_text("not a folder\n")
-    c.keep(results)
-    return resume(c)
-
-
-@case("report-runs-is-a-file", r"results\b.*\bruns\b")
-def _(c):
-    results = c.results()
-    shutil.rmtree(results / "runs")
-    (results / "runs").write_text("not a folder\n")
-    c.keep(results)
-    return ["report", results]
+for _id, _name, _command, _pattern in [
+    ("reproduce-runs-is-a-file", "runs", lambda c, results: resume(c), r"results/runs\b"),
+    ("reproduce-scores-is-a-file", "scores", lambda c, results: resume(c), r"results/scores\b"),
+    ("report-runs-is-a-file", "runs", lambda c, results: ["report", results], r"results\b.*\bruns\b"),
+]:
+    CASES.append(Case(_id, lambda c, n=_name, f=_command: f(c, _folder_made_a_file(c, n)), (_pattern,)))
 
 
 # Disk full, quota exhausted, read-only file system and no permission, simulated where the bytes hit the disk.

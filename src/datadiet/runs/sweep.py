@@ -37,6 +37,7 @@ from ..data import load_data
 from ..data.registry import parse_source
 from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic
+from ..models import model_factory
 from ..training import resolve_device, train
 from .identity import digest_ids, identity
 
@@ -161,6 +162,12 @@ def check_execution(executor: str, workers: int | None) -> None:
         raise ConfigError(f"Unknown --executor {executor!r}; use 'local' or 'ray'.")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a whole number of at least 1, got {workers!r}.")
+
+
+def check_recipe(train: TrainConfig) -> None:
+    """Refuse a device that is not there or a model that cannot be built, before anything is written."""
+    resolve_device(train.device)
+    model_factory(train.model)
 
 
 def load_results(out_dir: str | Path) -> list[dict]:

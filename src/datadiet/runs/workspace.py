@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..config import DataConfig, TrainConfig
-from ..models import model_factory
-from ..training import resolve_device
 from .identity import identity
 from .presets import Setting, standard_scores
 from .scoring import score_tables
-from .sweep import Task, check_execution, load_cached, run_sweep, task_for
+from .sweep import Task, check_execution, check_recipe, load_cached, run_sweep, task_for
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,7 @@ class Workspace:
 
     def check(self, setting: Setting) -> None:
         """Fail before anything is written: the device exists, the model is known and the data loads."""
-        train = self.train(setting.train)
-        resolve_device(train.device)
-        model_factory(train.model)
+        check_recipe(self.train(setting.train))
         self.splits(setting.data)
 
     def folder(self, name: str) -> Path:

@@ -21,9 +21,7 @@ from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
 from ..runs.scoring import score_tables
-from ..models import model_factory
-from ..runs.sweep import RunSpec, Task, check_execution, content_of, read_run_files, run_sweep, task_for
-from ..training import resolve_device
+from ..runs.sweep import RunSpec, Task, check_execution, check_recipe, content_of, read_run_files, run_sweep, task_for
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select, select_random
@@ -83,8 +81,7 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
     train_cfg = replace(setting.train, device=device) if device else setting.train
     record = folder_record(config, data_cfg, train_cfg)
     check_execution(executor, workers)
-    resolve_device(train_cfg.device)
-    model_factory(train_cfg.model)
+    check_recipe(train_cfg)
     with folder_lock(out, "datadiet reproduce"):
         _claim_folder(out, record)
         splits = load_data(data_cfg)
