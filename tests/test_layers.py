@@ -16,9 +16,9 @@ LAYERS = {
     "config": 1,
     "data": 2,
     "models": 3,
-    "training": 4,
+    "training": 4, "dynamic": 4,  # dynamic pruning: imports only errors; the engine may import it
     "scores": 5,
-    "selection": 6, "stats": 6, "manifest": 6,
+    "selection": 6, "stats": 6, "manifest": 6, "methods": 6,
     "runs": 7,
     "report": 8,
     "studies": 9,
