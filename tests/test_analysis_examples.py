@@ -9,6 +9,7 @@ from datadiet.errors import UnknownNameError
 from datadiet.report.tables import read_csv
 from datadiet.studies import examples as ex
 from fakes import smoke_analysis, stored_scores
+from tie_reference import reference_rank
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +73,21 @@ def test_summary_numbers(workspace):
     values, labels = tables["forgetting@end"].runs.mean(0), ws.splits(ex.PRESETS["smoke"].setting.data).train.labels.numpy()
     ties = sum(int(np.sort(values[labels == c])[1] == np.sort(values[labels == c])[2]) +
                int(np.sort(values[labels == c])[-2] == np.sort(values[labels == c])[-3]) for c in range(10))
-    assert stats["forgetting@end"]["cuts_decided_by_id"] == ties
+    assert stats["forgetting@end"]["cuts_decided_by_tie"] == ties
     assert (f"in {ties} of 20 class ends" in " ".join(summary["findings"])) == (ties > 0)
 
 
-def test_ties_go_to_the_smaller_id_at_both_ends():
+def test_ties_follow_the_seeded_tie_order_at_both_ends():
+    """Equal values are ordered by the seeded tie key of their ids (never by the id itself): the reference sorts
+    by (value, key) with Python integers, one id at a time."""
     values = np.array([1.0, 1.0, 1.0, 5.0, 5.0, 5.0, 3.0])
     ids = np.array([60, 10, 30, 70, 20, 40, 50])
     rows = ex.extremes(values, ids, np.zeros(7, dtype=int), per_side=2)
+    lowest = [int(ids[p]) for p in reference_rank(values, ids)][:2]
+    highest = [int(ids[p]) for p in reference_rank(-values, ids)][:2]
     assert [(r["kind"], r["position"], r["id"]) for r in rows] == [
-        ("lowest", 1, 10), ("lowest", 2, 30), ("highest", 1, 20), ("highest", 2, 40)]
-    assert [r["id"] for r in ex.grid_order(rows, 0)] == [10, 30, 40, 20]  # lowest … highest, left to right
+        ("lowest", 1, lowest[0]), ("lowest", 2, lowest[1]), ("highest", 1, highest[0]), ("highest", 2, highest[1])]
+    assert [r["id"] for r in ex.grid_order(rows, 0)] == [*lowest, *highest[::-1]]  # lowest … highest, left to right
     assert ex.ties_at_cut(values, np.zeros(7, dtype=int), 2) == 2
 
 

@@ -100,12 +100,19 @@ def test_reproduce_with_a_custom_grid_on_an_image_folder(tmp_path, capsys):
 def test_reproduce_with_a_user_model(tmp_path, capsys):
     dataset = f"folder:{image_folder(tmp_path / 'images')}"
     out = tmp_path / "results"
-    code, _, _ = run(capsys, "reproduce", "--preset", "smoke", "--dataset", dataset, "--out", out, *RECIPE,
-                     "--model", "user_models:no_width", "--methods", "el2n@epoch1", "grand@init", "--keeps", "0.5",
-                     "--eval-seeds", "2", "--score-runs", "1")
+    grid = ["--methods", "el2n@epoch1", "grand@init", "--keeps", "0.5", "--eval-seeds", "2", "--score-runs", "1"]
+    # a --width the factory cannot take would be recorded but never used: refused, and nothing is written
+    code, _, err = run(capsys, "reproduce", "--preset", "smoke", "--dataset", dataset, "--out", out, *RECIPE,
+                       "--model", "user_models:no_width", *grid)
+    assert code == 2 and "--width" in err and "user_models:no_width" in err and not out.exists()
+    no_width = [a for a in RECIPE if a not in ("--width", "0.25")]
+    code, _, _ = run(capsys, "reproduce", "--preset", "smoke", "--dataset", dataset, "--out", out, *no_width,
+                     "--model", "user_models:no_width", *grid)
     assert code == 0
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
     assert {r["train"]["model"] for r in records} == {"user_models:no_width"}
+    # the smoke preset's width 0.25 means nothing to this factory: recorded as 1, what was built
+    assert {r["train"]["width"] for r in records} == {1.0}
     assert len(records) == 2 * 4
 
 
@@ -140,3 +147,33 @@ def test_reproduce_on_feature_arrays_with_the_mlp(tmp_path, capsys):
     assert {r["method"] for r in rows} == {"full", "random", "el2n@epoch1", "grand@init", "forgetting@end"}
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {24}
     assert json.loads((out / "config.json").read_text())["train"]["model"] == "mlp"
+
+
+def test_prune_finds_the_scored_folder_from_another_directory_and_after_a_move(tmp_path, capsys, monkeypatch):
+    """A score file records the folder as given (relative) and its absolute path; `prune --dataset` re-points."""
+    image_folder(tmp_path / "digits")
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "score", "--dataset", "folder:digits", "--scores", "input_norm", "--runs", "1",
+               "--device", "cpu", "--out", "digits-scores")[0] == 0
+    score_file = tmp_path / "digits-scores" / "input_norm.npz"
+    meta = load_scores(score_file).meta
+    assert meta["data"]["dataset"] == "folder:digits" and meta["data_path"] == str(tmp_path / "digits")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # folder:digits means nothing here: the absolute path is used
+    code, out, _ = run(capsys, "prune", "--score-file", "../digits-scores/input_norm.npz", "--keep", "0.5",
+                       "--out", "kept.json")
+    assert code == 0 and "kept 15 of 30" in out
+    expected = select(load_scores(score_file), keep=0.5).tolist()
+    assert json.loads((elsewhere / "kept.json").read_text())["ids"] == expected
+    (tmp_path / "digits").rename(tmp_path / "moved")
+    code, _, err = run(capsys, "prune", "--score-file", "../digits-scores/input_norm.npz", "--keep", "0.5",
+                       "--out", "again.json")
+    assert code == 2 and "--dataset folder:PATH" in err and not (elsewhere / "again.json").exists()
+    code, _, _ = run(capsys, "prune", "--score-file", "../digits-scores/input_norm.npz", "--keep", "0.5",
+                     "--dataset", "folder:../moved", "--out", "again.json")
+    assert code == 0 and json.loads((elsewhere / "again.json").read_text())["ids"] == expected
+    other = image_folder(tmp_path / "other", per_class=11)  # other images: the fingerprint refuses them
+    code, _, err = run(capsys, "prune", "--score-file", "../digits-scores/input_norm.npz", "--keep", "0.5",
+                       "--dataset", f"folder:{other}", "--out", "wrong.json")
+    assert code == 2 and "fingerprint" in err and not (elsewhere / "wrong.json").exists()

@@ -248,3 +248,62 @@ def test_explicit_hardest_rule_is_refused_and_out_of_memory_is_explained():
     assert status == 2 and "--batch-size" in message
     message, status = explain(RuntimeError("something else"))
     assert status == 1 and "bug in datadiet" in message
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code`` (with this checkout's src on the path)."""
+    src = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+                         env={"PYTHONPATH": src, "PATH": ""}, capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_help_version_and_a_refused_flag_import_no_heavy_module():
+    """`datadiet --version`, `--help` and a flag the config refuses answer without torch, scipy or a study (the
+    2.4 s every command used to take); `import datadiet` loads its names on first use."""
+    heavy = {"torch", "scipy", "matplotlib", "datadiet.studies", "datadiet.runs", "datadiet.data"}
+    for code in ("import datadiet",
+                 "from datadiet.cli import main\ntry: main(['--version'])\nexcept SystemExit: pass",
+                 "from datadiet.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass",
+                 "from datadiet.cli import main\nassert main(['train', '--lr', 'nan']) == 2"):
+        assert not _modules_after(code) & heavy, code
+    loaded = _modules_after("import datadiet\nassert datadiet.train is datadiet.training.train")
+    assert "torch" in loaded and "datadiet.studies" not in loaded  # only what the name needs
+
+
+def test_the_commands_parser_has_only_its_own_flags_and_the_full_one_all(capsys):
+    from datadiet import cli
+
+    with pytest.raises(SystemExit):
+        main(["train", "--frobnicate"])
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+    full = cli.build_parser()
+    commands = next(a for a in full._actions if a.dest == "command").choices
+    for name in cli.COMMANDS:  # the full parser: every command with its flags, as the tests of studies use it
+        assert len(commands[name]._actions) > 2, name
+    only = next(a for a in cli._parser("prune")._actions if a.dest == "command").choices
+    assert "--keep" in only["prune"]._option_string_actions and len(only["train"]._actions) == 2  # -h, --debug
+
+
+def test_a_subsets_budget_is_said_in_steps_and_passes_not_epochs(tmp_path, capsys):
+    """Matched steps on a subset: 2 epochs of the full 40 examples at batch 8 are 10 steps; over the 20 kept
+    examples that is 10 x 8 / 20 = 4 passes (the engine's "epochs" of the subset would say 5, with its last
+    partial batch dropped)."""
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    common = ["--dataset", "mnist", "--data-root", str(root), *TINY, "--epochs", "2"]
+    assert run_cli(capsys, "score", *common, "--scores", "random", "--runs", "1", "--out", str(tmp_path / "s"))[0] == 0
+    assert run_cli(capsys, "prune", "--score-file", str(tmp_path / "s" / "random.npz"), "--keep", "0.5",
+                   "--out", str(tmp_path / "m.json"))[0] == 0
+    code, out, _ = run_cli(capsys, "train", *common, "--subset-file", str(tmp_path / "m.json"))
+    assert code == 0 and "done: 10 steps (the full data's 2 epochs; 4 passes over this 20-example subset)" in out
+    code, out, _ = run_cli(capsys, "train", *common)
+    assert code == 0 and "done: 10 steps (2 epochs of the 40 training examples)" in out
+
+
+def test_report_on_a_workspace_names_both_report_files(tmp_path, capsys, monkeypatch):
+    import datadiet.studies
+
+    (tmp_path / "workspace.json").write_text("{}")
+    monkeypatch.setattr(datadiet.studies, "build_workspace_report", lambda root: tmp_path / "report.md")
+    code, out, _ = run_cli(capsys, "report", str(tmp_path))
+    assert code == 0 and f"report: {tmp_path / 'report.md'} and {tmp_path / 'report.html'}" in out

@@ -214,10 +214,17 @@ def test_second_load_reads_the_cache_without_decoding(tmp_path, cache_dir, monke
     # other decode options are another cache entry: decoded again
     with pytest.raises(AssertionError, match="decoded"):
         Dataset.from_folder(root, resize=(4, 4))
-    # a touched file changes the key: never the stale cache
+    # the key is the files' bytes: a touched file is the same image (the cache is used) ...
     target = root / "bee" / "img1.png"
     st = os.stat(target)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert Dataset.from_folder(root).train.notes["source"]["cache_hit"]
+    # ... and a file rewritten with the same size and its old time restored (rsync -t, cp -p) is another image
+    changed = bytearray(target.read_bytes())
+    changed[-13] ^= 1  # a byte of the last chunk's CRC: same size, other content
+    target.write_bytes(bytes(changed))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert os.stat(target).st_size == st.st_size
     with pytest.raises(AssertionError, match="decoded"):
         Dataset.from_folder(root)
 
@@ -341,8 +348,15 @@ def test_subsets_and_label_noise_on_a_folder(tmp_path):
     assert cut.train.notes["label_noise"]["n_chosen"] == 3 and "source" in cut.train.notes
     assert sorted(cut.test.labels.tolist()) == [0, 1, 2]  # class-balanced, not the first class only
     assert cut.mean == full.mean
+    # the default mode of a subset of your own data is balanced (the folder is sorted by class) ...
+    default = DataConfig(dataset=name, subset=6)
+    assert default.subset_mode == "balanced"
+    assert torch.equal(load_data(default).train.ids, load_data(DataConfig(dataset=name, subset=6,
+                                                                            subset_mode="balanced")).train.ids)
+    assert DataConfig(subset=6).subset_mode == "first" and DataConfig(dataset=name).subset_mode == "first"
+    # ... and the first n, asked for, are still refused: they would be the first classes only
     with pytest.raises(ConfigError, match="sorted by class.*--subset-mode balanced"):
-        load_data(DataConfig(dataset=name, subset=6))
+        load_data(DataConfig(dataset=name, subset=6, subset_mode="first"))
 
 
 def test_datadiet_data_shows_what_was_found(tmp_path, capsys):
@@ -514,3 +528,27 @@ def test_bad_arrays_are_named(tmp_path):
     assert not (tmp_path / "never.npz").exists() and not list(tmp_path.glob(".never*"))
     # every refusal is a DataDietError the CLI turns into a message
     assert issubclass(CorruptDataError, DataDietError) and issubclass(DatasetNotFoundError, DataDietError)
+
+
+# ----------------------------------------------------------------------------- model inputs for the score functions
+
+def test_prepare_inputs_normalizes_like_training_and_scoring(tmp_path):
+    from datadiet.runs.scoring import score_model
+
+    root = tmp_path / "pets"
+    make_folder(root, per_class=4)
+    splits = Dataset.from_folder(root)
+    x = datadiet.prepare_inputs(splits)
+    pixels = splits.train.images.numpy().astype(np.float64) / 255  # the statistics, computed independently
+    mean, std = pixels.mean(axis=(0, 2, 3)), pixels.std(axis=(0, 2, 3))
+    expected = (pixels - mean[None, :, None, None]) / std[None, :, None, None]
+    assert x.dtype == torch.float32 and np.allclose(x.numpy(), expected, atol=1e-5)
+    assert torch.equal(datadiet.prepare_inputs(splits, splits.test), datadiet.prepare_inputs(splits, splits.test.images))
+    model = datadiet.build_model("smallcnn", num_classes=3, in_channels=3, width=0.25)
+    by_hand = datadiet.grand(model, x, splits.train.labels)
+    assert torch.allclose(by_hand.double(), torch.from_numpy(score_model(model, splits, ["grand"])["grand"]),
+                          rtol=1e-5)
+    with pytest.raises(ConfigError, match="uint8"):
+        datadiet.prepare_inputs(splits, splits.train.images.float())
+    with pytest.raises(ConfigError, match="DatasetSplits"):
+        datadiet.prepare_inputs(splits.train)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -56,14 +57,48 @@ def test_cli_second_reproduce_exits_2_and_writes_nothing(holder, capsys):
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
 
 
+def within(seconds: float, body) -> None:
+    """Run ``body`` and fail if it takes longer than ``seconds``: a lock that blocks instead of answering would
+    otherwise hang the test run instead of failing it (the thread is a daemon, so a hung one is left behind)."""
+    outcome = []
+
+    def run():
+        try:
+            body()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test below
+            outcome.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s: the lock blocks instead of answering"
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def refused_elsewhere(folder) -> bool:
+    """Whether a second process is refused ``folder`` right now (it exits 3 when refused, 0 when it got it)."""
+    probe = ("import sys\nfrom datadiet.errors import FolderBusyError\nfrom datadiet.io import folder_lock\n"
+             "try:\n    with folder_lock(sys.argv[1]): pass\nexcept FolderBusyError: sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(folder)], timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return done.returncode == 3
+
+
 def test_lock_is_reentrant_in_one_process(tmp_path):
-    with folder_lock(tmp_path / "a"):
-        with folder_lock(tmp_path / "a"):
+    a = tmp_path / "a"
+
+    def nested():
+        with folder_lock(a, "datadiet reproduce"):
+            with folder_lock(a, "datadiet report"):  # the same process again: no wait, no error
+                assert json.loads((a / LOCK_NAME).read_text())["command"] == "datadiet reproduce"
+            with folder_lock(a / "scores"):  # a sub-folder is its own lock
+                pass
+            assert refused_elsewhere(a)  # leaving the inner holds did not release the outer one
+        with folder_lock(a):  # released
             pass
-        with folder_lock(tmp_path / "a" / "scores"):  # a sub-folder is its own lock
-            pass
-    with folder_lock(tmp_path / "a"):  # released
-        pass
+    within(30, nested)
+    assert not refused_elsewhere(a)
 
 
 def test_taking_the_lock_removes_orphan_temporaries(tmp_path):

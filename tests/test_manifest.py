@@ -16,7 +16,7 @@ def ds():
 
 
 def _save(tmp_path, ds, ids=(1, 4, 7, 9)):
-    return save_subset(tmp_path / "subset.json", list(ids), ds.describe(), {"keep": 0.2})
+    return save_subset(tmp_path / "subset.json", list(ids), ds, {"keep": 0.2})
 
 
 def _edit(path, **changes):
@@ -155,8 +155,62 @@ def test_files_that_are_not_manifests(tmp_path, ds):
     ([1.5, 2.0], r"out\.json: the ids must be a non-empty 1-D array of integers, got float64"),
     ([True], "got bool"),
     ([], "non-empty"),
+    ([1, N], rf"out\.json: 1 example ids are not in tiny/train .*first: \[{N}\]"),
 ])
 def test_save_refuses_ids_it_would_not_load(tmp_path, ds, ids, message):
     with pytest.raises(ManifestError, match=message):
-        save_subset(tmp_path / "out.json", ids, ds.describe(), {})
+        save_subset(tmp_path / "out.json", ids, ds, {})
     assert not (tmp_path / "out.json").exists()
+
+
+# --- what a manifest records (issue 18 §3) ---------------------------------------------------------------------
+
+def test_class_counts_name_every_class_including_those_kept_not_at_all(tmp_path, ds):
+    # tiny_dataset labels cycle through 4 classes c0..c3: label = id % 4. Ids 1, 5, 9 are class c1, 2 is c2.
+    record = json.loads(_save(tmp_path, ds, ids=[1, 5, 9, 2]).read_text())
+    assert record["class_counts"] == {"c0": 0, "c1": 3, "c2": 1, "c3": 0}
+    assert list(record["class_counts"]) == ["c0", "c1", "c2", "c3"]  # class order
+    assert "files" not in record  # built-in style data has no files
+    assert record["dataset"] == ds.describe()
+
+
+def test_class_counts_fall_back_to_indices_without_class_names(tmp_path):
+    from dataclasses import replace
+
+    unnamed = replace(tiny_dataset(12, classes=3), classes=("same", "same", "same"))  # names that name nothing
+    record = json.loads(save_subset(tmp_path / "s.json", [0, 3, 4], unnamed, {}).read_text())
+    assert record["class_counts"] == {"0": 2, "1": 1, "2": 0}
+
+
+def test_folder_data_lists_each_kept_file_in_the_order_of_the_ids(tmp_path, ds):
+    class WithFiles:  # the ImageDataset of an image folder: files row for row with the labels
+        def __init__(self, inner, files):
+            self.inner, self.files = inner, files
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    shuffled = ds.take(torch.tensor([3, 2, 1, 0, *range(4, N)]))  # rows no longer in id order
+    files = tuple(f"c{int(label)}/img{int(i):03d}.png" for i, label in zip(shuffled.ids, shuffled.labels))
+    record = json.loads(save_subset(tmp_path / "s.json", [9, 0, 3], WithFiles(shuffled, files), {}).read_text())
+    assert record["files"] == ["c1/img009.png", "c0/img000.png", "c3/img003.png"]
+    assert load_subset(tmp_path / "s.json", shuffled).tolist() == [9, 3, 0]  # rows of ids 9, 0, 3
+
+
+def test_a_manifest_without_the_new_fields_still_loads(tmp_path, ds):
+    path = _edit(_save(tmp_path, ds, ids=[2, 3]), class_counts=None)
+    assert load_subset(path, ds).tolist() == [2, 3]
+
+
+def test_save_needs_the_dataset_not_its_description(tmp_path, ds):
+    with pytest.raises(ManifestError, match="pass the dataset the ids index"):
+        save_subset(tmp_path / "s.json", [1], ds.describe(), {})
+
+
+def test_deeply_nested_json_is_a_manifest_error_naming_the_file(tmp_path, ds):
+    from datadiet.errors import ConfigError
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.json: its JSON is nested too deeply"):
+        load_subset(path, ds)

@@ -73,3 +73,53 @@ def test_the_renamed_score_fields_are_the_ones_migration_maps(keys):
 
     assert tuple(RENAMED_SCORE_FIELDS.values()) == keys
     assert set(keys) <= set(ScoreConfig.__dataclass_fields__)
+
+
+def test_migrate_refuses_a_folder_that_holds_no_results_before_locking_or_walking_it(tmp_path, capsys):
+    folder = tmp_path / "home"
+    (folder / "runs").mkdir(parents=True)
+    (folder / "runs" / "notes.json").write_text("{}")
+    before = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    assert main(["migrate", str(folder)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{folder} is not a datadiet results folder" in err and "Traceback" not in err
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == before  # no .datadiet.lock
+
+
+def _sealed_run(folder, name: str, **changes):
+    """A finished run record of the 0.2 form (with its checksum) under ``name``, as a 0.1 folder would name it."""
+    from datadiet.config import DataConfig
+    from datadiet.runs.sweep import RunSpec, seal_record
+
+    spec = RunSpec(DataConfig(), TrainConfig(), "full", 1.0)
+    record = seal_record({**spec.describe(), "test_accuracy": 0.5, "test_loss": 1.0, "steps": 10, "n_train": 96,
+                          "wall_seconds": 1.0})
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "runs" / f"{name}.json").write_text(json.dumps({**record, **changes}))
+    return spec.run_id
+
+
+def test_a_moved_record_keeps_a_valid_checksum_and_an_edited_one_is_not_moved(tmp_path):
+    from datadiet.runs.sweep import read_run_files
+
+    good, edited = tmp_path / "good", tmp_path / "edited"
+    rid = _sealed_run(good, "0" * 20)
+    assert migrate(good, log=lambda _: None).runs_moved == 1
+    assert rid in read_run_files(good).records  # renamed and resealed: it counts
+    _sealed_run(edited, "0" * 20, test_accuracy=0.999)
+    report = migrate(edited, log=lambda _: None)
+    assert (report.runs_moved, report.runs_damaged) == (0, 1)
+    assert [p.name for p in (edited / "runs").iterdir()] == ["0" * 20 + ".json"]  # left as it was
+
+
+def test_a_record_without_a_checksum_is_moved_without_one(tmp_path):
+    from datadiet.runs.sweep import CHECKSUM_KEY, read_run_files
+
+    rid = _sealed_run(tmp_path, "0" * 20, **{CHECKSUM_KEY: None})
+    record = json.loads((tmp_path / "runs" / f"{'0' * 20}.json").read_text())
+    del record[CHECKSUM_KEY]
+    (tmp_path / "runs" / f"{'0' * 20}.json").write_text(json.dumps(record))
+    assert migrate(tmp_path, log=lambda _: None).runs_moved == 1
+    assert CHECKSUM_KEY not in json.loads((tmp_path / "runs" / f"{rid}.json").read_text())  # nothing vouched for
+    assert read_run_files(tmp_path).unchecked == [rid]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from datadiet.report.pruning import _summary, write_pruning_report
+from datadiet.report.pruning import _finding_lines, _summary, write_pruning_report
 from datadiet.report.tables import compare_to_random, curve_table, flatten_results, read_csv
 from datadiet.stats import holm, interval_verdict, p_value_verdict, welch_interval
 
@@ -123,7 +123,7 @@ def test_a_score_better_at_one_fraction_and_worse_at_another_is_not_hidden():
     assert summary["headline"][1].startswith("**keep 0.5**: better — forgetting@end; no different — none; worse — none")
 
 
-def test_headline_labels_offset_windows_and_says_not_measured():
+def test_headline_labels_offset_windows_and_says_not_resolved():
     accuracies = {("random", 0.5): [0.80, 0.81, 0.79, 0.80], ("el2n@epoch2", 0.5): [0.90, 0.91, 0.89, 0.90],
                   ("lowest", 0.5): [0.60, 0.61, 0.59, 0.60], ("single", 0.5): [0.9]}
     rows = _rows(accuracies, offsets={("lowest", 0.5): 0.0})
@@ -131,9 +131,9 @@ def test_headline_labels_offset_windows_and_says_not_measured():
     summary = _summary(curve_table(rows), versus, None, {})
     assert summary["holm_comparisons"] == 2  # the single run has no p-value
     assert summary["headline"] == [
-        ("**keep 0.5**: better — el2n@epoch2; no different — none; worse — none; not measured — single "
+        ("**keep 0.5**: better — el2n@epoch2; no different — none; worse — none; not resolved — single "
         "(Holm-corrected over 2 comparisons: better — el2n@epoch2; no different — none; worse — none; "
-        "not measured — single)"),
+        "not resolved — single)"),
         ("**keep 0.5 offset 0**: better — none; no different — none; worse — lowest "
         "(Holm-corrected over 2 comparisons: better — none; no different — none; worse — lowest)"),
     ]
@@ -152,9 +152,12 @@ def test_report_opens_with_the_headline(tmp_path):
     assert ("After Holm's correction over all 6 comparisons with random, better somewhere: "
             "**forgetting@end** (keep 0.5).") in lines
     assert "What beat random" not in text and "No score beat random" not in text
-    assert "| method | subset | runs | Δ acc. (points) | 95 % CI | p | verdict | p (Holm) | verdict (Holm) |" in lines
-    assert any(line.startswith("| el2n@epoch2 | keep 0.5 | 4 |") and line.endswith("| better | 0.131 | no different |")
-               for line in lines)
+    assert ("| method | subset | runs | Δ acc. (points) | 95 % CI | p | verdict | p (Holm) | verdict (Holm) "
+            "| seeds to resolve |") in lines
+    # seeds to resolve, by hand: diff 0.0175, pooled spread sqrt((3 · 9.1667e-5 + 3 · 6.6667e-5) / 6) = 0.008898;
+    # t(0.975; 4) · 0.008898 · sqrt(2/3) = 0.0202 > 0.0175, t(0.975; 6) · 0.008898 · sqrt(2/4) = 0.0154 < 0.0175 → 4
+    assert any(line.startswith("| el2n@epoch2 | keep 0.5 | 4 |")
+               and line.endswith("| better | 0.131 | no different | 4 |") for line in lines)
     assert any("after Holm's correction no different at keep 0.5" in line for line in lines if "el2n@epoch2" in line)
     html = (tmp_path / "report.html").read_text()
     assert "<li><b>keep 0.5</b>: better — el2n@epoch2, forgetting@end; no different — grand@init" in html
@@ -165,3 +168,79 @@ def test_report_opens_with_the_headline(tmp_path):
     assert table[("el2n@epoch2", 0.5)]["verdict_holm"] == "no different"
     assert table[("el2n@epoch2", 0.5)]["p_holm"] == pytest.approx(4 * table[("el2n@epoch2", 0.5)]["p_value"])
     assert len(flatten_results(records)) == 36
+
+
+def _report(tmp_path, accuracies, config=None):
+    records = _records(accuracies)
+    write_pruning_report(tmp_path, config or {"title": "t"}, records, {"a": np.arange(5.0)})
+    return (tmp_path / "report.md").read_text(), json.loads((tmp_path / "summary.json").read_text())
+
+
+def test_two_seeds_print_no_interval_at_face_value(tmp_path):
+    # two seeds a side with a large spread: the Welch interval is over 300 points wide, as in the report a user saw
+    accuracies = {("random", 0.5): [0.20, 0.90], ("el2n@epoch2", 0.5): [0.10, 0.95],
+                  ("forgetting@end", 0.5): [0.50, 0.52]}
+    text, summary = _report(tmp_path, accuracies)
+    _, low, high, _ = welch_interval(np.array([0.10, 0.95]), np.array([0.20, 0.90]))
+    assert high - low > 3  # more than 300 points wide: what must not be printed
+    rows = [line for line in text.splitlines() if line.startswith("| el2n@epoch2 | keep 0.5 | 2 | -2.50 |")]
+    assert len(rows) == 1
+    assert rows[0] == ("| el2n@epoch2 | keep 0.5 | 2 | -2.50 | n/a (2 seeds: not informative) | — | not resolved | — "
+                       "| not resolved | 3728 | 0.1000 0.9500 / 0.2000 0.9000 |")
+    assert "| per-run acc. (method / random) |" in text
+    assert f"{low * 100:+.2f}" not in text and f"{high * 100:+.2f}" not in text
+    assert summary["not_resolved"] == 2 and summary["holm_comparisons"] == 0 and summary["better_at"] == {}
+    assert summary["headline"][0].startswith("**keep 0.5**: better — none; no different — none; worse — none; "
+                                             "not resolved — el2n@epoch2, forgetting@end")
+    assert "2 comparisons have fewer than 3 runs on a side" in text
+    assert "*verdict (Holm)*: no comparison has a p-value to correct." in text
+    assert ("**el2n@epoch2**: not resolved against random (2 seeds: not informative) at keep 0.5 (difference "
+            "at keep 0.5: -2.50 points, 95 % CI n/a (2 seeds: not informative)).") in text
+    # planning figure of the table, by hand: pooled spread sqrt((0.36125 + 0.245) / 2) = 0.5506; the smallest n with
+    # t(0.975; 2n − 2) · 0.5506 · sqrt(2 / n) < 0.025: about 2 · (1.96 · 0.5506 / 0.025)² ≈ 3727
+    spread = math.sqrt((np.var([0.10, 0.95], ddof=1) + np.var([0.20, 0.90], ddof=1)) / 2)
+    assert sp.t.ppf(0.975, 2 * 3728 - 2) * spread * math.sqrt(2 / 3728) < 0.025 < \
+        sp.t.ppf(0.975, 2 * 3727 - 2) * spread * math.sqrt(2 / 3727)
+
+
+def test_largest_difference_is_the_largest_in_size():
+    # the user's report: "largest difference −3.34 points at keep 0.7" while −54.74 at 0.3 stood beside it
+    accuracies = {("random", 0.3): [0.80, 0.81, 0.79], ("m", 0.3): [0.2426, 0.2526, 0.2626],
+                  ("random", 0.7): [0.90, 0.91, 0.89], ("m", 0.7): [0.8566, 0.8666, 0.8766]}
+    rows = _rows(accuracies)
+    versus = compare_to_random(rows)
+    summary = _summary(curve_table(rows), versus, None, {})
+    [line] = [x for x in _finding_lines(summary, versus) if x.startswith("**m**")]
+    assert "largest difference in size at keep 0.3: -54.74 points, 95 % CI [" in line
+    assert "-3.34" not in line
+
+
+def test_no_spread_on_both_sides_is_an_exact_verdict_not_nan(tmp_path):
+    # wine-like: a 36-example test set, every seed scores the same on both sides
+    accuracies = {("random", 0.5): [35 / 36] * 3, ("up", 0.5): [1.0] * 3, ("same", 0.5): [35 / 36] * 3}
+    text, summary = _report(tmp_path, accuracies)
+    assert "nan" not in text.lower()
+    assert "| up | keep 0.5 | 3 | +2.78 | exact: no spread | 0 | better (exact: no spread) | 0 " in text
+    assert "| same | keep 0.5 | 3 | +0.00 | identical | 1 | no different (identical) | 1 " in text
+    assert "**up**: better than random (exact: no spread) at keep 0.5" in text
+    assert "**same**: no different from random (identical) at keep 0.5" in text
+    assert summary["better_at"] == {"up": ["keep 0.5"]}
+
+
+def test_the_report_says_what_its_intervals_cover(tmp_path):
+    accuracies = {k: v for k, v in ACCURACIES.items() if k[0] in ("random", "el2n@epoch2")}
+    text, summary = _report(tmp_path, accuracies, {"eval_seeds": 3, "score_runs": 4, "score_draws": 3})
+    assert summary["coverage"].startswith("Intervals cover 3 evaluation seeds × 3 independent score draws (4 score "
+                                          "runs each): evaluation seed s selects its subsets from draw s mod 3")
+    assert summary["coverage"] in text.splitlines()
+    fixed = _summary([], [], None, {"eval_seeds": 4, "score_runs": 10, "score_draws": 1})["coverage"]
+    assert fixed.startswith("Intervals cover 4 evaluation seeds only; the score runs are fixed (one draw of 10 score "
+                            "runs)")
+    # a folder of an earlier version has no score_draws: one draw; more draws than seeds: only the seeds' draws count
+    assert _summary([], [], None, {"eval_seeds": 4, "score_runs": 10})["coverage"] == fixed
+    two = _summary([], [], None, {"eval_seeds": 2, "score_runs": 4, "score_draws": 3})["coverage"]
+    assert two.startswith("Intervals cover 2 evaluation seeds × 2 independent score draws")
+    assert "only in part" not in two and "only in part" not in summary["coverage"]
+    shared = _summary([], [], None, {"eval_seeds": 3, "score_runs": 2, "score_draws": 2})["coverage"]
+    assert "the score runs (seeds that share a draw share its scores, so they cover it only in part" in shared
+

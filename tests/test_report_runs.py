@@ -8,7 +8,7 @@ import pytest
 from fakes import write_fake_mnist
 from datadiet.cli import main
 from datadiet.report.tables import read_csv
-from datadiet.runs.sweep import read_run_files
+from datadiet.runs.sweep import read_run_files, seal_record
 from datadiet.studies.reproduce import PRESETS, build_report, reproduce
 
 SMOKE = PRESETS["smoke"]
@@ -64,6 +64,7 @@ def test_foreign_run_file_is_left_out_and_named(finished, tmp_path):
     from datadiet.runs.identity import identity
     rid = identity({k: record.get(k) for k in ("data", "train", "method", "keep", "offset", "subset_digest")})
     record["run_id"] = rid
+    record = seal_record(record)  # a genuine run of another experiment carries its own valid checksum
     (out / "runs" / f"{rid}.json").write_text(json.dumps(record))
     summary = build_report(out, log=lambda _: None)
     assert _random_rows(out)[0] == before  # n and mean unchanged

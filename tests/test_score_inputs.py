@@ -240,3 +240,46 @@ def test_forgetting_refuses_gaps_and_non_tensors():
         forgetting(torch.tensor([[1, 0, 1], [1, -1, 0]]))
     with pytest.raises(ScoreInputError, match=r"must be a torch\.Tensor.*numpy\.ndarray"):
         forgetting(np.array([[1, 0]]))
+
+
+# ----------------------------------------------------------------------------- batch sizes and the meta device
+
+# Every model-based function with a batch size: (model, inputs, batch_size) -> scores.
+BATCHED = {
+    "grand": lambda m, x, b: grand(m, x, GOOD_LABELS, batch_size=b),
+    "el2n": lambda m, x, b: el2n(m, x, GOOD_LABELS, batch_size=b),
+    "self_confidence": lambda m, x, b: self_confidence(m, x, GOOD_LABELS, batch_size=b),
+    "score1": lambda m, x, b: score1(m, x, batch_size=b),
+    "score2": lambda m, x, b: score2(m, x, batch_size=b),
+    "score3": lambda m, x, b: score3(m, x, batch_size=b),
+}
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True, None, "8"], ids=["0", "-1", "2.5", "True", "None", "str"])
+@pytest.mark.parametrize("fn", BATCHED, ids=list(BATCHED))
+def test_every_score_function_refuses_a_bad_batch_size_alike(fn, size):
+    with pytest.raises(ScoreInputError, match=rf"batch_size must be a whole number of at least 1 .*got {size!r}"):
+        BATCHED[fn](make_model(), make_inputs(), size)
+
+
+@pytest.mark.parametrize("fn", BATCHED, ids=list(BATCHED))
+def test_a_numpy_integer_batch_size_is_a_batch_size(fn):
+    assert BATCHED[fn](make_model(), make_inputs(), np.int64(2)).shape == (N,)
+
+
+@pytest.mark.parametrize("fn", ALL_SCORES, ids=list(ALL_SCORES))
+def test_inputs_on_the_meta_device_are_refused(fn):
+    with pytest.raises(ScoreInputError, match=r"inputs are on the meta device"):
+        ALL_SCORES[fn](make_model(), make_inputs().to("meta"))
+
+
+@pytest.mark.parametrize("fn", LABELLED, ids=list(LABELLED))
+def test_labels_on_the_meta_device_are_refused(fn):
+    with pytest.raises(ScoreInputError, match=r"labels are on the meta device"):
+        LABELLED[fn](make_model(), make_inputs(), GOOD_LABELS.to("meta"))
+
+
+@pytest.mark.parametrize("fn", ALL_SCORES, ids=list(ALL_SCORES))
+def test_a_model_on_the_meta_device_is_refused(fn):
+    with pytest.raises(ScoreInputError, match=r"model's parameters are on the meta device"):
+        ALL_SCORES[fn](make_model().to("meta"), make_inputs())

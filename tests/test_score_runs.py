@@ -1,4 +1,5 @@
-"""Score runs: one training run per seed feeds every score and time; cached runs resume."""
+"""Score runs: one training run per seed feeds every score and time; cached runs resume; score draws are disjoint
+blocks of seeds, each cached on its own, draw 0 where a single draw always was."""
 import numpy as np
 import pytest
 
@@ -8,7 +9,8 @@ from datadiet.config import DataConfig, TrainConfig
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError, UnknownNameError
 from datadiet.scores import el2n, forgetting, grand, load_scores
-from datadiet.runs.scoring import ScoreConfig, run_scores
+from datadiet.runs.scoring import (ScoreConfig, check_score_seeds, draw_folder, draw_seed, run_scores, score_draws,
+                                   score_tables)
 from datadiet.training import init_model, train
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=32, epochs=2, eval_batch_size=64)
@@ -128,3 +130,32 @@ def test_score_config_validates_names_and_counts():
         ScoreConfig(scores=("elbow",))
     with pytest.raises(ConfigError, match="at least 1"):
         ScoreConfig(runs=0)
+
+
+# ---------------------------------------------------------------- score draws
+
+def test_score_draws_are_disjoint_seed_blocks_and_draw_0_is_the_plain_cache(tmp_path, splits, count_trains):
+    labels = ("el2n@epoch1",)
+    plain = score_tables(labels, 2, TRAIN, DATA, splits, tmp_path, log=lambda _: None)  # what one draw always was
+    assert count_trains == [0, 1]
+    count_trains.clear()
+    draws = score_draws(labels, 2, 3, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    assert count_trains == [2, 3, 4, 5]  # draw 0 came from the cache; draw d trains seeds 2d, 2d + 1
+    assert [d["el2n@epoch1"].meta["seeds"] for d in draws] == [[0, 1], [2, 3], [4, 5]]
+    np.testing.assert_array_equal(draws[0]["el2n@epoch1"].runs, plain["el2n@epoch1"].runs)
+    assert (tmp_path / "el2n-epoch1.npz").is_file()  # draw 0 where a single draw kept its files
+    assert [draw_folder(tmp_path, d) for d in range(3)] == [tmp_path, tmp_path / "draw-1", tmp_path / "draw-2"]
+    assert (tmp_path / "draw-2" / "el2n-epoch1.npz").is_file()
+    assert not np.allclose(draws[1]["el2n@epoch1"].mean, draws[0]["el2n@epoch1"].mean)
+    count_trains.clear()
+    score_draws(labels, 2, 3, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    assert count_trains == []  # every draw cached on its own
+
+
+def test_score_seeds_never_reach_the_evaluation_seeds():
+    assert [draw_seed(d, 4) for d in range(3)] == [0, 4, 8]
+    check_score_seeds(250, 4, 1000)  # seeds 0..999: just below the evaluation seeds
+    with pytest.raises(ConfigError, match=r"--score-draws 251 × --score-runs 4 = 1004 score runs .* at most 250 draws"):
+        check_score_seeds(251, 4, 1000)
+    with pytest.raises(ConfigError, match=r"Use at most 1000 score runs"):
+        check_score_seeds(1, 1001, 1000)

@@ -5,6 +5,7 @@ import pytest
 from datadiet.errors import ConfigError
 from datadiet.scores import ScoreTable
 from datadiet.selection import select, select_random
+from tie_reference import tie_key
 
 # Example i has score s[i]; ascending order of ids: 3, 0, 5, 1, 4, 2  (scores 0..5 shuffled)
 S = np.array([1.0, 3.0, 5.0, 0.0, 4.0, 2.0])
@@ -22,10 +23,16 @@ def test_lowest_and_explicit_offset_windows():
     assert select(S, keep=0.5, offset=0.5).tolist() == select(S, keep=0.5).tolist()
 
 
-def test_ties_are_broken_by_id_deterministically():
+def test_ties_are_broken_by_the_seeded_key_deterministically():
+    # Tie keys for seed 0 (tests/tie_reference.py), ids 0..3: 1.63e19, 7.96e18, 4.88e17, 1.79e19. Ascending key
+    # is the ascending rank among equal scores: ids 2, 1, 0, 3. The highest half is ids 0 and 3, not 2 and 3.
     tied = np.array([1.0, 1.0, 1.0, 1.0])
-    assert select(tied, keep=0.5).tolist() == [2, 3]
-    assert select(tied, keep=0.5, order="lowest").tolist() == [0, 1]
+    by_key = sorted(range(4), key=tie_key)
+    assert by_key == [2, 1, 0, 3]
+    assert select(tied, keep=0.5).tolist() == sorted(by_key[2:])
+    assert select(tied, keep=0.5, order="lowest").tolist() == sorted(by_key[:2])
+    assert select(tied, keep=0.5).tolist() == select(tied, keep=0.5).tolist()
+    assert select(tied, keep=0.5, tie_seed=1).tolist() == sorted(sorted(range(4), key=lambda i: tie_key(i, 1))[2:])
 
 
 def test_ids_are_returned_not_positions():
@@ -102,3 +109,50 @@ def test_range_errors_name_the_flag(kwargs, flag):
 
 def test_numpy_fractions_are_accepted():
     assert select(S, keep=np.float32(0.5), offset=np.float64(0.0)).tolist() == [0, 3, 5]
+
+
+# --- hostile input (issue 18 §4) -------------------------------------------------------------------------------
+
+def test_ids_that_differ_from_the_table_s_own_are_refused():
+    table = ScoreTable("el2n", np.array([7, 8, 9]), np.array([[0.0, 1.0, 5.0]]))
+    with pytest.raises(ConfigError, match="ids: the ids given differ from those of the score table"):
+        select(table, keep=1 / 3, ids=np.array([0, 1, 2]))
+    with pytest.raises(ConfigError, match="differ"):
+        select(table, keep=1 / 3, ids=np.array([9, 8, 7]))  # the same ids in another order relabel the scores
+    assert select(table, keep=1 / 3, ids=np.array([7, 8, 9])).tolist() == [9]  # the same ids are fine
+
+
+def test_duplicate_and_non_integer_ids_are_refused():
+    with pytest.raises(ConfigError, match=r"ids: 2 ids appear more than once \(first: 3, 5\)"):
+        select(S, keep=0.5, ids=[3, 5, 3, 5, 6, 7])
+    with pytest.raises(ConfigError, match="ids must be a 1-D array of integer"):
+        select(S, keep=0.5, ids=[0.5, 1, 2, 3, 4, 5])
+
+
+@pytest.mark.parametrize("labels, num_classes, message", [
+    ([0.0, 1.5, 0.0, 1.0, 0.0, 1.0], None, r"labels must be class indices \(integers\); 1 are not \(first at "
+                                           r"position 1: .*1.5"),
+    ([0.0, np.nan, 0.0, 1.0, 0.0, 1.0], None, "labels must be class indices"),
+    ([0, 1, 0, 2, 0, 1], 2, r"labels must lie in \[0, 2\); 1 do not \(first at position 3: .*2"),
+    ([0, 1, 0, -1, 0, 1], None, "labels must lie in 0 or more"),
+    (["a", "b", "a", "b", "a", "b"], None, "labels must be a 1-D array of class indices"),
+    ([0, 1, 0, 1, 0, 1], 0, "num_classes must be an integer >= 1"),
+])
+def test_bad_labels_for_class_balance_are_refused(labels, num_classes, message):
+    with pytest.raises(ConfigError, match=message):
+        select(S, keep=0.5, labels=np.array(labels), class_balanced=True, num_classes=num_classes)
+
+
+def test_integer_valued_float_labels_are_class_indices():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    scores = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 9.0])
+    assert select(scores, keep=0.5, labels=labels.astype(float), class_balanced=True).tolist() == \
+        select(scores, keep=0.5, labels=labels, class_balanced=True).tolist() == [0, 1, 2, 7]
+
+
+def test_ccs_bins_are_bounded_by_the_scores_before_anything_is_allocated():
+    scores = np.random.default_rng(0).normal(size=384)
+    with pytest.raises(ConfigError, match="--bins: 1000000000 bins for 384 scored examples; use at most 384"):
+        select(scores, keep=0.5, rule="ccs", bins=10 ** 9)
+    assert len(select(scores, keep=0.5, rule="ccs", bins=384)) == 192
+    assert len(select(scores[:10], keep=0.5, rule="ccs")) == 5  # the default 50 bins stay allowed on 10 scores

@@ -12,6 +12,7 @@ from datadiet.selection import (
     rank_order,
     select,
 )
+from tie_reference import tie_key
 
 # --- CCS: sharing the budget over the bins -----------------------------------------------------------------
 
@@ -93,15 +94,22 @@ def test_ccs_takes_the_budget_of_each_bin_over_random_inputs():
 
 # --- CCS: the hard cutoff --------------------------------------------------------------------------------------
 
-def test_ties_at_the_cut_are_broken_by_id():
-    # Ascending rank (score, then id): id 13 (1), id 14 (2), id 10 (3), id 11 (3), id 12 (3).
-    # beta 0.4 of 5 drops the 2 hardest: ids 12 and 11 (equal scores: the higher id ranks higher, as in the
-    # window rule). keep 0.6 = 3 = everything left: ids 10, 13, 14.
+def test_ties_at_the_cut_are_broken_by_the_tie_key():
+    # The three 3.0s rank by tie key (seed 0): id 10 (7.31e18) < id 12 (9.67e18) < id 11 (1.40e19). Ascending
+    # rank: id 13 (1), id 14 (2), ids 10, 12, 11 (3). beta 0.4 of 5 drops the 2 hardest: ids 12 and 11.
+    # keep 0.6 = 3 = everything left: ids 10, 13, 14.
+    assert tie_key(10) < tie_key(12) < tie_key(11)
     scores = np.array([3.0, 3.0, 3.0, 1.0, 2.0])
     ids = np.array([12, 10, 11, 13, 14])
     assert select(scores, keep=0.6, ids=ids, rule="ccs", beta=0.4).tolist() == [10, 13, 14]
     # the dropped ones are exactly what the window rule keeps as the hardest 40%
     assert select(scores, keep=0.4, ids=ids).tolist() == [11, 12]
+    # Another tie seed orders the 3.0s differently; the cut follows it, and the window agrees.
+    for tie_seed in range(1, 6):
+        ranked = sorted([12, 10, 11], key=lambda i: tie_key(i, tie_seed))
+        assert select(scores, keep=0.6, ids=ids, rule="ccs", beta=0.4, tie_seed=tie_seed).tolist() == \
+            sorted([13, 14, ranked[0]])
+        assert select(scores, keep=0.4, ids=ids, tie_seed=tie_seed).tolist() == sorted(ranked[1:])
 
 
 def test_the_hardest_beta_fraction_is_never_kept():
@@ -176,19 +184,23 @@ def test_seeds_are_reproducible_and_results_canonical():
 # --- moderate --------------------------------------------------------------------------------------------------
 
 def test_moderate_with_an_odd_number_of_examples():
-    # Median of 5, 1, 9, 3, 7 is 5; distances 0, 4, 4, 2, 2. Closest: id 0, then ids 3 and 4 tie at 2 (id order).
+    # Median of 5, 1, 9, 3, 7 is 5; distances 0, 4, 4, 2, 2. Closest: id 0, then ids 3 and 4 tie at 2; the tie
+    # goes to the lower tie key: id 4 (1.96e18) before id 3 (1.79e19).
     scores = np.array([5.0, 1.0, 9.0, 3.0, 7.0])
+    assert tie_key(4) < tie_key(3)
     assert select(scores, keep=0.6, rule="moderate").tolist() == [0, 3, 4]
-    assert select(scores, keep=0.4, rule="moderate").tolist() == [0, 3]
-    # with ids, the tie goes to the lower id, not the earlier position: id 4 -> 30, id 3 -> 40
-    assert select(scores, keep=0.4, rule="moderate", ids=[10, 11, 12, 40, 30]).tolist() == [10, 30]
+    assert select(scores, keep=0.4, rule="moderate").tolist() == [0, 4]
+    # with ids, the tie follows the ids' keys, not the positions: id 40 (9.58e18) before id 30 (1.74e19)
+    assert tie_key(40) < tie_key(30)
+    assert select(scores, keep=0.4, rule="moderate", ids=[10, 11, 12, 40, 30]).tolist() == [10, 40]
 
 
 def test_moderate_with_an_even_number_of_examples():
     # Median of 10, 2, 4, 8, 6, 12 is (6 + 8) / 2 = 7; distances 3, 5, 3, 1, 1, 5.
-    # Closest: ids 3, 4 (1), then ids 0, 2 tie at 3 -> id 0.
+    # Closest: ids 3, 4 (1), then ids 0, 2 tie at 3 -> id 2 (key 4.88e17 < id 0's 1.63e19).
     scores = np.array([10.0, 2.0, 4.0, 8.0, 6.0, 12.0])
-    assert select(scores, keep=0.5, rule="moderate").tolist() == [0, 3, 4]
+    assert tie_key(2) < tie_key(0)
+    assert select(scores, keep=0.5, rule="moderate").tolist() == [2, 3, 4]
     assert select(scores, keep=1 / 3, rule="moderate").tolist() == [3, 4]
 
 
@@ -227,6 +239,7 @@ S = np.arange(10.0)
     (dict(rule="ccs", beta=1.0), r"--beta: beta must be a fraction in \[0, 1\)"),
     (dict(rule="ccs", beta=-0.1), r"--beta: beta must be a fraction in \[0, 1\)"),
     (dict(rule="ccs", seed=-1), "--seed: seed must be a non-negative integer"),
+    (dict(rule="ccs", bins=10 ** 9), "--bins: 1000000000 bins for 10 scored examples; use at most 50"),
     (dict(rule="window", beta=0.1), "--beta 0.1 means nothing with --rule window"),
     (dict(rule="window", bins=10), "--bins 10 means nothing with --rule window"),
     (dict(seed=3), "--seed 3 means nothing with --rule window"),

@@ -1,4 +1,5 @@
-"""stats: Welch interval, verdict, Spearman (pair and matrix), correlations and AUROC against hand computations."""
+"""stats: Welch interval, verdict, the comparison a report may state (few seeds, no spread), seeds to resolve,
+Spearman (pair and matrix), correlations and AUROC against hand computations."""
 import math
 
 import numpy as np
@@ -6,7 +7,9 @@ import pytest
 from scipy import stats as sp
 
 from datadiet.errors import ConfigError
-from datadiet.stats import auroc, correlations, interval_verdict, spearman, spearman_matrix, welch_interval
+from datadiet.stats import (auroc, compare_groups, correlations, interval_cell, interval_text, interval_verdict,
+                            pooled_spread, seeds_text, seeds_to_resolve, spearman, spearman_matrix, summarize,
+                            verdict_phrase, welch_interval)
 from fakes import brute_force_auroc
 
 
@@ -101,3 +104,85 @@ def test_auroc_rejects_one_class_and_mismatched_shapes():
         auroc([0.1, 0.2], [False, False])
     with pytest.raises(ConfigError, match="one flag per score"):
         auroc([0.1, 0.2], [True])
+
+
+# ---------------------------------------------------------------- compare_groups: what a report may claim
+
+def test_two_seeds_a_side_give_the_mean_difference_and_no_interval():
+    c = compare_groups([0.70, 0.74], [0.60, 0.62, 0.64])
+    assert c["diff"] == pytest.approx(0.72 - 0.62)
+    assert math.isnan(c["ci_low"]) and math.isnan(c["ci_high"]) and math.isnan(c["p_value"])
+    assert (c["verdict"], c["note"]) == ("not resolved", "2 seeds: not informative")
+    # withheld, not missing: Welch gives a finite interval here, which a report must not print at face value
+    assert np.isfinite(welch_interval(np.array([0.70, 0.74]), np.array([0.60, 0.62, 0.64]))[1])
+    assert compare_groups([0.9], [0.8, 0.7, 0.6])["note"] == "1 seed: not informative"
+
+
+def test_three_seeds_a_side_give_the_welch_interval():
+    a, b = [0.80, 0.82, 0.81], [0.70, 0.72, 0.69]
+    c = compare_groups(a, b)
+    ci = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert (c["verdict"], c["note"]) == ("better", "")
+
+
+def test_no_spread_on_either_side_is_an_exact_verdict_never_nan():
+    worse = compare_groups([0.75] * 3, [0.80] * 4)
+    assert worse["diff"] == pytest.approx(-0.05)
+    assert worse["ci_low"] == worse["ci_high"] == worse["diff"]
+    assert (worse["verdict"], worse["note"], worse["p_value"]) == ("worse", "exact: no spread", 0.0)
+    same = compare_groups([0.75] * 3, [0.75] * 3)
+    assert (same["diff"], same["verdict"], same["note"], same["p_value"]) == (0.0, "no different", "identical", 1.0)
+    assert interval_text(worse["diff"], worse["ci_low"], worse["ci_high"], worse["note"]) == \
+        "-5.00 points (exact: no spread)"
+    assert verdict_phrase(same["verdict"], "random", same["note"]) == "no different from random (identical)"
+
+
+def test_a_side_without_runs_is_not_measured():
+    c = compare_groups([], [0.8, 0.7, 0.9])
+    assert (c["verdict"], c["note"], c["seeds_needed"]) == ("not measured", "no runs", None)
+    assert interval_text(c["diff"], c["ci_low"], c["ci_high"], c["note"]) == "not measured (no runs)"
+
+
+def test_words_of_a_comparison():
+    assert interval_text(0.012, 0.004, 0.02, "") == "+1.20 points, 95 % CI [+0.40, +2.00]"
+    assert interval_text(-0.5474, math.nan, math.nan, "2 seeds: not informative") == \
+        "-54.74 points, 95 % CI n/a (2 seeds: not informative)"
+    assert interval_cell(math.nan, math.nan, "2 seeds: not informative") == "n/a (2 seeds: not informative)"
+    assert verdict_phrase("not resolved", "random", "2 seeds: not informative") == \
+        "not resolved against random (2 seeds: not informative)"
+    assert verdict_phrase("better", "random") == "better than random"
+    assert [seeds_text(v) for v in (None, 7, math.inf)] == ["—", "7", "> 100000"]
+
+
+# ---------------------------------------------------------------- seeds to resolve, pooled spread, summary
+
+def test_seeds_to_resolve_by_hand():
+    # diff 2 points, spread 2 points: resolved once t(0.975; 2n − 2) · sqrt(2 / n) < 1.
+    # n = 8: t(14) = 2.145 · 0.5 = 1.072 (not yet); n = 9: t(16) = 2.120 · 0.4714 = 0.9994 (resolved)
+    assert sp.t.ppf(0.975, 14) * math.sqrt(2 / 8) > 1 > sp.t.ppf(0.975, 16) * math.sqrt(2 / 9)
+    assert seeds_to_resolve(0.02, 0.02) == 9
+    assert seeds_to_resolve(-0.02, 0.02) == 9  # the sign does not matter
+    # a difference five spreads wide: n = 2 already (t(2) = 4.303 · 1 = 4.3 < 5)
+    assert seeds_to_resolve(0.05, 0.01) == 2
+    assert seeds_to_resolve(0.0, 0.01) is None and seeds_to_resolve(0.01, 0.0) is None
+    assert seeds_to_resolve(0.01, math.nan) is None
+    assert seeds_to_resolve(1e-6, 1.0) == math.inf  # would take more than SEEDS_LIMIT runs
+
+
+def test_compare_groups_plans_with_the_pooled_spread():
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0]   # variances 1 and 2: pooled sqrt((2 · 1 + 1 · 2) / 3)
+    assert pooled_spread(a, b) == pytest.approx(math.sqrt(4 / 3))
+    assert pooled_spread([1.0], [2.0, 4.0]) == pytest.approx(math.sqrt(2))  # one run says nothing about spread
+    assert math.isnan(pooled_spread([1.0], [2.0]))
+    c = compare_groups(a, b)
+    assert c["seeds_needed"] == seeds_to_resolve(2.0 - 3.0, math.sqrt(4 / 3))
+
+
+def test_summarize_by_hand():
+    s = summarize([0.70, 0.80, 0.90])
+    assert (s["n"], s["mean"], s["std"]) == (3, pytest.approx(0.80), pytest.approx(0.10))
+    # numpy's linear percentile: position 0.16 · 2 = 0.32 between 0.70 and 0.80
+    assert s["p16"] == pytest.approx(0.70 + 0.32 * 0.10) and s["p84"] == pytest.approx(0.80 + 0.68 * 0.10)
+    assert math.isnan(summarize([0.5])["std"])
+    assert summarize([])["n"] == 0 and math.isnan(summarize([])["mean"])

@@ -1,6 +1,7 @@
 """Sweeps: one result per spec, failures recorded and retried, resume after SIGKILL, Ray equals local."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,3 +147,44 @@ def test_ray_executor_gives_the_same_results_as_local(root, tmp_path):
     for r in remote.results:
         assert r["test_accuracy"] == by_id[r["run_id"]]["test_accuracy"]
         assert r["test_loss"] == by_id[r["run_id"]]["test_loss"]
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """A finished sweep of one run: (its data root, its folder). Tests work on copies."""
+    tmp = tmp_path_factory.mktemp("one-run")
+    root = write_fake_mnist(tmp / "data", n_train=64, n_test=32)
+    run_sweep(_tasks(root, seeds=(0,), keeps=(1.0,)), tmp / "sweep", log=lambda _: None)
+    return root, tmp / "sweep"
+
+
+def _copy_of(one_run, tmp_path):
+    shutil.copytree(one_run[1], tmp_path / "sweep")
+    return one_run[0], tmp_path / "sweep"
+
+
+@pytest.mark.parametrize("key, value", [("test_accuracy", 0.999), ("test_loss", 0.01), ("wall_seconds", 1e-3),
+                                        ("n_train", 1), ("version", "9.9"), ("dataset_fingerprint", "0" * 16)])
+def test_a_record_edited_anywhere_is_caught_by_its_checksum(one_run, tmp_path, monkeypatch, key, value):
+    root, out = _copy_of(one_run, tmp_path)
+    path = next((out / "runs").glob("*.json"))
+    record = json.loads(path.read_text())
+    assert record[sweep_mod.CHECKSUM_KEY] == sweep_mod.record_checksum(record)
+    assert path.stem in sweep_mod.read_run_files(out).records
+    path.write_text(json.dumps({**record, key: value}))  # the file name (the identity) still matches
+    files = sweep_mod.read_run_files(out)
+    assert path.stem not in files.records
+    assert files.invalid[path] == "its content does not match its record_sha256 (edited after it was written)"
+    trained = []
+    monkeypatch.setattr(sweep_mod, "execute_run", lambda spec, *a: trained.append(spec) or record)
+    run_sweep(_tasks(root, seeds=(0,), keeps=(1.0,)), out, log=lambda _: None)
+    assert len(trained) == 1  # an edited record is trained again, like a damaged one
+    assert sweep_mod.read_run_files(out).records[path.stem]["test_accuracy"] == record["test_accuracy"]
+
+
+def test_a_checksum_survives_key_order_and_formatting(one_run, tmp_path):
+    _, out = _copy_of(one_run, tmp_path)
+    path = next((out / "runs").glob("*.json"))
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(reversed(list(record.items())))))  # one line, keys reversed: the same content
+    assert path.stem in sweep_mod.read_run_files(out).records

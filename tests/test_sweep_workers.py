@@ -79,3 +79,95 @@ def test_a_concurrent_sweep_killed_with_sigkill_resumes_without_loss_or_duplicat
     assert len({r["run_id"] for r in results}) == len(results) == 8
     for name, content in survivors.items():
         assert (out / "runs" / name).read_bytes() == content
+
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from datadiet.runs.sweep import worker_pool
+
+def hold(flag):
+    Path(flag).write_text(str(os.getpid()))
+    time.sleep(120)  # a run that outlives its parent
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    pool = worker_pool(2)  # the pool of `--workers 2`
+    for i in range(2):
+        pool.submit(hold, str(folder / f"worker-{i}"))
+    while len(list(folder.glob("worker-*"))) < 2:
+        time.sleep(0.05)
+    print("running", flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie (an orphan's zombie lingers where the container's init does not reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_sigkilled_parent(tmp_path):
+    script = tmp_path / "orphans.py"  # a file: spawned workers import the task function from it
+    script.write_text(ORPHAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert parent.stdout.readline().strip() == "running"
+        workers = [int((tmp_path / f"worker-{i}").read_text()) for i in range(2)]
+        assert all(_alive(pid) for pid in workers)
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers), "workers outlived their parent"
+    finally:
+        parent.kill()
+        for pid in workers if "workers" in locals() else ():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+POLLING_CHILD = """
+import sys, time
+import datadiet.runs.sweep as sweep
+sweep._kernel_kills_on_parent_death = lambda: False  # as where prctl is missing (macOS, BSD)
+import os
+sweep.die_with_parent(os.getppid())
+print("watching", flush=True)
+time.sleep(120)
+"""
+POLLING_PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline().strip() == "watching"
+print(child.pid, flush=True)
+import time; time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_without_prctl_a_worker_polls_for_its_parent_and_exits(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, "-c", POLLING_PARENT, POLLING_CHILD], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the polling worker outlived its parent"
+    finally:
+        parent.kill()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -7,6 +7,7 @@ from torch import nn
 from fakes import learnable_splits
 from datadiet.config import TrainConfig
 from datadiet.data.transforms import Normalizer
+from datadiet.errors import NonFiniteLossError
 from datadiet.training import classification_error, correct_per_example, evaluate, predict, to_layout
 
 
@@ -74,3 +75,38 @@ def test_evaluating_nothing_gives_empty_results(data):
     empty = test.images[:0]
     assert correct_per_example(model, empty, test.labels[:0], normalize, TrainConfig()).shape == (0,)
     assert predict(model, empty, test.labels[:0], normalize=normalize).mean_loss == 0.0
+
+
+class _NonFiniteIn(nn.Module):
+    """``_tiny_model`` whose logits are ``value`` for the examples ``rows`` (indices into the whole input)."""
+
+    def __init__(self, rows, value):
+        super().__init__()
+        self.body, self.rows, self.value, self.seen = _tiny_model(), set(rows), value, 0
+
+    def forward(self, x):
+        logits = self.body(x)
+        hit = [i for i in range(len(x)) if self.seen + i in self.rows]
+        self.seen += len(x)
+        logits[hit, 0] = self.value
+        return logits
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_non_finite_logits_are_a_diverged_model_not_an_accuracy(data, value):
+    test, normalize = data
+    model = _NonFiniteIn(rows=[3, 40, 41], value=value)  # batches of 32: one bad row in the first, two in the second
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite for 3 of 70 evaluated examples"):
+        evaluate(model, test, normalize, batch_size=32)
+    assert model.training  # the caller's mode is restored even then
+
+
+@pytest.mark.parametrize("call", ["correct_per_example", "classification_error"])
+def test_every_evaluation_refuses_non_finite_logits(data, call):
+    test, normalize = data
+    model = _NonFiniteIn(rows=[0], value=float("nan"))
+    with pytest.raises(NonFiniteLossError):
+        if call == "correct_per_example":
+            correct_per_example(model, test.images, test.labels, normalize, TrainConfig(channels_last=False))
+        else:
+            classification_error(model, normalize(test.images), test.labels)

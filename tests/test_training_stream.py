@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fakes import learnable_splits
-from datadiet.config import TrainConfig
+from datadiet.config import TrainConfig, resolve_flip
 from datadiet.data.transforms import augment
 from datadiet.training import BatchStream, seed_streams
 
@@ -11,7 +11,8 @@ N = 100  # 6 full batches of 16 per epoch, 4 rows dropped
 
 
 def _stream(augment_on=True, seed=5, n=N, **overrides):
-    config = TrainConfig(steps=40, seed=seed, augment=augment_on, **{**TINY, **overrides})
+    # The engine decides the flip (None: the data's default) before it makes a stream; so do we.
+    config = resolve_flip(TrainConfig(steps=40, seed=seed, augment=augment_on, **{**TINY, **overrides}), user_data=False)
     images = learnable_splits(n_train=n).train.images
     return BatchStream(images, config.plan(train_size=n), config)
 

@@ -1,5 +1,6 @@
 """Bring your own model: ``--model package.module:factory``, the built-in mlp, and GraNd on user models."""
 import re
+import sys
 import warnings
 from dataclasses import replace
 
@@ -122,6 +123,79 @@ def test_the_cli_refuses_a_bad_model_path_before_anything_is_written(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2
     assert "'user_models:nope'" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- models that do not fit their data
+
+SHAPE = (1, 6, 6)
+UNFIT = {  # factory in hostile_models → words of the message
+    "more_outputs": ("hostile_models:more_outputs gives 5 outputs per example, but this data has 3 classes",
+                     "num_classes=3"),
+    "fewer_outputs": ("gives 2 outputs per example, but this data has 3 classes",),
+    "TupleOutput": ("returns a tuple from its forward pass, not a tensor of logits", "`return logits`"),
+    "NoParameters": ("without trainable parameters",),
+    "on_meta": ("on the meta device", "to_empty"),
+    "exits": ("hostile_models:exits called sys.exit(0) while building the model",),
+}
+
+
+@pytest.mark.parametrize("name", UNFIT, ids=list(UNFIT))
+def test_a_user_model_that_does_not_fit_the_data_is_refused_when_built(name):
+    with pytest.raises(ModelFactoryError) as info:
+        build_model(f"hostile_models:{name}", num_classes=3, in_channels=1, input_shape=SHAPE)
+    for part in UNFIT[name]:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_a_module_that_exits_on_import_is_refused_not_obeyed():
+    _raises("hostile_models_exit:right", "'hostile_models_exit:right'", "sys.exit(0) while being imported")
+
+
+def test_a_model_that_cannot_run_on_the_data_shape_is_named_with_the_shape():
+    with pytest.raises(ModelFactoryError, match=r"user_models:no_width cannot run on one example of this data "
+                                                r"\(shape \[1, 3, 8, 8\]\)"):
+        build_model("user_models:no_width", num_classes=3, in_channels=1, input_shape=(3, 8, 8))
+
+
+def test_the_check_changes_neither_the_model_nor_the_random_stream():
+    class Modes(nn.Module):
+        def __init__(self, num_classes, in_channels, input_shape):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(36, num_classes), nn.Dropout(0.5))
+            self.body[2].eval()  # a sub-module the user left in eval mode on purpose
+            self.bn = nn.BatchNorm1d(num_classes)
+
+        def forward(self, x):
+            return self.bn(self.body(x))
+
+    module = type(sys)("datadiet_test_modes")  # an importable home for the factory
+    module.Modes = Modes
+    sys.modules["datadiet_test_modes"] = module
+    try:
+        torch.manual_seed(0)
+        model = build_model("datadiet_test_modes:Modes", num_classes=3, in_channels=1, input_shape=SHAPE)
+        after_check = torch.rand(3)
+        torch.manual_seed(0)
+        unchecked = Modes(3, 1, SHAPE)
+        assert torch.equal(torch.rand(3), after_check)  # the check drew nothing from the global stream
+    finally:
+        del sys.modules["datadiet_test_modes"]
+    assert [m.training for m in model.modules()] == [True, True, True, True, False, True]
+    assert torch.equal(model.bn.running_mean, torch.zeros(3))  # the probe updated no statistics
+    for mine, theirs in zip(model.state_dict().values(), unchecked.state_dict().values()):
+        assert torch.equal(mine, theirs)
+
+
+def test_the_cli_refuses_a_model_with_more_outputs_than_classes_before_writing(tmp_path, capsys):
+    from datadiet.cli import main
+
+    root = write_fake_mnist(tmp_path / "data", n_train=16, n_test=8)
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "mnist", "--data-root", str(root), "--model", "hostile_models:more_outputs",
+                 "--device", "cpu", "--out", str(out)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "12 outputs per example, but this data has 10 classes" in err
     assert not out.exists()
 
 

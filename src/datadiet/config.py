@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import math
 import numbers
@@ -27,7 +28,7 @@ class DataConfig:
     dataset: str = "fashion-mnist"    # a registered name, folder:PATH (image folders) or arrays:FILE.npz|DIR
     data_root: Optional[str] = None   # None: $DATADIET_DATA, then the dataset's system folder
     subset: Optional[int] = None      # train on n examples of the training split
-    subset_mode: str = "first"        # "first" n, or seeded class-"balanced" n
+    subset_mode: Optional[str] = None  # "first" n, or seeded class-"balanced" n; None: balanced for a --subset of folder:/arrays: data (sorted by class), else first
     subset_seed: int = 0
     test_subset: Optional[int] = None  # evaluate on the first n test examples (balanced n: own data sorted by class)
     label_noise: float = 0.0          # fraction of training labels permuted among themselves
@@ -40,6 +41,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
                f"--dataset must be a dataset name, folder:PATH or arrays:PATH, got {self.dataset!r}")
+        if self.subset_mode is None:  # decided here, so that every saved config and identity holds the mode used
+            mode = "balanced" if self.subset is not None and is_user_data(self.dataset) else "first"
+            object.__setattr__(self, "subset_mode", mode)
         _check(self.subset is None or self.subset > 0, f"--subset must be positive, got {self.subset}")
         _check(self.test_subset is None or self.test_subset > 0,
                f"--test-subset must be positive, got {self.test_subset}")
@@ -86,13 +90,18 @@ class TrainConfig:
     lr_decay: float = 0.2
     augment: bool = True
     pad: Optional[int] = None         # None: 4 px for 32×32 images, 2 px for 28×28
-    flip: bool = True
+    flip: Optional[bool] = None       # random horizontal flips; None: on for built-in datasets (the papers), off for folder:/arrays: data (a mirror changes digits, text, scans)
     seed: int = 0
     device: str = "auto"              # "auto": CUDA when present, else CPU
     amp: bool = True                  # bfloat16 autocast, on CUDA only
     channels_last: bool = True        # NHWC memory format (faster on CPU and recent GPUs)
     cuda_graph: bool = True           # replay each SGD step from a CUDA graph, on CUDA only (same numbers, faster)
     eval_batch_size: int = 1024
+    dynamic: str = "none"             # dynamic pruning, drawn again each epoch: "none", "infobatch" (Qin et al. 2024) or "rs2" (Okanovic et al. 2024); the run trains --epochs whole epochs over its rows
+    prune_ratio: float = 0.5          # --dynamic infobatch only: fraction of the well-learned examples left out each epoch, in [0, 1)
+    delta: float = 0.875              # --dynamic infobatch only: fraction of the epochs that may prune, in (0, 1]; the rest train on all rows
+    keep: Optional[float] = None      # --dynamic rs2 only (required there): fraction of the run's rows drawn each epoch, in (0, 1]
+    precision: str = "fp32"           # the CPU's arithmetic: "fp32", or "bf16" (bfloat16 autocast of forward and loss, fastest on CPUs with avx512_bf16/AMX); on CUDA --amp decides instead
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -131,7 +140,36 @@ class TrainConfig:
                                     f"float32 ({FLOAT32_MAX:.3g}) at the last milestone; lower either")
         _check(self.pad is None or _is_int(self.pad), f"--pad must be a whole number of pixels, got {self.pad!r}")
         _check(self.pad is None or self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
+        _check(self.flip is None or isinstance(self.flip, bool), f"--flip must be true or false, got {self.flip!r}")
         _check_int("seed", self.seed, low=0)
+        _check(self.precision in ("fp32", "bf16"), f"--precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        self._check_dynamic()
+
+    def _check_dynamic(self) -> None:
+        """Dynamic pruning's flags: each belongs to one method, and the budget is whole epochs (the pruners
+        decide per epoch, so a step budget or part of an epoch has no meaning for them)."""
+        _check(self.dynamic in DYNAMIC, f"--dynamic must be one of {', '.join(DYNAMIC)}, got {self.dynamic!r}")
+        _check_real("prune_ratio", self.prune_ratio, low=0.0, low_open=False, high=1.0, high_open=True)
+        _check_real("delta", self.delta, low=0.0, high=1.0)
+        if self.dynamic != "infobatch":
+            given = [flag for flag, used in (("--prune-ratio", self.prune_ratio != 0.5),
+                                              ("--delta", self.delta != 0.875)) if used]
+            _check(not given, f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to "
+                              f"--dynamic infobatch, not to --dynamic {self.dynamic}; drop "
+                              f"{'them' if len(given) > 1 else 'it'}")
+        if self.dynamic == "rs2":
+            _check(self.keep is not None, "--dynamic rs2 needs --keep, the fraction of the rows drawn each epoch "
+                                          "(e.g. --keep 0.5)")
+            _check_real("keep", self.keep, low=0.0, high=1.0)
+        else:
+            _check(self.keep is None, f"--keep applies only to --dynamic rs2, not to --dynamic {self.dynamic}; drop "
+                                      "it (to train on a fixed subset, make one with `datadiet prune --keep`)")
+        if self.dynamic != "none":
+            _check(self.steps is None, f"--steps cannot be used with --dynamic {self.dynamic}: its steps follow from "
+                                       "the rows it keeps each epoch; give --epochs instead")
+            _check(float(self.epochs).is_integer() and self.epochs >= 1,
+                   f"--dynamic {self.dynamic} trains whole epochs: --epochs must be a whole number >= 1, got "
+                   f"{self.epochs:g}")
 
     def total_steps(self, *, train_size: int, full_size: int) -> int:
         """SGD steps for a run on ``train_size`` examples out of a training set of ``full_size``."""
@@ -165,6 +203,22 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     """Full batches per pass over ``n`` examples (the last partial batch is dropped, as in the paper:
     200 epochs of CIFAR-10 at batch 128 are 78,000 steps)."""
     return max(1, n // batch_size)
+
+
+# ----------------------------------------------------------------------------- data brought by the user
+
+USER_SOURCES = ("folder:", "arrays:")
+
+
+def is_user_data(dataset: str) -> bool:
+    """Whether ``dataset`` names data the user brought (``folder:PATH``, ``arrays:PATH``)."""
+    return isinstance(dataset, str) and dataset.strip().lower().startswith(USER_SOURCES)
+
+
+def resolve_flip(train: TrainConfig, *, user_data: bool) -> TrainConfig:
+    """``train`` with ``flip`` decided: ``None`` means on for built-in datasets (the papers' recipe, and every
+    earlier result's) and off for data the user brings, whose images (digits, text, scans) a mirror changes."""
+    return train if train.flip is not None else dataclasses.replace(train, flip=not user_data)
 
 
 # ----------------------------------------------------------------------------- dict round trip
@@ -219,6 +273,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
 
 
+@functools.lru_cache(maxsize=None)  # reading a class's source is most of the cost of building a parser
 def field_comments(cls: type) -> dict[str, str]:
     """The comment after each field of a dataclass's source (``lr: float = 0.1  # ...``): the help of its flag,
     so the one place that documents a field documents its flag too."""
@@ -274,6 +329,8 @@ def _is_tuple(kind: Any) -> bool:
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # largest finite float32 (torch.finfo(torch.float32).max)
+
+DYNAMIC = ("none", "infobatch", "rs2")  # TrainConfig.dynamic: no dynamic pruning, or datadiet.dynamic's pruners
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -6,7 +6,9 @@ over the target (``os.replace`` is atomic on POSIX and Windows).
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import re
 import socket
@@ -14,9 +16,9 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
-from .errors import FolderBusyError
+from .errors import FolderBusyError, NonFiniteLossError
 
 try:  # POSIX advisory locks: released by the kernel when the holder dies, so a dead holder never blocks
     import fcntl
@@ -32,6 +34,7 @@ def _file_mode() -> int:
 
 
 _FILE_MODE = _file_mode()
+T = TypeVar("T")
 
 
 @contextmanager
@@ -58,15 +61,47 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON (see :func:`json_text`)."""
+    write_text_atomic(target, json_text(obj))
+
+
+NON_FINITE_KEY = "non_finite_as_null"
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as indented, key-sorted, strict JSON.
+
+    JSON has no NaN or infinity, and Python's bare ``NaN`` token makes a file that other readers refuse, so a
+    non-finite number is written as ``null``. A dict gets a note, :data:`NON_FINITE_KEY`, listing where (for
+    example ``["verdicts.el2n.p"]``), so a reader can tell such a null from a value that was never there.
+    """
+    nulled: list[str] = []
+    plain = _finite(obj, "", nulled)
+    if nulled and isinstance(plain, dict):
+        plain[NON_FINITE_KEY] = nulled
+    return json.dumps(plain, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+
+
+def _finite(value: Any, where: str, nulled: list[str]) -> Any:
+    """``value`` with every non-finite float (numpy and torch scalars included) replaced by ``None``."""
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), nulled) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", nulled) for i, v in enumerate(value)]
+    if not isinstance(value, (bool, int, str)) and getattr(value, "shape", None) == ():
+        value = value.item()  # a numpy or torch scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        nulled.append(where or "(the value)")
+        return None
+    return value
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, frozenset, tuple)):
+    if isinstance(obj, (set, frozenset)):
         return list(obj)
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
+    if hasattr(obj, "item"):  # a one-element array
         return obj.item()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
@@ -99,8 +134,11 @@ def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterato
     lock. The file itself is never deleted: deleting it would let two processes lock two different files.
     Taking the lock also removes the temporary files that killed writers left behind (nobody else writes here).
     Worker processes of the same command do not lock: only the command's own process writes results.
+    A folder the lock created itself is removed again when the command fails before writing a result (it then
+    holds nothing but the lock, ``config.json`` and ``workspace.json``): a refused command leaves no folder.
     """
     folder = Path(folder)
+    made = _outermost_missing(folder)  # what mkdir creates here, if anything
     folder.mkdir(parents=True, exist_ok=True)
     key = folder.resolve()
     if key in _held:
@@ -121,11 +159,48 @@ def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterato
         _held[key] = 1
         try:
             yield folder
+        except Exception as exc:
+            if made is not None and not isinstance(exc, NonFiniteLossError):  # a diverged run says what it keeps
+                _remove_if_unused(folder, made)
+            raise
         finally:
             del _held[key]
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing drops the flock
+
+
+# What a command writes into its results folder before its first result: removed with the folder it created.
+BEFORE_RESULTS = (LOCK_NAME, "config.json", "workspace.json")
+
+
+def _outermost_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (``None``: ``folder`` exists)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _remove_if_unused(folder: Path, made: Path) -> None:
+    """Remove ``folder`` and the empty parents up to ``made`` when it holds nothing but :data:`BEFORE_RESULTS`
+    and empty folders; a folder with anything else in it (a result, a checkpoint, a user's file) stays."""
+    try:
+        entries = list(folder.rglob("*"))
+        if any(not p.is_dir() and (p.parent != folder or p.name not in BEFORE_RESULTS) for p in entries):
+            return
+        for name in BEFORE_RESULTS:
+            (folder / name).unlink(missing_ok=True)
+        for sub in sorted((p for p in entries if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            sub.rmdir()
+        for path in (folder, *folder.parents):
+            path.rmdir()
+            if path == made:
+                break
+    except OSError:  # cleaning up after a refusal must never hide the refusal itself
+        pass
 
 
 def _acquire(fd: int, path: Path, folder: Path) -> None:
@@ -177,13 +252,18 @@ _ORPHAN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 RESULT_MARKERS = ("config.json", "workspace.json", "score_config.json", "plan.json")
 
 
+def is_results_folder(folder: str | os.PathLike) -> bool:
+    """Whether datadiet has written results into ``folder`` (one of :data:`RESULT_MARKERS` at its top)."""
+    return any((Path(folder) / marker).is_file() for marker in RESULT_MARKERS)
+
+
 def remove_orphan_temporaries(folder: Path) -> int:
     """Delete the temporaries of :func:`atomic_path` that a killed writer left under ``folder``.
 
     Only in a folder datadiet has written results into (a marker file at its top), and only names of exactly the
     form ``atomic_path`` makes: a user's own ``.session.tmp`` beside the results is never touched.
     """
-    if not any((folder / marker).is_file() for marker in RESULT_MARKERS):
+    if not is_results_folder(folder):
         return 0
     count = 0
     for tmp in folder.rglob(".*.tmp"):
@@ -191,3 +271,70 @@ def remove_orphan_temporaries(folder: Path) -> int:
             tmp.unlink(missing_ok=True)
             count += 1
     return count
+
+
+# ----------------------------------------------------------------------------- one report build at a time
+
+REPORT_WAIT_SECONDS = 120.0  # a report builds in seconds; longer means a stuck or suspended builder
+_reporting: dict[Path, int] = {}  # folders whose report this process is building → nesting depth
+
+
+@contextmanager
+def report_lock(folder: str | os.PathLike, wait: float | None = None) -> Iterator[None]:
+    """Build the report of ``folder`` alone: reading its runs and writing the report files is one step.
+
+    ``datadiet report`` takes no folder lock, so that a running experiment can be reported, but two builds that
+    overlap (a ``report`` that reads, then the ``reproduce`` that finishes and writes, then the ``report`` that
+    writes) would leave the older report on disk. Builds therefore take turns: an ``flock`` on the folder itself
+    (no file is created), waited for up to ``wait`` seconds (:data:`REPORT_WAIT_SECONDS`), after which
+    :class:`FolderBusyError` says so. A folder that holds no results is not locked (reading it fails, with its
+    own message), and neither is one on a file system without ``flock``.
+    """
+    folder = Path(folder)
+    if fcntl is None or not folder.is_dir() or not is_results_folder(folder):
+        yield
+        return
+    key = folder.resolve()
+    if key in _reporting:  # a report built while building a report (reproduce → build_report)
+        _reporting[key] += 1
+        try:
+            yield
+        finally:
+            _reporting[key] -= 1
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        _wait_for_report_lock(fd, folder, REPORT_WAIT_SECONDS if wait is None else wait)
+        _reporting[key] = 1
+        try:
+            yield
+        finally:
+            del _reporting[key]
+    finally:
+        os.close(fd)  # drops the flock
+
+
+def _wait_for_report_lock(fd: int, folder: Path, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise FolderBusyError(
+                    f"Another datadiet command has been writing the report of {folder} for over {wait:g} s. Its "
+                    f"runs are saved: run `datadiet report {folder}` again once the other command is done "
+                    "(or check that it is not stopped, e.g. suspended with Ctrl-Z).") from None
+            time.sleep(0.1)
+        except OSError:  # a file system without flock (some network mounts): build unserialised, as before
+            return
+
+
+def builds_report(build: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a report builder whose first argument is the folder: it runs under :func:`report_lock`."""
+    @functools.wraps(build)
+    def locked(folder, *args, **kwargs):
+        with report_lock(folder):
+            return build(folder, *args, **kwargs)
+    return locked

@@ -4,7 +4,13 @@ A manifest is a small JSON file::
 
     {"format": "datadiet-subset/1", "ids": [...], "ids_sha256": "...",
      "dataset": {"name", "split", "size", "fingerprint", ...},
-     "selection": {"scores": ..., "keep": ..., "offset": ..., ...}, "version": "..."}
+     "selection": {"scores": ..., "rule": ..., "keep": ..., "offset": ..., "tie_seed": ..., ...},
+     "class_counts": {"T-shirt/top": 2980, ...}, "files": [...], "version": "..."}
+
+``selection`` holds every parameter the selection used, defaults resolved (``selection.selection_parameters``);
+``class_counts`` the kept examples per class (every class, 0 included), named by the dataset's class names;
+``files`` (image folders only) each kept example's file, relative to the folder, in the order of ``ids``.
+Manifests written before these fields existed load all the same: training reads only the ids and the dataset.
 
 ``ids`` are example ids (canonical order); training maps them back to rows after checking the
 fingerprint, so a manifest can never silently select from different data.  ``ids_sha256`` is the
@@ -22,8 +28,9 @@ import numpy as np
 import torch
 
 from .version import __version__
-from .errors import DataDietError
+from .errors import ConfigError, DataDietError
 from .io import write_json_atomic
+from .selection import class_counts
 
 FORMAT = "datadiet-subset/1"
 DIGEST_KEY = "ids_sha256"
@@ -32,7 +39,7 @@ _SHOW = 5  # offending values named in a message
 _REDO = "Re-run `datadiet prune` to write a new manifest."
 
 
-class ManifestError(DataDietError, ValueError):
+class ManifestError(ConfigError):
     """A subset manifest is unreadable, malformed, edited, or does not belong to the dataset at hand."""
 
 
@@ -41,13 +48,19 @@ def ids_digest(ids) -> str:
     return hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
 
 
-def save_subset(path: str | Path, ids, dataset_info: dict, selection: dict) -> Path:
-    """Write the manifest atomically; ``dataset_info`` is ``ImageDataset.describe()`` of the scored data.
+def save_subset(path: str | Path, ids, dataset, selection: dict) -> Path:
+    """Write the manifest of ``ids``, examples of ``dataset`` (the ImageDataset scored), atomically.
 
-    Refuses (``ManifestError``) ids that are not a non-empty 1-D list of distinct non-negative integers,
-    so datadiet never writes a manifest it would refuse to read.
+    ``selection`` says how the ids were chosen (``selection.selection_parameters`` and where the scores came
+    from). The manifest adds the dataset's description, the kept count of every class and, for image folders,
+    the kept files. Refuses (``ManifestError``) ids that are not a non-empty 1-D list of distinct non-negative
+    integers naming examples of ``dataset``, so datadiet never writes a manifest it would refuse to read.
     """
     path = Path(path)
+    if not hasattr(dataset, "describe") or not hasattr(dataset, "labels"):
+        raise ManifestError(f"Refusing to write subset manifest {path}: pass the dataset the ids index (an "
+                            f"ImageDataset, e.g. splits.train), not {type(dataset).__name__}; the manifest records "
+                            "its description, class counts and files.")
     raw = np.asarray(ids)
     if raw.ndim != 1 or len(raw) == 0 or raw.dtype.kind not in "iu":
         raise ManifestError(
@@ -68,9 +81,34 @@ def save_subset(path: str | Path, ids, dataset_info: dict, selection: dict) -> P
         raise ManifestError(
             f"Refusing to write subset manifest {path}: ids {_listing(repeated)} appear more than once; a subset "
             "lists each example once. Pass the ids returned by `datadiet.select`.")
-    write_json_atomic(path, {"format": FORMAT, "ids": arr.tolist(), DIGEST_KEY: ids_digest(arr),
-                             "dataset": dataset_info, "selection": selection, "version": __version__})
+    try:
+        positions = dataset.positions_of(arr).numpy()
+    except DataDietError as exc:
+        raise ManifestError(f"Refusing to write subset manifest {path}: {exc}") from None
+    record = {"format": FORMAT, "ids": arr.tolist(), DIGEST_KEY: ids_digest(arr), "dataset": dataset.describe(),
+              "selection": selection, "class_counts": class_count_record(dataset, positions),
+              **kept_files(dataset, positions), "version": __version__}
+    write_json_atomic(path, record)
     return path
+
+
+def class_names(dataset) -> list[str]:
+    """The dataset's class names, or the class indices as strings where it has none (or repeats one)."""
+    k = int(dataset.num_classes)
+    names = [str(n) for n in (getattr(dataset, "classes", None) or ())]
+    return names if len(names) == k and len(set(names)) == k else [str(c) for c in range(k)]
+
+
+def class_count_record(dataset, positions) -> dict[str, int]:
+    """Class name → kept count, in class order, for the rows ``positions`` of ``dataset`` (absent classes: 0)."""
+    counts = class_counts(dataset.labels.numpy()[positions], int(dataset.num_classes))
+    return dict(zip(class_names(dataset), counts.tolist()))
+
+
+def kept_files(dataset, positions) -> dict:
+    """``{"files": [...]}``: the file of each kept row, for data read from files (image folders); else ``{}``."""
+    files = getattr(dataset, "files", None)  # row for row with the labels; None for built-in data and arrays
+    return {} if files is None else {"files": [str(files[p]) for p in positions]}
 
 
 def load_subset(path: str | Path, dataset) -> torch.Tensor:
@@ -83,6 +121,9 @@ def load_subset(path: str | Path, dataset) -> torch.Tensor:
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # JSON nested thousands deep: no manifest looks like that
+        raise ManifestError(f"Cannot read subset file {path}: its JSON is nested too deeply to be a subset "
+                            "manifest. Recreate it with `datadiet prune`.") from None
     except FileNotFoundError:
         raise ManifestError(f"Subset file {path} does not exist. Create it with `datadiet prune`.") from None
     except IsADirectoryError:

@@ -1,6 +1,7 @@
 """Subset selection from scores, exactly as Data Diet B.3 prescribes.
 
-1. sort examples ascending by score (ties broken by example id, so the result is deterministic);
+1. sort examples ascending by score (ties broken by a seeded pseudo-random order of the ids: see
+   :func:`rank_order`);
 2. drop the lowest ``offset`` fraction;
 3. keep the next ``keep`` fraction;
 4. drop the rest.
@@ -9,6 +10,11 @@
 Class-balanced selection applies the same rule inside every class, keeping a ``keep`` fraction of
 each class (largest-remainder rounding makes the total exact for unequal class sizes).
 Every selector returns example ids sorted ascending: indices in the dataset's canonical order.
+
+Why ties are not broken by id: datasets are often stored sorted by class (an image folder, MNIST's test set), so
+"lower id first" means "earlier class first". Many scores tie massively (forgetting counts are 0 for most
+examples), and an id tie-break then keeps or drops whole classes. A seeded hash of the id orders ties instead:
+deterministic, independent of the input order, and unrelated to the class.
 
 Two other rules share the same inputs and the same class balance (``select(..., rule=...)``):
 
@@ -31,6 +37,8 @@ ORDERS = ("highest", "lowest")
 RULES = ("window", "ccs", "moderate")
 _DEFAULT_BINS = 50  # CCS's number of strata
 _EPS = 1e-9  # fractions such as 0.3 + 0.7 are compared with this slack
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment: 2**64 / golden ratio, odd
+_UINT64_LIMIT = 2 ** 64
 
 
 class SelectionError(ConfigError):
@@ -39,7 +47,7 @@ class SelectionError(ConfigError):
 
 def select(scores, *, keep: float, offset: float | None = None, order: str = "highest", ids=None,
            labels=None, class_balanced: bool = False, num_classes: int | None = None, rule: str = "window",
-           beta: float | None = None, bins: int = _DEFAULT_BINS, seed: int = 0) -> np.ndarray:
+           beta: float | None = None, bins: int = _DEFAULT_BINS, seed: int = 0, tie_seed: int = 0) -> np.ndarray:
     """Ids of the examples kept by ``rule`` (default: the offset-window rule).
 
     Args:
@@ -48,20 +56,25 @@ def select(scores, *, keep: float, offset: float | None = None, order: str = "hi
         offset: window rule only: fraction of lowest-scoring examples dropped first; default ``1 − keep``.
         order: window rule only: ``"highest"`` (default) or ``"lowest"`` (``offset = 0``); ignored when
             ``offset`` is given.
-        ids: ``[N]`` example ids (default ``0..N−1``, or the table's ids).
-        labels: ``[N]`` class labels; needed for ``class_balanced``.
+        ids: ``[N]`` distinct integer example ids (default ``0..N−1``; a ScoreTable carries its own, and other
+            ids given beside it are refused).
+        labels: ``[N]`` class indices (integers, or floats with integer values); needed for ``class_balanced``.
         class_balanced: apply the rule inside each class, keeping each class's share of the budget.
         num_classes: with ``class_balanced``, the number of classes expected (an empty class is an error).
         rule: one of ``RULES``: ``"window"`` (Data Diet B.3), ``"ccs"`` or ``"moderate"``.
         beta: ccs only: fraction of the hardest examples dropped before sampling, in [0, 1);
             default ``default_ccs_beta(keep)``.
-        bins: ccs only: number of equal-width score bins (strata), at least 1.
+        bins: ccs only: number of equal-width score bins (strata), from 1 to the number of scores (or 50).
         seed: ccs only: seed of the sampling inside the bins (a non-negative integer).
+        tie_seed: every rule: seed of the order among equal scores (see ``rank_order``); a non-negative integer.
     Returns:
         int64 ids of the kept examples, sorted ascending.
     """
     values, ids = _scores_and_ids(scores, ids)
-    pick = _rule_positions(rule, keep, offset, order, beta, bins, seed)
+    params = selection_parameters(keep=keep, rule=rule, offset=offset, order=order, beta=beta, bins=bins, seed=seed,
+                                  tie_seed=tie_seed, class_balanced=class_balanced)
+    _check_bins_fit(params, len(values))
+    pick = _picker(params)
     if not class_balanced:
         return np.sort(ids[pick(values, ids, _count(keep, len(values)), None)])
     members = _class_members(values, labels, num_classes)
@@ -95,15 +108,77 @@ def select_random(ids, *, keep: float, seed: int, labels=None, class_balanced: b
     return select(scores, keep=keep, ids=ids, labels=labels, class_balanced=class_balanced)
 
 
-def rank_order(values, ids=None) -> np.ndarray:
-    """Positions that sort ``values`` ascending, ties broken by ascending id (default: position).
+def selection_parameters(*, keep: float, rule: str = "window", offset: float | None = None, order: str = "highest",
+                         beta: float | None = None, bins: int = _DEFAULT_BINS, seed: int = 0, tie_seed: int = 0,
+                         class_balanced: bool = False) -> dict:
+    """Every parameter ``select`` uses with these options, defaults resolved: what a subset manifest records.
+
+    Checks the options as ``select`` does (a ConfigError naming the flag). The window rule records its
+    ``offset`` (``1 − keep`` for ``order="highest"``) and, when the order chose it, the ``order``; CCS its
+    ``beta`` (``default_ccs_beta(keep)`` when not given), ``bins`` and ``seed``; every rule ``tie_seed`` and
+    ``class_balanced``.
+    """
+    if rule not in RULES:
+        raise ConfigError(f"--rule: rule must be one of {RULES}, got {rule!r}.")
+    _check_keep(keep)
+    _check_seed("tie-seed", tie_seed)
+    common = {"rule": rule, "keep": float(keep), "tie_seed": int(tie_seed), "class_balanced": bool(class_balanced)}
+    if rule == "window":
+        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
+        resolved = float(_resolve_offset(keep, offset, order))
+        return {**common, "offset": resolved, **({"order": order} if offset is None else {})}
+    _refuse_unused(rule, offset=(offset, None), order=(order, "highest"))
+    if rule == "moderate":
+        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
+        return common
+    beta = _check_ccs_options(keep, beta, bins, seed)
+    return {**common, "beta": beta, "bins": int(bins), "seed": int(seed)}
+
+
+def rank_order(values, ids=None, tie_seed: int = 0) -> np.ndarray:
+    """Positions that sort ``values`` ascending, ties in the seeded pseudo-random order of ``tie_keys``.
 
     The one ranking of datadiet: selection, top-k counts, example grids and binned tables all use it, so two
-    examples with equal scores are always ordered the same way.
+    examples with equal scores are always ordered the same way. ``ids`` default to the positions. The order
+    depends only on the (value, id) pairs and ``tie_seed``, not on the order they come in (ids are distinct).
     """
     values = np.asarray(values, dtype=np.float64)
     ids = np.arange(len(values)) if ids is None else np.asarray(ids)
-    return np.lexsort((ids, values))
+    return np.lexsort((tie_keys(ids, tie_seed), values))
+
+
+def tie_keys(ids, tie_seed: int = 0) -> np.ndarray:
+    """The key that orders equal scores: for id ``i``, output number ``i + 1`` of splitmix64 seeded with ``tie_seed``.
+
+    splitmix64 (Steele, Lea and Flood, 2014) outputs a bijective mix of ``seed + k * 0x9E3779B97F4A7C15``; its
+    consecutive outputs pass strong tests of randomness, so the keys of consecutive ids (a class stored as
+    one run of ids) are as good as shuffled, and distinct ids never share a key.
+    """
+    _check_seed("tie-seed", tie_seed)
+    ids = np.asarray(ids, dtype=np.int64).view(np.uint64)  # two's complement: a bijection, even for negative ids
+    with np.errstate(over="ignore"):  # every product and sum here is meant modulo 2**64
+        return _mix64(np.uint64(tie_seed) + (ids + np.uint64(1)) * _GOLDEN)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's output function, on uint64 arrays (a bijection of 64-bit words)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def class_counts(kept_labels, num_classes: int) -> np.ndarray:
+    """How many kept examples each class has (``[num_classes]`` int64; absent classes count 0)."""
+    return np.bincount(np.asarray(kept_labels, dtype=np.int64), minlength=num_classes)[:num_classes]
+
+
+def short_classes(counts, sizes, keep: float) -> list[int]:
+    """Classes that keep fewer than half of their proportional share ``keep × class size``, in class order.
+
+    Half is the threshold of a warning, not of an error: a score may rightly prefer some classes, but a class
+    kept at less than half its share has mostly gone from the subset, which a user must know.
+    """
+    return [c for c, (kept, size) in enumerate(zip(counts, sizes)) if kept < 0.5 * keep * size]
 
 
 def offset_windows(keep: float, offsets) -> list[float]:
@@ -116,28 +191,24 @@ def is_top_window(keep: float, offset: float) -> bool:
     return abs(offset - (1 - keep)) <= _EPS
 
 
-def _rule_positions(rule, keep, offset, order, beta, bins, seed):
-    """Check the rule's options; return ``pick(values, ids, n_keep, group) -> positions`` for one group.
+def _picker(params: dict):
+    """``pick(values, ids, n_keep, group) -> positions`` for one group, from ``selection_parameters``.
 
     ``group`` is ``None`` for the whole dataset, else the class index (it picks the class's random stream).
     """
-    if rule not in RULES:
-        raise ConfigError(f"--rule: rule must be one of {RULES}, got {rule!r}.")
-    if rule == "window":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
-        offset = _resolve_offset(keep, offset, order)
-        return lambda values, ids, n_keep, group: _window(values, ids, keep, offset, n_keep)
-    _check_keep(keep)
-    _refuse_unused(rule, offset=(offset, None), order=(order, "highest"))
-    if rule == "moderate":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
-        return lambda values, ids, n_keep, group: _moderate_positions(values, ids, n_keep)
-    beta = _check_ccs_options(keep, beta, bins, seed)
+    keep, tie_seed = params["keep"], params["tie_seed"]
+    if params["rule"] == "window":
+        offset = params["offset"]
+        return lambda values, ids, n_keep, group: _window(values, ids, keep, offset, n_keep, tie_seed)
+    if params["rule"] == "moderate":
+        return lambda values, ids, n_keep, group: _moderate_positions(values, ids, n_keep, tie_seed)
+    seed, beta, bins = params["seed"], params["beta"], params["bins"]
 
     def pick(values, ids, n_keep, group):
         rng = np.random.default_rng(seed if group is None else [seed, group])
         where = "" if group is None else f" of class index {group} (class-balanced)"
-        return _ccs_positions(values, ids, n_keep, keep=keep, beta=beta, bins=bins, rng=rng, where=where)
+        return _ccs_positions(values, ids, n_keep, keep=keep, beta=beta, bins=bins, rng=rng, tie_seed=tie_seed,
+                              where=where)
     return pick
 
 
@@ -153,8 +224,7 @@ def _check_ccs_options(keep: float, beta, bins, seed) -> float:
     """Validate ``beta``, ``bins`` and ``seed`` for CCS; return beta (the default one when ``None``)."""
     if isinstance(bins, bool) or not isinstance(bins, Integral) or bins < 1:
         raise ConfigError(f"--bins: bins must be an integer >= 1, got {bins}; CCS uses {_DEFAULT_BINS}.")
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ConfigError(f"--seed: seed must be a non-negative integer, got {seed}.")
+    _check_seed("seed", seed)
     if beta is None:
         return default_ccs_beta(keep)
     if isinstance(beta, bool) or not (isinstance(beta, Real) and 0 <= beta < 1):
@@ -163,20 +233,37 @@ def _check_ccs_options(keep: float, beta, bins, seed) -> float:
     return float(beta)
 
 
-def _ccs_positions(values, ids, n_keep: int, *, keep: float, beta: float, bins: int, rng,
+def _check_seed(flag: str, seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < _UINT64_LIMIT:
+        raise ConfigError(f"--{flag}: {flag.replace('-', '_')} must be a non-negative integer below 2**64, got "
+                          f"{seed!r}.")
+
+
+def _check_bins_fit(params: dict, n_scores: int) -> None:
+    """Refuse more CCS bins than scored examples (or the default 50): each bin costs memory, 10**9 of them all of it.
+
+    More bins than examples sort nothing finer, since at most one bin per example is non-empty.
+    """
+    limit = max(n_scores, _DEFAULT_BINS)
+    if params["rule"] == "ccs" and params["bins"] > limit:
+        raise ConfigError(f"--bins: {params['bins']} bins for {n_scores} scored examples; use at most {limit} (more "
+                          f"bins than examples split nothing finer). CCS uses {_DEFAULT_BINS}.")
+
+
+def _ccs_positions(values, ids, n_keep: int, *, keep: float, beta: float, bins: int, rng, tie_seed: int,
                    where: str = "") -> np.ndarray:
     """Positions kept by CCS: drop the hardest ``beta`` fraction, then sample the score bins evenly."""
     n_cut = math.floor(beta * len(values) + _EPS)  # rounded down: never drop more than asked
-    pool = rank_order(values, ids)[:len(values) - n_cut]  # the hardest are last, ties ranked by id
+    pool = rank_order(values, ids, tie_seed)[:len(values) - n_cut]  # the hardest are last
     if n_keep > len(pool):
         raise ConfigError(f"--keep {keep} with beta {beta:g}: {n_keep} of the {len(values)} examples{where} are "
                           f"to be kept but only {len(pool)} remain after dropping the hardest {n_cut}. Lower --beta "
                           f"(at most {1 - keep:g} with --keep {keep}) or --keep.")
     bin_of = _score_bins(values[pool], bins)
     budgets = _bin_budgets(np.bincount(bin_of, minlength=bins), n_keep)
-    # Bins are drawn in bin order from one stream, members in id order: the result depends on (scores, ids,
-    # seed) only, not on the order the examples come in.
-    picked = [_sample(pool[bin_of == b], ids, int(budgets[b]), rng) for b in np.flatnonzero(budgets)]
+    # Bins are drawn in bin order from one stream, members in tie-key order: the result depends on (scores, ids,
+    # seed, tie_seed) only, not on the order the examples come in.
+    picked = [_sample(pool[bin_of == b], ids, int(budgets[b]), rng, tie_seed) for b in np.flatnonzero(budgets)]
     return np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
 
 
@@ -207,22 +294,22 @@ def _bin_budgets(sizes, budget: int) -> np.ndarray:
     return counts
 
 
-def _sample(positions: np.ndarray, ids: np.ndarray, count: int, rng) -> np.ndarray:
-    """``count`` of ``positions`` uniformly at random, without replacement (members taken in id order)."""
-    positions = positions[np.argsort(ids[positions], kind="stable")]
+def _sample(positions: np.ndarray, ids: np.ndarray, count: int, rng, tie_seed: int) -> np.ndarray:
+    """``count`` of ``positions`` uniformly at random, without replacement (members taken in tie-key order)."""
+    positions = positions[np.argsort(tie_keys(ids[positions], tie_seed), kind="stable")]
     return rng.choice(positions, size=count, replace=False)
 
 
-def _moderate_positions(values: np.ndarray, ids: np.ndarray, n_keep: int) -> np.ndarray:
-    """Positions of the ``n_keep`` scores closest to the median (equal distances: lower id first)."""
-    return rank_order(np.abs(values - np.median(values)), ids)[:n_keep]
+def _moderate_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, tie_seed: int) -> np.ndarray:
+    """Positions of the ``n_keep`` scores closest to the median (equal distances: in tie-key order)."""
+    return rank_order(np.abs(values - np.median(values)), ids, tie_seed)[:n_keep]
 
 
 def _class_members(values: np.ndarray, labels, num_classes: int | None) -> list[np.ndarray]:
     """Positions of each class's examples, in class order; every class must have some."""
     if labels is None:
         raise ConfigError("Class-balanced selection needs the labels of the scored examples.")
-    labels = np.asarray(labels)
+    labels = _class_indices(labels, num_classes)
     if labels.shape != values.shape:
         raise ConfigError(f"{len(labels)} labels for {len(values)} scores; they must match one to one.")
     classes = np.arange(num_classes) if num_classes is not None else np.unique(labels)
@@ -234,10 +321,34 @@ def _class_members(values: np.ndarray, labels, num_classes: int | None) -> list[
     return members
 
 
-def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_keep: int) -> np.ndarray:
+def _class_indices(labels, num_classes: int | None) -> np.ndarray:
+    """``labels`` as int64 class indices in ``[0, num_classes)``, or a ConfigError naming the first bad one."""
+    raw = np.asarray(labels)
+    if raw.ndim != 1 or raw.dtype.kind not in "iuf":
+        raise ConfigError(f"Class-balanced selection: labels must be a 1-D array of class indices (integers), got "
+                          f"{raw.dtype} of shape {raw.shape}.")
+    if raw.dtype.kind == "f":  # 3.0 names class 3; 2.5 or NaN names no class
+        bad = np.flatnonzero(~np.isfinite(raw) | (raw != np.round(raw)))
+        if len(bad):
+            raise ConfigError(f"Class-balanced selection: labels must be class indices (integers); {len(bad)} are "
+                              f"not (first at position {bad[0]}: {raw[bad[0]]!r}). Pass the dataset's int64 labels.")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, Integral)
+                                    or num_classes < 1):
+        raise ConfigError(f"Class-balanced selection: num_classes must be an integer >= 1, got {num_classes!r}.")
+    top = num_classes if num_classes is not None else np.inf
+    outside = np.flatnonzero((raw < 0) | (raw >= top))
+    if len(outside):
+        limit = f"[0, {num_classes})" if num_classes is not None else "0 or more"
+        raise ConfigError(f"Class-balanced selection: labels must lie in {limit}; {len(outside)} do not (first at "
+                          f"position {outside[0]}: {raw[outside[0]]!r}).")
+    return raw.astype(np.int64)
+
+
+def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_keep: int,
+            tie_seed: int) -> np.ndarray:
     """Positions of the examples in the window [offset, offset + keep) of the ascending order."""
     n = len(values)
-    order = rank_order(values, ids)
+    order = rank_order(values, ids, tie_seed)
     start = min(int(math.floor(offset * n + _EPS)), n - n_keep)
     if offset + keep >= 1 - _EPS:  # "keep the highest": anchor the window at the top, whatever the rounding
         start = n - n_keep
@@ -286,14 +397,19 @@ def _resolve_offset(keep: float, offset: float | None, order: str) -> float:
 def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
     source = getattr(scores, "source", None)  # the file a ScoreTable was loaded from, for the messages
     if hasattr(scores, "runs") and hasattr(scores, "ids"):  # a ScoreTable
-        ids = scores.ids if ids is None else ids
+        ids = _table_ids(scores, ids, source)
         scores = scores.mean
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0:
         raise ConfigError(f"Scores must be a non-empty 1-D array, got shape {values.shape}.")
-    ids = np.arange(len(values), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+    ids = np.arange(len(values), dtype=np.int64) if ids is None else _integer_ids(ids)
     if ids.shape != values.shape:
         raise ConfigError(f"{len(ids)} ids for {len(values)} scores; they must match one to one.")
+    unique, counts = np.unique(ids, return_counts=True)
+    if len(unique) != len(ids):  # a repeated id would be ranked, and kept, twice
+        repeated = unique[counts > 1]
+        raise ConfigError(f"ids: {len(repeated)} ids appear more than once (first: "
+                          f"{', '.join(map(str, repeated[:5].tolist()))}); each scored example needs its own id.")
     bad = ~np.isfinite(values)
     if bad.any():
         kinds = [name for name, hit in (("NaN", np.isnan(values)), ("+inf", values == np.inf),
@@ -305,3 +421,19 @@ def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
             "the ranking; the scoring run diverged. Recompute the scores (lower the learning rate if training "
             "diverged) before selecting.")
     return values, ids
+
+
+def _table_ids(table, ids, source) -> np.ndarray:
+    """A ScoreTable's own ids; ``ids`` given beside it must be the same, or the scores would name other examples."""
+    if ids is not None and not np.array_equal(np.asarray(ids), table.ids):
+        where = f"score file {source}" if source else "the score table"
+        raise ConfigError(f"ids: the ids given differ from those of {where}, which carries its own ids; drop ids= "
+                          "(a ScoreTable's scores belong to its ids, and other ids would relabel them).")
+    return np.asarray(table.ids, dtype=np.int64)
+
+
+def _integer_ids(ids) -> np.ndarray:
+    raw = np.asarray(ids)
+    if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu"):
+        raise ConfigError(f"ids must be a 1-D array of integer example ids, got {raw.dtype} of shape {raw.shape}.")
+    return raw.astype(np.int64)

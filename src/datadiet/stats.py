@@ -1,5 +1,5 @@
-"""Statistics shared by every study: the Welch interval and its verdict, Holm's correction for many comparisons,
-Spearman rank correlation, AUROC.
+"""Statistics shared by every study: the Welch interval and its verdict, the comparison of two groups of runs as a
+report states it (and its words), Holm's correction for many comparisons, Spearman rank correlation, AUROC.
 
 Pure functions on arrays; nothing here knows about runs, files or figures.
 """
@@ -12,7 +12,15 @@ from scipy import stats as _scipy
 
 from .errors import ConfigError
 
-VERDICTS = ("better", "no different", "worse", "not measured")
+# Verdicts of a comparison, strongest first. "not resolved": fewer than MIN_SEEDS runs on a side, so no interval is
+# claimed; "not measured": a side has no runs at all.
+VERDICTS = ("better", "no different", "worse", "not resolved", "not measured")
+
+# Runs per arm below which a Welch interval is not informative: with two runs a side the t quantile has one to two
+# degrees of freedom (12.7 at one) and the spread is estimated from a single difference, so the interval swings from
+# a few points to hundreds with the luck of two numbers.  Below this, a report shows the mean difference and the
+# per-run values, and no verdict stronger than "not resolved".
+MIN_SEEDS = 3
 
 
 def welch_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -54,6 +62,126 @@ def p_value_verdict(diff: float, p: float, alpha: float = 0.05) -> str:
     if p >= alpha or diff == 0:
         return "no different"
     return "better" if diff > 0 else "worse"
+
+
+def compare_groups(a, b, level: float = 0.95) -> dict:
+    """The difference ``mean(a) − mean(b)`` of two groups of runs as a report may state it.
+
+    Returns ``diff``, ``ci_low``, ``ci_high``, ``p_value``, ``verdict`` (one of :data:`VERDICTS`), ``note`` (what
+    qualifies the verdict, "" for a plain Welch interval) and ``seeds_needed`` (:func:`seeds_to_resolve`):
+
+    * a side without runs: nothing is known; "not measured", note "no runs", all numbers NaN;
+    * fewer than :data:`MIN_SEEDS` runs on a side: the mean difference only; the Welch interval and p-value are left
+      out (NaN), since with one or two runs a side they are not informative; "not resolved", note
+      "2 seeds: not informative";
+    * no spread on either side (every run of a side scored the same): the difference is exact, the interval the point
+      ``[diff, diff]``; "better"/"worse" with note "exact: no spread" (p-value 0), or "no different" with note
+      "identical" when the constants agree (p-value 1);
+    * otherwise the Welch interval of :func:`welch_interval`, read by :func:`interval_verdict`.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not len(a) or not len(b):
+        return _comparison(math.nan, math.nan, math.nan, math.nan, "not measured", "no runs", None)
+    diff = float(a.mean() - b.mean())
+    needed = seeds_to_resolve(diff, pooled_spread(a, b), level)
+    fewest = min(len(a), len(b))
+    if fewest < MIN_SEEDS:
+        note = f"{fewest} seed{'s' if fewest > 1 else ''}: not informative"
+        return _comparison(diff, math.nan, math.nan, math.nan, "not resolved", note, needed)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # checked exactly: a variance of equal floats can round to 1e-33
+        if diff == 0:
+            return _comparison(0.0, 0.0, 0.0, 1.0, "no different", "identical", None)
+        return _comparison(diff, diff, diff, 0.0, "better" if diff > 0 else "worse", "exact: no spread", None)
+    diff, low, high, p = welch_interval(a, b, level)
+    return _comparison(diff, low, high, p, interval_verdict(low, high), "", needed)
+
+
+def _comparison(diff, low, high, p, verdict, note, needed) -> dict:
+    return {"diff": diff, "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict, "note": note,
+            "seeds_needed": needed}
+
+
+def pooled_spread(a, b) -> float:
+    """The pooled standard deviation of two groups, ``sqrt(Σ (n_i − 1) s_i² / Σ (n_i − 1))`` over the groups with at
+    least two runs (a single run says nothing about spread); NaN when neither has two."""
+    groups = [np.asarray(g, dtype=np.float64) for g in (a, b)]
+    groups = [g for g in groups if len(g) >= 2]
+    if not groups:
+        return math.nan
+    dof = sum(len(g) - 1 for g in groups)
+    return math.sqrt(sum((len(g) - 1) * g.var(ddof=1) for g in groups) / dof)
+
+
+SEEDS_LIMIT = 100_000  # seeds_to_resolve looks no further: beyond it, "more than 100000"
+
+
+def seeds_to_resolve(diff: float, spread: float, level: float = 0.95) -> int | float | None:
+    """Runs per arm at which a difference of ``diff`` would be resolved, if the spread stayed ``spread``.
+
+    The smallest n ≥ 2 whose t interval half-width with n runs on each side, ``t(0.5 + level/2; 2n − 2) ·
+    spread · sqrt(2 / n)`` (Welch's with equal spreads and equal arms), is below ``|diff|``: then an interval
+    centred on the observed difference would exclude zero.  A planning figure, not a power calculation: a true
+    difference of this size is resolved at such n about half the time.  ``None`` when there is nothing to resolve
+    or no spread to plan with (``diff`` 0, ``spread`` 0 or not finite); ``math.inf`` beyond :data:`SEEDS_LIMIT`.
+    """
+    if not (math.isfinite(diff) and math.isfinite(spread)) or diff == 0 or spread == 0:
+        return None
+    n = np.arange(2, SEEDS_LIMIT + 1)
+    half = _scipy.t.ppf(0.5 + level / 2, 2 * n - 2) * spread * np.sqrt(2 / n)
+    below = np.flatnonzero(half < abs(diff))
+    return int(n[below[0]]) if len(below) else math.inf
+
+
+def summarize(values) -> dict:
+    """``n``, ``mean``, 16th and 84th percentiles (``p16``/``p84``, Data Diet B.3's band) and standard deviation
+    (``std``) of repeated runs; NaN for what the runs cannot give (everything for none, ``std`` for one)."""
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return {"n": 0, "mean": math.nan, "p16": math.nan, "p84": math.nan, "std": math.nan}
+    return {"n": len(v), "mean": float(v.mean()), "p16": float(np.percentile(v, 16)),
+            "p84": float(np.percentile(v, 84)), "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
+
+
+# ---------------------------------------------------------------- the words of a comparison
+
+RELATIONS = {"better": "better than", "no different": "no different from", "worse": "worse than",
+             "not resolved": "not resolved against", "not measured": "not compared with"}
+
+
+def verdict_phrase(verdict: str, other: str, note: str = "") -> str:
+    """``better than random``; with the note of :func:`compare_groups` in brackets where it qualifies the verdict:
+    ``better than random (exact: no spread)``, ``not resolved against random (2 seeds: not informative)``."""
+    phrase = f"{RELATIONS[verdict]} {other}".rstrip()
+    return f"{phrase} ({note})" if note else phrase
+
+
+def interval_cell(low: float, high: float, note: str = "", *, scale: float = 100) -> str:
+    """The interval of a difference as a table shows it: ``[+0.40, +2.00]`` (× ``scale``), or what stands in its
+    place: ``n/a (2 seeds: not informative)``, ``exact: no spread``, ``identical``, ``n/a (no runs)``."""
+    if note in ("exact: no spread", "identical"):
+        return note
+    if math.isfinite(low) and math.isfinite(high):
+        return f"[{low * scale:+.2f}, {high * scale:+.2f}]"
+    return f"n/a ({note or 'no interval'})"
+
+
+def interval_text(diff: float, low: float, high: float, note: str = "", *, level: float = 0.95,
+                  scale: float = 100, unit: str = "points") -> str:
+    """``+1.20 points, 95 % CI [+0.40, +2.00]``; ``+1.20 points (exact: no spread)``;
+    ``+1.20 points, 95 % CI n/a (2 seeds: not informative)``; ``not measured (no runs)``."""
+    if not math.isfinite(diff):
+        return f"not measured ({note or 'no runs'})"
+    cell = interval_cell(low, high, note, scale=scale)
+    if note in ("exact: no spread", "identical"):
+        return f"{diff * scale:+.2f} {unit} ({cell})"
+    return f"{diff * scale:+.2f} {unit}, {level * 100:g} % CI {cell}"
+
+
+def seeds_text(needed: int | float | None) -> str:
+    """:func:`seeds_to_resolve` for a reader: ``12``, ``—`` (nothing to resolve or no spread), ``> 100000``."""
+    if needed is None:
+        return "—"
+    return f"> {SEEDS_LIMIT}" if math.isinf(needed) else str(int(needed))
 
 
 def holm(p_values) -> np.ndarray:

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from .dataset import DatasetSplits, ImageDataset, channel_stats, feature_stats, make_splits
 from .noise import LabelNoise, permute_labels
 from .registry import DATASETS, load_splits, locate, parse_source
-from .sources import Dataset, list_folder, save_arrays
+from .sources import Dataset, list_folder, prepare_inputs, save_arrays
 from .subset import balanced_n, first_n, make_subset
 
 
@@ -50,5 +50,5 @@ def sorted_by_class(dataset: ImageDataset) -> bool:
 __all__ = [
     "DATASETS", "Dataset", "DatasetSplits", "ImageDataset", "LabelNoise", "balanced_n", "channel_stats",
     "feature_stats", "first_n", "list_folder", "load_data", "load_splits", "locate", "make_splits", "make_subset",
-    "parse_source", "permute_labels", "save_arrays", "sorted_by_class",
+    "parse_source", "permute_labels", "prepare_inputs", "save_arrays", "sorted_by_class",
 ]

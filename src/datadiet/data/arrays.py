@@ -25,11 +25,24 @@ Labels, classes, ids
 --------------------
 ``y_train``/``y_test`` are 1-D integer arrays, one per example, in ``[0, K)``.  ``classes`` (optional, 1-D
 strings, unique) names the K classes; without it ``K = max label + 1`` and the names are ``"0".."K-1"``.
-``ids_train`` (optional, 1-D integers, unique) gives each training example the user's own id; without it
-the ids are ``0..N-1``.  Test ids are always ``0..N_test-1``.  The canonical order is the arrays' order.
+Without ``classes`` the labels must be dense: ``K`` may exceed the number of distinct labels by at most
+:data:`SPARE_CLASSES` and by at most half, so that a stray label (1,000,000 among 0..9) is refused instead
+of building a million-way model; remap such labels to 0..K-1 or name the classes.  The training split needs
+at least two distinct labels.  ``ids_train`` (optional, 1-D integers >= 0, unique) gives each training
+example the user's own id; without it the ids are ``0..N-1``.  Test ids are always ``0..N_test-1``.  The
+canonical order is the arrays' order.
+
+Size guard
+----------
+Before a ``.npz`` member is decompressed, the sizes its zip and ``.npy`` headers declare are checked: the
+arrays together must fit in the memory available (``MemAvailable``), a member may not declare more array
+bytes than its uncompressed size, and a member of more than 64 MiB may not be compressed more than 200:1
+(a zip bomb; real data compresses far less, and an uncompressed ``np.savez`` file is never refused).  A
+``.npy`` file of an ``arrays:DIR`` folder must hold the bytes its header declares.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -45,6 +58,9 @@ from .dataset import DatasetSplits, ImageDataset, make_splits
 REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL_KEYS = ("ids_train", "classes")
 _CHANNELS = (1, 3, 4)
+SPARE_CLASSES = 10         # labels without `classes`: at most this many (and half) of the K classes unused
+MAX_RATIO = 200            # compressed .npz members larger than BOMB_FLOOR: at most this expansion
+BOMB_FLOOR = 64 * 1024**2  # bytes
 
 
 def load_arrays(path: str | os.PathLike, *, name: str | None = None) -> DatasetSplits:
@@ -57,7 +73,7 @@ def load_arrays(path: str | os.PathLike, *, name: str | None = None) -> DatasetS
         arrays, where = _read_npz(path)
     else:
         raise DatasetNotFoundError(f"{name}: {path} does not exist; give a .npz file or a folder of .npy files.")
-    source = {"kind": "arrays", "path": str(path), "format": "npy folder" if path.is_dir() else "npz"}
+    source = {"kind": "arrays", "path": os.path.abspath(path), "format": "npy folder" if path.is_dir() else "npz"}
     return splits_from_arrays(**arrays, name=name, where=where, source=source, copy=False)
 
 
@@ -66,6 +82,7 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], Callable[[str], str]]:
         raise CorruptDataError(f"{path} is not a .npz archive (a .npz is a zip file). Write it with "
                                "datadiet.data.save_arrays or numpy.savez, or give a folder of .npy files.")
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.files)
             _check_keys(keys, f"{path} has the keys {', '.join(keys) or '(none)'}")
@@ -83,8 +100,80 @@ def _read_npy_folder(folder: Path) -> tuple[dict[str, np.ndarray], Callable[[str
     for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS):
         file = folder / f"{k}.npy"
         if file.is_file():
+            with open(file, "rb") as fh:
+                declared = _declared_bytes(fh, str(file))
+                _check_declared(declared, file.stat().st_size - fh.tell(), str(file))
             arrays[k] = _read_entry(lambda: np.load(file, allow_pickle=False), str(file))
+    _check_memory(sum(f.stat().st_size for f in folder.glob("*.npy") if f.stem in arrays), str(folder))
     return arrays, lambda k: str(folder / f"{k}.npy")
+
+
+# ----------------------------------------------------------------------------- size guard (before decompressing)
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse a ``.npz`` whose members would not fit in memory, or expand like a zip bomb, before reading any."""
+    wanted = {f"{k}.npy" for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS)}
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.infolist() if m.filename in wanted]
+        for m in members:
+            where = f"{path}: key {m.filename[:-4]!r}"
+            if m.file_size > BOMB_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+                raise CorruptDataError(
+                    f"{where} declares {_size(m.file_size)} compressed into {_size(m.compress_size)} (more than "
+                    f"{MAX_RATIO}:1): a zip bomb, or an array of almost nothing but zeros. datadiet does not "
+                    "decompress it. Store real data uncompressed (numpy.savez or datadiet.save_arrays).")
+            with archive.open(m) as fh:
+                declared = _declared_bytes(fh, where)
+                _check_declared(declared, m.file_size - fh.tell(), where)
+    _check_memory(sum(m.file_size for m in members), str(path))
+
+
+def _declared_bytes(fh, where: str) -> int:
+    """The array bytes a ``.npy`` header declares (shape × item size), read without reading the data; ``fh`` is
+    left at the start of the data."""
+    try:
+        major, _ = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorruptDataError(f"{where} is not a readable .npy array ({exc}); write it again.") from exc
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_declared(declared: int, stored: int, where: str) -> None:
+    if declared > stored:
+        raise CorruptDataError(f"{where}: its header declares {_size(declared)} of array data but only "
+                               f"{_size(stored)} are stored: the file is truncated or forged. Write it again.")
+
+
+def _check_memory(needed: int, where: str) -> None:
+    available = available_memory()
+    if available is not None and needed > available:
+        raise CorruptDataError(f"{where} holds {_size(needed)} of arrays, more than the {_size(available)} of memory "
+                               "available: datadiet holds the data in memory. Use a subset of it, or a machine with "
+                               "more memory.")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else physical memory; else None)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _check_keys(found: Sequence[str], what: str, suffix: str = "") -> None:
@@ -126,6 +215,8 @@ def splits_from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, 
     y_te = _labels(y_test, "y_test", len(x_te), "x_test", where)
     names = _classes(classes, where)
     k = len(names) if names is not None else int(max(y_tr.max(), y_te.max())) + 1
+    if names is None:
+        _check_dense(y_tr, y_te, k, where)
     for key, y in (("y_train", y_tr), ("y_test", y_te)):
         bad = np.flatnonzero((y < 0) | (y >= k))
         if len(bad):
@@ -133,6 +224,11 @@ def splits_from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, 
             raise CorruptDataError(f"{where(key)}: label {int(y[bad[0]])} at row {int(bad[0])} ({len(bad)} such "
                                    f"rows) is out of range; labels must be in [0, {k}) for {limit}.")
     names = names if names is not None else tuple(str(i) for i in range(k))
+    if len(np.unique(y_tr)) < 2:
+        raise CorruptDataError(
+            f"{where('y_train')}: every training example has label {int(y_tr[0])} ({names[int(y_tr[0])]!r}); a "
+            "classifier needs at least 2 classes (with one, every model is 100% accurate and every score is 0). "
+            "Add examples of the other classes.")
     ids = _ids(ids_train, len(x_tr), where)
     notes = {"source": source or {"kind": "tensors"}}
     train = ImageDataset(name=name, split="train", images=torch.from_numpy(x_tr), labels=torch.from_numpy(y_tr),
@@ -198,6 +294,20 @@ def _labels(value: Any, key: str, n: int, x_key: str, where: Callable[[str], str
     return y.astype(np.int64)
 
 
+def _check_dense(y_tr: np.ndarray, y_te: np.ndarray, k: int, where: Callable[[str], str]) -> None:
+    """Labels without class names must use most of 0..K-1: K = max + 1 classes are built, used or not."""
+    if y_tr.min(initial=0) < 0 or y_te.min(initial=0) < 0:
+        return  # refused just after, with the row named
+    used = len(np.union1d(y_tr, y_te))
+    if k - used > SPARE_CLASSES and k > 2 * used:
+        largest = "y_train" if y_tr.max() >= y_te.max() else "y_test"
+        raise CorruptDataError(
+            f"{where(largest)}: the labels take {used} distinct values but the largest is {k - 1:,}, so the model "
+            f"would have {k:,} outputs, {k - used:,} of them for classes that never occur. Remap the labels to "
+            "0..K-1 (e.g. _, y = np.unique(y, return_inverse=True)), or store a 'classes' array naming each class "
+            "(labels index it).")
+
+
 def _classes(value: Any, where: Callable[[str], str]) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -225,6 +335,10 @@ def _ids(value: Any, n: int, where: Callable[[str], str]) -> np.ndarray:
     if ids.dtype.kind == "u" and n and ids.max() > np.iinfo(np.int64).max:
         raise CorruptDataError(f"{where('ids_train')}: id {int(ids.max())} does not fit in int64.")
     ids = ids.astype(np.int64)
+    if n and ids.min() < 0:
+        row = int(np.argmin(ids))
+        raise CorruptDataError(f"{where('ids_train')}: id {int(ids[row])} at row {row} is negative; ids must be whole "
+                               "numbers >= 0 (subset manifests and score files refuse negative ids).")
     values, first, counts = np.unique(ids, return_index=True, return_counts=True)
     if (counts > 1).any():
         dups = values[counts > 1]

@@ -34,6 +34,8 @@ class ImageDataset:
             their own ``ids_train``, the user's unique ids).
         classes: class names; ``len(classes)`` is the number of classes.
         notes: provenance that does not identify the data (label noise, where a folder's cache lies, ...).
+        files: for an image folder, each example's file, relative to the folder (POSIX), row for row:
+            ``files[i]`` is the file of ``ids[i]``; ``None`` for every other source.
     """
 
     name: str
@@ -43,9 +45,12 @@ class ImageDataset:
     ids: torch.Tensor
     classes: tuple[str, ...]
     notes: dict = field(default_factory=dict, compare=False)
+    files: tuple[str, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_arrays(self.images, self.labels, self.ids, len(self.classes), self.name)
+        if self.files is not None and len(self.files) != len(self.labels):
+            raise CorruptDataError(f"{self.name}: {len(self.files)} file names for {len(self.labels)} examples.")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -82,7 +87,8 @@ class ImageDataset:
     def take(self, positions: torch.Tensor | np.ndarray | list[int]) -> "ImageDataset":
         """The examples at ``positions`` (row positions, not ids), ids preserved."""
         pos = torch.as_tensor(positions, dtype=torch.long)
-        return replace(self, images=self.images[pos], labels=self.labels[pos], ids=self.ids[pos])
+        files = None if self.files is None else tuple(self.files[i] for i in pos.tolist())
+        return replace(self, images=self.images[pos], labels=self.labels[pos], ids=self.ids[pos], files=files)
 
     def with_labels(self, labels: torch.Tensor, **notes) -> "ImageDataset":
         """A copy with new labels (e.g. after label noise); ``notes`` are kept for provenance."""
@@ -132,6 +138,12 @@ class DatasetSplits:
     @property
     def name(self) -> str:
         return self.train.name
+
+    @property
+    def user_data(self) -> bool:
+        """Whether the user brought this data (folder:, arrays:, tensors) rather than a registered dataset: its
+        images may be digits, text or scans, which a mirror image changes, so it is not flipped by default."""
+        return "source" in self.train.notes
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:

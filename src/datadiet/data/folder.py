@@ -17,10 +17,14 @@ are ignored.  Every image anywhere below a class folder belongs to that class (s
 
 Which files are read
 --------------------
-Files and folders whose name starts with ``.`` are skipped silently.  Only files with an image extension
-(:data:`IMAGE_EXTENSIONS`, any case) are read; every other file (``notes.txt``, ``Thumbs.db``) and every
-file outside a class folder is ignored but counted: ``datadiet data`` lists them.  A file with an image
-extension that Pillow cannot decode is an error naming it, never skipped.
+Files and folders whose name starts with ``.`` are skipped silently.  Only regular files with an image
+extension (:data:`IMAGE_EXTENSIONS`, any case) are read; every other entry is ignored but listed, with the
+reason where it is not plain (``datadiet data`` shows them): other files (``notes.txt``, ``Thumbs.db``),
+files outside a class folder, a FIFO or device named ``*.png`` ("not a regular file": opening it could
+block forever), a broken link, and a linked folder that was already read (a link loop, or a second link to
+the same folder).  Linked folders and files are followed.  A folder that cannot be listed (no permission,
+a path too long for the system) and a file with an image extension that Pillow cannot decode are errors
+naming them, never skipped: either would silently drop examples.  A dataset needs at least two classes.
 
 Canonical order (ids are positions in it)
 -----------------------------------------
@@ -46,6 +50,8 @@ Decoding
 --------
 Pillow decodes each image into uint8 ``[N, C, H, W]``.  Grayscale modes (``1``, ``L``, ``LA``, ``I``,
 ``I;16``, ``F``) count as 1 channel, every other mode (``RGB``, ``RGBA``, palette ``P``, ``CMYK``, ...) as 3.
+16-bit grayscale (``I;16``, and ``I`` with values in 0..65535) is scaled to 8 bits, ``round(v * 255 / 65535)``,
+never clipped; 32-bit float images (``F``) and ``I`` images outside 0..65535 are refused, naming the file.
 Alpha is dropped, not composited onto a background; a palette image counts as colour; an animated GIF gives
 its first frame; EXIF orientation is not applied.  With ``channels=None`` every image must have the same
 count (else an error names one file of each kind); ``channels=1`` or ``3`` converts every image with
@@ -56,20 +62,27 @@ Cache
 -----
 Decoded arrays are kept in ``$DATADIET_CACHE/folders/`` (default ``~/.cache/datadiet/folders/``, never
 inside the image folder) as an uncompressed ``.npz`` read with ``allow_pickle=False``.  Its key hashes the
-layout, the class list, every file's relative path, label, size in bytes and modification time
-(``st_mtime_ns``), and the decode options (``resize``, ``channels``, and for the one-split layout
-``test_fraction`` and ``seed``).  Touching, replacing, adding or removing a file changes the key, so a cache
-made from other files is never reused: the folder is decoded again and the stale cache file of the same
-folder and options is deleted.  The cache is written atomically (:func:`datadiet.io.atomic_path`); a damaged
-cache file is decoded again and replaced.
+layout, the class list, every file's relative path, label and SHA-256 of its bytes, and the decode options
+(``resize``, ``channels``, and for the one-split layout ``test_fraction`` and ``seed``).  The bytes, not the
+size and modification time: a file rewritten with its old time restored (by ``rsync -t``, ``cp -p``, a
+checkout) is another image.  Hashing reads every file once per load, about 7 µs per small PNG on a warm disk
+against about 50 µs to decode it.  Replacing, adding or removing a file changes the key, so a cache made
+from other files is never reused: the folder is decoded again and the stale cache file of the same folder
+and options is deleted.  The cache is written atomically (:func:`datadiet.io.atomic_path`); a damaged cache
+file is decoded again and replaced, and the temporary file of a write that was killed is removed the next
+time the cache is used (once it is :data:`ORPHAN_AGE` seconds old, so that a write in progress in another
+process is never touched).  A cache that cannot be written is said so (``cache_status`` in the source notes).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import stat
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -88,8 +101,11 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 SPLITS = ("train", "test")
 CACHE_ENV = "DATADIET_CACHE"
 DEFAULT_CACHE = "~/.cache/datadiet"
-CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes: every old cache is then rebuilt
+CACHE_FORMAT = 2  # bump when the cached arrays' meaning changes: every old cache is then rebuilt (2: 16-bit scaled)
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # integer grayscale wider than 8 bits
+ORPHAN_AGE = 600  # seconds: an atomic_path temporary this old in the cache folder belongs to a killed write
+MIN_CLASSES = 2
 _INLINE = 256  # fewer files than this are decoded on the calling thread (no pool to start)
 _CHUNK = 512   # files per work item of the thread pool
 
@@ -110,7 +126,8 @@ class FolderListing:
         labels: split → int64 labels ``[N]``.
         stats: split → ``(size in bytes, st_mtime_ns)`` of every file, in the same order.
         ignored: paths relative to ``root`` of the entries not read (non-image files, files outside a class
-            folder, folders beside ``train/`` and ``test/``; folders end with ``/``), sorted.
+            folder, folders beside ``train/`` and ``test/``; folders end with ``/``), sorted; an entry ignored
+            for a reason other than its name carries it in parentheses (``"a/x.png (not a regular file)"``).
     """
 
     root: Path
@@ -138,8 +155,7 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
                 f"{root} has {present[0]}/ but no {missing[0]}/. A folder with train/ or test/ must have both "
                 f"(PATH/train/<class>/... and PATH/test/<class>/...); for one folder of classes with a held-out "
                 f"test fraction, rename {present[0]}/ so that it is not a split folder.")
-        ignored += [_rel(root, root / e.name) + ("/" if e.is_dir() else "")
-                    for e in _visible(root) if e.name not in SPLITS]
+        ignored += [_ignored(root, e) for e in _visible(root) if e.name not in SPLITS]
         scanned = {s: _scan_classes(root, root / s, ignored) for s in SPLITS}
         _check_same_classes(root, scanned["train"], scanned["test"])
         layout = "split"
@@ -147,6 +163,7 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
         scanned = _hold_out(root, _scan_classes(root, root, ignored), test_fraction, seed)
         layout = "single"
     classes = tuple(scanned["train"])
+    _check_class_count(root, classes)
     files, labels, stats = {}, {}, {}
     for split in SPLITS:
         entries = [(label, entry) for label, cls in enumerate(classes) for entry in scanned[split][cls]]
@@ -158,12 +175,36 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
 
 
 def _visible(folder: Path) -> list[os.DirEntry]:
-    with os.scandir(folder) as it:
-        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as exc:
+        raise _unlistable(folder, exc) from exc
 
 
 def _rel(root: Path, path: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _ignored(root: Path, entry: os.DirEntry) -> str:
+    """How an entry that is not read is listed: its path (``/`` after a folder), and why, when not by its name."""
+    rel = _rel(root, entry.path)
+    if entry.is_dir():
+        return rel + "/"
+    why, _ = _file_stat(entry.path)
+    return f"{rel} ({why})" if why else rel
+
+
+def _file_stat(path: str) -> tuple[str, os.stat_result | None]:
+    """``("", stat)`` for a regular file (links followed), else why it is not read and ``None``: a FIFO, socket or
+    device is never opened (reading a FIFO blocks until someone writes to it), a broken link cannot be."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "a broken link", None
+    except OSError as exc:
+        raise _unlistable(Path(path), exc) from exc
+    return ("", st) if stat.S_ISREG(st.st_mode) else ("not a regular file", None)
 
 
 Entry = tuple[str, int, int]  # (path relative to root, size, st_mtime_ns)
@@ -175,7 +216,7 @@ def _scan_classes(root: Path, split_dir: Path, ignored: list[str]) -> dict[str, 
     loose_images = []
     for entry in _visible(split_dir):
         if not entry.is_dir():
-            ignored.append(_rel(root, entry.path))
+            ignored.append(_ignored(root, entry))
             if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
                 loose_images.append(entry.name)
             continue
@@ -197,21 +238,74 @@ def _scan_classes(root: Path, split_dir: Path, ignored: list[str]) -> dict[str, 
 
 
 def _scan_class(root: Path, class_dir: Path) -> tuple[list[Entry], list[str]]:
+    """The image files below ``class_dir`` and the entries ignored there.  Linked folders are followed once
+    each: a link to a folder already read (a loop, or two links to one folder) is listed, not read again."""
     images: list[Entry] = []
     others: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(class_dir):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    seen = {_folder_identity(class_dir)}
+
+    def refuse(exc: OSError) -> None:  # os.walk would skip an unlistable folder silently
+        raise _unlistable(Path(exc.filename or class_dir), exc) from exc
+
+    for dirpath, dirnames, filenames in os.walk(class_dir, onerror=refuse, followlinks=True):
+        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
+                       and _first_visit(root, os.path.join(dirpath, d), seen, others)]
         for name in filenames:
             if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
+            rel = _rel(root, full)
             if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                others.append(_rel(root, full))
+                others.append(rel)
                 continue
-            st = os.stat(full)
-            images.append((_rel(root, full), st.st_size, st.st_mtime_ns))
+            why, st = _file_stat(full)
+            if why:
+                others.append(f"{rel} ({why})")
+                continue
+            images.append((rel, st.st_size, st.st_mtime_ns))
     images.sort(key=lambda e: e[0])
     return images, sorted(others)
+
+
+def _folder_identity(path: str | os.PathLike) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _unlistable(Path(path), exc) from exc
+    return st.st_dev, st.st_ino
+
+
+def _first_visit(root: Path, path: str, seen: set, others: list[str]) -> bool:
+    """Whether to descend into the folder ``path``: not when it is (a link to) a folder already read."""
+    identity = _folder_identity(path)
+    if identity in seen:
+        others.append(f"{_rel(root, path)}/ (a link to a folder already read)")
+        return False
+    seen.add(identity)
+    return True
+
+
+def _unlistable(path: Path, exc: OSError) -> CorruptDataError:
+    reason = exc.strerror or str(exc)
+    return CorruptDataError(
+        f"{_shorten(str(path))} cannot be read ({reason}), so its images would be left out silently. "
+        + ("Move the images to a shorter path (the system limits a path's length)."
+           if exc.errno == errno.ENAMETOOLONG else
+           "Make it readable (permissions), or move it out of the image folder."))
+
+
+def _shorten(path: str, keep: int = 80) -> str:
+    """A path for a message: whole when short, else its start and end (a path too long to open is thousands
+    of characters)."""
+    return path if len(path) <= 2 * keep else f"{path[:keep]}...{path[-keep:]} ({len(path)} characters)"
+
+
+def _check_class_count(root: Path, classes: tuple[str, ...]) -> None:
+    if len(classes) < MIN_CLASSES:
+        raise CorruptDataError(
+            f"{root} holds one class folder ({classes[0]!r}); a classifier needs at least {MIN_CLASSES} classes "
+            "(with one, every model is 100% accurate and every score is 0). Add a folder for each other class "
+            "(PATH/<class>/<image>).")
 
 
 def _check_same_classes(root: Path, train: dict, test: dict) -> None:
@@ -273,18 +367,20 @@ def load_folder(path: str | os.PathLike, *, name: str | None = None, resize: tup
                           "--test-fraction and --split-seed apply only to a folder without them. Drop them.")
     key, options = cache_key(listing, resize=resize, channels=channels, test_fraction=test_fraction, seed=seed)
     cache = cache_file(listing.root, key, options)
+    remove_cache_orphans(cache.parent)
     arrays = _read_cache(cache, key, listing)
-    hit = arrays is not None
+    status = "reused"
     if arrays is None:
         arrays = decode_listing(listing, resize=resize, channels=channels)
-        _write_cache(cache, key, arrays, listing)
-    notes = {"source": {"kind": "folder", "path": str(listing.root), "layout": listing.layout,
-                        "cache": str(cache), "cache_hit": hit, "ignored_count": len(listing.ignored),
-                        "ignored": list(listing.ignored[:5])}}
+        failure = _write_cache(cache, key, arrays, listing)
+        status = f"not written: {failure}" if failure else "written now"
+    notes = {"source": {"kind": "folder", "path": os.path.abspath(listing.root), "layout": listing.layout,
+                        "cache": str(cache), "cache_hit": status == "reused", "cache_status": status,
+                        "ignored_count": len(listing.ignored), "ignored": list(listing.ignored[:5])}}
     splits = [ImageDataset(name=name, split=split, images=torch.from_numpy(arrays[f"x_{split}"]),
                            labels=torch.from_numpy(listing.labels[split].copy()),
                            ids=torch.arange(len(listing.files[split]), dtype=torch.long),
-                           classes=listing.classes, notes=notes) for split in SPLITS]
+                           classes=listing.classes, notes=notes, files=listing.files[split]) for split in SPLITS]
     return make_splits(*splits)
 
 
@@ -307,20 +403,43 @@ def cache_root() -> Path:
 
 
 def cache_key(listing: FolderListing, *, resize, channels, test_fraction, seed) -> tuple[str, dict]:
-    """``(key, options)``: the hex digest of the files (relative path, label, size, mtime_ns) and the decode
-    options, and those options alone (the held-out draw's fraction and seed only for the one-split layout)."""
+    """``(key, options)``: the hex digest of the files (relative path, label, SHA-256 of the bytes) and the
+    decode options, and those options alone (the held-out draw's fraction and seed only for the one-split
+    layout).  Reads every file once."""
     single = listing.layout == "single"
     options = {"resize": list(resize) if resize is not None else None, "channels": channels,
                "test_fraction": test_fraction if single else None, "seed": int(seed) if single else None}
     h = hashlib.sha256()
     h.update(json.dumps({"format": CACHE_FORMAT, "layout": listing.layout, "classes": list(listing.classes),
                          "options": options}, sort_keys=True).encode())
+    digests = content_digests(listing)
     for split in SPLITS:
         h.update(f"\n{split}\n".encode())
-        for rel, label, (size, mtime) in zip(listing.files[split], listing.labels[split].tolist(),
-                                             listing.stats[split]):
-            h.update(json.dumps([rel, label, size, mtime]).encode())
+        for rel, label, digest in zip(listing.files[split], listing.labels[split].tolist(), digests[split]):
+            h.update(json.dumps([rel, label, digest]).encode("utf-8", "surrogateescape"))
     return h.hexdigest(), options
+
+
+def content_digests(listing: FolderListing) -> dict[str, list[str]]:
+    """split → the SHA-256 (hex) of every file's bytes, in canonical order; on a few threads (hashlib and file
+    reads release the GIL)."""
+    paths = [listing.root / rel for split in SPLITS for rel in listing.files[split]]
+    digests: list = [None] * len(paths)
+
+    def digest(i: int) -> None:
+        try:
+            h = hashlib.sha256()
+            with open(paths[i], "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            digests[i] = h.hexdigest()
+        except OSError as exc:
+            raise CorruptDataError(f"{paths[i]} cannot be read ({exc.strerror or exc}). Make it readable, or move "
+                                   "it out of the image folder.") from exc
+
+    _for_each(len(paths), digest)
+    n_train = len(listing.files["train"])
+    return {"train": digests[:n_train], "test": digests[n_train:]}
 
 
 def cache_file(root: Path, key: str, options: dict) -> Path:
@@ -353,7 +472,8 @@ def _read_cache(path: Path, key: str, listing: FolderListing) -> dict[str, np.nd
     return arrays
 
 
-def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray], listing: FolderListing) -> None:
+def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray], listing: FolderListing) -> str | None:
+    """Write the cache and delete the ones it supersedes; ``None``, or why it could not be written (warned)."""
     stem = path.name.rsplit("-", 1)[0]
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -363,8 +483,33 @@ def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray], listing: F
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError as exc:
-        warnings.warn(f"Could not write the decoded-image cache {path} ({exc}); the folder {listing.root} will be "
+        reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        warnings.warn(f"Could not write the decoded-image cache {path} ({reason}); the folder {listing.root} will be "
                       f"decoded again next time. Set ${CACHE_ENV} to a writable folder.", CacheWarning, stacklevel=3)
+        return reason
+    return None
+
+
+# What atomic_path's temporaries look like: ".<target name>.<8 characters of mkstemp>.tmp".
+_TEMPORARY = re.compile(r"^\..+\.npz\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_cache_orphans(folder: Path, *, age: float = ORPHAN_AGE) -> int:
+    """Delete the cache temporaries that killed writes left in ``folder``: those at least ``age`` seconds old
+    (a write in progress keeps its file's modification time fresh).  Returns how many; never fails."""
+    count, now = 0, time.time()
+    try:
+        candidates = [p for p in folder.glob(".*.tmp") if _TEMPORARY.match(p.name)]
+    except OSError:
+        return 0
+    for tmp in candidates:
+        try:
+            if now - tmp.stat().st_mtime >= age:
+                tmp.unlink()
+                count += 1
+        except OSError:  # gone already, or not ours to delete: the cache works without this
+            continue
+    return count
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -384,6 +529,11 @@ def decode_listing(listing: FolderListing, *, resize: tuple[int, int] | None = N
 
     _for_each(len(paths), probe)
     sizes = [p[0] for p in probes]
+    floats = [i for i, p in enumerate(probes) if p[1] == "F"]
+    if floats:
+        raise CorruptDataError(
+            f"{paths[floats[0]]} is a 32-bit floating-point image ({len(floats)} such files); datadiet reads 8-bit "
+            "and 16-bit images. Convert them to 8-bit (0..255), or store the data as arrays (arrays:FILE.npz).")
     kinds = [1 if p[1] in GRAY_MODES else 3 for p in probes]
     if channels is None and len(set(kinds)) > 1:
         gray, color = kinds.index(1), kinds.index(3)
@@ -439,13 +589,27 @@ def _decode_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     Image = _pil()
     try:
         with Image.open(path) as img:
-            img = img.convert(mode)
+            img = _eight_bit(img, path).convert(mode)
             if img.size != size:
                 img = img.resize(size, resample=getattr(Image, "Resampling", Image).BILINEAR)
             array = np.asarray(img)
     except _unreadable_errors() as exc:
         raise _unreadable(path, exc) from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _eight_bit(img, path: Path):
+    """``img`` with 16-bit grayscale scaled to 8 bits (Pillow's own conversion clips every value above 255 to
+    white); other modes unchanged."""
+    if img.mode not in WIDE_MODES:
+        return img
+    values = np.asarray(img)
+    if values.size and (int(values.min()) < 0 or int(values.max()) > 65535):
+        raise CorruptDataError(
+            f"{path} is a 32-bit integer image with values in [{int(values.min())}, {int(values.max())}]; datadiet "
+            "reads 8-bit images and scales 16-bit ones (0..65535) to 8 bits. Convert it to 8 or 16 bits first.")
+    scaled = (values.astype(np.uint32) * 255 + 32767) // 65535  # round(v * 255 / 65535), in integers
+    return _pil().fromarray(scaled.astype(np.uint8))
 
 
 def _unreadable(path: Path, exc: BaseException) -> CorruptDataError:

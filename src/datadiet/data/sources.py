@@ -16,9 +16,14 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import numpy as np
+import torch
+
+from ..errors import ConfigError
 from .arrays import load_arrays, save_arrays, splits_from_arrays
-from .dataset import DatasetSplits
+from .dataset import DatasetSplits, ImageDataset
 from .folder import list_folder, load_folder
+from .transforms import Normalizer
 
 
 class Dataset:
@@ -54,4 +59,36 @@ class Dataset:
         return load_arrays(path, name=f"arrays:{os.fspath(path)}")
 
 
-__all__ = ["Dataset", "list_folder", "save_arrays"]
+def prepare_inputs(splits: DatasetSplits, images: Any = None, *, device: torch.device | str = "cpu"
+                   ) -> torch.Tensor:
+    """Model inputs exactly as training and scoring make them: float32, normalized with the statistics of
+    ``splits``'s full training split (per channel of pixels in [0, 1], or per feature dimension), never augmented.
+
+    ``images``: ``None`` (the training split), a split (``splits.test``, a subset made with ``take``), or uint8
+    images ``[N, C, H, W]`` / float features ``[N, D]`` as a tensor or numpy array.  So
+    ``datadiet.grand(model, prepare_inputs(splits), splits.train.labels)`` scores what ``datadiet score``
+    scores.
+    """
+    if not isinstance(splits, DatasetSplits):
+        raise ConfigError(f"prepare_inputs takes the DatasetSplits that hold the training statistics (from "
+                          f"load_data or Dataset.from_...), got {type(splits).__name__}; pass a split or images "
+                          "as the second argument.")
+    if images is None:
+        images = splits.train.images
+    elif isinstance(images, ImageDataset):
+        images = images.images
+    elif isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise ConfigError(f"prepare_inputs: images must be a split, a tensor or a numpy array, got "
+                          f"{type(images).__name__}.")
+    features = splits.train.is_features
+    right_dtype = images.is_floating_point() if features else images.dtype == torch.uint8
+    if not right_dtype or tuple(images.shape[1:]) != splits.train.shape:
+        raise ConfigError(f"prepare_inputs: {splits.name} holds {splits.train.kind} of shape "
+                          f"{list(splits.train.shape)} ({'float' if features else 'uint8'}); got {images.dtype} "
+                          f"with shape {list(images.shape)}. Pass raw examples in the dataset's own form.")
+    return Normalizer(splits.mean, splits.std, device)(images.to(device))
+
+
+__all__ = ["Dataset", "list_folder", "prepare_inputs", "save_arrays"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import TrainConfig, resolve_flip
+
 
 def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Zero-pad by ``pad`` on every side, then crop back to the original size at a random offset per image.
@@ -74,3 +76,18 @@ class Normalizer:
 def default_pad(image_size: int) -> int:
     """4 pixels for 32×32 images (the papers), 2 for 28×28 (scaled to the smaller image)."""
     return 4 if image_size >= 32 else max(1, round(image_size / 14))
+
+
+def describe_augmentation(train: TrainConfig, shape: tuple[int, ...], *, user_data: bool) -> str:
+    """What a run of ``train`` on examples of ``shape`` (``(C, H, W)`` or ``(D,)``) does to each batch, in words."""
+    if len(shape) == 1:
+        return "none (feature vectors are never augmented)"
+    if not train.augment:
+        return "none (--no-augment)"
+    pad = train.pad if train.pad is not None else default_pad(shape[-1])
+    if resolve_flip(train, user_data=user_data).flip:
+        flips = "random horizontal flips" + (" (--flip)" if train.flip else " (the built-in datasets' default)")
+    else:
+        flips = "no flips" + (" (--no-flip)" if train.flip is False else
+                              " (the default for your own data: a mirror changes digits and text; --flip adds them)")
+    return f"pad {pad} px and crop back, {flips}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, unknown_name
@@ -63,5 +64,20 @@ def build_model(name: str, *, num_classes: int, in_channels: int, width: float =
     return builder(num_classes=num_classes, in_channels=in_channels, width=width, input_shape=input_shape)
 
 
-__all__ = ["MLP", "MODELS", "ModelBuilder", "ModelFactoryError", "SmallCNN", "build_model", "mlp", "model_factory",
-           "resnet18", "resnet50", "vgg13"]
+def check_model(name: str, *, num_classes: int, input_shape: Sequence[int], width: float = 1.0) -> None:
+    """Refuse model ``name`` for data of ``num_classes`` classes and examples of ``input_shape``, before a command
+    writes anything: a built-in is only looked up, a user model is built once and run on one example (see
+    :func:`~datadiet.models.user.check_user_model`), on a forked RNG so that nothing later changes.
+
+    Raises:
+        UnknownNameError, ModelFactoryError, ConfigError: as :func:`build_model`.
+    """
+    if not model_factory(name).user:
+        return
+    with torch.random.fork_rng(devices=[]):
+        build_model(name, num_classes=num_classes, in_channels=int(input_shape[0]), width=width,
+                    input_shape=tuple(input_shape))
+
+
+__all__ = ["MLP", "MODELS", "ModelBuilder", "ModelFactoryError", "SmallCNN", "build_model", "check_model", "mlp",
+           "model_factory", "resnet18", "resnet50", "vgg13"]

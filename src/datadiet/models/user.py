@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -61,12 +62,83 @@ class ModelBuilder:
             return self.factory(**kwargs)
         try:
             model = self.factory(**kwargs)
+        except SystemExit as stop:  # not an Exception: it would end the command with its code and no message
+            raise ModelFactoryError(_exited(f"model factory {self.name}", stop, "building the model")) from None
         except Exception as error:
             raise ModelFactoryError(f"model factory {self.name} raised {type(error).__name__}: {error}") from error
         if not isinstance(model, nn.Module):
             raise ModelFactoryError(f"model factory {self.name} returned {_kind(model)}, not a torch.nn.Module; "
                                     "it must return the model (an nn.Module mapping a batch to logits).")
+        check_user_model(model, self.name, num_classes, input_shape)
         return model
+
+
+def check_user_model(model: nn.Module, name: str, num_classes: int, input_shape: Sequence[int] | None) -> None:
+    """Refuse a user model that cannot train on this data, once, before any training or scoring.
+
+    Checked: its tensors hold values (not the meta device), it has trainable parameters and, with one example of
+    the data's shape (zeros, in eval mode), it returns a tensor of logits ``[1, num_classes]``. A model with more
+    outputs than classes would otherwise train and score with exit status 0 and wrong numbers; one with fewer, a
+    tuple or no parameters would fail deep inside training with an error that names nothing of the user's.
+    """
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ModelFactoryError(
+            f"model factory {name} returned a model on the meta device: its parameters hold no values (it was "
+            "built under torch.device('meta') or an empty-weights context). Return a materialised model, e.g. "
+            "model.to_empty(device='cpu') followed by its initialisation.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ModelFactoryError(f"model factory {name} returned a model without trainable parameters, so there is "
+                                "nothing to train; give it at least one layer with weights (requires_grad=True).")
+    if input_shape is None:
+        return
+    problem = _output_problem(_one_example(model, name, tuple(int(d) for d in input_shape)), num_classes)
+    if problem:
+        raise ModelFactoryError(f"model {name} {problem}.")
+
+
+def _one_example(model: nn.Module, name: str, shape: tuple[int, ...]):
+    """The model's output for one all-zero example of ``shape`` (float32, as training feeds it), in eval mode
+    (BatchNorm cannot normalise a batch of one in training mode), on a forked RNG; every module's mode is put
+    back, so the check changes nothing of the model or of the training that follows."""
+    x = torch.zeros(1, *shape, device=next(model.parameters()).device)
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            return model(x)
+    except SystemExit as stop:
+        raise ModelFactoryError(_exited(f"model {name}", stop, "running on one example")) from None
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as error:
+        dims = ", ".join(map(str, shape))
+        raise ModelFactoryError(
+            f"model {name} cannot run on one example of this data (shape [1, {dims}]): {type(error).__name__}: "
+            f"{error}. Build it for inputs [batch, {dims}]; the factory is called with in_channels= (and "
+            "input_shape= when it accepts it).") from error
+    finally:
+        for module, training in modes.items():  # parents first, so each child's own mode is set last
+            module.train(training)
+
+
+def _output_problem(output, num_classes: int) -> str | None:
+    if not isinstance(output, torch.Tensor):
+        return (f"returns {_kind(output)} from its forward pass, not a tensor of logits; return only the logits "
+                f"[batch, {num_classes}] (e.g. `return logits`, not `return logits, features`)")
+    if output.dim() != 2 or output.shape[0] != 1:
+        return (f"maps one example to an output of shape {list(output.shape)}, not [1, {num_classes}]; return one "
+                f"row of {num_classes} logits per example")
+    if output.shape[1] != num_classes:
+        return (f"gives {output.shape[1]} outputs per example, but this data has {num_classes} classes; build its "
+                f"last layer with num_classes outputs (the factory is called with num_classes={num_classes})")
+    if not output.is_floating_point():
+        return f"returns {output.dtype} outputs, not floating-point logits"
+    return None
+
+
+def _exited(what: str, stop: SystemExit, doing: str) -> str:
+    return (f"{what} called sys.exit({stop.code!r}) while {doing}, which would end datadiet with no result and no "
+            "message; it must return (a model, or logits) instead, or raise an exception that says what is wrong.")
 
 
 def builtin_builder(name: str, factory: Callable[..., nn.Module]) -> ModelBuilder:
@@ -105,6 +177,8 @@ def _import(module_name: str, path: str):
                                     f"{_HOW}") from error
         raise ModelFactoryError(f"Model {path!r}: module {module_name!r} was found but importing it failed: it "
                                 f"imports {missing!r}, which is not installed ({error}).") from error
+    except SystemExit as stop:  # a script's `sys.exit()` at module level, run by the import
+        raise ModelFactoryError(_exited(f"Model {path!r}: module {module_name!r}", stop, "being imported")) from None
     except Exception as error:
         raise ModelFactoryError(f"Model {path!r}: importing module {module_name!r} raised "
                                 f"{type(error).__name__}: {error}") from error

@@ -1,4 +1,9 @@
-"""Figures, drawn only from the tidy tables of :mod:`datadiet.analysis.tables`."""
+"""Figures, drawn only from the tidy tables of :mod:`datadiet.report.tables`.
+
+Differences with intervals (:func:`difference_points`) draw an interval only where the comparison has one worth
+showing; a comparison of fewer than 3 runs a side is a hollow point without a bar, and the axis follows the means
+and the informative intervals (:func:`difference_limits`), never the ±400 points of a two-seed Welch interval.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -172,3 +177,33 @@ def accuracy_points(curve: list[dict], panels: dict, path):
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("final test accuracy")
     return save(fig, path)
+
+
+def difference_points(ax, x, rows: Sequence[dict], *, scale: float = 100, label: str | None = None) -> list[float]:
+    """Mean differences (``diff``, × ``scale``) against ``x``, one series: filled points with their interval bars
+    where ``ci_low``/``ci_high`` are finite (an informative interval), hollow points without a bar where they are NaN
+    (too few runs: see :func:`datadiet.stats.compare_groups`). The points are joined by a solid line when every
+    one has an interval, a dotted one otherwise, so an up-and-down of unresolved means does not read as a trend.
+    Returns the values the axis must show (:func:`difference_limits`)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.array([r["diff"] for r in rows], dtype=np.float64) * scale
+    low = np.array([r["ci_low"] for r in rows], dtype=np.float64) * scale
+    high = np.array([r["ci_high"] for r in rows], dtype=np.float64) * scale
+    shown = np.isfinite(low) & np.isfinite(high)
+    (line,) = ax.plot(x, y, linestyle="-" if shown.all() else ":", label=label)
+    color = line.get_color()
+    if shown.any():
+        ax.errorbar(x[shown], y[shown], yerr=[y[shown] - low[shown], high[shown] - y[shown]], fmt="o", color=color,
+                    capsize=3)
+    if (~shown).any():
+        ax.plot(x[~shown], y[~shown], "o", markerfacecolor="none", color=color)
+    return [*y[np.isfinite(y)], *low[shown], *high[shown]]
+
+
+def difference_limits(ax, values: Sequence[float], *, margin: float = 0.08) -> None:
+    """Set the y axis to ``values`` (means and informative interval ends) and zero, with a margin: autoscaling would
+    also count anything else drawn on the axis."""
+    values = [v for v in values if np.isfinite(v)] + [0.0]
+    low, high = min(values), max(values)
+    pad = margin * (high - low) or 1.0
+    ax.set_ylim(low - pad, high + pad)

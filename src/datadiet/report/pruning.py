@@ -13,17 +13,20 @@ import numpy as np
 
 from ..errors import DataDietError
 from ..io import write_json_atomic
-from ..stats import VERDICTS, spearman_matrix
+from ..stats import MIN_SEEDS, VERDICTS, interval_cell, interval_text, seeds_text, spearman_matrix, verdict_phrase
 from . import figures
+from .classes import class_count_markdown, class_count_rows, class_warnings
 from .markdown import markdown_table, write_markdown_and_html
-from .tables import compare_to_random, curve_table, flatten_results, holm_family_size, point_label, write_csv
+from .tables import (compare_to_random, curve_table, flatten_results, holm_family_size, interval_coverage, point_label,
+                     write_csv)
 
 FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearman": "spearman.png",
            "scatter": "grand_init_vs_input_norm.png"}
 
 
 def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
-                         score_means: dict[str, np.ndarray], *, accounting: dict | None = None) -> dict:
+                         score_means: dict[str, np.ndarray], *, accounting: dict | None = None,
+                         classes: dict | None = None) -> dict:
     """(Re)write every table, figure and the report of a pruning experiment into ``folder``; returns the
     summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores, and
     ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say."""
@@ -50,8 +53,13 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                               xlabel="input norm", ylabel="GraNd at init", rho=grand_vs_norm)
     summary = _summary(curve, versus, grand_vs_norm, config)
     summary["runs"] = {"aggregated": len(rows), **(accounting or {})}
+    class_rows = class_count_rows(classes)  # classes: the plan's kept counts per class (None for old plans)
+    summary["class_warnings"] = class_warnings(class_rows)
+    if class_rows:
+        write_csv(folder / "class_counts.csv", class_rows)
     write_json_atomic(folder / "summary.json", summary)
-    write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary),
+    class_lines = class_count_markdown(class_rows, summary["class_warnings"])
+    write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary, class_lines),
                             title="datadiet report")
     return summary
 
@@ -72,15 +80,15 @@ def describe_accounting(accounting: dict) -> list[str]:
     if accounting.get("damaged"):
         lines.append(f"{len(accounting['damaged'])} damaged run files left out (a re-run trains them again): "
                      f"{', '.join(accounting['damaged'][:3])}")
+    if accounting.get("unchecked"):
+        lines.append(f"{len(accounting['unchecked'])} run files predate run-record checksums: used unchecked (an "
+                     f"edit to their numbers cannot be detected): {', '.join(accounting['unchecked'][:3])}"
+                     f"{' ...' if len(accounting['unchecked']) > 3 else ''}")
     return lines
 
 
 def _has_offsets(curve) -> bool:
     return any(r.get("offset") is not None for r in curve)
-
-
-VERDICT_PHRASES = {"better": "better than random", "no different": "no different than random",
-                   "worse": "worse than random", "not measured": "not compared with random (one run or no spread)"}
 
 
 def _summary(curve, versus, grand_vs_norm, config) -> dict:
@@ -104,7 +112,9 @@ def _summary(curve, versus, grand_vs_norm, config) -> dict:
             "offset_verdicts": offset_verdicts, "beat_random": beat,
             "better_at": _points_by_method(versus, "verdict", "better"),
             "better_at_holm": _points_by_method(versus, "verdict_holm", "better"),
-            "holm_comparisons": holm_family_size(versus), "headline": _headline(versus)}
+            "holm_comparisons": holm_family_size(versus), "headline": _headline(versus),
+            "not_resolved": sum(v["verdict"] == "not resolved" for v in versus),
+            "coverage": interval_coverage(config.get("eval_seeds"), config.get("score_runs"), config.get("score_draws"))}
 
 
 def _windows(versus) -> list[tuple]:
@@ -129,11 +139,12 @@ def _points_by_method(versus, column: str, kind: str) -> dict[str, list[str]]:
 
 
 def _verdict_lists(rows, column: str) -> str:
-    """``better — a; no different — b, c; worse — none`` (and "not measured" only when some were)."""
+    """``better — a; no different — b, c; worse — none`` (and "not resolved" or "not measured" only when some
+    were)."""
     parts = []
     for kind in VERDICTS:
         methods = sorted(v["method"] for v in rows if v.get(column) == kind)
-        if methods or kind != "not measured":
+        if methods or kind not in ("not resolved", "not measured"):
             parts.append(f"{kind} — {', '.join(methods) if methods else 'none'}")
     return "; ".join(parts)
 
@@ -176,6 +187,13 @@ def _verdict_summary(summary: dict) -> list[str]:
                  "interval of the difference to random (same kept fraction) excludes zero. The Holm-corrected "
                  "verdicts hold the chance of any false \"better\" or \"worse\" among all the comparisons in this "
                  "report below 5 % (family-wise error), so they claim less.")
+    if summary["not_resolved"]:
+        lines.append(f"{summary['not_resolved']} comparisons have fewer than {MIN_SEEDS} runs on a side: a Welch "
+                     "interval from so few runs is not informative (it swings from a few points to hundreds with "
+                     "the luck of two numbers), so the table shows their mean difference and per-run accuracies, "
+                     "the interval as n/a and the verdict as \"not resolved\". Run more evaluation seeds "
+                     "(`--eval-seeds`); *seeds to resolve* estimates how many.")
+    lines.append(summary["coverage"])
     return lines
 
 
@@ -183,26 +201,69 @@ def _finding_lines(summary: dict, versus) -> list[str]:
     lines = []
     for method in sorted({v["method"] for v in versus}):
         points = [v for v in versus if v["method"] == method]
-        parts = []
-        for kind in VERDICTS:
-            labels = [point_label(v) for v in points if v["verdict"] == kind]
-            if labels:
-                parts.append(f"{VERDICT_PHRASES[kind]} at {', '.join(labels)}")
+        parts = [f"{verdict_phrase(kind, 'random', note)} at {', '.join(labels)}"
+                 for (kind, note), labels in _labels_by_verdict(points).items()]
         changed = [v for v in points if v.get("verdict_holm", v["verdict"]) != v["verdict"]]
         if changed:
             parts.append("after Holm's correction " + ", ".join(f"{v['verdict_holm']} at {point_label(v)}"
                                                                  for v in changed))
-        best = max(points, key=lambda v: v["diff"])
-        lines.append(f"**{method}**: {'; '.join(parts)} (largest difference {best['diff'] * 100:+.2f} points "
-                     f"at {point_label(best)}, 95 % CI [{best['ci_low'] * 100:+.2f}, {best['ci_high'] * 100:+.2f}]).")
+        largest = max(points, key=lambda v: abs(v["diff"]))  # in size: -54.74 is larger than -3.34
+        which = "largest difference in size" if len(points) > 1 else "difference"
+        lines.append(f"**{method}**: {'; '.join(parts)} ({which} at {point_label(largest)}: "
+                     f"{interval_text(largest['diff'], largest['ci_low'], largest['ci_high'], largest['note'])}).")
     if summary["spearman_grand_init_input_norm"] is not None:
         lines.append(f"Spearman rank correlation of GraNd at initialization with the input norm: "
                      f"**{summary['spearman_grand_init_input_norm']:.3f}**.")
     return lines
 
 
-def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
+def _labels_by_verdict(points) -> dict[tuple[str, str], list[str]]:
+    """{(verdict, note): point labels}, strongest verdict first; the note ("exact: no spread", "2 seeds: not
+    informative") stays with the verdict it qualifies."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for v in sorted(points, key=lambda v: VERDICTS.index(v["verdict"])):
+        groups.setdefault((v["verdict"], v["note"]), []).append(point_label(v))
+    return groups
+
+
+def _verdict_cell(verdict: str, note: str) -> str:
+    """The verdict column: ``better``, ``better (exact: no spread)``, ``no different (identical)``; a few-seed note
+    stands in the interval column instead."""
+    return f"{verdict} ({note})" if note in ("exact: no spread", "identical") else verdict
+
+
+def _difference_row(v: dict, with_runs: bool) -> dict:
+    """One line of the difference table; per-run accuracies where some comparison is not resolved."""
+    same = v["verdict_holm"] == v["verdict"]
+    row = {"method": v["method"], "subset": point_label(v), "runs": v["n"], "Δ acc. (points)": f"{v['diff'] * 100:+.2f}",
+           "95 % CI": interval_cell(v["ci_low"], v["ci_high"], v["note"]), "p": _p_cell(v["p_value"]),
+           "verdict": _verdict_cell(v["verdict"], v["note"]), "p (Holm)": _p_cell(v["p_holm"]),
+           "verdict (Holm)": _verdict_cell(v["verdict_holm"], v["note"] if same else ""),
+           "seeds to resolve": seeds_text(v["seeds_needed"])}
+    if with_runs:
+        row["per-run acc. (method / random)"] = f"{v['accuracies']} / {v['random_accuracies']}"
+    return row
+
+
+def _table_legend(holm_comparisons: int) -> str:
+    """What the columns of the difference table mean."""
+    holm = (f"Holm-corrected p-value below 0.05 over all {holm_comparisons} comparisons in the table with a p-value"
+            if holm_comparisons else "no comparison has a p-value to correct")
+    return (f"*verdict*: the 95 % Welch interval of this one difference; *verdict (Holm)*: {holm}. *seeds to "
+            "resolve*: evaluation seeds per arm at which a 95 % interval around the observed difference, with the "
+            "observed pooled spread, would exclude zero (— : no difference or no spread). Fewer than "
+            f"{MIN_SEEDS} runs on a side: no interval (n/a), verdict \"not resolved\".")
+
+
+def _p_cell(p: float) -> str:
+    return f"{p:.3g}" if np.isfinite(p) else "—"
+
+
+def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()) -> str:
     out = [f"# datadiet report: {config.get('title', folder.name)}", ""]
+    if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
+        out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
+                f"({len(summary['class_warnings'])} cases; see *Kept examples per class* below).", ""]
     if summary["headline"]:
         out += [f"- {line}" for line in summary["headline"]] + [""]
         for line in _verdict_summary(summary):
@@ -221,15 +282,10 @@ def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
     out += markdown_table([{"method": r["method"], "subset": point_label(r), "runs": r["n"], "mean acc.": f"{r['mean']:.4f}",
                             "16th pct": f"{r['p16']:.4f}", "84th pct": f"{r['p84']:.4f}"} for r in curve], limit=len(curve))
     out += ["", "## Difference to random (same kept fraction)", ""]
-    out += markdown_table([{"method": v["method"], "subset": point_label(v), "runs": v["n"],
-                            "Δ acc. (points)": f"{v['diff'] * 100:+.2f}",
-                            "95 % CI": f"[{v['ci_low'] * 100:+.2f}, {v['ci_high'] * 100:+.2f}]",
-                            "p": f"{v['p_value']:.3g}", "verdict": v["verdict"],
-                            "p (Holm)": f"{v['p_holm']:.3g}", "verdict (Holm)": v["verdict_holm"]}
-                           for v in versus], limit=len(versus))
+    with_runs = summary["not_resolved"] > 0
+    out += markdown_table([_difference_row(v, with_runs) for v in versus], limit=len(versus))
     if versus:
-        out += ["", (f"*verdict*: the 95 % Welch interval of this one difference; *verdict (Holm)*: Holm-corrected "
-                f"p-value below 0.05 over all {summary['holm_comparisons']} comparisons in the table.")]
+        out += ["", _table_legend(summary["holm_comparisons"])]
     if len(names) > 1:
         out += ["", "## Rank correlations of the scores (Spearman)", "", f"![spearman]({FIGURES['spearman']})", "",
                 "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -237,6 +293,7 @@ def _markdown(folder, config, curve, versus, names, rho, summary) -> str:
                 for i, n in enumerate(names)]
     if summary["spearman_grand_init_input_norm"] is not None:
         out += ["", "## GraNd at initialization against input norm", "", f"![scatter]({FIGURES['scatter']})"]
+    out += ["", *class_lines] if class_lines else []
     out += ["", "## Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
     return "\n".join(out)
 

@@ -13,7 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..io import atomic_path
-from ..stats import holm, interval_verdict, p_value_verdict, welch_interval
+from ..stats import compare_groups, holm, p_value_verdict, summarize
+
 
 def flatten_results(records: Iterable[dict]) -> list[dict]:
     """One flat row per run (the CSV's columns), sorted by method, keep and seed."""
@@ -68,22 +69,19 @@ def _accuracies_by_point(rows: Sequence[dict]) -> dict[tuple, list[float]]:
 
 def curve_table(rows: Sequence[dict]) -> list[dict]:
     """Mean and 16th/84th percentiles of final test accuracy per (method, keep, offset), as in Data Diet B.3."""
-    out = []
-    for (method, keep, offset), accs in _accuracies_by_point(rows).items():
-        a = np.asarray(accs)
-        out.append({"method": method, "keep": keep, "offset": offset, "n": len(a), "mean": float(a.mean()),
-                    "p16": float(np.percentile(a, 16)), "p84": float(np.percentile(a, 84)),
-                    "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan")})
-    return out
+    return [{"method": method, "keep": keep, "offset": offset, **summarize(accs)}
+            for (method, keep, offset), accs in _accuracies_by_point(rows).items()]
 
 
 def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95) -> list[dict]:
-    """For each point: mean accuracy minus random's at the same kept fraction, a Welch-t 95 % interval, a verdict.
+    """For each point: mean accuracy minus random's at the same kept fraction, its Welch interval and verdict
+    (:func:`datadiet.stats.compare_groups`: fewer than 3 runs a side is "not resolved" with no interval, no spread
+    on either side an exact difference), the per-run accuracies of both sides (``accuracies``,
+    ``random_accuracies``) and the runs per arm that would resolve a difference of this size (``seeds_needed``).
 
-    The verdict is ``better`` or ``worse`` when the interval excludes 0, else ``no different``; it is uncorrected,
-    one comparison at a time.  ``p_holm`` and ``verdict_holm`` correct for all the comparisons in the table at
-    once (Holm–Bonferroni: the family-wise error rate stays below ``1 − level``).
-    With few runs per point the interval is wide; it says so honestly rather than over-claiming.
+    ``verdict`` is uncorrected, one comparison at a time.  ``p_holm`` and ``verdict_holm`` correct for all the
+    comparisons in the table that have a p-value at once (Holm–Bonferroni: the family-wise error rate stays below
+    ``1 − level``); the others keep their verdict.
     """
     groups = _accuracies_by_point(rows)
     out = []
@@ -91,14 +89,35 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         ref = groups.get((baseline, keep, None))
         if method in (baseline, "full") or not ref:
             continue
-        diff, low, high, p = welch_interval(np.asarray(accs), np.asarray(ref), level)
-        verdict = interval_verdict(low, high)
-        out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref), "diff": diff,
-                    "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict})
+        out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref),
+                    **compare_groups(accs, ref, level), "accuracies": _values(accs), "random_accuracies": _values(ref)})
     for row, p_holm in zip(out, holm([r["p_value"] for r in out])):
         row["p_holm"] = float(p_holm)
-        row["verdict_holm"] = p_value_verdict(row["diff"], row["p_holm"], 1 - level)
+        tested = np.isfinite(row["p_value"])
+        row["verdict_holm"] = p_value_verdict(row["diff"], row["p_holm"], 1 - level) if tested else row["verdict"]
     return out
+
+
+def _values(accs: Sequence[float]) -> str:
+    """Per-run accuracies as one CSV cell, in run order: ``0.8125 0.7950``."""
+    return " ".join(f"{a:.4f}" for a in accs)
+
+
+def interval_coverage(eval_seeds: int | None, score_runs: int | None, score_draws: int | None) -> str:
+    """What the intervals of :func:`compare_to_random` cover, in a sentence for a report: the evaluation seeds and,
+    with K > 1 score draws (evaluation seed s selecting its subsets from draw s mod K), the score runs too."""
+    draws = min(score_draws or 1, eval_seeds or 1)  # draws no seed selects from add nothing
+    per_draw = f" ({score_runs} score runs each)" if score_runs else ""
+    if draws > 1:
+        shared = (" (seeds that share a draw share its scores, so they cover it only in part: one draw per seed "
+                  "covers it fully)" if eval_seeds > draws else "")
+        return (f"Intervals cover {eval_seeds} evaluation seeds × {draws} independent score draws{per_draw}: "
+                f"evaluation seed s selects its subsets from draw s mod {draws}, so they include the randomness of "
+                f"the score runs{shared}, and a verdict is about the method, not about one set of scores.")
+    seeds = f"{eval_seeds} evaluation seeds" if eval_seeds else "the evaluation seeds"
+    fixed = f"one draw of {score_runs} score runs" if score_runs else "one draw"
+    return (f"Intervals cover {seeds} only; the score runs are fixed ({fixed}), so a verdict is about these scores, "
+            "not about the method (`--score-draws K` covers the score runs too).")
 
 
 def holm_family_size(versus: Sequence[dict]) -> int:

@@ -23,11 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from ..config import is_user_data
+
 IGNORED_KEYS = frozenset({"data_root", "device", "cuda_graph", "version"})
 # DataConfig fields added in 0.2 for data brought by the user (folder: sources) → the default they are left
 # out at.  Keys only: a key of that name anywhere in the value is treated alike.
 ADDED_DEFAULTS = {"resize": None, "channels": None, "test_fraction": 0.2, "split_seed": 0,
-                  "data_fingerprint": ""}  # RunSpec: the data's content, recorded for user-supplied data only
+                  "data_fingerprint": "",  # RunSpec: the data's content, recorded for user-supplied data only
+                  # TrainConfig fields added after 0.2.0: dynamic pruning (InfoBatch, RS2) and the CPU's precision
+                  "dynamic": "none", "prune_ratio": 0.5, "delta": 0.875, "keep": None, "precision": "fp32"}
 DIGEST_LENGTH = 20  # hex characters: 80 bits, no collision in any sweep of realistic size
 
 
@@ -56,8 +60,17 @@ def _added_default(key: Any, value: Any) -> bool:
 def identity(value: Any) -> str:
     """The hex digest that identifies ``value`` (a dict, dataclass or list of them): equal for equal content
     whatever the key order, the data location or the device."""
-    payload = json.dumps(canonical(value), sort_keys=True)
+    payload = json.dumps(_flip_decided(canonical(value)), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:DIGEST_LENGTH]
+
+
+def _flip_decided(value: Any) -> Any:
+    """``flip: None`` (the data's default) hashed as the flip it means: on for built-in datasets, so that their
+    identities are those of the runs made when flipping was always on; off for folder:/arrays: data."""
+    train, data = (value.get("train"), value.get("data")) if isinstance(value, dict) else (None, None)
+    if isinstance(train, dict) and train.get("flip", False) is None and isinstance(data, dict):
+        return {**value, "train": {**train, "flip": not is_user_data(data.get("dataset", ""))}}
+    return value
 
 
 def digest_ids(ids) -> str:

@@ -26,10 +26,10 @@ import numpy as np
 
 from ..config import DataConfig, TrainConfig, from_dict
 from ..errors import DataDietError
-from ..io import atomic_path, folder_lock, write_json_atomic
+from ..io import RESULT_MARKERS, atomic_path, folder_lock, is_results_folder, write_json_atomic
 from ..scores.registry import ScoreLabel
 from .scoring import ScoreConfig, run_cache_name, scoring_schedule
-from .sweep import RunSpec
+from .sweep import CHECKSUM_KEY, RunSpec, record_checksum, seal_record
 
 RENAMED_SCORE_FIELDS = {"score": "scores", "epoch": "score_epochs"}
 
@@ -49,6 +49,11 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
     if not folder.is_dir():
         raise DataDietError(f"{folder} is not a folder; give the --out folder of `datadiet reproduce` or of "
                             "`datadiet analyze`.")
+    if not is_results_folder(folder):  # before the lock and the walk: neither belongs in a folder not ours
+        raise DataDietError(
+            f"{folder} is not a datadiet results folder (it has none of {', '.join(RESULT_MARKERS)} at its top); "
+            "migrate changes nothing there. Give the --out folder of `datadiet reproduce`, `datadiet analyze` or "
+            "`datadiet score`.")
     report = MigrationReport()
     with folder_lock(folder, "datadiet migrate"):
         for runs in (folder / "runs", folder / "sweep" / "runs"):
@@ -69,14 +74,22 @@ def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             spec = RunSpec(from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]),
-                           record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""))
+                           record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""),
+                           record.get("data_fingerprint", ""))  # user data: without it a current id looks old
         except (OSError, ValueError, KeyError, TypeError, DataDietError):
             report.runs_damaged += 1  # left as it is; the sweep trains it again
             continue
         if spec.run_id == path.stem:
             report.runs_current += 1
             continue
-        write_json_atomic(runs / f"{spec.run_id}.json", {**record, "run_id": spec.run_id})
+        sealed = CHECKSUM_KEY in record
+        if sealed and record[CHECKSUM_KEY] != record_checksum(record):
+            report.runs_damaged += 1  # edited: carrying it over would launder the edit under a fresh checksum
+            continue
+        # Only a record that had a checksum gets a new one: sealing an unchecked (0.1) record would vouch for
+        # numbers nobody checked.
+        moved = {**record, "run_id": spec.run_id}
+        write_json_atomic(runs / f"{spec.run_id}.json", seal_record(moved) if sealed else moved)
         path.unlink()
         report.runs_moved += 1
 

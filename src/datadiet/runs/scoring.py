@@ -9,6 +9,10 @@ last scoring step (keeping the full run's learning-rate schedule).
 
 Each finished run is cached in ``OUT/.runs/`` under its identity (:mod:`datadiet.runs.identity`), so a
 killed scoring job resumes where it stopped.
+
+A *score draw* is one set of R score runs.  Several independent draws (:func:`score_draws`: draw d trains seeds
+d·R … d·R+R−1) let the evaluation seeds of an experiment select from different scores, so its intervals cover the
+randomness of the score runs, not only that of the evaluation runs.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from ..version import __version__
-from ..config import DataConfig, TrainConfig, to_dict
+from ..config import DataConfig, TrainConfig, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError
@@ -80,8 +84,12 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
     model_scores = [s.name for s in specs if s.kind == "model"]
     wants_forgetting = any(s.kind == "history" for s in specs)
     steps, stop = scoring_schedule(score_cfg, train_cfg, len(train_set))
+    train_cfg = resolve_flip(train_cfg, user_data=splits.user_data)  # the score files say which flip was used
     provenance = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
                   "score": to_dict(score_cfg), "dataset": train_set.describe()}
+    source_path = train_set.notes.get("source", {}).get("path")
+    if source_path:  # data brought by the user: its absolute path, so that `prune` finds it from any folder
+        provenance["data_path"] = source_path
     seeds = [score_cfg.seed + r for r in range(score_cfg.runs)]
 
     per_run = []
@@ -145,6 +153,41 @@ def score_tables(labels: Sequence[str], runs: int, train_cfg: TrainConfig, data_
     run_scores(score_cfg, replace(train_cfg, seed=seed), data_cfg, splits, score_dir, log=log)
     return {str(label): load_scores(Path(score_dir) / f"{label.file_stem}.npz", dataset=splits.train)
             for label in parsed}
+
+
+def draw_seed(draw: int, runs: int) -> int:
+    """The first seed of score draw ``draw``: draws are disjoint blocks of ``runs`` seeds, draw d trains seeds
+    d·R … d·R+R−1, so draw 0 is the seeds 0..R−1 of a single draw (and its cached runs stay valid)."""
+    return draw * runs
+
+
+def check_score_seeds(draws: int, runs: int, eval_seed_base: int) -> None:
+    """Refuse score draws whose seeds would reach the evaluation seeds (``eval_seed_base`` on): a model that judges
+    a subset must never be one of those that chose it (Data Diet B.3)."""
+    if draws * runs > eval_seed_base:
+        most = eval_seed_base // runs
+        fix = f"at most {most} draws of {runs} runs" if most else f"at most {eval_seed_base} score runs"
+        raise ConfigError(f"--score-draws {draws} × --score-runs {runs} = {draws * runs} score runs would use seeds "
+                          f"0..{draws * runs - 1}, reaching the evaluation seeds (from {eval_seed_base}). Use {fix}.")
+
+
+def draw_folder(score_dir: str | Path, draw: int) -> Path:
+    """Where draw ``draw`` keeps its score files: ``score_dir`` itself for draw 0 (where a single draw always kept
+    them, so existing caches stay valid), ``score_dir/draw-<d>`` for the others (one file per label and draw)."""
+    return Path(score_dir) if draw == 0 else Path(score_dir) / f"draw-{draw}"
+
+
+def score_draws(labels: Sequence[str], runs: int, draws: int, train_cfg: TrainConfig, data_cfg: DataConfig,
+                splits: DatasetSplits, score_dir: str | Path, *,
+                log: Callable[[str], None] = print) -> list[dict[str, ScoreTable]]:
+    """``draws`` independent draws of ``runs`` score runs each: per draw d, :func:`score_tables` with seeds
+    d·R … d·R+R−1 (:func:`draw_seed`) in :func:`draw_folder`. Each draw is cached on its own."""
+    out = []
+    for d in range(draws):
+        say = log if draws == 1 else (lambda line, d=d: log(f"score draw {d + 1}/{draws}: {line}"))
+        out.append(score_tables(labels, runs, train_cfg, data_cfg, splits, draw_folder(score_dir, d),
+                                seed=draw_seed(d, runs), log=say))
+    return out
 
 
 def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[str], steps: dict[float, int],

@@ -5,7 +5,8 @@ A :class:`RunSpec` says everything that determines one evaluation run: data, tra
 Its ``run_id`` is a hash of that spec.  A finished run is written to ``OUT/runs/<run_id>.json``
 atomically the moment it finishes, so:
 
-* re-running the same sweep skips finished runs;
+* re-running the same sweep skips finished runs, and trains again a record that was edited (each record carries
+  a checksum of its whole content, ``record_sha256``);
 * a sweep killed at any moment (SIGKILL included) loses at most the runs in flight, and never
   leaves a half-written result behind;
 * a failed run is recorded in ``OUT/failures/<run_id>.json`` with its spec and error, does not
@@ -18,8 +19,16 @@ numbers (with the same number of threads per run).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import hashlib
 import json
+import math
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,8 +45,8 @@ from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
 from ..data.registry import parse_source
 from ..errors import ConfigError, DataDietError
-from ..io import write_json_atomic
-from ..models import model_factory
+from ..io import json_text, write_json_atomic
+from ..models import check_model, model_factory
 from ..training import resolve_device, train
 from .identity import digest_ids, identity
 
@@ -85,11 +94,11 @@ def task_for(data: DataConfig, train: TrainConfig, method: str, keep: float, kep
              offset: float | None = None) -> Task:
     """A task training ``train`` on the examples ``kept_ids`` of ``train_set`` (the split ``data`` loads)."""
     positions = train_set.positions_of(kept_ids).numpy()
-    return Task(RunSpec(data, train, method, keep, offset, digest_ids(kept_ids), content_of(data, train_set)),
-                positions)
+    spec = RunSpec(data, train, method, keep, offset, digest_ids(kept_ids), data_fingerprint_of(data, train_set))
+    return Task(spec, positions)
 
 
-def content_of(data: DataConfig, train_set) -> str:
+def data_fingerprint_of(data: DataConfig, train_set) -> str:
     """``RunSpec.data_fingerprint``: the training split's fingerprint for user data, empty for built-in datasets."""
     return train_set.fingerprint if parse_source(data.dataset) else ""
 
@@ -109,6 +118,7 @@ def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None
     n_train = len(splits.train) if positions is None else len(positions)
     return {**spec.describe(), "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
             "steps": result.steps, "n_train": n_train, "wall_seconds": round(time.perf_counter() - started, 3),
+            "cost": result.cost.to_dict(), "passes_per_epoch": result.passes_per_epoch,  # training only: no scoring
             "dataset_fingerprint": splits.train.fingerprint, "version": __version__}
 
 
@@ -164,10 +174,13 @@ def check_execution(executor: str, workers: int | None) -> None:
         raise ConfigError(f"--workers must be a whole number of at least 1, got {workers!r}.")
 
 
-def check_recipe(train: TrainConfig) -> None:
-    """Refuse a device that is not there or a model that cannot be built, before anything is written."""
+def check_recipe(train: TrainConfig, train_set=None) -> None:
+    """Refuse a device that is not there or a model that cannot be built, before anything is written; given the
+    training split, also a user model that does not fit its data (see :func:`~datadiet.models.check_model`)."""
     resolve_device(train.device)
     model_factory(train.model)
+    if train_set is not None:
+        check_model(train.model, num_classes=train_set.num_classes, input_shape=train_set.shape, width=train.width)
 
 
 def load_results(out_dir: str | Path) -> list[dict]:
@@ -178,40 +191,66 @@ def load_results(out_dir: str | Path) -> list[dict]:
 
 RECORD_KEYS = ("run_id", "data", "train", "method", "keep", "test_accuracy", "test_loss", "steps", "n_train",
                "wall_seconds")
+CHECKSUM_KEY = "record_sha256"
+
+
+def seal_record(record: dict) -> dict:
+    """``record`` as it is written: plain JSON values, plus its checksum (:data:`CHECKSUM_KEY`).
+
+    The file name hashes only what identifies a run; the checksum covers everything else too (the accuracy
+    above all), so that an edited number is caught, not averaged into a report.
+    """
+    plain = json.loads(json_text({k: v for k, v in record.items() if k != CHECKSUM_KEY}))
+    return {**plain, CHECKSUM_KEY: record_checksum(plain)}
+
+
+def record_checksum(record: dict) -> str:
+    """sha256 of the record's canonical JSON (sorted keys, no spaces), its own checksum left out."""
+    body = {k: v for k, v in record.items() if k != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
 class RunFiles:
-    """What ``OUT/runs`` holds: valid records by run id, and the files that are not (path → why)."""
+    """What ``OUT/runs`` holds: valid records by run id, the files that are not (path → why), and the run ids of
+    records written before records carried a checksum (counted, but an edit to their numbers cannot be seen)."""
 
     records: dict[str, dict]
     invalid: dict[Path, str]
+    unchecked: list[str] = field(default_factory=list)
 
 
 def read_run_files(out_dir: str | Path) -> RunFiles:
-    """Read every ``runs/*.json``; a record counts only if it is complete and its content hashes to its name.
+    """Read every ``runs/*.json``; a record counts only if it is complete, its values are in range, its identity
+    hashes to its name and its whole content to its checksum.
 
     Atomic writes make a truncated file impossible for datadiet itself; one copied in by hand, edited or cut short
-    is reported (and retrained by the sweep), never counted.
+    is reported (and retrained by the sweep), never counted. A record without a checksum predates it: it is
+    counted (its identity still matches its name) and listed in ``unchecked``.
     """
-    records, invalid = {}, {}
+    files = RunFiles({}, {})
     runs = Path(out_dir) / "runs"
     if runs.exists() and not runs.is_dir():
         raise DataDietError(f"{runs} is a file, but datadiet keeps its run records in a folder of that name. Move "
                             "the file away (or use another --out folder).")
     for path in sorted(runs.glob("*.json")):
-        problem = _record_problem(path)
-        if isinstance(problem, str):
-            invalid[path] = problem
-        else:
-            records[path.stem] = problem
-    return RunFiles(records, invalid)
+        record = _read_record(path)
+        if isinstance(record, str):
+            files.invalid[path] = record
+            continue
+        files.records[path.stem] = record
+        if CHECKSUM_KEY not in record:
+            files.unchecked.append(path.stem)
+    return files
 
 
-def _record_problem(path: Path) -> dict | str:
-    """The record in ``path``, or why it is not a finished run of its name."""
+def _read_record(path: Path) -> dict | str:
+    """The finished run record in ``path``, or why it is not one (a short phrase for the report)."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except _NotJson as exc:
+        return f"not valid JSON ({exc})"
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return f"unreadable ({type(exc).__name__})"
     if not isinstance(record, dict):
@@ -225,7 +264,38 @@ def _record_problem(path: Path) -> dict | str:
     spec["data_fingerprint"] = record.get("data_fingerprint", "")
     if record["run_id"] != path.stem or identity(spec) != path.stem:
         return "its content does not match its name (edited or copied from another run)"
-    return record
+    if CHECKSUM_KEY in record and record[CHECKSUM_KEY] != record_checksum(record):
+        return f"its content does not match its {CHECKSUM_KEY} (edited after it was written)"
+    return _out_of_range(record) or record
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(token: str):
+    """Python's json reads NaN and Infinity, which are not JSON; in a run record they are an edit or damage."""
+    raise _NotJson(f"{token} is not a JSON number")
+
+
+# A run record's numbers → (lowest, highest, whether the lowest itself is allowed).
+RECORD_RANGES = {"test_accuracy": (0.0, 1.0, True), "test_loss": (0.0, math.inf, True),
+                 "keep": (0.0, 1.0, False), "wall_seconds": (0.0, math.inf, True)}
+RECORD_COUNTS = ("steps", "n_train")
+
+
+def _out_of_range(record: dict) -> str | None:
+    """Why a value of ``record`` cannot be a real run's, or ``None``. Checked for records without a checksum too."""
+    for key, (low, high, low_ok) in RECORD_RANGES.items():
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not (low <= value <= high) or (value == low and not low_ok):
+            return f"{key} is {json.dumps(value)}, not a finite number in {'[' if low_ok else '('}{low:g}, {high:g}]"
+    for key in RECORD_COUNTS:
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{key} is {json.dumps(value)}, not a whole number of at least 1"
+    return None
 
 
 def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[str], None]):
@@ -236,7 +306,7 @@ def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[st
         rid = task.spec.run_id
         failure_path = out_dir / "failures" / f"{rid}.json"
         if error is None:
-            write_json_atomic(out_dir / "runs" / f"{rid}.json", result)
+            write_json_atomic(out_dir / "runs" / f"{rid}.json", seal_record(result))
             failure_path.unlink(missing_ok=True)
             log(f"[{count['n']}/{total}] {task.spec.method} keep={task.spec.keep:g} seed={task.spec.train.seed}: "
                 f"test accuracy {result['test_accuracy']:.4f} ({result['wall_seconds']:.1f}s)")
@@ -274,8 +344,7 @@ def default_workers(tasks: Sequence[Task]) -> int:
 
 def _run_workers(todo: Sequence[Task], workers: int, threads: int, record) -> None:
     """Run tasks in ``workers`` spawned processes (each its own CUDA context); record each as it finishes."""
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch (or CUDA) is initialised
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers) as pool:
         pending = {pool.submit(execute_run, t.spec, t.positions, threads): t for t in todo}
         for future in as_completed(pending):
             task = pending[future]
@@ -285,6 +354,45 @@ def _run_workers(todo: Sequence[Task], workers: int, threads: int, record) -> No
                 record(task, None, exc, "".join(traceback.format_exception(exc)))
             else:
                 record(task, result, None)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes that end when this process dies, however it dies."""
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch (or CUDA) is initialised
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker start: end this worker when ``parent`` (the command) dies.
+
+    A SIGKILLed command runs no cleanup, and its workers would train on for hours, holding their memory (and GPU)
+    for results nobody writes. On Linux the kernel kills the worker (``PR_SET_PDEATHSIG``); elsewhere a thread
+    polls the parent pid once a second.
+    """
+    if not _kernel_kills_on_parent_death():
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="parent-watch").start()
+    if os.getppid() != parent:  # the parent died before this worker got here
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _kernel_kills_on_parent_death() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc or no prctl: poll instead
+        return False
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run_ray(todo: Sequence[Task], address: str | None, cpus: float, gpus: float, threads: int | None,

@@ -30,7 +30,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .gradnorm import _softmax, cross_entropy_cotangent, per_example_grad_norms, eval_mode, model_device
-from .inputs import ScoreInputError, check_correctness_history, check_score_inputs, explain_forward_errors
+from .inputs import (ScoreInputError, check_batch_size, check_correctness_history, check_score_inputs,
+                     explain_forward_errors)
 
 __all__ = ["ScoreInputError", "el2n", "forgetting", "grand", "input_norm", "random_score", "score1", "score2",
            "score3", "self_confidence"]
@@ -170,6 +171,7 @@ def _map_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int,
 
     ``check_classes(K)`` runs once, on the first chunk's logits, before any score is computed.
     """
+    batch_size = check_batch_size(batch_size)
     device = model_device(model)
     out = []
     with eval_mode(model):

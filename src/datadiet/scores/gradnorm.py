@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .inputs import LabelRange, ScoreInputError, check_score_inputs, explain_forward_errors  # noqa: F401 (re-export)
+from .inputs import (LabelRange, ScoreInputError, check_batch_size, check_model_values,  # noqa: F401 (re-export)
+                     check_score_inputs, explain_forward_errors)
 
 # Logit cotangent: (logits [B, K], labels [B] or None) -> v [B, K].  The result is ‖∇_θ (v·f(x;θ))‖ per example.
 Cotangent = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -106,8 +107,7 @@ def per_example_grad_norms(model: nn.Module, inputs: torch.Tensor, labels: torch
         raise ConfigError(f"Unknown gradient-norm method {method!r}; use auto, fast, vmap or loop.")
     if method == "fast":
         _check_supported(model)
-    if batch_size <= 0:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
+    batch_size = check_batch_size(batch_size)
     label_range = check_score_inputs(inputs, labels)
     if label_range is not None:
         cotangent = _with_label_check(cotangent, label_range)
@@ -498,6 +498,9 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's parameters; a model without parameters, or with them on the meta device, is
+    refused (there is nothing to score with)."""
+    check_model_values(model)
     try:
         return next(model.parameters()).device
     except StopIteration:

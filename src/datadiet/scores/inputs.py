@@ -12,6 +12,7 @@ known from the first chunk's logits, so nothing is synchronised per chunk.
 """
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,26 @@ class LabelRange:
         """Raise :class:`ScoreInputError` unless every label lies in ``[0, num_classes)``."""
         if self.low < 0 or self.high >= num_classes:
             raise _label_range_error(self.labels, num_classes)
+
+
+_META = ("The {what} are on the meta device: a meta tensor has a shape but no values, so there is nothing to score. "
+         "Pass {fix}.")
+
+
+def check_batch_size(batch_size) -> int:
+    """``batch_size`` (examples per chunk) as an int; one rule for every score function, checked before any work."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ScoreInputError(f"batch_size must be a whole number of at least 1 (examples per chunk), got "
+                              f"{batch_size!r}.")
+    return int(batch_size)
+
+
+def check_model_values(model: nn.Module) -> None:
+    """A model whose parameters live on the meta device has no weights to score with."""
+    if any(p.is_meta for p in model.parameters()):
+        raise ScoreInputError("The model's parameters are on the meta device: they have shapes but no values. "
+                              "Materialise it (model.to_empty(device='cpu'), then load or initialise its weights) "
+                              "before scoring.")
 
 
 def check_score_inputs(inputs, labels=None, *, needs_labels: bool = False) -> LabelRange | None:
@@ -100,6 +121,8 @@ def _check_inputs_type(inputs) -> None:
                               "preprocessed (normalized, un-augmented) as for training.")
     if inputs.dim() == 0:
         raise ScoreInputError("inputs must be a tensor [N, ...] with one row per example; got a 0-d tensor.")
+    if inputs.is_meta:
+        raise ScoreInputError(_META.format(what="inputs", fix="inputs.to('cpu') after filling them with data"))
     if inputs.dtype == torch.uint8:
         raise ScoreInputError("inputs have dtype torch.uint8: raw image bytes, not model inputs. Preprocess them "
                               "as for training first: convert to float and normalize, e.g. "
@@ -114,6 +137,8 @@ def _check_labels_type(labels, n: int) -> None:
     if not isinstance(labels, torch.Tensor):
         raise ScoreInputError(f"labels must be a torch.Tensor of class indices; got a {_type_name(labels)}. "
                               "Convert with torch.as_tensor(labels, dtype=torch.long).")
+    if labels.is_meta:
+        raise ScoreInputError(_META.format(what="labels", fix="the real labels, e.g. torch.as_tensor(labels)"))
     if labels.dtype == torch.bool:
         raise ScoreInputError("labels must be an integer tensor of class indices; got dtype torch.bool. A bool "
                               "is not a class label: if the labels really are the classes 0 and 1, pass "

@@ -168,6 +168,7 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
                              "it with this version's `datadiet score`.")
     if not isinstance(meta.get("score"), str):
         raise ScoreFileError(f"{path}: its meta does not name the score. Recompute it with `datadiet score`.")
+    _check_meta_types(path, meta)
     if ids.dtype.kind not in "iu" or runs.dtype.kind != "f":
         raise ScoreFileError(f"{path}: ids must be integers and runs floats, got {ids.dtype} and {runs.dtype}. "
                              "Recompute it with `datadiet score`.")
@@ -176,9 +177,48 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
                            source=str(path))
     except ScoreFileError as exc:
         raise ScoreFileError(f"{path}: {exc}") from None
+    try:
+        table.label  # the score and its time must parse: every message and manifest names them
+    except DataDietError as exc:
+        raise ScoreFileError(f"{path}: its meta names score {meta['score']!r} at {meta.get('when')!r}, which is not "
+                             f"a score label ({exc}). Recompute it with `datadiet score`.") from None
     if dataset is not None:
         table.check_dataset(dataset)
     return table
+
+
+# The type of every meta entry datadiet reads (absent entries are allowed: older files lack some).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "when": (str, type(None)), "model": (str,), "version": (str,), "data_path": (str,),
+    "epoch": (int, float, type(None)), "step": (int, type(None)), "seeds": (list,),
+    "data": (dict,), "train": (dict,), "score": (str,), "dataset": (dict,),
+}
+_DATASET_TYPES: dict[str, tuple[type, ...]] = {"name": (str,), "split": (str,), "size": (int,), "fingerprint": (str,)}
+
+
+def _check_meta_types(path: Path, meta: dict) -> None:
+    """Refuse meta entries of the wrong JSON type (an edited or foreign file), naming the file and the entry,
+    before any of them is used (a number where a name belongs would otherwise fail far from here)."""
+    def refuse(key: str, value, kinds: tuple[type, ...], wanted: str = "") -> ScoreFileError:
+        wanted = wanted or " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+        return ScoreFileError(f"{path}: its meta entry {key!r} is {_JSON_NAMES.get(type(value), type(value).__name__)} "
+                              f"{json.dumps(value)[:60]}, where {wanted} belongs; the file was edited or not written "
+                              "by `datadiet score`. Recompute it with `datadiet score`.")
+
+    for key, kinds in _META_TYPES.items():
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise refuse(key, value, kinds)
+    for key, kinds in _DATASET_TYPES.items():
+        value = meta.get("dataset", {}).get(key)
+        if key in meta.get("dataset", {}) and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise refuse(f"dataset.{key}", value, kinds)
+    if any(not isinstance(seed, int) or isinstance(seed, bool) for seed in meta.get("seeds", [])):
+        raise refuse("seeds", meta["seeds"], (list,), "a list of whole numbers")
+
+
+_JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object", list: "a list",
+               bool: "a boolean", type(None): "null"}
 
 
 def _unreadable(path: Path, exc: BaseException) -> ScoreFileError:

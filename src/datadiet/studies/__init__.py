@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import DataDietError, unknown_name
-from ..io import folder_lock, write_json_atomic
+from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.markdown import write_markdown_and_html
 from ..runs.workspace import Workspace
 
@@ -64,6 +64,7 @@ def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/a
     return summary
 
 
+@builds_report  # two builds never interleave (see io.report_lock)
 def build_workspace_report(root: str | Path) -> Path:
     """Gather the section of every analysis run in workspace ``root`` into ``report.md`` and the
     self-contained ``report.html`` made from it; returns the Markdown path."""

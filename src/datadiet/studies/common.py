@@ -6,13 +6,12 @@ from typing import Sequence
 import numpy as np
 
 from ..config import DataConfig, TrainConfig
-from ..errors import ConfigError
+from ..methods import RULES, Method
 from ..report.tables import flatten_results
 from ..runs.presets import Setting
 from ..runs.sweep import Task
 from ..runs.workspace import Workspace
-from ..scores.registry import ScoreLabel
-from ..selection import select, select_random
+from ..selection import class_counts, select, select_random
 
 
 def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,
@@ -42,36 +41,25 @@ def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     return [{**row, **extra} for row in flatten_results(records)]
 
 
-# A method is a score label plus, optionally, how its subset is chosen: ``el2n@epoch2`` keeps the highest scores
-# (Data Diet's window), ``el2n@epoch2+easiest`` the lowest, ``+ccs`` samples by coverage (Zheng et al., 2023) and
-# ``+moderate`` keeps the scores nearest the median (Xia et al., 2023).
-METHOD_RULES = ("hardest", "easiest", "ccs", "moderate")
+# Methods (``SCORE[+RULE][+balanced]``) are ``datadiet.methods.Method``; these names stay for older callers.
+METHOD_RULES = RULES
 
 
 def split_method(method: str) -> tuple[str, str]:
-    """``"el2n@epoch2+ccs"`` → ``("el2n@epoch2", "ccs")``; no suffix means ``"hardest"``."""
-    label, sep, rule = method.partition("+")
-    if sep and rule == "hardest":
-        raise ConfigError(f"Write {label!r}, not {method!r}: keeping the hardest is what a bare score label does "
-                          "(the two would train the same subset twice under two names).")
-    rule = rule or "hardest"
-    if rule not in METHOD_RULES:
-        raise ConfigError(f"Unknown selection rule {rule!r} in method {method!r}; write SCORE[+RULE] with RULE one "
-                          f"of {', '.join(METHOD_RULES)} (e.g. el2n@epoch2+ccs).")
-    ScoreLabel.parse(label)
-    return label, rule
+    """``"el2n@epoch2+ccs"`` → ``("el2n@epoch2", "ccs")``; no suffix means ``"hardest"``. The rule only: use
+    ``Method.parse`` to see the class balance too."""
+    parsed = Method.parse(method)
+    return parsed.label, parsed.rule
 
 
-def method_name(label: str, rule: str) -> str:
-    return label if rule == "hardest" else f"{label}+{rule}"
+def plan_class_counts(tasks: Sequence[Task], train_set) -> dict:
+    """What ``plan.json`` records of the classes: names, sizes, and each subset run's kept count per class.
 
-
-def select_by_rule(values, rule: str, *, keep: float, ids, seed: int) -> np.ndarray:
-    """The ids ``rule`` keeps from ``values`` (a ScoreTable or scores). Only CCS draws at random (with ``seed``)."""
-    if rule == "hardest":
-        return select(values, keep=keep, ids=ids)
-    if rule == "easiest":
-        return select(values, keep=keep, ids=ids, order="lowest")
-    if rule == "ccs":
-        return select(values, keep=keep, ids=ids, rule="ccs", seed=seed)
-    return select(values, keep=keep, ids=ids, rule="moderate")
+    Runs on the full data (no positions) are left out: they keep every class whole.
+    """
+    labels = train_set.labels.numpy()
+    num_classes = train_set.num_classes
+    names = list(getattr(train_set, "classes", None) or [str(c) for c in range(num_classes)])
+    counts = {t.spec.run_id: class_counts(labels[t.positions], num_classes).tolist()
+              for t in tasks if t.positions is not None}
+    return {"names": names, "sizes": class_counts(labels, num_classes).tolist(), "counts": counts}

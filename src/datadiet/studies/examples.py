@@ -2,8 +2,9 @@
 
 For each score (mean over the R score runs) and each class, the two lowest- and the two highest-scoring
 training images, one figure per score: rows are classes, columns the lowest, second lowest, second highest
-and highest image, titled with example id and score. Ties are broken by example id, smaller id first at both
-ends, so the grid is deterministic even for integer scores such as forgetting (where many examples tie).
+and highest image, titled with example id and score. Ties follow ``selection.rank_order``'s seeded tie order at both
+ends (never the id, which follows class order in folders), so the grid is deterministic even for integer
+scores such as forgetting (where many examples tie).
 No training beyond the shared score runs.
 """
 from __future__ import annotations
@@ -47,15 +48,15 @@ def extremes(values: np.ndarray, ids: np.ndarray, labels: np.ndarray, per_side: 
     """For every class, the ``per_side`` lowest and highest examples.
 
     Returns rows ``{label, kind ("lowest"/"highest"), position (1 = most extreme), row (index into the
-    arrays), id, value}``. Ties are broken by the smaller id at both ends. A class with fewer than
+    arrays), id, value}``. Ties follow ``rank_order``'s seeded tie order at both ends. A class with fewer than
     ``2·per_side`` examples shows some examples at both ends.
     """
     values, ids, labels = np.asarray(values, dtype=np.float64), np.asarray(ids), np.asarray(labels)
     rows = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        ascending = members[rank_order(values[members], ids[members])]    # value up, then id up
-        descending = members[rank_order(-values[members], ids[members])]  # value down, then id up
+        ascending = members[rank_order(values[members], ids[members])]    # value up, ties in the seeded tie order
+        descending = members[rank_order(-values[members], ids[members])]  # value down, ties in the seeded tie order
         for kind, order in (("lowest", ascending), ("highest", descending)):
             rows += [{"label": int(label), "kind": kind, "position": p + 1, "row": int(r), "id": int(ids[r]),
                       "value": float(values[r])} for p, r in enumerate(order[:per_side])]
@@ -63,7 +64,7 @@ def extremes(values: np.ndarray, ids: np.ndarray, labels: np.ndarray, per_side: 
 
 
 def ties_at_cut(values: np.ndarray, labels: np.ndarray, per_side: int = 2) -> int:
-    """How many (class, end) cuts fall inside a run of tied values, i.e. where the id decided who is shown."""
+    """How many (class, end) cuts fall inside a run of tied values, i.e. where the tie order decided who is shown."""
     values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
     decided = 0
     for label in np.unique(labels):
@@ -136,7 +137,7 @@ def summarize(score: str, rows: list[dict], values: np.ndarray, labels: np.ndarr
             "all_mean": float(values.mean()),
             "lowest_norm_percentile": float(np.mean([pct[r["row"]] for r in low])),
             "highest_norm_percentile": float(np.mean([pct[r["row"]] for r in high])),
-            "cuts_decided_by_id": ties_at_cut(values, labels, per_side)}
+            "cuts_decided_by_tie": ties_at_cut(values, labels, per_side)}
 
 
 def findings(stats: list[dict], setting: Setting) -> list[str]:
@@ -145,9 +146,9 @@ def findings(stats: list[dict], setting: Setting) -> list[str]:
         line = (f"{s['score']}: the shown lowest images score {s['lowest_mean']:.3g} on average and the highest "
                 f"{s['highest_mean']:.3g} (all examples: {s['all_mean']:.3g}); their input norms sit at "
                 f"percentile {s['lowest_norm_percentile']:.0f} and {s['highest_norm_percentile']:.0f} of all examples")
-        if s["cuts_decided_by_id"]:
-            line += (f"; in {s['cuts_decided_by_id']} of {2 * s['classes']} class ends the score ties and the "
-                     "smaller id was shown")
+        if s["cuts_decided_by_tie"]:
+            line += (f"; in {s['cuts_decided_by_tie']} of {2 * s['classes']} class ends the score ties and the "
+                     "seeded tie order chose what was shown")
         lines.append(line + ".")
     init = next((s for s in stats if s["score"] == "grand@init"), None)
     if init is not None:

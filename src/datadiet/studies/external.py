@@ -224,7 +224,7 @@ def join_values(ids: np.ndarray, values: np.ndarray, train_ids: np.ndarray, data
 
 
 def binned_means(score: np.ndarray, values: np.ndarray, ids: np.ndarray, bins: int = 10) -> list[dict]:
-    """Examples sorted by score (ties by id) cut into ``bins`` near-equal groups: the mean value per group."""
+    """Examples sorted by score (ties in rank_order's seeded tie order) cut into ``bins`` near-equal groups: the mean value per group."""
     order = rank_order(score, ids)
     rows = []
     for b, group in enumerate(np.array_split(order, min(bins, len(order)))):

@@ -203,7 +203,7 @@ def check_config(config: Config, n: int, total: int, pairs: list[tuple[float, in
 
 
 def ranking_positions(table, train_ids: np.ndarray) -> np.ndarray:
-    """Row positions in the training split of the examples sorted by ascending mean score (ties by id)."""
+    """Row positions in the training split of the examples sorted by ascending mean score (ties in rank_order's seeded tie order)."""
     where = {int(i): p for p, i in enumerate(train_ids)}
     missing = [int(i) for i in table.ids if int(i) not in where]
     if missing or len(table.ids) != len(train_ids):

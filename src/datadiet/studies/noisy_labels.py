@@ -170,7 +170,7 @@ def corrupted_examples(clean, noisy, fraction: float, seed: int) -> LabelNoise:
 # ---------------------------------------------------------------- pure computations
 
 def top_k_hits(scores, positive, k: int) -> int:
-    """How many positives are among the ``k`` highest scores (ties by position, as :func:`select` by id)."""
+    """How many positives are among the ``k`` highest scores (ties in the seeded tie order, as :func:`select`)."""
     order = rank_order(scores)
     return int(np.asarray(positive, dtype=bool)[order[len(order) - k:]].sum()) if k else 0
 

@@ -1,8 +1,10 @@
 """`datadiet reproduce --preset NAME`: Kirsch (2023) Figures 1–3 / Data Diet Fig. 1 from one command.
 
 Pipeline: score runs (cached) → selections → evaluation sweep (resumable, local or Ray) → report.
-Scoring runs use seeds ``0..R-1``; evaluation runs use seeds from ``eval_seed_base`` on, so the
-models that judge a subset never include the models that chose it (Data Diet B.3).
+Scoring runs come in K independent draws of R runs (draw d: seeds ``d·R..d·R+R-1``; one draw: ``0..R-1``), and
+evaluation seed s selects its subsets from draw s mod K, so the report's intervals cover the score runs' randomness
+too. Evaluation runs use seeds from ``eval_seed_base`` on, so the models that judge a subset never include the
+models that chose it (Data Diet B.3).
 Every kept fraction trains for the same number of steps as the full data (matched budget).
 """
 from __future__ import annotations
@@ -13,19 +15,21 @@ from pathlib import Path
 from typing import Callable
 
 from ..version import __version__
-from ..config import DataConfig, TrainConfig, to_dict
+from ..config import DataConfig, TrainConfig, is_user_data, resolve_flip, to_dict
 from ..data import load_data
 from ..errors import DataDietError
-from ..io import folder_lock, write_json_atomic
+from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
-from ..runs.scoring import score_tables
-from ..runs.sweep import RunSpec, Task, check_execution, check_recipe, content_of, read_run_files, run_sweep, task_for
+from ..runs.scoring import check_score_seeds, score_draws
+from ..runs.sweep import (RunSpec, Task, check_execution, check_recipe, data_fingerprint_of, read_run_files,
+                          run_sweep, task_for)
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
-from ..selection import is_top_window, offset_windows, select, select_random
-from .common import select_by_rule, split_method
+from ..selection import is_top_window, offset_windows, select_random
+from ..methods import Method
+from .common import plan_class_counts
 
 
 @dataclass(frozen=True)
@@ -33,33 +37,38 @@ class Config:
     """One reproduction: a preset of the shared table plus the grid of this study."""
 
     setting: Setting
-    # Score labels, each optionally with a selection rule: el2n@epoch2 (keep the hardest), el2n@epoch2+easiest,
-    # el2n@epoch2+ccs (coverage-centric sampling), el2n@epoch2+moderate. Empty = Kirsch's five at the early epoch.
-    methods: tuple[str, ...] = ()
+    # Methods (datadiet.methods): el2n@epoch2 keeps the hardest, +easiest the easiest, +ccs samples by coverage,
+    # +moderate keeps the scores nearest the median; +balanced (last) keeps each class's share. Empty = Kirsch's five
+    # scores at the early epoch.
+    methods: tuple[str, ...] = ()       # SCORE[+RULE][+balanced], RULE easiest, ccs or moderate; empty = Kirsch's five
     keeps: tuple[float, ...] = ()       # kept fractions; empty = the setting's
     # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
     # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.
     offsets: tuple[float, ...] = ()
     eval_seeds: int | None = None       # evaluation runs per point; None = the setting's
     score_runs: int | None = None       # independent scoring runs averaged; None = the setting's
+    score_draws: int | None = None      # score draws (eval seed s: draw s mod K); None = the setting's
 
     def __post_init__(self) -> None:
         if any(not 0 < k <= 1 for k in self.keeps):
             raise DataDietError(f"--keeps takes fractions in (0, 1]; got {list(self.keeps)}.")
         if any(not 0 <= o < 1 for o in self.offsets):
             raise DataDietError(f"--offsets takes fractions in [0, 1); got {list(self.offsets)}.")
-        for name in ("eval_seeds", "score_runs"):
+        for name in ("eval_seeds", "score_runs", "score_draws"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
         for method in self.methods:
-            split_method(method)
+            Method.parse(method)
+        s = self.setting
+        check_score_seeds(self.score_draws or s.score_draws, self.score_runs or s.score_runs, s.eval_seed_base)
 
     @property
     def resolved(self) -> "Config":
         """Every empty or None field filled in from the setting."""
         s = self.setting
         return replace(self, methods=self.methods or kirsch_methods(s.score_epoch), keeps=self.keeps or s.keeps,
-                       eval_seeds=self.eval_seeds or s.eval_seeds, score_runs=self.score_runs or s.score_runs)
+                       eval_seeds=self.eval_seeds or s.eval_seeds, score_runs=self.score_runs or s.score_runs,
+                       score_draws=self.score_draws or s.score_draws)
 
 
 def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
@@ -79,18 +88,21 @@ def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, 
     setting = config.setting
     data_cfg = replace(setting.data, data_root=data_root) if data_root else setting.data
     train_cfg = replace(setting.train, device=device) if device else setting.train
+    train_cfg = resolve_flip(train_cfg, user_data=is_user_data(data_cfg.dataset))  # config.json says which flip
     record = folder_record(config, data_cfg, train_cfg)
     check_execution(executor, workers)
     check_recipe(train_cfg)
     with folder_lock(out, "datadiet reproduce"):
         _claim_folder(out, record)
         splits = load_data(data_cfg)
+        check_recipe(train_cfg, splits.train)  # a user model that does not fit the data: refused before any write
         write_json_atomic(out / "config.json", record)
         log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
-        labels = tuple(dict.fromkeys(split_method(m)[0] for m in config.methods))
-        tables = score_tables(labels, config.score_runs, train_cfg, data_cfg, splits, out / "scores", log=log)
+        labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
+        draws = min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
+        tables = score_draws(labels, config.score_runs, draws, train_cfg, data_cfg, splits, out / "scores", log=log)
         tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
-        write_plan(out, tasks)
+        write_plan(out, tasks, splits.train)
         outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
                             log=log)
         summary = build_report(out, log=log)
@@ -105,28 +117,32 @@ def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig) 
     """The ``config.json`` of a results folder (resolved config, version)."""
     return {"preset": config.setting.name, "title": config.setting.title, "version": __version__,
             "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(config.methods),
-            "score_runs": config.score_runs, "keeps": list(config.keeps), "offsets": list(config.offsets),
+            "score_runs": config.score_runs, "score_draws": config.score_draws, "keeps": list(config.keeps),
+            "offsets": list(config.offsets),
             "eval_seeds": config.eval_seeds, "eval_seed_base": config.setting.eval_seed_base}
 
 
-def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, tables: dict) -> list[Task]:
-    """Full-data, random and score-based runs for every kept fraction and evaluation seed."""
+def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, draws: list[dict]) -> list[Task]:
+    """Full-data, random and score-based runs for every kept fraction and evaluation seed; evaluation seed s selects
+    from the score tables of draw s mod K (``draws``: one {label: ScoreTable} per draw, as :func:`score_draws`)."""
     config = config.resolved
-    ids = train_set.ids.numpy()
+    ids, labels = train_set.ids.numpy(), train_set.labels.numpy()
     tasks = []
     for s in range(config.eval_seeds):
         cfg = replace(train_cfg, seed=config.setting.eval_seed_base + s)
-        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids), content_of(data_cfg, train_set))))
+        tables = draws[s % len(draws)]
+        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids),
+                                  data_fingerprint_of(data_cfg, train_set))))
         for keep in config.keeps:
             kept = select_random(ids, keep=keep, seed=cfg.seed)  # a fresh random subset for every run
             tasks.append(task_for(data_cfg, cfg, "random", keep, kept, train_set))
-            for method in config.methods:
-                label, rule = split_method(method)
-                kept = select_by_rule(tables[label], rule, keep=keep, ids=None, seed=cfg.seed)
-                tasks.append(task_for(data_cfg, cfg, method, keep, kept, train_set))
-                for offset in extra_windows(keep, config.offsets) if rule == "hardest" else ():
-                    kept = select(tables[label], keep=keep, offset=offset)
-                    tasks.append(task_for(data_cfg, cfg, method, keep, kept, train_set, offset))
+            for method in map(Method.parse, config.methods):
+                choose = dict(keep=keep, seed=cfg.seed, labels=labels, num_classes=train_set.num_classes)
+                kept = method.select(tables[method.label], **choose)
+                tasks.append(task_for(data_cfg, cfg, str(method), keep, kept, train_set))
+                for offset in extra_windows(keep, config.offsets) if method.rule == "hardest" else ():
+                    kept = method.select(tables[method.label], offset=offset, **choose)
+                    tasks.append(task_for(data_cfg, cfg, str(method), keep, kept, train_set, offset))
     return tasks
 
 
@@ -137,19 +153,22 @@ def extra_windows(keep: float, offsets) -> list[float]:
 
 def _scores_of(methods) -> list[str]:
     """The score labels behind methods (``el2n@epoch2+ccs`` → ``el2n@epoch2``), sorted."""
-    return sorted({split_method(m)[0] for m in methods})
+    return sorted({Method.parse(m).label for m in methods})
 
 
 PLAN = "plan.json"
 
 
-def write_plan(out: Path, tasks: list[Task]) -> None:
-    """``plan.json``: the run ids of this experiment's task list, which alone the report aggregates."""
+def write_plan(out: Path, tasks: list[Task], train_set=None) -> None:
+    """``plan.json``: the run ids of this experiment's task list, which alone the report aggregates, and (given
+    the training split) each subset's kept count per class, which the report shows."""
     runs = {t.spec.run_id: {"method": t.spec.method, "keep": t.spec.keep, "offset": t.spec.offset,
                             "seed": t.spec.train.seed, "subset_digest": t.spec.subset_digest} for t in tasks}
-    write_json_atomic(out / PLAN, {"version": __version__, "runs": runs})
+    classes = {} if train_set is None else {"classes": plan_class_counts(tasks, train_set)}
+    write_json_atomic(out / PLAN, {"version": __version__, "runs": runs, **classes})
 
 
+@builds_report  # reading the runs and writing the report is one step: two builds never interleave
 def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str], None] = print) -> dict:
     """(Re)build every table, figure and the report of a results folder from its files; returns the summary.
 
@@ -162,7 +181,8 @@ def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callab
         raise DataDietError(f"extra_seeds is 'ignore' or 'include', not {extra_seeds!r}.")
     folder = Path(folder)
     config = _read_json(folder / "config.json", folder)
-    plan = _read_json(folder / PLAN, folder)["runs"]
+    plan_record = _read_json(folder / PLAN, folder)
+    plan = plan_record["runs"]
     files = read_run_files(folder)
     accounting = account_runs(plan, files, config)
     chosen = accounting.pop("chosen") + (accounting["extra"] if extra_seeds == "include" else [])
@@ -174,8 +194,20 @@ def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callab
         raise DataDietError(f"{scores} is a file, but datadiet keeps the score files in a folder of that name. Move "
                             "the file away and re-run `datadiet reproduce` to recompute the scores.")
     tables = [load_scores(p) for p in sorted(scores.glob("*.npz"))]
-    return write_pruning_report(folder, config, [files.records[rid] for rid in chosen],
-                                {t.label: t.mean for t in tables}, accounting=accounting)
+    summary = write_pruning_report(folder, config, [files.records[rid] for rid in chosen],
+                                   {t.label: t.mean for t in tables}, accounting=accounting,
+                                   classes=plan_classes(plan_record))
+    for line in summary.get("class_warnings", []):
+        log(f"report: warning: {line}")
+    return summary
+
+
+def plan_classes(plan_record: dict) -> dict | None:
+    """The plan's per-class counts with each run's method, fraction and offset; None for plans without them."""
+    classes = plan_record.get("classes")
+    if not isinstance(classes, dict) or not isinstance(classes.get("counts"), dict):
+        return None  # written by datadiet 0.2 or earlier: the report shows no class counts
+    return {**classes, "runs": plan_record["runs"]}
 
 
 def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
@@ -195,15 +227,25 @@ def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
                 and _point_key(record) in points)
         (extra if same else foreign).append(rid)
     return {"chosen": chosen, "missing": [rid for rid in plan if rid not in files.records], "extra": extra,
-            "foreign": foreign, "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()]}
+            "foreign": foreign, "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()],
+            "unchecked": [rid for rid in files.unchecked if rid in plan or rid in extra]}
 
 
 def _point_key(run: dict) -> str:
     """A point of the curve: method, kept fraction, offset and, where the subset does not depend on the evaluation
     seed, the exact subset (random subsets and CCS samples are drawn afresh for every seed)."""
-    seeded = run["method"] == "random" or ("+" in run["method"] and split_method(run["method"])[1] == "ccs")
     return json.dumps(canonical([run["method"], float(run["keep"]), run.get("offset"),
-                                 None if seeded else run.get("subset_digest")]))
+                                 None if _seeded(run["method"]) else run.get("subset_digest")]))
+
+
+def _seeded(method: str) -> bool:
+    """Whether ``method`` draws its subset afresh per seed; a method no parse reads (a foreign run's) does not."""
+    if method in ("random", "full"):
+        return method == "random"
+    try:
+        return Method.parse(method).seeded
+    except DataDietError:
+        return False
 
 
 def _recipe(train: dict) -> dict:
@@ -229,7 +271,8 @@ def _read_json(path: Path, folder: Path) -> dict:
     return record
 
 
-IDENTITY_KEYS = ("preset", "data", "train", "score_runs")  # with the scores behind the methods: what a point means
+# with the scores behind the methods: what a point means (more score draws change the subsets of seeds 1, 2, ...)
+IDENTITY_KEYS = ("preset", "data", "train", "score_runs", "score_draws")
 
 
 def _claim_folder(out: Path, record: dict) -> None:
@@ -243,7 +286,7 @@ def _claim_folder(out: Path, record: dict) -> None:
     path = out / "config.json"
     if not path.is_file():
         return
-    previous = _read_json(path, out)
+    previous = {"score_draws": 1, **_read_json(path, out)}  # folders of earlier versions had one draw
     changed = [k for k in IDENTITY_KEYS if canonical(previous.get(k)) != canonical(record.get(k))]
     if _scores_of(previous.get("methods") or []) != _scores_of(record["methods"]):
         changed.append("the scores of --methods")

@@ -16,7 +16,10 @@ fraction and evaluation seed:
 * ``full``: all N examples, and the redundancy ``full − random`` at the largest kept fraction.
 
 Every subset trains for the steps of its own N's full data (matched budget).  The crossover is where the hardest
-window's difference to random turns from below the easiest window's to above it, interpolated in log N.
+window's difference to random turns from below the easiest window's to above it, interpolated in log N; it is marked
+only where hardest − easiest is resolved on both sides (95 % Welch intervals excluding zero, with opposite signs),
+else the study says "no crossover resolved".  With the setting's K > 1 score draws, evaluation seed s selects from
+draw s mod K, so the intervals cover the score runs' randomness too.
 """
 from __future__ import annotations
 
@@ -24,17 +27,19 @@ import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-import numpy as np
-
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..report import figures
 from ..report.markdown import Section, write_section
-from ..report.tables import compare_to_random, curve_table
+from ..report.tables import compare_to_random, curve_table, interval_coverage
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.scoring import check_score_seeds, draw_seed
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
-from .common import METHOD_RULES, accuracy_rows, baseline_tasks, method_name, select_by_rule, split_method
+from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
+from ..methods import RULES as METHOD_RULES, Method
+from .common import accuracy_rows, baseline_tasks
+from .compare import accuracies
 
 NAME = "scaling"
 TITLE = "The regime map: hardest, easiest and coverage-sampled subsets against random, as the data grows"
@@ -57,6 +62,7 @@ class Config:
     epochs_per_size: tuple[float, ...] = ()       # training epochs per size (aligned with sizes); empty = the setting's
     eval_seeds: int | None = None                 # evaluation runs per point; None = the setting's
     score_runs: int | None = None                 # score runs averaged; None = the setting's
+    score_draws: int | None = None                # score draws (eval seed s: draw s mod K); None = the setting's
 
     def __post_init__(self) -> None:
         if not self.sizes or any(n < 0 for n in self.sizes):
@@ -65,16 +71,28 @@ class Config:
         if self.epochs_per_size and len(self.epochs_per_size) != len(self.sizes):
             raise ConfigError(f"--epochs-per-size gives one budget per size: {len(self.sizes)} sizes but "
                               f"{len(self.epochs_per_size)} epochs.")
-        for name in ("eval_seeds", "score_runs"):
+        for name in ("eval_seeds", "score_runs", "score_draws"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
+        s = self.setting
+        check_score_seeds(self.score_draws or s.score_draws, self.score_runs or s.score_runs, s.eval_seed_base)
         if any(not e > 0 for e in self.epochs_per_size):
             raise ConfigError(f"--epochs-per-size must be positive, got {list(self.epochs_per_size)}.")
         if not self.keeps or any(not 0 < k < 1 for k in self.keeps):
             raise ConfigError(f"--keeps takes fractions in (0, 1); got {list(self.keeps)}.")
-        unknown = [r for r in self.rules if r not in METHOD_RULES]
-        if unknown or not self.rules:
-            raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}; got {list(self.rules)}.")
+        if not self.rules:
+            raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}; got none.")
+        for rule in self.rules:
+            _check_rule(rule)
+
+
+def _check_rule(rule: str) -> None:
+    """A rule of ``--rules``: a method without its score (``hardest``, ``ccs+balanced``), or a ConfigError."""
+    try:
+        Method.of("el2n@epoch1", rule)
+    except ConfigError as exc:
+        raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced (e.g. "
+                          f"ccs+balanced); got {rule!r} ({exc})") from None
 
 
 PRESETS = {
@@ -99,7 +117,8 @@ def size_setting(config: Config, index: int) -> Setting:
     data = replace(base.data, subset=n or None, subset_mode="balanced")
     train: TrainConfig = replace(base.train, epochs=config.epochs_per_size[index]) if config.epochs_per_size else base.train
     return replace(base, data=data, train=train, keeps=tuple(config.keeps),
-                   eval_seeds=config.eval_seeds or base.eval_seeds, score_runs=config.score_runs or base.score_runs)
+                   eval_seeds=config.eval_seeds or base.eval_seeds, score_runs=config.score_runs or base.score_runs,
+                   score_draws=config.score_draws or base.score_draws)
 
 
 SCORE_FRACTION = 0.1  # Data Diet scores EL2N at epoch 20 of 200: a tenth of the budget
@@ -114,26 +133,36 @@ def score_label(config: Config, setting: Setting) -> str:
 def size_tasks(ws: Workspace, config: Config, setting: Setting) -> list:
     """Full-data and random baselines plus every rule at every kept fraction, for one size."""
     label = score_label(config, setting)
-    table = ws.scores(setting, methods=(label,))[label]
-    ids = ws.splits(setting.data).train.ids.numpy()
+    draws = score_draw_tables(ws, setting, label)
+    train = ws.splits(setting.data).train
     tasks = baseline_tasks(ws, setting, config.keeps)
-    for cfg in setting.eval_configs():
-        for rule in config.rules:
+    for s, cfg in enumerate(setting.eval_configs()):
+        table = draws[s % len(draws)]
+        for method in (Method.of(label, rule) for rule in config.rules):
             for keep in config.keeps:
-                kept = select_by_rule(table, rule, keep=keep, ids=ids, seed=cfg.seed)
-                tasks.append(ws.task(setting.data, cfg, method_name(label, rule), keep, kept))
+                kept = method.select(table, keep=keep, seed=cfg.seed, labels=train.labels.numpy(),
+                                     num_classes=train.num_classes)
+                tasks.append(ws.task(setting.data, cfg, str(method), keep, kept))
     return tasks
+
+
+def score_draw_tables(ws: Workspace, setting: Setting, label: str) -> list:
+    """One score table of ``label`` per score draw that some evaluation seed selects from (draw d: seeds d·R …
+    d·R+R−1; draw 0 is the workspace's usual score runs, seed 0)."""
+    draws = min(setting.score_draws, setting.eval_seeds)
+    return [ws.scores(setting, methods=(label,), seed=draw_seed(d, setting.score_runs))[label] for d in range(draws)]
 
 
 # ---------------------------------------------------------------- pure computations
 
 def by_rule(rows: list[dict]) -> list[dict]:
     """Rows with the method replaced by its selection rule (``el2n@epoch2+ccs`` → ``ccs``; ``el2n@epoch2`` →
-    ``hardest``), the score kept in a ``score`` column: sizes score at different times, rules compare across them."""
+    ``hardest``; ``el2n@epoch2+balanced`` → ``hardest+balanced``), the score kept in a ``score`` column: sizes
+    score at different times, rules compare across them."""
     out = []
     for r in rows:
-        label, rule = split_method(r["method"]) if r["method"] not in ("full", "random") else (None, r["method"])
-        out.append({**r, "method": rule, "score": label})
+        method = Method.parse(r["method"]) if r["method"] not in ("full", "random") else None
+        out.append({**r, "method": method.how if method else r["method"], "score": method.label if method else None})
     return out
 
 
@@ -148,7 +177,7 @@ def regime_rows(rows_by_size: dict[int, list[dict]], rules: Sequence[str]) -> li
                 if method == rule:
                     out.append({"n": n, "rule": rule, "keep": keep, "diff": v["diff"], "ci_low": v["ci_low"],
                                 "ci_high": v["ci_high"], "p_value": v["p_value"], "verdict": v["verdict"],
-                                "seeds": v["n"]})
+                                "note": v["note"], "seeds": v["n"], "seeds_needed": v["seeds_needed"]})
     return out
 
 
@@ -163,25 +192,40 @@ def redundancy_rows(rows_by_size: dict[int, list[dict]], keep: float) -> list[di
     return out
 
 
-def crossovers(regime: list[dict], keeps: Sequence[float]) -> list[dict]:
-    """Per kept fraction: the sizes between which hardest − easiest (each against random) changes sign, and the
-    crossover interpolated linearly in log N (``None`` when the sign never changes)."""
+def gap_rows(rows_by_size: dict[int, list[dict]], keeps: Sequence[float]) -> list[dict]:
+    """Per size and kept fraction: hardest − easiest accuracy (random, the same for both, cancels) with its interval
+    and verdict (:func:`datadiet.stats.compare_groups`; "better": the hardest beat the easiest), from rows whose
+    method is the rule (:func:`by_rule`). Sizes without runs of both rules are left out."""
+    out = []
+    for n, rows in rows_by_size.items():
+        for keep in keeps:
+            hardest, easiest = accuracies(rows, "hardest", keep), accuracies(rows, "easiest", keep)
+            if len(hardest) and len(easiest):
+                out.append({"n": n, "keep": keep, **compare_groups(hardest, easiest)})
+    return out
+
+
+def crossovers(gaps: list[dict], keeps: Sequence[float]) -> list[dict]:
+    """Per kept fraction: the sizes between which hardest − easiest (:func:`gap_rows`) changes sign *resolved on both
+    sides* (its interval excludes zero at both sizes, below at one and above at the other), and the crossover
+    interpolated linearly in log N between them. Unresolved sizes between two resolved ones are passed over: the
+    sign changes somewhere across them.  Without such a pair no crossover is resolved (``crossover_n`` None),
+    however the means go up and down.  Every row lists the per-size gaps and which sizes were resolved."""
     out = []
     for keep in keeps:
-        gap = {}
-        for r in regime:
-            if r["keep"] == keep and r["rule"] in ("hardest", "easiest"):
-                gap.setdefault(r["n"], {})[r["rule"]] = r["diff"]
-        points = sorted((n, g["hardest"] - g["easiest"]) for n, g in gap.items() if len(g) == 2)
-        found = None
-        for (n0, d0), (n1, d1) in zip(points, points[1:]):
-            if d0 < 0 <= d1 or d0 > 0 >= d1:
-                t = d0 / (d0 - d1)
-                found = {"keep": keep, "below": n0, "above": n1, "direction": "to hardest" if d1 >= 0 else "to easiest",
-                         "crossover_n": round(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0))))}
+        points = sorted((g for g in gaps if g["keep"] == keep), key=lambda g: g["n"])
+        resolved = [g for g in points if g["verdict"] in ("better", "worse")]
+        row = {"keep": keep, "below": None, "above": None, "direction": None, "crossover_n": None,
+               "hardest_minus_easiest": [round(g["diff"], 4) for g in points],
+               "resolved_sizes": [g["n"] for g in resolved]}
+        for g0, g1 in zip(resolved, resolved[1:]):
+            if g0["verdict"] != g1["verdict"]:
+                t = g0["diff"] / (g0["diff"] - g1["diff"])
+                n0, n1 = g0["n"], g1["n"]
+                row.update(below=n0, above=n1, direction="to hardest" if g1["diff"] > 0 else "to easiest",
+                           crossover_n=round(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0)))))
                 break
-        out.append(found or {"keep": keep, "below": None, "above": None, "direction": None, "crossover_n": None,
-                             "hardest_minus_easiest": [round(d, 4) for _, d in points]})
+        out.append(row)
     return out
 
 
@@ -198,57 +242,76 @@ def run(config: Config, ws: Workspace) -> dict:
         rows_by_size[n] = by_rule(accuracy_rows(records, n=n, epochs=setting.train.epochs))
     regime = regime_rows(rows_by_size, config.rules)
     redundancy = redundancy_rows(rows_by_size, max(config.keeps))
-    crossing = crossovers(regime, config.keeps)
+    gaps = gap_rows(rows_by_size, config.keeps)
+    crossing = crossovers(gaps, config.keeps)
     folder = ws.folder(NAME)
     score = config.score or f"EL2N at {SCORE_FRACTION:g} of the budget"
     _draw(regime, crossing, folder / "regime.png", score)
     section = Section(
-        NAME, TITLE, SOURCE, findings(regime, redundancy, crossing, config, labels),
-        {"regime.csv": regime, "redundancy.csv": redundancy, "crossover.csv": crossing,
-         "results.csv": [r for rows in rows_by_size.values() for r in rows]},
+        NAME, TITLE, SOURCE, findings(regime, redundancy, gaps, crossing, config, labels),
+        {"regime.csv": regime, "redundancy.csv": redundancy, "hardest_minus_easiest.csv": gaps,
+         "crossover.csv": crossing, "results.csv": [r for rows in rows_by_size.values() for r in rows]},
         {"regime.png": f"{score}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
-                       "Welch interval), against the training-set size N; one panel per kept fraction, crossovers "
-                       "dashed"},
+                       "Welch interval), against the training-set size N; one panel per kept fraction. Hollow points "
+                       "(dotted line): fewer than 3 evaluation seeds, no interval drawn. Crossovers dashed, only where "
+                       "hardest − easiest is resolved on both sides"},
         {"setting": config.setting.name, "sizes": list(config.sizes), "epochs": list(config.epochs_per_size),
-         "keeps": list(config.keeps), "rules": list(config.rules), "scores": labels,
-         "eval_seeds": config.eval_seeds or config.setting.eval_seeds,
-         "score_runs": config.score_runs or config.setting.score_runs},
-        {"regime": regime, "redundancy": redundancy, "crossovers": crossing})
+         "keeps": list(config.keeps), "rules": list(config.rules), "scores": labels, **_protocol(config)},
+        {"regime": regime, "redundancy": redundancy, "hardest_minus_easiest": gaps, "crossovers": crossing})
     return write_section(folder, section)
 
 
-def findings(regime, redundancy, crossing, config: Config, labels: dict[int, str]) -> list[str]:
-    lines = []
+def _protocol(config: Config) -> dict:
+    """Evaluation seeds, score runs and score draws of every size (all sizes share them)."""
+    s = config.setting
+    return {"eval_seeds": config.eval_seeds or s.eval_seeds, "score_runs": config.score_runs or s.score_runs,
+            "score_draws": config.score_draws or s.score_draws}
+
+
+def findings(regime, redundancy, gaps, crossing, config: Config, labels: dict[int, str]) -> list[str]:
+    protocol = _protocol(config)
+    lines = [interval_coverage(protocol["eval_seeds"], protocol["score_runs"], protocol["score_draws"])]
     for r in redundancy:
         if r["redundancy_gap"] is not None:
             lines.append(f"N = {r['n']}: full data {r['full']:.4f}, random {max(config.keeps):g} "
                          f"{r[f'random_{max(config.keeps):g}']:.4f}; redundancy gap "
                          f"{r['redundancy_gap'] * 100:+.2f} points.")
     for c in crossing:
+        per_size = "; ".join(f"N = {g['n']}: {_text(g)}" for g in gaps if g["keep"] == c["keep"]) or "not measured"
         if c["crossover_n"] is not None:
             lines.append(f"keep {c['keep']:g}: the better direction switches {c['direction']} between N = "
-                         f"{c['below']} and N = {c['above']} (≈ {c['crossover_n']} by log-interpolation).")
+                         f"{c['below']} and N = {c['above']} (≈ {c['crossover_n']} by log-interpolation; "
+                         f"hardest − easiest per size: {per_size}).")
         else:
-            lines.append(f"keep {c['keep']:g}: no crossover within the sizes measured (hardest − easiest, in "
-                         f"accuracy, per size: {c['hardest_minus_easiest']}).")
+            lines.append(f"keep {c['keep']:g}: no crossover resolved within the sizes measured (one needs hardest − "
+                         f"easiest resolved on both sides, with opposite signs; per size: {per_size}).")
     for rule in config.rules:
         for r in (x for x in regime if x["rule"] == rule):
-            lines.append(f"{method_name(labels[r['n']], rule)} at N = {r['n']}, keep {r['keep']:g}: {r['diff'] * 100:+.2f} "
-                         f"points vs random [{r['ci_low'] * 100:+.2f}, {r['ci_high'] * 100:+.2f}], {r['verdict']}.")
+            lines.append(f"{Method.of(labels[r['n']], rule)} at N = {r['n']}, keep {r['keep']:g}: {_text(r)} vs "
+                         f"random, {verdict_phrase(r['verdict'], 'random')}{_to_resolve(r)}.")
     return lines
+
+
+def _to_resolve(row: dict) -> str:
+    """How many seeds per arm would resolve a difference of this size, where it is not resolved yet."""
+    if row["verdict"] not in ("no different", "not resolved"):
+        return ""
+    return f" (seeds per arm to resolve a difference this size: {seeds_text(row['seeds_needed'])})"
+
+
+def _text(row: dict) -> str:
+    return interval_text(row["diff"], row["ci_low"], row["ci_high"], row["note"])
 
 
 def _draw(regime: list[dict], crossing: list[dict], path, score: str) -> None:
     plt = figures.pyplot()
     keeps = sorted({r["keep"] for r in regime})
     fig, axes = plt.subplots(1, len(keeps), figsize=(4.5 * len(keeps), 3.8), squeeze=False, sharey=True)
+    shown = []  # the means and informative intervals: the shared y axis follows these alone
     for ax, keep in zip(axes[0], keeps):
         for rule in sorted({r["rule"] for r in regime}):
             pts = sorted((r for r in regime if r["keep"] == keep and r["rule"] == rule), key=lambda r: r["n"])
-            x = [r["n"] for r in pts]
-            y = np.array([r["diff"] for r in pts]) * 100
-            err = [y - np.array([r["ci_low"] for r in pts]) * 100, np.array([r["ci_high"] for r in pts]) * 100 - y]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=rule)
+            shown += figures.difference_points(ax, [r["n"] for r in pts], pts, label=rule)
         ax.axhline(0, color="black", linewidth=0.8)
         for c in crossing:
             if c["keep"] == keep and c["crossover_n"]:
@@ -258,5 +321,6 @@ def _draw(regime: list[dict], crossing: list[dict], path, score: str) -> None:
         ax.set_xlabel("training-set size N")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    figures.difference_limits(axes[0][0], shown)
     axes[0][0].set_ylabel(f"{score}: accuracy minus random (points)")
     figures.save(fig, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,15 +25,31 @@ def checkpoint_path(directory: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(directory: str | Path, step: int, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None, extra: dict | None = None) -> Path:
-    """Write parameters, buffers (and optimizer state) at ``step``; atomic."""
+                    optimizer: torch.optim.Optimizer | None = None, extra: dict | None = None,
+                    dynamic: dict | None = None) -> Path:
+    """Write parameters, buffers (and optimizer state, and a dynamically pruned run's pruner state) at
+    ``step``; atomic."""
     state = {"step": step, "model": model.state_dict(), "extra": extra or {}}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
+    if dynamic is not None:
+        state["dynamic"] = storable(dynamic)
     target = checkpoint_path(directory, step)
     with atomic_path(target) as tmp:
         torch.save(state, tmp)
     return target
+
+
+def storable(value):
+    """``value`` with numpy arrays and scalars made tensors and Python numbers: what ``weights_only`` loading
+    reads back (it refuses numpy objects).  Arrays keep their dtype, so a pruner's loss table returns bit for bit."""
+    if isinstance(value, dict):
+        return {key: storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def available_steps(directory: str | Path) -> list[int]:

@@ -5,39 +5,53 @@ The budget is a number of SGD steps that, by default, does not depend on the
 subset size (Data Diet B.2: "we keep the number of iterations and schedule
 fixed for different pruning levels").  Data stays on the compute device as
 uint8; every batch is gathered, augmented and normalized there.
+
+A dynamically pruned run (``TrainConfig.dynamic``: InfoBatch or RS2) trains ``epochs`` whole epochs over its
+rows instead, each on the rows its pruner keeps (see :class:`~datadiet.training.stream.DynamicStream`): its
+number of steps is the sum of its epochs' full batches, and its learning-rate schedule follows the epochs
+(:func:`lr_at_progress`).  Every run reports what it cost (:class:`~datadiet.training.accounting.Cost`).
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..config import Plan, TrainConfig, to_dict
+from ..config import Plan, TrainConfig, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits, ImageDataset
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, NonFiniteLossError
 from ..models import build_model
+from .accounting import Cost, cost, flops_per_example
 from .checkpoints import available_steps, load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
 from .evaluate import evaluate
 from .placement import place_model, resolve_device, to_layout
 from .step import make_step
-from .stream import BatchStream, seed_streams
+from .stream import BatchStream, DynamicStream, seed_streams
 
-__all__ = ["Hook", "StartFrom", "TrainResult", "ensure_checkpoints", "evaluate", "init_model", "lr_at", "place_model",
-           "resolve_device", "seed_streams", "to_layout", "train"]
+__all__ = ["Hook", "StartFrom", "TrainResult", "ensure_checkpoints", "evaluate", "init_model", "lr_at",
+           "lr_at_progress", "place_model", "resolve_device", "seed_streams", "to_layout", "train"]
 
 Hook = Callable[[nn.Module, int], None]
 
 
 @dataclass
 class TrainResult:
-    """What one training run produced.  ``test_accuracy`` is at the FINAL step, never the best."""
+    """What one training run produced.  ``test_accuracy`` is at the FINAL step, never the best.
+
+    ``cost`` is the training this call did (steps ``start..end`` of a resumed run): its sample passes are the
+    examples of every batch trained, its FLOPs those passes times the model's training FLOPs per example
+    (None when they cannot be counted), its seconds those of the training loop.  Scoring passes are not in
+    it: the score runs add their own.  ``passes_per_epoch[e]`` is the examples this call trained in epoch
+    ``e`` (a pass over the run's rows; a dynamically pruned run's epoch as its pruner cut it).
+    """
 
     model: nn.Module
     steps: int
@@ -48,35 +62,40 @@ class TrainResult:
     wall_seconds: float
     correctness: CorrectnessLog | None
     config: dict = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost)
+    passes_per_epoch: list[int] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {"steps": self.steps, "epochs_seen": self.epochs_seen, "test_accuracy": self.test_accuracy,
                 "test_loss": self.test_loss, "final_train_loss": self.train_loss[-1][1] if self.train_loss else None,
-                "wall_seconds": round(self.wall_seconds, 3)}
+                "wall_seconds": round(self.wall_seconds, 3), "cost": self.cost.to_dict(),
+                "passes_per_epoch": list(self.passes_per_epoch)}
 
 
 @dataclass(frozen=True)
 class StartFrom:
-    """A saved training state to continue from: parameters and buffers, optimizer state (momentum), and
-    the number of SGD steps already taken.  Used to spawn children from a parent run (Data Diet § 5.2,
-    linear mode connectivity).
+    """A saved training state to continue from: parameters and buffers, optimizer state (momentum), the
+    number of SGD steps already taken and, for a dynamically pruned run, its pruner's state.  Used to spawn
+    children from a parent run (Data Diet § 5.2, linear mode connectivity).
 
     ``train(config, ..., start_from=state)`` loads parameters, buffers and optimizer state and runs steps
     k..end under the full run's LR schedule, with the data order and augmentation that ``config.seed`` gives
     from step k on (see :class:`~datadiet.training.stream.BatchStream`).  So resuming a run's own checkpoint
     with its own seed reproduces the uninterrupted run, and a different seed gives a child with different
-    SGD noise.
+    SGD noise.  A dynamically pruned run resumes only from its own checkpoints (its pruner's draws and loss
+    table are part of the state), and then bit-identically on the CPU.
     """
 
     model: Mapping[str, torch.Tensor]
     optimizer: Mapping | None
     step: int
+    dynamic: Mapping | None = None  # DynamicStream.state_dict() of a dynamically pruned run
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, step: int) -> "StartFrom":
         """The state saved by ``train(..., checkpoint_dir=directory, checkpoint_steps=[step])``."""
         state = load_checkpoint(directory, step)
-        return cls(state["model"], state.get("optimizer"), int(state["step"]))
+        return cls(state["model"], state.get("optimizer"), int(state["step"]), state.get("dynamic"))
 
 
 def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
@@ -91,6 +110,17 @@ def init_model(config: TrainConfig, dataset: ImageDataset) -> nn.Module:
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
     """Piecewise-constant schedule: ×``lr_decay`` at each milestone fraction of ``total``."""
     passed = sum(step >= round(m * total) for m in config.milestones)
+    return config.lr * config.lr_decay**passed
+
+
+def lr_at_progress(epoch: int, batch: int, batches: int, config: TrainConfig) -> float:
+    """The schedule of a dynamically pruned run, whose number of steps is not known in advance: ×``lr_decay`` at
+    each milestone fraction of its ``config.epochs`` epochs, by training progress ``(epoch + batch / batches) /
+    epochs`` before batch ``batch`` of the ``batches`` in epoch ``epoch``.  A milestone of 0.5 of 10 epochs
+    decays at the first batch of epoch 5, whatever each epoch's length."""
+    epochs = int(config.epochs)
+    # Compared in units of batches of this epoch, so that 0.3 × 10 epochs is reached at epoch 3 exactly.
+    passed = sum(epoch * batches + batch >= m * epochs * batches - 1e-9 for m in config.milestones)
     return config.lr * config.lr_decay**passed
 
 
@@ -112,40 +142,54 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
         start_from: continue a saved state at its step k (see :class:`StartFrom`); hooks and checkpoints may
             then only name steps k..end, and the correctness log and loss history cover steps k..end only.
         progress: tqdm bar (default: only when stderr is a terminal).
+
+    A dynamically pruned run (InfoBatch) may take fewer steps than its most: a hook or checkpoint at a step it
+    does not reach is a ConfigError once training ends.
     """
     started = time.perf_counter()
+    config = resolve_flip(config, user_data=splits.user_data)  # flip=None: the data's default, recorded as used
     device = resolve_device(config.device)
     rows = _subset_rows(len(splits.train), positions)
-    plan = config.plan(train_size=len(rows), full_size=len(splits.train))
-    end = plan.total if stop_after is None else min(stop_after, plan.total)
+    images, labels, ids = (t[rows].to(device) for t in (splits.train.images, splits.train.labels, splits.train.ids))
+    course = _course(config, images, len(splits.train), start_from)
+    end = course.most_steps if stop_after is None else min(stop_after, course.most_steps)
     start = _start_step(start_from, end)
     _check_steps(checkpoint_steps, hooks, end, start)
 
     model, optimizer = _model_and_optimizer(config, splits.train, device, start_from)
-    images, labels, ids = (t[rows].to(device) for t in (splits.train.images, splits.train.labels, splits.train.ids))
     normalize = Normalizer(splits.mean, splits.std, device)
-    sgd_step = make_step(model, optimizer, device, amp=config.amp, cuda_graph=config.cuda_graph)
-    at_step = _StepEvents(model, optimizer, config, device, checkpoint_dir, checkpoint_steps, hooks)
-    record = _Record(config, plan, end, device, labels, ids, record_correctness, log or _stderr)
+    sgd_step = make_step(model, optimizer, device, amp=config.amp, cuda_graph=config.cuda_graph,
+                         precision=config.precision)
+    at_step = _StepEvents(model, optimizer, config, device, checkpoint_dir, checkpoint_steps, hooks, course.state)
+    record = _Record(config, course.of_steps(end), end, device, labels, ids, record_correctness, log or _stderr)
     bar = _progress_bar(end - start, progress)
 
     model.train()
     at_step(start)
-    for step, (idx, x) in enumerate(BatchStream(images, plan, config).batches(start, end), start + 1):
-        logits, loss = sgd_step(to_layout(normalize(x), config), labels[idx], lr_at(step - 1, plan.total, config))
-        record.step(step, loss, logits, idx)  # raises NonFiniteLossError once the loss is not finite
-        at_step(step)
+    clock, last, passes = time.perf_counter(), None, []
+    for batch in course.batches(start, end):
+        logits, loss, per_example = sgd_step(to_layout(normalize(batch.x), config), labels[batch.rows], batch.lr,
+                                             batch.weight)
+        record.step(batch.step, loss, logits, batch.rows)  # raises NonFiniteLossError once the loss is not finite
+        course.record(batch, per_example)  # before the step's checkpoint, which saves the pruner's losses
+        _add_passes(passes, batch.epoch, len(batch.rows))
+        at_step(batch.step)
         bar.update(1)
-        record.end_of_epoch(step, quiet=bar.active)
+        record.end_of_epoch(batch, quiet=bar.active)
+        last = batch
     bar.close()
-    record.raise_if_diverged(end)
+    steps = end if last is None else last.step
+    record.raise_if_diverged(steps)
+    seconds = time.perf_counter() - clock
+    _check_reached(checkpoint_steps, hooks, steps, config)
 
     test_acc = test_loss = None
     if evaluate_test:
         test_acc, test_loss = evaluate(model, splits.test, normalize, batch_size=config.eval_batch_size)
-    return TrainResult(model=model, steps=end, epochs_seen=end / plan.per_epoch, test_accuracy=test_acc,
+    return TrainResult(model=model, steps=steps, epochs_seen=course.epochs_seen(steps, last), test_accuracy=test_acc,
                        test_loss=test_loss, train_loss=record.losses, wall_seconds=time.perf_counter() - started,
-                       correctness=record.correctness, config=to_dict(config))
+                       correctness=record.correctness, config=to_dict(config),
+                       cost=_training_cost(model, splits.train, sum(passes), seconds), passes_per_epoch=passes)
 
 
 def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: str | Path, steps: Sequence[int], *,
@@ -165,13 +209,17 @@ def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: st
         return []
     first, last = min(needed), max(needed)
     start = next((StartFrom.from_checkpoint(directory, s) for s in reversed(saved) if s <= first), None)
-    if start is not None and start.optimizer is None:
-        start = None  # a checkpoint without momentum cannot continue the same run; start over
+    if start is not None and not _can_continue(start, config):
+        start = None  # a checkpoint without momentum (or pruner state) cannot continue the same run; start over
     (log or _stderr)(f"training seed {config.seed} from step {0 if start is None else start.step} to {last}, "
                      f"saving {len(missing)} checkpoint(s)")
     train(config, splits, checkpoint_dir=directory, checkpoint_steps=missing, hooks=hooks, stop_after=last,
           start_from=start, evaluate_test=False, progress=False, log=lambda _: None)
     return missing
+
+
+def _can_continue(start: StartFrom, config: TrainConfig) -> bool:
+    return start.optimizer is not None and (config.dynamic == "none" or start.dynamic is not None or start.step == 0)
 
 
 def _subset_rows(n: int, positions: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
@@ -191,18 +239,130 @@ def _model_and_optimizer(config: TrainConfig, dataset: ImageDataset, device: tor
     return model, optimizer
 
 
+def _training_cost(model: nn.Module, dataset: ImageDataset, sample_passes: int, seconds: float) -> Cost:
+    # Counting may run the model on a CPU copy (a model without meta kernels): on a forked RNG, so that it
+    # cannot change what the caller draws next.
+    with torch.random.fork_rng(devices=[]):
+        per_example = flops_per_example(model, tuple(dataset.shape), dataset.num_classes)
+    return cost(sample_passes, 0, seconds, per_example)
+
+
+def _add_passes(passes: list[int], epoch: int, examples: int) -> None:
+    passes.extend([0] * (epoch + 1 - len(passes)))
+    passes[epoch] += examples
+
+
+# ----------------------------------------------------------------------------- the two kinds of run
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One SGD step's batch and everything the loop needs to train it."""
+
+    step: int                    # steps taken once it is trained
+    rows: torch.Tensor           # positions in the run's rows
+    x: torch.Tensor              # inputs (uint8 images, augmented, or float features)
+    lr: float
+    weight: torch.Tensor | None  # per-example loss weights; None: the plain mean
+    epoch: int                   # 0-based
+    epoch_end: bool              # the last batch of its epoch
+    epochs_done: float           # epochs trained once it is trained
+
+
+def _course(config: TrainConfig, images: torch.Tensor, full_size: int, start_from: StartFrom | None):
+    if config.dynamic == "none":
+        return _StaticCourse(config, images, full_size)
+    return _DynamicCourse(config, images, full_size, start_from)
+
+
+class _StaticCourse:
+    """The papers' run: ``plan.total`` steps over a fresh permutation of the rows each epoch, the learning rate
+    by step."""
+
+    def __init__(self, config: TrainConfig, images: torch.Tensor, full_size: int):
+        self.config = config
+        self.plan = config.plan(train_size=len(images), full_size=full_size)
+        self.stream = BatchStream(images, self.plan, config)
+        self.most_steps = self.plan.total
+
+    def batches(self, start: int, end: int) -> Iterator[_Batch]:
+        per_epoch = self.plan.per_epoch
+        for step, (rows, x) in enumerate(self.stream.batches(start, end), start + 1):
+            yield _Batch(step, rows, x, lr_at(step - 1, self.plan.total, self.config), None, (step - 1) // per_epoch,
+                         step % per_epoch == 0, step / per_epoch)
+
+    def record(self, batch: _Batch, per_example: torch.Tensor | None) -> None:
+        pass
+
+    def state(self) -> None:
+        return None
+
+    def of_steps(self, end: int) -> str:
+        return f"/{end}"
+
+    def epochs_seen(self, steps: int, last: _Batch | None) -> float:
+        return steps / self.plan.per_epoch
+
+
+class _DynamicCourse:
+    """A dynamically pruned run: ``config.epochs`` epochs, each on the rows its pruner keeps, the learning rate
+    by progress through the epochs (:func:`lr_at_progress`)."""
+
+    def __init__(self, config: TrainConfig, images: torch.Tensor, full_size: int, start_from: StartFrom | None):
+        if config.budget == "matched" and len(images) < full_size:
+            raise ConfigError(f"--dynamic {config.dynamic} trains --epochs epochs over the run's own rows, so it "
+                              f"cannot match the steps of the full data (--budget matched) on this {len(images)}-row "
+                              "subset; pass --budget epochs.")
+        self.config = config
+        self.stream = DynamicStream(images, config)
+        self.most_steps = self.stream.most_steps
+        if start_from is not None and (start_from.step > 0 or start_from.dynamic is not None):
+            self.stream.load_state_dict(_saved_dynamic_state(start_from, config))
+
+    def batches(self, start: int, end: int) -> Iterator[_Batch]:
+        # islice stops before pulling batch end + 1, which would already draw the next epoch's rows
+        for step, b in enumerate(itertools.islice(self.stream.batches(start), end - start), start + 1):
+            yield _Batch(step, b.rows, b.x, lr_at_progress(b.epoch, b.index, b.count, self.config), b.weight, b.epoch,
+                         b.index == b.count - 1, b.epoch + (b.index + 1) / b.count)
+
+    def record(self, batch: _Batch, per_example: torch.Tensor | None) -> None:
+        self.stream.record(batch.rows, per_example)
+
+    def state(self) -> dict:
+        return self.stream.state_dict()
+
+    def of_steps(self, end: int) -> str:
+        return f" of at most {end}" if self.stream.learns else f"/{end}"
+
+    def epochs_seen(self, steps: int, last: _Batch | None) -> float:
+        return self.stream.epochs_done()
+
+
+def _saved_dynamic_state(start_from: StartFrom, config: TrainConfig) -> Mapping:
+    state = start_from.dynamic
+    if state is None or state.get("pruner", {}).get("method") != config.dynamic:
+        saved = "no pruner state" if state is None else f"the state of --dynamic {state.get('pruner', {}).get('method')}"
+        raise ConfigError(f"Cannot resume a --dynamic {config.dynamic} run at step {start_from.step} from a "
+                          f"checkpoint with {saved}: which rows its epochs keep depends on the pruner's state. "
+                          "Resume from a checkpoint of the same --dynamic run, or start from step 0.")
+    return state
+
+
 class _StepEvents:
     """What happens once a given number of steps is taken: its checkpoint is saved, then its hook runs (model
     in eval mode, on a forked RNG so that the hook cannot change training)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, device: torch.device,
-                 directory: str | Path | None, checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None):
+                 directory: str | Path | None, checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None,
+                 dynamic_state: Callable[[], dict | None]):
         self.model, self.optimizer, self.config, self.device = model, optimizer, config, device
         self.directory, self.checkpoint_steps, self.hooks = directory, set(checkpoint_steps), dict(hooks or {})
+        self.dynamic_state = dynamic_state
 
     def __call__(self, step: int) -> None:
         if self.directory is not None and step in self.checkpoint_steps:
-            save_checkpoint(self.directory, step, self.model, self.optimizer, extra={"config": to_dict(self.config)})
+            save_checkpoint(self.directory, step, self.model, self.optimizer, extra={"config": to_dict(self.config)},
+                            dynamic=self.dynamic_state())
         if step in self.hooks:
             self.model.eval()
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -214,9 +374,9 @@ class _Record:
     """What training leaves behind besides the model: the per-epoch train loss (logged), the correctness of
     every presentation, and whether the loss stayed finite."""
 
-    def __init__(self, config: TrainConfig, plan: Plan, end: int, device: torch.device, labels: torch.Tensor,
+    def __init__(self, config: TrainConfig, of_steps: str, end: int, device: torch.device, labels: torch.Tensor,
                  ids: torch.Tensor, record_correctness: bool, log: Callable[[str], None]):
-        self.config, self.plan, self.end, self.labels, self.ids, self.log = config, plan, end, labels, ids, log
+        self.config, self.of_steps, self.end, self.labels, self.ids, self.log = config, of_steps, end, labels, ids, log
         self.on_cuda = device.type == "cuda"
         self.correctness = CorrectnessLog() if record_correctness else None
         self.losses: list[tuple[int, float]] = []
@@ -232,16 +392,17 @@ class _Record:
         if not self.on_cuda or step % 50 == 0 or step == self.end:
             self.raise_if_diverged(step)
 
-    def end_of_epoch(self, step: int, quiet: bool) -> None:
+    def end_of_epoch(self, batch: _Batch, quiet: bool) -> None:
         """At the end of an epoch (or of the run), keep its mean train loss and, unless ``quiet``, log it."""
-        if step % self.plan.per_epoch and step != self.end:
+        if not batch.epoch_end and batch.step != self.end:
             return
+        self.raise_if_diverged(batch.step)  # before a pruner is given this epoch's losses; the mean syncs anyway
         epoch_loss = float(torch.stack(self.window).mean())
-        self.losses.append((step, epoch_loss))
+        self.losses.append((batch.step, epoch_loss))
         self.window = []
         if not quiet:
-            self.log(f"step {step}/{self.end} (epoch {step / self.plan.per_epoch:.2f}) "
-                     f"lr {lr_at(step - 1, self.plan.total, self.config):.4g} train loss {epoch_loss:.4f}")
+            self.log(f"step {batch.step}{self.of_steps} (epoch {batch.epochs_done:.2f}) lr {batch.lr:.4g} "
+                     f"train loss {epoch_loss:.4f}")
 
     def raise_if_diverged(self, step: int) -> None:
         if bool(self.diverged):
@@ -257,6 +418,17 @@ def _check_steps(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | No
     bad = sorted(s for s in [*checkpoint_steps, *(hooks or {})] if not start <= s <= total)
     if bad:
         raise ConfigError(f"Checkpoint/hook steps {bad} lie outside this run's {start}..{total} steps.")
+
+
+def _check_reached(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | None, steps: int,
+                   config: TrainConfig) -> None:
+    """A pruned run (InfoBatch) learns its length only as it trains: refuse to return without the checkpoints
+    and hook calls asked for."""
+    missed = sorted(s for s in {*checkpoint_steps, *(hooks or {})} if s > steps)
+    if missed:
+        raise ConfigError(f"This --dynamic {config.dynamic} run ended after {steps} steps, its pruning having left "
+                          f"fewer batches than its most, so checkpoint/hook steps {missed} were never reached. Ask "
+                          f"for steps up to {steps}.")
 
 
 def _start_step(start_from: StartFrom | None, end: int) -> int:

@@ -11,6 +11,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.dataset import ImageDataset
 from ..data.transforms import Normalizer
+from ..errors import NonFiniteLossError
 from .placement import to_layout
 
 
@@ -41,24 +42,38 @@ def predict(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, bat
 
     ``loss_sum`` adds, in float64, each batch's ``reduction="sum"`` cross-entropy: summing the per-example
     losses instead could round differently, and mean losses must stay comparable with results saved earlier.
+
+    Raises:
+        NonFiniteLossError: some logits are NaN or infinite. ``argmax`` of NaN logits still names a class, so such
+            a model would get an accuracy (one in K by chance) and a NaN loss instead of being called diverged.
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct, losses, batch_sums = [], [], []
+    correct, losses, batch_sums, non_finite = [], [], [], []
     for start in range(0, len(inputs), batch_size):
         x = inputs[start:start + batch_size].to(device)
         x = normalize(x) if normalize is not None else x
         x = to_layout(x, layout) if layout is not None else x
         y = labels[start:start + batch_size].to(device)
         logits = model(x).float()
+        non_finite.append((~torch.isfinite(logits)).any(1).sum())  # stays on the device: one sync at the end
         correct.append(logits.argmax(1) == y)
         losses.append(F.cross_entropy(logits, y, reduction="none"))
         batch_sums.append(F.cross_entropy(logits, y, reduction="sum"))
     model.train(was_training)
     if not correct:
         return Predictions(torch.zeros(0, dtype=torch.bool), torch.zeros(0), 0.0)
+    _raise_if_non_finite(int(torch.stack(non_finite).sum()), len(inputs))
     return Predictions(torch.cat(correct).cpu(), torch.cat(losses).cpu(), sum(float(s) for s in batch_sums))
+
+
+def _raise_if_non_finite(bad: int, total: int) -> None:
+    if bad:
+        raise NonFiniteLossError(
+            f"The model's outputs (logits) are NaN or infinite for {bad} of {total} evaluated examples: the model "
+            "diverged, or it (or its inputs) produce non-finite values in eval mode. Lower the learning rate "
+            "(--lr), check the inputs for NaN/inf, or try another seed; no accuracy was recorded for this model.")
 
 
 def evaluate(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, batch_size: int = 1024

@@ -1,6 +1,8 @@
 """Where a run computes: the device, and the memory layout of the model and its inputs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -49,6 +51,20 @@ def _make_cuda_current(device: torch.device) -> None:
     needs one (otherwise every process warns "no current CUDA context" at its first backward)."""
     torch.cuda.set_device(device.index if device.index is not None else torch.cuda.current_device())
     torch.cuda.current_blas_handle()
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic (AVX-512, AMX)
+
+
+def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether this CPU computes bfloat16 natively (any of :data:`BF16_FLAGS`); None when it cannot be told
+    (no ``/proc/cpuinfo``: not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return any(flag in flags for flag in BF16_FLAGS)
 
 
 def place_model(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:

@@ -5,6 +5,11 @@ kernels.  :class:`GraphedStep` records the whole step once into a CUDA graph and
 unit (measured in benchmarks/bench_gpu.py).  It computes exactly what :class:`EagerStep` computes; only
 the launch differs.  The learning rate is a constant of a recorded graph, so one graph is recorded per
 learning rate of the schedule (four for the papers' three milestones).
+
+The loss is the batch's mean cross-entropy.  A dynamically pruned run (InfoBatch) passes a per-example
+``weight`` and gets the mean of ``weight × loss``, plus the per-example losses its pruner records; a run
+without weights computes exactly what it always did.  On the CPU, ``precision="bf16"`` autocasts the forward
+pass and the loss to bfloat16 (on CUDA the ``amp`` flag does the same).
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .placement import cpu_bf16_support
+
 
 class EagerStep:
     """The step as plain PyTorch calls (every device)."""
@@ -21,17 +28,35 @@ class EagerStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast: torch.autocast):
         self.model, self.optimizer, self.autocast = model, optimizer, autocast
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step at learning rate ``lr``; returns the batch's logits and loss (detached)."""
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, weight: torch.Tensor | None = None):
+        """One step at learning rate ``lr``; returns the batch's logits, loss and, with ``weight``, per-example
+        losses (None without), all detached."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.autocast:
             logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss, per_example = batch_loss(logits, y, weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return logits.detach(), loss.detach()
+        return logits.detach(), loss.detach(), _detached(per_example)
+
+
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None):
+    """The loss to minimize and the per-example losses behind it (None without ``weight``).
+
+    Without weights this is the papers' mean cross-entropy, computed as it always was, so that unweighted runs
+    keep their numbers to the bit.  With weights: the mean over the batch of ``weight × loss`` (InfoBatch's
+    rescaled loss; the batch size, not the sum of the weights, divides, which is what keeps it unbiased).
+    """
+    if weight is None:
+        return F.cross_entropy(logits.float(), y), None
+    per_example = F.cross_entropy(logits.float(), y, reduction="none")
+    return (per_example * weight).mean(), per_example
+
+
+def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach()
 
 
 class GraphedStep:
@@ -40,36 +65,43 @@ class GraphedStep:
     Recording needs a few warm-up steps on a side stream; they run on the current batch and are then undone
     (parameters, buffers and momentum restored), so training sees exactly the steps it asked for.  The
     logits returned live in the graph's static memory and the next step overwrites them: read them at once
-    (stream order makes any kernel already launched safe).  The loss is a copy.
+    (stream order makes any kernel already launched safe).  The losses are copies.
     """
 
     WARMUP = 3
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast_dtype: torch.dtype | None):
         self.model, self.optimizer, self.autocast_dtype = model, optimizer, autocast_dtype
-        self.graphs: dict[float, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.graphs: dict[float, tuple] = {}  # lr → (graph, logits, loss, per-example losses or None)
         self.x: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
+        self.w: torch.Tensor | None = None  # the static per-example weights, when the run weighs its loss
         self.eager: EagerStep | None = None  # set when a model cannot be recorded: every later step is eager
         self.before = None  # the state before the warm-up, until the first graph is recorded
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, weight: torch.Tensor | None = None):
         if self.eager is not None:
-            return self.eager(x, y, lr)
-        if self.x is None:
+            return self.eager(x, y, lr, weight)
+        if self.x is None:  # the first call fixes the shapes, and whether the loss is weighted, for every graph
             self.x, self.y = x.clone(), y.clone()
+            self.w = None if weight is None else weight.clone()
+        if (weight is None) != (self.w is None):
+            raise ValueError("GraphedStep: pass a weight on every step of a weighted run, and on none otherwise.")
         self.x.copy_(x)
         self.y.copy_(y)
+        if weight is not None:
+            self.w.copy_(weight)
         if lr not in self.graphs:
             try:
                 self.graphs[lr] = self._record(lr)
             except RuntimeError as exc:  # a layer that cannot be captured (host sync, dynamic shapes, ...)
-                return self._fall_back(exc, x, y, lr)
-        graph, logits, loss = self.graphs[lr]
+                return self._fall_back(exc, x, y, lr, weight)
+        graph, logits, loss, per_example = self.graphs[lr]
         graph.replay()
-        return logits, loss.clone()  # the caller keeps the loss; the logits are read at once
+        # The caller keeps the losses (a weighted run sums them up over an epoch): copies; the logits are read at once.
+        return logits, loss.clone(), None if per_example is None else per_example.clone()
 
-    def _fall_back(self, exc: Exception, x: torch.Tensor, y: torch.Tensor, lr: float):
+    def _fall_back(self, exc: Exception, x: torch.Tensor, y: torch.Tensor, lr: float, weight: torch.Tensor | None):
         warnings.warn(f"datadiet: this model's training step cannot be recorded as a CUDA graph ({exc}); training "
                       "goes on eagerly (same numbers, slower). Pass --no-cuda-graph to skip the attempt.",
                       RuntimeWarning, stacklevel=3)
@@ -78,17 +110,17 @@ class GraphedStep:
         self.graphs.clear()
         self.eager = EagerStep(self.model, self.optimizer, torch.autocast(
             "cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None))
-        return self.eager(x, y, lr)
+        return self.eager(x, y, lr, weight)
 
-    def _forward_backward_update(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward_backward_update(self):
         # cache_enabled=False: autocast's weight cache must not outlive a recorded graph
         with torch.autocast("cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None,
                             cache_enabled=False):
             logits = self.model(self.x)
-            loss = F.cross_entropy(logits.float(), self.y)
+            loss, per_example = batch_loss(logits, self.y, self.w)
         loss.backward()
         self.optimizer.step()
-        return logits.detach(), loss.detach()
+        return logits.detach(), loss.detach(), _detached(per_example)
 
     def _record(self, lr: float):
         for group in self.optimizer.param_groups:
@@ -99,9 +131,9 @@ class GraphedStep:
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph's memory
         with torch.cuda.graph(graph):  # its own memory pool: safe to replay in any order
-            logits, loss = self._forward_backward_update()
+            outputs = self._forward_backward_update()
         self.before = None
-        return graph, logits, loss
+        return (graph, *outputs)
 
     def _warm_up(self) -> None:
         """Run a few real steps on a side stream (the libraries pick their kernels and workspaces), then undo
@@ -138,9 +170,34 @@ class GraphedStep:
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *, amp: bool,
-              cuda_graph: bool):
-    """The step for this device: graphed on CUDA when asked, eager everywhere else."""
+              cuda_graph: bool, precision: str = "fp32"):
+    """The step for this device: graphed on CUDA when asked, eager everywhere else.
+
+    One rule for the arithmetic: ``amp`` decides on CUDA (bfloat16 autocast), ``precision`` on the CPU ("bf16":
+    bfloat16 autocast); each is ignored on the other device, and MPS always computes in float32.
+    """
+    if device.type == "cpu" and precision == "bf16":
+        warn_if_bf16_is_slow()
+        return EagerStep(model, optimizer, torch.autocast("cpu", dtype=torch.bfloat16))
     amp_dtype = torch.bfloat16 if device.type == "cuda" and amp else None
     if device.type == "cuda" and cuda_graph:
         return GraphedStep(model, optimizer, amp_dtype)
     return EagerStep(model, optimizer, torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp_dtype is not None))
+
+
+_WARNED: set[str] = set()  # warnings already given in this process
+
+
+def warn_if_bf16_is_slow() -> None:
+    """Once per process: warn that bfloat16 on a CPU without native bfloat16 arithmetic is emulated, usually
+    slower than float32.  Even with it the gain depends on the model (benchmarks/bench_bf16.py on a Xeon with
+    AMX, under load: 1.3× faster for the small CNN ×0.5, 0.79× for ResNet-18 ×0.25), so fp32 stays the default."""
+    support = cpu_bf16_support()
+    if support or "bf16" in _WARNED:
+        return
+    _WARNED.add("bf16")
+    why = ("this CPU lacks native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 flag in /proc/cpuinfo)"
+           if support is False else "datadiet cannot tell whether this CPU computes bfloat16 natively (it reads "
+           "the avx512_bf16 and amx_bf16 flags of /proc/cpuinfo, which only Linux has)")
+    warnings.warn(f"datadiet: --precision bf16: {why}; without it bfloat16 is emulated and training is likely "
+                  "slower than with --precision fp32.", RuntimeWarning, stacklevel=3)

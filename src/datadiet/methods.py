@@ -1,0 +1,106 @@
+"""Methods: a score label, the rule that chooses from its ranking, and whether each class keeps its share.
+
+A method is written ``SCORE[+RULE][+balanced]``, the one string form used by ``reproduce --methods``, the
+studies, run records and reports:
+
+* ``el2n@epoch2`` keeps the highest scores (Data Diet's window; the rule ``hardest`` is never written);
+* ``el2n@epoch2+easiest`` keeps the lowest; ``+ccs`` samples by coverage (Zheng et al., 2023) and ``+moderate``
+  keeps the scores nearest the median (Xia et al., 2023);
+* ``+balanced`` applies the rule inside every class, each keeping its share of the budget
+  (``el2n@epoch2+balanced``, ``el2n@epoch2+ccs+balanced``).
+
+``Method.parse(text)`` reads that form and ``str(method)`` writes it back, so a method's name in a run record is
+its parse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .scores.registry import ScoreLabel
+from .selection import select
+
+RULES = ("hardest", "easiest", "ccs", "moderate")
+BALANCED = "balanced"
+_FORM = "SCORE[+RULE][+balanced], RULE one of easiest, ccs, moderate (e.g. el2n@epoch2+ccs+balanced)"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A score label (``ScoreLabel`` text), a rule of ``RULES`` and the class balance."""
+
+    label: str
+    rule: str = "hardest"
+    balanced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ConfigError(f"Unknown selection rule {self.rule!r}; a method is {_FORM}.")
+        if not isinstance(self.balanced, bool):
+            raise ConfigError(f"Method.balanced is True or False, got {self.balanced!r}.")
+        ScoreLabel.parse(self.label)  # an unknown score is named here, not when its file is missing
+
+    @classmethod
+    def parse(cls, text: str) -> "Method":
+        """Read ``SCORE[+RULE][+balanced]``; a ConfigError names the method and what is wrong with it."""
+        label, *suffixes = str(text).split("+")
+        if not label or "" in suffixes:
+            raise ConfigError(f"Cannot read method {text!r}: an empty part between '+' signs; a method is {_FORM}.")
+        balanced = suffixes[-1:] == [BALANCED]
+        rules = suffixes[:-1] if balanced else suffixes
+        if BALANCED in rules:
+            problem = "'+balanced' given twice" if rules.count(BALANCED) > 1 or balanced else \
+                "'+balanced' comes last, after the rule"
+            raise ConfigError(f"Cannot read method {text!r}: {problem}; a method is {_FORM}.")
+        if len(rules) > 1:
+            raise ConfigError(f"Cannot read method {text!r}: one rule at most (found {', '.join(rules)}); a method "
+                              f"is {_FORM}.")
+        if rules == ["hardest"]:
+            plain = str(cls(label, "hardest", balanced))
+            raise ConfigError(f"Write {plain!r}, not {text!r}: keeping the hardest is what a bare score label does "
+                              "(the two would train the same subset twice under two names).")
+        if rules and rules[0] not in RULES:
+            raise ConfigError(f"Unknown selection rule {rules[0]!r} in method {text!r}; a method is {_FORM}.")
+        return cls(label, rules[0] if rules else "hardest", balanced)
+
+    @classmethod
+    def of(cls, label: str, how: str) -> "Method":
+        """The method of ``label`` chosen ``how``: a rule, optionally ``+balanced`` (``"hardest"``, ``"ccs+balanced"``).
+
+        The scaling study names its rules this way, apart from the score (which differs between sizes).
+        """
+        rule, plus, rest = how.partition("+")
+        if rule == "hardest":  # the bare form of the hardest: el2n@epoch2, el2n@epoch2+balanced
+            return cls.parse(label + plus + rest)
+        return cls.parse(f"{label}+{how}")
+
+    def __str__(self) -> str:
+        rule = "" if self.rule == "hardest" else f"+{self.rule}"
+        return self.label + rule + (f"+{BALANCED}" if self.balanced else "")
+
+    @property
+    def how(self) -> str:
+        """The method without its score: ``"hardest"``, ``"easiest"``, ``"ccs+balanced"``, ..."""
+        return self.rule + (f"+{BALANCED}" if self.balanced else "")
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the subset depends on the seed (CCS draws a fresh sample per evaluation seed, like random)."""
+        return self.rule == "ccs"
+
+    def select(self, scores, *, keep: float, seed: int = 0, labels=None, num_classes: int | None = None,
+               offset: float | None = None, tie_seed: int = 0) -> np.ndarray:
+        """The ids this method keeps from ``scores`` (a ScoreTable or ``[N]`` scores with ids ``0..N-1``).
+
+        ``seed`` draws CCS's sample; ``labels`` (and ``num_classes``, so that an absent class is an error) are
+        needed when the method is balanced. ``offset`` moves the window of the hardest rule (Data Diet B.3).
+        """
+        if offset is not None and self.rule != "hardest":
+            raise ConfigError(f"Method {self}: an offset window applies to the hardest rule only (a bare score "
+                              f"label), not to +{self.rule}.")
+        options = {"hardest": dict(offset=offset), "easiest": dict(order="lowest"),
+                   "ccs": dict(rule="ccs", seed=seed), "moderate": dict(rule="moderate")}[self.rule]
+        return select(scores, keep=keep, labels=labels if self.balanced else None, class_balanced=self.balanced,
+                      num_classes=num_classes if self.balanced else None, tie_seed=tie_seed, **options)

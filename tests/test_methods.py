@@ -1,0 +1,175 @@
+"""Methods SCORE[+RULE][+balanced]: the one parse, its refusals, and the subsets they select (by hand)."""
+import numpy as np
+import pytest
+
+from datadiet.errors import ConfigError, DataDietError
+from datadiet.methods import RULES, Method
+from datadiet.selection import select
+from tie_reference import tie_key
+
+
+@pytest.mark.parametrize("text, label, rule, balanced", [
+    ("el2n@epoch2", "el2n@epoch2", "hardest", False),
+    ("el2n@epoch2+easiest", "el2n@epoch2", "easiest", False),
+    ("el2n@epoch2+ccs", "el2n@epoch2", "ccs", False),
+    ("grand@init+moderate", "grand@init", "moderate", False),
+    ("el2n@epoch2+balanced", "el2n@epoch2", "hardest", True),
+    ("el2n@epoch2+ccs+balanced", "el2n@epoch2", "ccs", True),
+    ("forgetting@end+easiest+balanced", "forgetting@end", "easiest", True),
+    ("input_norm+moderate+balanced", "input_norm", "moderate", True),
+])
+def test_parse_reads_each_part_and_str_writes_it_back(text, label, rule, balanced):
+    method = Method.parse(text)
+    assert (method.label, method.rule, method.balanced) == (label, rule, balanced)
+    assert str(method) == text
+    assert Method.parse(str(method)) == method
+    assert Method.of(label, method.how) == method  # the scaling study's form: the method without its score
+
+
+def test_how_is_the_method_without_its_score():
+    texts = ("el2n@epoch2", "el2n@epoch2+balanced", "el2n@epoch2+ccs", "el2n@epoch2+ccs+balanced")
+    assert [Method.parse(t).how for t in texts] == ["hardest", "hardest+balanced", "ccs", "ccs+balanced"]
+    assert Method.of("el2n@epoch2", "hardest") == Method("el2n@epoch2")
+    assert str(Method.of("el2n@epoch2", "hardest+balanced")) == "el2n@epoch2+balanced"
+    assert RULES == ("hardest", "easiest", "ccs", "moderate")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("el2n@epoch2+hardest", r"Write 'el2n@epoch2', not 'el2n@epoch2\+hardest'"),
+    ("el2n@epoch2+hardest+balanced", r"Write 'el2n@epoch2\+balanced', not 'el2n@epoch2\+hardest\+balanced'"),
+    ("el2n@epoch2+median", r"Unknown selection rule 'median' in method 'el2n@epoch2\+median'"),
+    ("el2n@epoch2+balanced+balanced", "'\\+balanced' given twice"),
+    ("el2n@epoch2+ccs+balanced+balanced", "'\\+balanced' given twice"),
+    ("el2n@epoch2+balanced+ccs", "'\\+balanced' comes last, after the rule"),
+    ("el2n@epoch2+ccs+easiest", "one rule at most \\(found ccs, easiest\\)"),
+    ("el2n@epoch2+", "an empty part"),
+    ("el2n@epoch2++ccs", "an empty part"),
+    ("+ccs", "an empty part"),
+    ("el2n@epoch2+Balanced", "Unknown selection rule 'Balanced'"),
+])
+def test_bad_forms_are_config_errors_naming_the_problem(text, message):
+    with pytest.raises(ConfigError, match=message):
+        Method.parse(text)
+
+
+def test_an_unknown_score_is_named():
+    with pytest.raises(DataDietError, match="nosuchscore"):
+        Method.parse("nosuchscore@epoch2+balanced")
+    with pytest.raises(ConfigError, match="Unknown selection rule"):
+        Method("el2n@epoch2", "window")
+
+
+# --- what each method selects ----------------------------------------------------------------------------------
+
+# Two classes of 6; class 1 scores low everywhere (an "easy" class), so keeping the hardest half drops it whole.
+LABELS = np.repeat([0, 1], 6)
+SCORES = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5])
+
+
+def test_hardest_drops_the_easy_class_and_balanced_keeps_its_share():
+    hardest = Method.parse("el2n@epoch2").select(SCORES, keep=0.5)
+    assert hardest.tolist() == [0, 1, 2, 3, 4, 5]  # all of class 0
+    balanced = Method.parse("el2n@epoch2+balanced").select(SCORES, keep=0.5, labels=LABELS, num_classes=2)
+    assert balanced.tolist() == [0, 1, 2, 6, 7, 8]  # the hardest 3 of each class, by hand
+    easiest = Method.parse("el2n@epoch2+easiest+balanced").select(SCORES, keep=0.5, labels=LABELS, num_classes=2)
+    assert easiest.tolist() == [3, 4, 5, 9, 10, 11]
+
+
+def test_balanced_methods_equal_a_per_class_loop():
+    """Reference: each class's own ranking (scores, then tie key), its largest-remainder quota taken from the top
+    (hardest), the bottom (easiest) or nearest the median (moderate)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 203)
+    scores = rng.integers(0, 6, 203).astype(float)  # many ties
+    keep = 0.3
+    sizes = np.bincount(labels, minlength=4)
+    quotas = _largest_remainder(sizes, round(keep * len(labels)))
+    for rule in ("hardest", "easiest", "moderate"):
+        expect = []
+        for c in range(4):
+            members = [int(i) for i in np.flatnonzero(labels == c)]
+            if rule == "moderate":
+                median = float(np.median(scores[members]))
+                ranked = sorted(members, key=lambda i: (abs(scores[i] - median), tie_key(i)))
+                expect += ranked[:quotas[c]]
+            else:
+                ranked = sorted(members, key=lambda i: (scores[i], tie_key(i)))
+                expect += ranked[-quotas[c]:] if rule == "hardest" else ranked[:quotas[c]]
+        text = "el2n@epoch2+balanced" if rule == "hardest" else f"el2n@epoch2+{rule}+balanced"
+        kept = Method.parse(text).select(scores, keep=keep, labels=labels, num_classes=4)
+        assert kept.tolist() == sorted(expect), rule
+
+
+def _largest_remainder(sizes, total):
+    exact = [total * s / sum(sizes) for s in sizes]
+    quotas = [int(np.floor(e)) for e in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: (-(exact[i] - quotas[i]), i))[:total - sum(quotas)]:
+        quotas[i] += 1
+    return quotas
+
+
+def test_methods_select_as_the_rules_they_name():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=100)
+    assert np.array_equal(Method.parse("el2n@epoch2").select(scores, keep=0.3), select(scores, keep=0.3))
+    assert np.array_equal(Method.parse("el2n@epoch2+easiest").select(scores, keep=0.3),
+                          select(scores, keep=0.3, order="lowest"))
+    assert np.array_equal(Method.parse("el2n@epoch2+ccs").select(scores, keep=0.3, seed=4),
+                          select(scores, keep=0.3, rule="ccs", seed=4))
+    assert not np.array_equal(Method.parse("el2n@epoch2+ccs").select(scores, keep=0.3, seed=4),
+                              Method.parse("el2n@epoch2+ccs").select(scores, keep=0.3, seed=5))
+    assert np.array_equal(Method.parse("el2n@epoch2").select(scores, keep=0.3, offset=0.2),
+                          select(scores, keep=0.3, offset=0.2))
+    # The seed is CCS's alone: the other rules ignore it.
+    assert np.array_equal(Method.parse("el2n@epoch2+moderate").select(scores, keep=0.3, seed=9),
+                          select(scores, keep=0.3, rule="moderate"))
+
+
+def test_balanced_needs_labels_and_offsets_need_the_hardest_rule():
+    with pytest.raises(ConfigError, match="needs the labels"):
+        Method.parse("el2n@epoch2+balanced").select(SCORES, keep=0.5)
+    with pytest.raises(ConfigError, match="an offset window applies to the hardest rule only"):
+        Method.parse("el2n@epoch2+ccs").select(SCORES, keep=0.5, offset=0.1)
+    with pytest.raises(ConfigError, match=r"classes \[2\] have no examples"):
+        Method.parse("el2n@epoch2+balanced").select(SCORES, keep=0.5, labels=LABELS, num_classes=3)
+
+
+def test_older_names_still_answer():
+    from datadiet.studies.common import METHOD_RULES, split_method
+
+    assert METHOD_RULES == RULES
+    assert split_method("el2n@epoch2+ccs+balanced") == ("el2n@epoch2", "ccs")
+
+
+# --- where methods are named: reproduce and the scaling study --------------------------------------------------
+
+def test_reproduce_config_reads_methods_with_the_one_parse():
+    from datadiet.studies.reproduce import PRESETS, _point_key
+    from dataclasses import replace
+
+    replace(PRESETS["smoke"], methods=("el2n@epoch1", "el2n@epoch1+balanced", "el2n@epoch1+ccs+balanced"))
+    with pytest.raises(ConfigError, match="'\\+balanced' comes last"):
+        replace(PRESETS["smoke"], methods=("el2n@epoch1+balanced+ccs",))
+    # CCS subsets, balanced or not, are drawn per seed: their extra-seed runs are the same point
+    def same_point_for_another_subset(method):
+        run = {"method": method, "keep": 0.5, "offset": None, "subset_digest": "abc"}
+        return _point_key(run) == _point_key({**run, "subset_digest": "other"})
+
+    assert same_point_for_another_subset("el2n@epoch2+ccs+balanced")
+    assert not same_point_for_another_subset("el2n@epoch2+balanced")
+    # a foreign run file whose method no parse reads is sorted as foreign, not a crash of the report
+    assert not same_point_for_another_subset("mine+weird")
+
+
+def test_scaling_rules_take_the_balance_modifier():
+    from datadiet.studies.scaling import PRESETS, Config, by_rule
+
+    Config(PRESETS["smoke"].setting, rules=("hardest", "ccs+balanced", "hardest+balanced"))
+    for bad in ("nope", "hardest+hardest", "balanced+ccs", "ccs+balanced+balanced"):
+        with pytest.raises(ConfigError, match="--rules"):
+            Config(PRESETS["smoke"].setting, rules=(bad,))
+    rows = by_rule([{"method": m} for m in ("random", "el2n@epoch0.2", "el2n@epoch0.2+balanced",
+                                            "el2n@epoch0.2+ccs+balanced")])
+    assert [(r["method"], r["score"]) for r in rows] == [("random", None), ("hardest", "el2n@epoch0.2"),
+                                                         ("hardest+balanced", "el2n@epoch0.2"),
+                                                         ("ccs+balanced", "el2n@epoch0.2")]
