@@ -73,7 +73,8 @@ def _old_engine_loop(config, splits, positions=None):
         loss.backward()
         optimizer.step()
         losses.append(loss.detach())
-    epoch_means = [float(torch.stack(losses[i:i + plan.per_epoch]).mean()) for i in range(0, len(losses), plan.per_epoch)]
+    per_epoch = plan.per_epoch
+    epoch_means = [float(torch.stack(losses[i:i + per_epoch]).mean()) for i in range(0, len(losses), per_epoch)]
     return model, epoch_means
 
 
@@ -288,7 +289,8 @@ def test_new_fields_at_their_defaults_keep_old_identities():
 
     # Computed before the fields existed.
     assert RunSpec(DataConfig(), TrainConfig(), "random", 0.5, None, "abc").run_id == "fe34caf9045b024dbffd"
-    assert identity({"train": TrainConfig(epochs=4, width=0.5), "data": DataConfig(subset=8000)}) == "654884af3f43be967bb7"
+    old = {"train": TrainConfig(epochs=4, width=0.5), "data": DataConfig(subset=8000)}
+    assert identity(old) == "654884af3f43be967bb7"
     changed = [TrainConfig(epochs=4, width=0.5, **fields) for fields in (
         dict(dynamic="rs2", keep=0.5), dict(dynamic="infobatch"), dict(dynamic="infobatch", prune_ratio=0.3),
         dict(precision="bf16"))]
@@ -314,7 +316,8 @@ def test_a_graphed_weighted_step_computes_what_the_eager_one_does():
     for i in range(5):
         x, y = torch.randn(16, 6, device="cuda"), torch.randint(0, 3, (16,), device="cuda")
         weight = torch.where(torch.rand(16, device="cuda") < 0.5, 2.0, 1.0)
-        (_, loss_g, per_g), (_, loss_e, per_e) = graphed(x, y, 0.1 / (1 + i // 2), weight), eager(x, y, 0.1 / (1 + i // 2), weight)
+        lr = 0.1 / (1 + i // 2)  # two learning rates: two recorded graphs
+        (_, loss_g, per_g), (_, loss_e, per_e) = graphed(x, y, lr, weight), eager(x, y, lr, weight)
         assert torch.allclose(per_g, per_e, atol=1e-5) and torch.allclose(loss_g, loss_e, atol=1e-5)
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(a, b, atol=1e-5)

@@ -82,8 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = _train_into(out, train_cfg, splits, positions, args.checkpoint_steps or ())
             write_json_atomic(out / "result.json", {**record, "result": result.summary()})
     n_run = len(positions) if positions is not None else len(splits.train)
-    _say(f"done: {steps_in_words(train_cfg, result.steps, n_run, len(splits.train))} in {result.wall_seconds:.1f}s; "
-         f"final test accuracy {result.test_accuracy:.4f}" + (f"; results in {out}" if out else ""))
+    steps = (steps_in_words(train_cfg, result.steps, n_run, len(splits.train)) if train_cfg.dynamic == "none" else
+             f"{result.steps} steps ({result.epochs_seen:g} epochs of {train_cfg.dynamic} pruning over {n_run:,} examples)")
+    _say(f"done: {steps} in {result.wall_seconds:.1f}s; final test accuracy {result.test_accuracy:.4f}"
+         + (f"; results in {out}" if out else ""))
     _say(cost_in_words(train_cfg, result.cost, len(splits.train)))
     return 0
 

@@ -8,7 +8,8 @@ asking for it trains to the end of the budget; otherwise training stops at the
 last scoring step (keeping the full run's learning-rate schedule).
 
 Each finished run is cached in ``OUT/.runs/`` under its identity (:mod:`datadiet.runs.identity`), so a
-killed scoring job resumes where it stopped.
+killed scoring job resumes where it stopped.  Beside it, ``<run>.cost.json`` records what the run cost (see
+"What score runs cost" below), and every score file's meta carries ``cost``: what its label's R runs cost.
 
 A *score draw* is one set of R score runs.  Several independent draws (:func:`score_draws`: draw d trains seeds
 d·R … d·R+R−1) let the evaluation seeds of an experiment select from different scores, so its intervals cover the
@@ -34,8 +35,9 @@ from ..errors import ConfigError, DataDietError
 from ..io import atomic_path, folder_lock, is_zip_archive, write_json_atomic
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
+from ..models import build_model
 from ..scores.store import ScoreTable, load_scores, save_scores
-from ..training import train
+from ..training import Cost, flops_per_example, train
 from .identity import identity
 
 
@@ -92,18 +94,22 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
         provenance["data_path"] = source_path
     seeds = [score_cfg.seed + r for r in range(score_cfg.runs)]
 
-    per_run = []
+    per_run, costs = [], []
+    planned = _Planned(score_cfg, train_cfg, train_set)  # the cost of runs cached before costs were recorded
     for r, seed in enumerate(seeds):
         cfg = replace(train_cfg, seed=seed)
         cache = out_dir / ".runs" / run_cache_name(provenance, seed, stop)
         if cache.is_file():
             log(f"run {r + 1}/{len(seeds)} (seed {seed}): cached")
             per_run.append(_read_run(cache))
+            costs.append(read_run_cost(cache) or planned())
             continue
         started = time.perf_counter()
-        result = _score_one_run(cfg, splits, model_scores, steps, stop, wants_forgetting, score_cfg)
+        result, cost = _score_one_run(cfg, splits, model_scores, steps, stop, wants_forgetting, score_cfg)
+        write_json_atomic(run_cost_path(cache), cost)  # before the run: a cached run without it is an old one
         _write_run(cache, result)
         per_run.append(result)
+        costs.append(cost)
         log(f"run {r + 1}/{len(seeds)} (seed {seed}): {stop} steps and scoring in {time.perf_counter() - started:.1f}s")
 
     written = []
@@ -115,7 +121,8 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
         step = stop if label.kind == "history" else steps.get(label.epoch)
         epoch = 0.0 if label.kind == "static" else label.epoch
         meta = {**provenance, "when": label.when, "epoch": epoch, "step": step,
-                "seeds": seeds if label.name != "input_norm" else [], "model": train_cfg.model}
+                "seeds": seeds if label.name != "input_norm" else [], "model": train_cfg.model,
+                "cost": {"runs": len(costs), **cost_json(sum(label_cost(c, label) for c in costs))}}
         path = out_dir / f"{label.file_stem}.npz"
         save_scores(path, ScoreTable(label.name, train_set.ids.numpy(), rows, meta))
         written.append(path)
@@ -191,24 +198,32 @@ def score_draws(labels: Sequence[str], runs: int, draws: int, train_cfg: TrainCo
 
 
 def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[str], steps: dict[float, int],
-                   stop: int, wants_forgetting: bool, score_cfg: ScoreConfig) -> dict[str, np.ndarray]:
+                   stop: int, wants_forgetting: bool, score_cfg: ScoreConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """The run's scores by label, and what it cost (:func:`measured_run_cost`)."""
     results: dict[str, np.ndarray] = {}
     by_step: dict[int, list[float]] = {}
     for epoch, step in steps.items():
         by_step.setdefault(step, []).append(epoch)
+    scored: dict[tuple[str, int], float] = {}  # (score, step) → seconds: each scored once, whatever its labels
 
     def hook(model, step):
+        seconds: dict[str, float] = {}
         values = score_model(model, splits, model_scores, batch_size=score_cfg.score_batch_size,
-                             method=score_cfg.method)
+                             method=score_cfg.method, seconds=seconds)
+        scored.update({(name, step): t for name, t in seconds.items()})
         for epoch in by_step[step]:
             for name, v in values.items():
                 results[str(ScoreLabel(name, epoch))] = v
 
+    started = time.perf_counter()
     outcome = train(cfg, splits, hooks={s: hook for s in by_step}, record_correctness=wants_forgetting,
                     stop_after=stop, evaluate_test=False)
+    seconds = time.perf_counter() - started
     if wants_forgetting:
         results[str(ScoreLabel("forgetting"))] = forgetting(outcome.correctness.history(splits.train.ids)).numpy().astype(np.float64)
-    return results
+    with torch.random.fork_rng(devices=[]):  # counting may run the model: never on the caller's random stream
+        per_example = flops_per_example(outcome.model, tuple(splits.train.shape), splits.train.num_classes)
+    return results, measured_run_cost(outcome.cost, outcome.steps, seconds, scored, len(splits.train), per_example)
 
 
 # Examples per scoring chunk by device type: on a GPU the per-example norms cost 1.97×, 1.47× and 1.38× a plain
@@ -217,11 +232,12 @@ DEFAULT_SCORE_BATCH = {"cpu": 256, "cuda": 1024}
 
 
 def score_model(model: torch.nn.Module, splits: DatasetSplits, names: list[str], *, batch_size: int | None = None,
-                method: str = "auto", chunk: int = 8192) -> dict[str, np.ndarray]:
+                method: str = "auto", chunk: int = 8192, seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Every model-based score in ``names`` on the un-augmented, normalized training split.
 
     Scores a contiguous-format (NCHW) copy of the model: the gradient-norm engine is about 1.3× faster
     in NCHW than on a channels_last model (benchmarks/RESULTS.md), and the training model stays untouched.
+    Given ``seconds``, adds each score's time to it (by name).
     """
     model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     device = next(model.parameters()).device
@@ -238,7 +254,10 @@ def score_model(model: torch.nn.Module, splits: DatasetSplits, names: list[str],
             if name in GRADIENT_SCORES:
                 kwargs["method"] = method
             args = (model, x, y) if spec.uses_labels else (model, x)
+            started = time.perf_counter()
             parts[name].append(spec.function(*args, **kwargs))
+            if seconds is not None:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
     return {n: torch.cat(v).double().numpy() for n, v in parts.items()}
 
 

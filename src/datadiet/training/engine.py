@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import Plan, TrainConfig, resolve_flip, to_dict
+from ..config import TrainConfig, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits, ImageDataset
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, NonFiniteLossError
@@ -340,8 +340,9 @@ class _DynamicCourse:
 
 def _saved_dynamic_state(start_from: StartFrom, config: TrainConfig) -> Mapping:
     state = start_from.dynamic
-    if state is None or state.get("pruner", {}).get("method") != config.dynamic:
-        saved = "no pruner state" if state is None else f"the state of --dynamic {state.get('pruner', {}).get('method')}"
+    method = None if state is None else state.get("pruner", {}).get("method")
+    if method != config.dynamic:
+        saved = "no pruner state" if state is None else f"the state of --dynamic {method}"
         raise ConfigError(f"Cannot resume a --dynamic {config.dynamic} run at step {start_from.step} from a "
                           f"checkpoint with {saved}: which rows its epochs keep depends on the pruner's state. "
                           "Resume from a checkpoint of the same --dynamic run, or start from step 0.")
