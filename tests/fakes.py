@@ -306,8 +306,9 @@ def run_files(root: Path) -> dict[str, tuple[int | None, bytes]]:
 
 
 def forbid_training(monkeypatch) -> list:
-    """Make every training entry point of datadiet fail the test: ``datadiet.training.engine.train`` and every
-    module-level name bound to it (``from ..training import train``). Returns the list of calls seen."""
+    """Make any training fail the test. Every run goes through one entry point, ``datadiet.training.engine.train``
+    (``ensure_checkpoints`` and the studies call it); it is replaced, and so is every module-level name bound to it
+    (``from ..training import train``, or under another name), found by identity. Returns the list of calls seen."""
     import datadiet.training.engine as engine
 
     real, calls = engine.train, []
@@ -317,8 +318,10 @@ def forbid_training(monkeypatch) -> list:
         pytest.fail("a rerun trained a model; everything should have come from the caches")
 
     for name, module in list(sys.modules.items()):
-        if (name == "datadiet" or name.startswith("datadiet.")) and getattr(module, "train", None) is real:
-            monkeypatch.setattr(module, "train", refuse)
+        if name == "datadiet" or name.startswith("datadiet."):
+            for attribute, value in list(vars(module).items()):
+                if value is real:
+                    monkeypatch.setattr(module, attribute, refuse)
     return calls
 
 

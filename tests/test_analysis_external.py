@@ -140,7 +140,7 @@ def test_bad_npz_files_and_missing_files(tmp_path):
     with pytest.raises(ext.ExternalValuesError, match="not integer example ids"):
         ext.read_values(tmp_path / "d.npz")
     (tmp_path / "e.npz").write_bytes(b"not a zip")
-    with pytest.raises(ext.ExternalValuesError, match="e.npz is not an .npz archive"):
+    with pytest.raises(ext.ExternalValuesError, match=r"e.npz is not a file of values .*: it is not an .npz \(zip\) archive"):
         ext.read_values(tmp_path / "e.npz")
 
 

@@ -103,7 +103,7 @@ def test_grid_cells_and_split_half():
     (dict(lrs=()), "grid is empty"),
     (dict(lrs=(0.1, -0.1)), "Learning rates must be > 0"),
     (dict(weight_decays=(-1e-4,)), "weight decays >= 0"),
-    (dict(runs_per_cell=0), "runs_per_cell must be at least 1"),
+    (dict(runs_per_cell=0), "--runs-per-cell must be at least 1; got 0"),
     (dict(grid_seed=1), r"Grid seeds 1..3 overlap the seeds of the default ensemble \(0..2\)"),
     (dict(grid_seed=999), r"overlap the seeds of the evaluation runs \(1000..1001\)"),
     (dict(score="forgetting"), "not scored from a model during training"),

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from datadiet.errors import ConfigError
+from datadiet.errors import ConfigError, DataDietError
 from datadiet.runs import memorization as mz
 from datadiet.runs.presets import PRESETS as SETTINGS
 from datadiet.scores import load_scores
@@ -107,3 +107,11 @@ def test_analyze_all_skips_external_without_input(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(cli, "MODULES", ("external",))  # `all` runs these; the others would need CIFAR-10
     assert cli.main(["analyze", "all", "--preset", "paper", "--out", str(tmp_path / "ws")]) == 0  # paper: no estimate
     assert "external (paper): skipped, needs --values PATH" in capsys.readouterr().out
+
+
+def test_a_damaged_cached_subset_run_is_one_paragraph_naming_it(tmp_path):
+    path = tmp_path / "run0000.npz"
+    np.savez(path, member=np.ones(4, dtype=bool))  # "correct" is missing: a foreign or half-written file
+    with pytest.raises(DataDietError, match=r"run0000\.npz is not a cached memorization run: it has no correct .*"
+                                            r"Delete it and run the same command again"):
+        mz._subset_run(None, None, None, 0.5, path, "1/2")

@@ -189,8 +189,10 @@ def test_error_paths_fail_before_any_training(tmp_path):
         nl.run(replace(CONFIG, setting=noisy_setting), ws)
     with pytest.raises(ConfigError, match="No offset"):
         nl.run(replace(CONFIG, keeps=(0.7,), offsets=(0.5,)), ws)
-    with pytest.raises(ConfigError, match="keeps must be"):
+    with pytest.raises(ConfigError, match=r"--keeps takes fractions in \(0, 1\); got \[1.0\]\. A kept fraction of 1"):
         nl.run(replace(CONFIG, keeps=(1.0,)), ws)
+    with pytest.raises(ConfigError, match=r"--offsets takes fractions in \[0, 1\); got \[-0.1, 0.0\]"):
+        nl.run(replace(CONFIG, offsets=(-0.1, 0.0)), ws)
     assert not (tmp_path / "ws" / "scores").exists()
 
 

@@ -54,7 +54,7 @@ def test_warnings_name_the_method_fraction_and_class():
     # the smallest of several subsets counts: random keeping 1 of class "2" once (share 2, half 1) is fine,
     # keeping 0 once is not
     shaky = {**CLASSES, "counts": {**CLASSES["counts"], "r2": [4, 6, 0]}}
-    assert "random at keep 0.5 keeps as few as 0 (of 2 subsets) of the 4 examples of class '2'" in \
+    assert "random at keep 0.5 keeps as few as 0 (the fewest in its 2 subsets) of the 4 examples of class '2'" in \
         " ".join(class_warnings(class_count_rows(shaky)))
 
 

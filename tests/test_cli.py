@@ -219,7 +219,7 @@ def test_prune_with_ccs_and_moderate_rules_matches_select(tmp_path, capsys):
     run_cli(capsys, "score", *common, "--epochs", "1", "--scores", "random", "--runs", "1", "--out", str(tmp_path / "s"))
     score_file = tmp_path / "s" / "random.npz"
     table = load_scores(score_file)
-    for extra, kwargs in ((["--rule", "ccs", "--beta", "0.1", "--bins", "4", "--seed", "3"],
+    for extra, kwargs in ((["--rule", "ccs", "--beta", "0.1", "--bins", "4", "--sample-seed", "3"],
                           {"rule": "ccs", "beta": 0.1, "bins": 4, "seed": 3}),
                           (["--rule", "moderate"], {"rule": "moderate"})):
         out = tmp_path / f"{kwargs['rule']}.json"
@@ -307,3 +307,50 @@ def test_report_on_a_workspace_names_both_report_files(tmp_path, capsys, monkeyp
     monkeypatch.setattr(datadiet.studies, "build_workspace_report", lambda root: tmp_path / "report.md")
     code, out, _ = run_cli(capsys, "report", str(tmp_path))
     assert code == 0 and f"report: {tmp_path / 'report.md'} and {tmp_path / 'report.html'}" in out
+
+
+def _help(capsys, *argv) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+
+def test_prune_refuses_seed_and_points_to_sample_seed(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prune", "--score-file", "s.npz", "--keep", "0.5", "--out", "m.json", "--seed", "3"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 2 and "--seed is now --sample-seed: the seed of CCS's sampling" in err
+    with pytest.raises(SystemExit):
+        main(["prune", "--keep", "0.5"])
+    assert "the following arguments are required: --score-file, --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["prune", "--score-file", "s.npz", "--keep", "0.5", "--out", "m.json", "--order", "sideways"])
+    assert "--order: invalid choice: 'sideways'" in capsys.readouterr().err
+    shown = _help(capsys, "prune")
+    assert "--sample-seed SAMPLE_SEED ccs: seed of the sampling within bins (default 0)" in shown
+    assert "--seed " not in shown
+
+
+def test_help_shows_the_asked_presets_values_and_comments_written_above_a_field(capsys):
+    from datadiet.studies import scaling
+
+    smoke, quick = _help(capsys, "analyze", "scaling", "--preset", "smoke"), _help(capsys, "analyze", "scaling")
+    assert f"(default: the smoke preset's: {' '.join(map(str, scaling.PRESETS['smoke'].sizes))})" in smoke
+    assert f"(default: the quick preset's: {' '.join(map(str, scaling.PRESETS['quick'].sizes))})" in quick
+    assert "--width WIDTH default: the smoke preset's: 0.25" in smoke  # the setting's recipe, not TrainConfig's
+    reproduce = _help(capsys, "reproduce", "--preset", "smoke")
+    assert "--offsets OFFSETS [OFFSETS ...] Explicit B.3 windows: for each kept fraction" in reproduce
+    assert "default: ()" not in reproduce and "(default: (" not in reproduce
+
+
+def test_setting_flags_leave_out_the_studys_own_and_its_per_point_fields(capsys):
+    """A setting's flag of the same name as one the command has would clash (argparse refuses it), so the study's
+    own wins; what the study sets per point, and the seed, have no flag."""
+    noisy = _help(capsys, "analyze", "noisy_labels")
+    assert "--label-noise LABEL_NOISE fraction of training labels permuted" in noisy  # the study's, not the data's
+    scaling = _help(capsys, "analyze", "scaling")
+    assert "--subset SUBSET" not in scaling and "--epochs EPOCHS" not in scaling  # scaling sets them per size
+    velocity = _help(capsys, "analyze", "kernel_velocity")
+    assert "--epochs EPOCHS" not in velocity  # the old spelling of --velocity-epochs keeps the name
+    for text in (noisy, scaling, velocity, _help(capsys, "reproduce")):
+        assert "--seed SEED" not in text and "--device DEVICE cpu, cuda" in text  # where runs execute

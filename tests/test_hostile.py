@@ -712,7 +712,7 @@ for _id, _keep, _extra, _expect in [
     ("ccs-beta-negative", "0.5", ["--rule", "ccs", "--beta", "-0.5"], (r"--beta", r"-0\.5")),
     ("ccs-beta-nan", "0.5", ["--rule", "ccs", "--beta", "nan"], (r"--beta", r"nan")),
     ("ccs-bins-0", "0.5", ["--rule", "ccs", "--bins", "0"], (r"--bins", r"\b0\b")),
-    ("ccs-seed-negative", "0.5", ["--rule", "ccs", "--seed", "-1"], (r"--seed", r"-1")),
+    ("ccs-seed-negative", "0.5", ["--rule", "ccs", "--sample-seed", "-1"], (r"--sample-seed", r"-1")),
     ("ccs-keep-beyond-beta", "0.9", ["--rule", "ccs", "--beta", "0.5"], (r"--beta|--keep",)),
     ("rule-sideways", "0.5", ["--rule", "sideways"], (r"--rule", r"sideways")),
 ]:

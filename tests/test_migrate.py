@@ -34,16 +34,20 @@ def downgrade_to_v01(folder):
         path.unlink()
         np.savez(score_dir / ".runs" / f"run-seed{seed}-{_legacy_key(old, seed, stop)}.npz", **arrays)
     np.savez(score_dir / ".runs" / "run-seed7-0123456789abcdef.npz", x=np.zeros(1))  # foreign: left alone
+    damaged = score_dir / ".runs" / f"run-seed9-{_legacy_key(old, 9, stop)}.npz"  # a 0.1 name, unreadable content
+    damaged.write_bytes(b"PK\x03\x04 cut short")
+    return damaged
 
 
 def test_a_migrated_v01_folder_resumes_without_training(tmp_path, monkeypatch):
     root = write_fake_mnist(tmp_path / "data", n_train=120, n_test=40)
     out = tmp_path / "results"
     first = rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)
-    downgrade_to_v01(out)
+    damaged = downgrade_to_v01(out)
 
     report = migrate(out, log=lambda _: None)
-    assert (report.runs_moved, report.score_runs_moved, report.score_runs_skipped) == (10, 2, 1)
+    assert (report.runs_moved, report.score_runs_moved, report.score_runs_skipped) == (10, 2, 2)
+    assert damaged.read_bytes() == b"PK\x03\x04 cut short"  # left as it was, not a traceback
     assert migrate(out, log=lambda _: None).runs_moved == 0  # idempotent
     calls = forbid_training(monkeypatch)
     again = rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)

@@ -69,7 +69,7 @@ def test_a_truncated_npz(tmp_path):
     data = path.read_bytes()
     for cut in (3, 100, len(data) // 2, len(data) - 10):
         path.write_bytes(data[:cut])
-        _refused(path, "Cannot read score file", "truncated or not an .npz score file", "datadiet score")
+        _refused(path, NOT_OURS, "truncated", "Recompute it with `datadiet score`")
 
 
 def test_a_corrupt_member_of_the_archive(tmp_path):
@@ -78,13 +78,13 @@ def test_a_corrupt_member_of_the_archive(tmp_path):
         zf.writestr("ids.npy", b"\x93NUMPY garbage")
         zf.writestr("runs.npy", b"nothing")
         zf.writestr("meta.npy", b"")
-    _refused(path, "Cannot read score file", "datadiet score")
+    _refused(path, NOT_OURS, "is not a readable .npy array", "Recompute it with `datadiet score`")
 
 
 def test_an_npz_missing_an_array(tmp_path):
     path = tmp_path / "s.npz"
     np.savez(path, ids=np.arange(3), meta=np.array(json.dumps({"format": "datadiet-scores/1", "score": "el2n"})))
-    _refused(path, NOT_OURS, "no runs array", "missing ['runs']")
+    _refused(path, NOT_OURS, "no runs", "missing ['runs']", "it holds ids, meta")
 
 
 def test_bad_meta(tmp_path):

@@ -56,7 +56,7 @@ def test_corrupt_truncated_foreign_and_missing_files(tmp_path):
     ds = tiny_dataset(4)
     path = save_scores(tmp_path / "s.npz", _table(ds))
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ScoreFileError, match="truncated or not an .npz"):
+    with pytest.raises(ScoreFileError, match="truncated or damaged"):
         load_scores(path)
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ScoreFileError, match="missing"):

@@ -18,9 +18,9 @@ import importlib
 import os
 import sys
 import textwrap
-from dataclasses import fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, NamedTuple, Sequence
 
 from .version import __version__
 from .config import (DataConfig, TrainConfig, add_arguments, from_arguments, from_dict, given_arguments, is_user_data,
@@ -186,31 +186,60 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class PruneConfig:
+    """What `datadiet prune` is asked: its flags are generated from these fields."""
+
+    score_file: str                    # a score file (.npz) from `datadiet score`
+    keep: float                        # fraction of examples kept, in (0, 1]
+    out: str                           # subset manifest to write (.json)
+    # window (Data Diet's offset window), ccs (coverage-centric sampling) or moderate (nearest the median)
+    rule: str = "window"
+    offset: float | None = None        # window: fraction of lowest scores dropped first (default: 1 - keep)
+    order: Literal["highest", "lowest"] | None = None  # window: keep the highest (default) or lowest scores
+    # ccs: fraction of the hardest examples dropped first (default: by kept fraction, see
+    # selection.default_ccs_beta)
+    beta: float | None = None
+    bins: int | None = None            # ccs: equal-width score bins (default 50)
+    sample_seed: int | None = None     # ccs: seed of the sampling within bins (default 0)
+    # every rule: seed of the order among equal scores (default 0; ties are ordered by a seeded hash of the example
+    # id, never by id, so no class is favoured)
+    tie_seed: int | None = None
+    class_balanced: bool = False       # apply the rule within every class, each keeping its share
+    # where the scored data lies now, when it moved: folder:PATH or arrays:PATH (default: the path the score file
+    # records, then its absolute path); checked by fingerprint
+    dataset: str | None = None
+    # where the scored built-in dataset lies (default: $DATADIET_DATA, then system locations); prune checks the
+    # score file against it
+    data_root: str | None = None
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Select a subset from a score file and write a subset manifest.
 
     Rules: ``window`` (Data Diet B.3: the highest scores, or an offset window), ``ccs`` (coverage-centric
     stratified sampling, Zheng et al. 2023) and ``moderate`` (the scores nearest the median, Xia et al. 2023)."""
+    prune = from_arguments(PruneConfig, args)
     from .data import load_data
     from .manifest import save_subset
     from .scores import load_scores
     from .selection import select, selection_parameters
 
-    table = load_scores(args.score_file)
-    train_set = load_data(_scored_data(table, args)).train
+    table = load_scores(prune.score_file)
+    train_set = load_data(_scored_data(table, prune)).train
     table.check_dataset(train_set)  # a score file of other data is refused here, not later at `train`
-    options = dict(rule=args.rule, class_balanced=args.class_balanced, **_rule_options(args))
-    parameters = selection_parameters(keep=args.keep, **options)  # every parameter used, defaults resolved
-    balance = dict(labels=train_set.labels.numpy(), num_classes=train_set.num_classes) if args.class_balanced else {}
-    ids = select(table, keep=args.keep, **options, **balance)
-    selection = {"scores": str(args.score_file), "score": table.label, **parameters,
+    options = dict(rule=prune.rule, class_balanced=prune.class_balanced, **_rule_options(prune))
+    parameters = selection_parameters(keep=prune.keep, **options)  # every parameter used, defaults resolved
+    balance = dict(labels=train_set.labels.numpy(), num_classes=train_set.num_classes) if prune.class_balanced else {}
+    ids = select(table, keep=prune.keep, **options, **balance)
+    selection = {"scores": str(prune.score_file), "score": table.label, **parameters,
                  "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
-    save_subset(args.out, ids, train_set, selection)
+    save_subset(prune.out, ids, train_set, selection)
     shown = {k: v for k, v in parameters.items() if k not in ("rule", "keep", "class_balanced")}
-    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} ({args.rule} rule, keep {args.keep:g}"
+    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} ({prune.rule} rule, keep {prune.keep:g}"
          + "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in shown.items())
-         + (", class-balanced" if args.class_balanced else "") + f"); wrote {args.out}")
-    _say_class_counts(train_set, ids, args.keep)
+         + (", class-balanced" if prune.class_balanced else "") + f"); wrote {prune.out}")
+    _say_class_counts(train_set, ids, prune.keep)
     return 0
 
 
@@ -230,14 +259,14 @@ def _say_class_counts(train_set, ids, keep: float) -> None:
              "class's share")
 
 
-def _rule_options(args: argparse.Namespace) -> dict:
+def _rule_options(prune: PruneConfig) -> dict:
     """The options of the chosen rule that the user gave (select() refuses those that mean nothing to it)."""
-    given = {"offset": args.offset, "order": args.order, "beta": args.beta, "bins": args.bins, "seed": args.seed,
-             "tie_seed": args.tie_seed}
+    given = {"offset": prune.offset, "order": prune.order, "beta": prune.beta, "bins": prune.bins,
+             "seed": prune.sample_seed, "tie_seed": prune.tie_seed}
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _scored_data(table, args: argparse.Namespace) -> DataConfig:
+def _scored_data(table, args: PruneConfig) -> DataConfig:
     """The data a score file was computed on: its recorded config, with the data found again from any folder.
 
     ``--dataset`` re-points it (your folder or arrays moved, or were named relative to another folder), and
@@ -271,7 +300,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     preset = _preset_name(args)
     if preset not in reproduction.PRESETS:
         raise unknown_name("preset", preset, tuple(reproduction.PRESETS))
-    config = _configured(reproduction.PRESETS[preset], reproduction.Config, args)
+    config = _configured(reproduction, preset, args)
     out = Path(args.out or f"results/{preset}")
     _check_own_data_fits(config.setting, _execution(args).data_root)
     summary = reproduction.reproduce(config, out, **_execution(args).where(), log=_say)
@@ -393,7 +422,7 @@ reuses score runs and evaluation runs already there, and resumes when re-run."""
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run one analysis (or all) and rebuild the workspace report."""
     from .runs.workspace import Workspace
-    from .studies import get_analysis, get_preset
+    from .studies import get_analysis
 
     ws = Workspace(Path(args.out), **_execution(args).where(), log=_say)
     names = list(_lazy("MODULES")) if args.analysis == "all" else [args.analysis]
@@ -403,7 +432,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             _say(f"== {name} ({args.preset}): skipped, it has no {args.preset!r} preset "
                  f"(it has {', '.join(module.PRESETS)}) ==")
             continue
-        config = _configured(get_preset(module, args.preset), module.Config, args)
+        config = _configured(module, args.preset, args)
         reason = module.missing_input(config) if hasattr(module, "missing_input") else None
         if args.analysis == "all" and reason:
             _say(f"== {name} ({args.preset}): skipped, {reason} ==")
@@ -417,40 +446,44 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configured(preset_config, cls: type, args: argparse.Namespace):
-    """A study's preset config with the fields the user gave as flags, its setting's data and recipe included."""
-    config = replace(preset_config, **given_arguments(cls, args, skip=("setting",)))
-    return replace(config, setting=_setting_with(args, config.setting))
+def _configured(module, preset: str, args: argparse.Namespace):
+    """A study's preset config with the flags the user gave: its own fields, and its setting's data and recipe.
+    ``studies.configured`` is the one place where changes are applied to a preset."""
+    from .studies import configured, get_preset
+
+    setting = _setting_with(args, get_preset(module, preset).setting)
+    return configured(module, preset, setting=setting, **given_arguments(module.Config, args, skip=("setting",)))
 
 
-# Set by the command line, not per setting: where the data lies and which device (Execution), and the seed (each
-# study derives its runs' seeds from the setting's).
-SETTING_SKIP = {DataConfig: ("data_root",), TrainConfig: ("device", "seed")}
+# The setting's training seed has no flag: each study derives its runs' seeds from the setting's (score runs from 0,
+# evaluation runs from eval_seed_base).
+NO_SETTING_FLAG = ("seed",)
 
 
-def _add_setting_overrides(p: argparse.ArgumentParser, set_per_point: tuple[str, ...] = ()) -> None:
-    """Flags for the setting's data and recipe, except those a study's own config already has (its flag wins) and
-    those the study sets per point itself (``set_per_point``)."""
-    # argparse offers no public list of a parser's options; _actions is stable since Python 3.2.
-    taken = {a.dest for a in p._actions} | {o for a in p._actions for o in a.option_strings}
-    skips = {cls: tuple(f.name for f in fields(cls)
-                        if f.name in skip or f.name in taken or f.name in set_per_point
-                        or "--" + f.name.replace("_", "-") in taken)
-             for cls, skip in SETTING_SKIP.items()}
-    add_arguments(p, DataConfig, skip=skips[DataConfig],
-                  title="data (default: the preset's; --dataset starts from the defaults: folder:PATH, arrays:FILE)")
-    add_arguments(p, TrainConfig, skip=skips[TrainConfig], title="training recipe (default: the preset's)")
-    p.set_defaults(setting_skips=skips)
+def _add_setting_overrides(p: argparse.ArgumentParser, taken: set[str], set_per_point: Sequence[str] = (),
+                           shown=None) -> None:
+    """Flags for the setting's data and recipe, except those the command already has (its flag wins: --data-root and
+    --device say where runs execute, a study's own --label-noise is its own), those the study sets per point itself
+    (``set_per_point``) and :data:`NO_SETTING_FLAG`.  ``shown``: the (preset name, setting) whose values the help
+    shows."""
+    skip = {*taken, *set_per_point, *NO_SETTING_FLAG}
+    name, setting = shown or (None, None)
+    data = add_arguments(p, DataConfig, skip=skip, preset=(name, setting.data) if shown else None,
+                         title="data (default: the preset's; --dataset starts from the defaults: folder:PATH, "
+                               "arrays:FILE)")
+    train = add_arguments(p, TrainConfig, skip=skip, preset=(name, setting.train) if shown else None,
+                          title="training recipe (default: the preset's)")
+    p.set_defaults(setting_flags={"data": data, "train": train})
 
 
 def _setting_with(args: argparse.Namespace, setting):
     """``setting`` with the data and recipe flags the user gave. A new ``--dataset`` starts from the data
     defaults: the preset's subset of Fashion-MNIST means nothing for other data."""
-    skips = getattr(args, "setting_skips", None)
-    if skips is None:
+    flags = getattr(args, "setting_flags", None)
+    if flags is None:
         return setting
-    data_given = given_arguments(DataConfig, args, skip=skips[DataConfig])
-    train_given = given_arguments(TrainConfig, args, skip=skips[TrainConfig])
+    data_given = given_arguments(DataConfig, args, only=flags["data"])
+    train_given = given_arguments(TrainConfig, args, only=flags["train"])
     if data_given or train_given:
         data = DataConfig(**data_given) if "dataset" in data_given else replace(setting.data, **data_given)
         title = (f"{data.dataset}, the {setting.name} preset's recipe" if "dataset" in data_given else setting.title) \
@@ -495,9 +528,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 ALL = None  # _parser(ALL): every command's flags
 NONE = ""   # _parser(NONE): no command's flags (`datadiet --help`, `--version`, a mistyped command)
+DEFAULT_PRESET = "quick"
 
 
-def _parser(command: str | None = ALL, analysis: str | None = None) -> argparse.ArgumentParser:
+class Wanted(NamedTuple):
+    """What a command's flags are built for: the analysis run by `analyze`, and the preset whose values the help
+    of `reproduce` and `analyze` shows."""
+
+    analysis: str | None = None
+    preset: str = DEFAULT_PRESET
+
+
+def _parser(command: str | None = ALL, analysis: str | None = None,
+            preset: str = DEFAULT_PRESET) -> argparse.ArgumentParser:
     """The command line with the flags of ``command`` (and of ``analysis``, for analyze) only, or of all of them.
 
     Every command is there with its one-line help, so ``datadiet --help`` and a mistyped command read the same
@@ -511,11 +554,11 @@ def _parser(command: str | None = ALL, analysis: str | None = None) -> argparse.
     for name, (fn, add) in COMMANDS.items():
         p = _subcommand(sub, name, fn, ANALYZE_DOC if name == "analyze" else None)
         if command in (ALL, name):
-            add(p, analysis) if name == "analyze" else add(p)
+            add(p, Wanted(analysis, preset))
     return parser
 
 
-def _train_arguments(p: argparse.ArgumentParser) -> None:
+def _train_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     add_arguments(p, DataConfig)
     add_arguments(p, TrainConfig)
     p.add_argument("--out", help="folder for config.json, result.json and checkpoints")
@@ -523,7 +566,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset-file", help="train only on the examples of this `datadiet prune` manifest")
 
 
-def _score_arguments(p: argparse.ArgumentParser) -> None:
+def _score_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     from .runs.scoring import ScoreConfig
 
     add_arguments(p, DataConfig)
@@ -534,61 +577,53 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for the score files (.npz) and the run cache")
 
 
-def _prune_arguments(p: argparse.ArgumentParser) -> None:
-    from . import selection
+def _prune_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
+    from .selection import RULES
 
-    p.add_argument("--score-file", help="a score file (.npz) from `datadiet score`")
+    add_arguments(p, PruneConfig, title="prune", choices={"rule": RULES})
     _deprecated(p, "--scores", "--score-file")
-    p.add_argument("--keep", type=float, required=True, help="fraction of examples kept, in (0, 1]")
-    p.add_argument("--rule", choices=selection.RULES, default="window",
-                   help="window (default: Data Diet's offset window), ccs (coverage-centric sampling) or moderate "
-                   "(nearest the median)")
-    p.add_argument("--offset", type=float, help="window: fraction of lowest scores dropped first (default: 1 - keep)")
-    p.add_argument("--order", choices=("highest", "lowest"), help="window: keep the highest (default) or lowest")
-    p.add_argument("--beta", type=float, help="ccs: fraction of the hardest examples dropped first (default: by "
-                   "kept fraction, see selection.default_ccs_beta)")
-    p.add_argument("--bins", type=int, help="ccs: equal-width score bins (default 50)")
-    p.add_argument("--seed", type=int, help="ccs: seed of the sampling within bins (default 0)")
-    p.add_argument("--tie-seed", type=int, help="every rule: seed of the order among equal scores (default 0; ties "
-                   "are ordered by a seeded hash of the example id, never by id, so no class is favoured)")
-    p.add_argument("--class-balanced", action="store_true", help="apply the rule within every class, each keeping "
-                   "its share")
-    p.add_argument("--dataset", help="where the scored data lies now, when it moved: folder:PATH or arrays:PATH "
-                   "(default: the path the score file records, then its absolute path); checked by fingerprint")
-    p.add_argument("--data-root", help="where the scored built-in dataset lies (default: $DATADIET_DATA, then system "
-                   "locations); prune checks the score file against it")
-    p.add_argument("--out", required=True, help="subset manifest to write (.json)")
-    p.set_defaults(required_flags=("score_file",))
+    _renamed(p, "--seed", "--sample-seed", "the seed of CCS's sampling within bins; --seed is the training seed of "
+             "`datadiet train` and `datadiet score`")
+    # Checked by main, not by argparse: the deprecated --scores also fills score_file.
+    p.set_defaults(required_flags=tuple(f.name for f in fields(PruneConfig) if f.default is MISSING))
 
 
-def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
+def _reproduce_arguments(p: argparse.ArgumentParser, wanted: Wanted) -> None:
     from .runs.workspace import Execution
     from .studies import reproduce as reproduction
 
     p.add_argument("preset_positional", nargs="?", metavar="PRESET", help=argparse.SUPPRESS)
     p.add_argument("--preset", help=f"one of {', '.join(reproduction.PRESETS)} (default quick: CPU, ~20 min)")
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
-    add_arguments(p, Execution, title="where runs execute")
-    add_arguments(p, reproduction.Config, skip=("setting",), title="the grid (default: the preset's)")
-    _add_setting_overrides(p)
+    shown = _shown_preset(reproduction.PRESETS, wanted.preset)
+    taken = {"preset", "out", *add_arguments(p, Execution, title="where runs execute")}
+    taken.update(add_arguments(p, reproduction.Config, skip=("setting",), preset=shown,
+                               title=f"the grid (default: the {shown[0]} preset's)"))
+    _add_setting_overrides(p, taken, shown=(shown[0], shown[1].setting))
 
 
-def _report_arguments(p: argparse.ArgumentParser) -> None:
+def _shown_preset(presets: dict, name: str) -> tuple[str, object]:
+    """The preset whose values the help shows: the one asked for, else quick (the default), else the first."""
+    name = next(n for n in (name, DEFAULT_PRESET, *presets) if n in presets)
+    return name, presets[name]
+
+
+def _report_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
     p.add_argument("--extra-seeds", choices=("ignore", "include"), default="ignore",
                    help="runs of the same experiment with evaluation seeds beyond its plan (left by an earlier, "
                    "larger --eval-seeds): left out (default) or averaged in")
 
 
-def _migrate_arguments(p: argparse.ArgumentParser) -> None:
+def _migrate_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
 
 
-def _data_arguments(p: argparse.ArgumentParser) -> None:
+def _data_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     add_arguments(p, DataConfig)
 
 
-def _download_arguments(p: argparse.ArgumentParser) -> None:
+def _download_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
     p.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100 or cinic10")
     p.add_argument("--data-root", required=True, help="folder to download into")
 
@@ -600,30 +635,40 @@ DEPRECATED_ANALYSIS_FLAGS = {
 }
 
 
-def _add_analyze_parsers(p: argparse.ArgumentParser, only: str | None = None) -> None:
-    """One sub-command per analysis; with ``only`` (an analysis name), the others without their flags."""
-    from .runs.presets import PRESETS as SETTINGS
-    from .runs.workspace import Execution
+def _add_analyze_parsers(p: argparse.ArgumentParser, wanted: Wanted) -> None:
+    """One sub-command per analysis; with ``wanted.analysis`` (an analysis name), the others without their flags."""
     from .studies import MODULES, get_analysis
 
     sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
-    full = only not in ("all", *MODULES)  # a name we do not know: every analysis, so argparse can list them
+    full = wanted.analysis not in ("all", *MODULES)  # a name we do not know: every analysis, so argparse lists them
     for name in ("all", *MODULES):
-        if not (full or name == only):
+        if not (full or name == wanted.analysis):
             sub.add_parser(name, allow_abbrev=False)  # not run: no flags to build, no module to import
             continue
         module = get_analysis(name) if name != "all" else None
         doc = module.__doc__ if module else "Every analysis that needs no extra input, one after another."
-        q = _subcommand(sub, name, cmd_analyze, doc)
-        q.add_argument("--preset", default="quick", help=f"one of {', '.join(SETTINGS)} where the analysis has it "
-                       "(smoke: seconds; quick: CPU, <= 15 min; paper: GPUs)")
-        q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
-        add_arguments(q, Execution, title="where runs execute")
-        if module is not None:
-            add_arguments(q, module.Config, skip=("setting",), title=f"{name} options (default: the preset's)")
-            for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(name, []):
-                _deprecated(q, old, new, **options)
-            _add_setting_overrides(q, getattr(module, "SET_PER_POINT", ()))
+        _add_analysis_flags(_subcommand(sub, name, cmd_analyze, doc), module, wanted.preset)
+
+
+def _add_analysis_flags(q: argparse.ArgumentParser, module, preset: str) -> None:
+    """The flags of ``analyze NAME``: preset, workspace, where runs execute, the analysis's own options and its
+    setting's data and recipe (those its own options and the old spellings do not take)."""
+    from .runs.presets import PRESETS as SETTINGS
+    from .runs.workspace import Execution
+
+    q.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {', '.join(SETTINGS)} where the analysis has "
+                   "it (smoke: seconds; quick: CPU, <= 15 min; paper: GPUs)")
+    q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
+    taken = {"preset", "out", *add_arguments(q, Execution, title="where runs execute")}
+    if module is None:
+        return
+    shown = _shown_preset(module.PRESETS, preset)
+    taken.update(add_arguments(q, module.Config, skip=("setting",), preset=shown,
+                               title=f"{module.NAME} options (default: the {shown[0]} preset's)"))
+    for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(module.NAME, []):
+        _deprecated(q, old, new, **options)
+        taken.add(_dest(old))  # the old spelling keeps its flag: a setting's flag of that name would shadow it
+    _add_setting_overrides(q, taken, getattr(module, "SET_PER_POINT", ()), shown=(shown[0], shown[1].setting))
 
 
 def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None
@@ -635,6 +680,11 @@ def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, 
     if fn is not None:
         p.set_defaults(func=fn)
     return p
+
+
+def _dest(flag: str) -> str:
+    """The field a flag sets: ``--sample-seed`` → ``sample_seed``."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 class _DeprecatedFlag(argparse.Action):
@@ -650,8 +700,23 @@ class _DeprecatedFlag(argparse.Action):
 
 
 def _deprecated(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
-    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=_DeprecatedFlag, new_flag=new,
-                        help=argparse.SUPPRESS, **kwargs)
+    parser.add_argument(old, dest=_dest(new), action=_DeprecatedFlag, new_flag=new, help=argparse.SUPPRESS, **kwargs)
+
+
+class _RenamedFlag(argparse.Action):
+    """A flag whose name now means something else elsewhere: refused with its new name, never read silently."""
+
+    def __init__(self, option_strings, dest, new_flag: str, meaning: str, **kwargs):
+        self.new_flag, self.meaning = new_flag, meaning
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is now {self.new_flag}: {self.meaning}.")
+
+
+def _renamed(parser: argparse.ArgumentParser, old: str, new: str, meaning: str) -> None:
+    parser.add_argument(old, dest=argparse.SUPPRESS, action=_RenamedFlag, new_flag=new, meaning=meaning, nargs="?",
+                        help=argparse.SUPPRESS)
 
 
 def _deprecation(old: str, new: str) -> None:
@@ -669,8 +734,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int] | None, Callable]]
 
 
 @functools.lru_cache(maxsize=None)  # a parser is read-only once built: one per command and process is enough
-def _parser_for(command: str, analysis: str | None) -> argparse.ArgumentParser:
-    return _parser(command, analysis)
+def _parser_for(command: str, analysis: str | None, preset: str) -> argparse.ArgumentParser:
+    return _parser(command, analysis, preset)
 
 
 def _wanted(argv: Sequence[str]) -> tuple[str, str | None]:
@@ -681,13 +746,24 @@ def _wanted(argv: Sequence[str]) -> tuple[str, str | None]:
     return command, (words[1] if command == "analyze" and len(words) > 1 else None)
 
 
+def _preset_in(argv: Sequence[str]) -> str:
+    """The preset ``argv`` asks for (``--preset NAME`` or ``--preset=NAME``), whose values the help shows."""
+    for i, word in enumerate(argv):
+        if word == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--preset="):
+            return word.partition("=")[2]
+    return DEFAULT_PRESET
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    parser = _parser_for(*_wanted(argv))
+    parser = _parser_for(*_wanted(argv), _preset_in(argv))
     args = parser.parse_args(argv)
-    for name in getattr(args, "required_flags", ()):
-        if getattr(args, name, None) is None:
-            parser.error(f"the following arguments are required: --{name.replace('_', '-')}")
+    missing = [f"--{name.replace('_', '-')}" for name in getattr(args, "required_flags", ())
+               if getattr(args, name, None) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         return args.func(args)
     except KeyboardInterrupt:

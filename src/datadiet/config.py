@@ -247,52 +247,92 @@ def from_dict(cls: type, values: dict) -> Any:
 
 # ----------------------------------------------------------------------------- command line
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (),
-                  title: str | None = None) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: Any = (), title: str | None = None,
+                  preset: tuple[str, Any] | None = None, choices: dict[str, Any] | None = None) -> tuple[str, ...]:
     """Add one ``--flag`` per field of ``cls``; defaults stay in the dataclass (argparse default is None).
 
     The flag is the field name with dashes; a tuple field is a space-separated list (``--keeps 0.3 0.5``), a
-    tuple of pairs takes ``a:b`` items (``--architectures smallcnn:0.5``), a bool has ``--no-`` form.
+    tuple of pairs takes ``a:b`` items (``--architectures smallcnn:0.5``), a bool has ``--no-`` form, a
+    ``Literal`` field (or one named in ``choices``) takes one of its values.  The help is the field's comment
+    and its default; ``preset`` (name, instance of ``cls``) shows that instance's values instead, for flags
+    that change a preset.  Returns the fields given a flag, so a caller knows which flags it has added.
     """
     group = parser.add_argument_group(title or cls.__name__)
     comments = field_comments(cls)
+    added = []
     for f in fields(cls):
         if f.name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(cls, f.name)
-        default = "required" if f.default is dataclasses.MISSING else repr(f.default)
-        help_text = f"{comments[f.name]} (default: {default})" if f.name in comments else f"default: {default}"
-        if kind is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif _is_tuple(kind):
-            item = typing.get_args(kind)[0]
-            item = _pair_parser(item) if _is_tuple(item) else item
-            group.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=help_text)
-        else:
-            group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+        help_text = _help(f, comments.get(f.name), preset)
+        group.add_argument(_flag(f.name), dest=f.name, default=None, help=help_text,
+                           **_argparse_options(_field_type(cls, f.name), (choices or {}).get(f.name)))
+        added.append(f.name)
+    return tuple(added)
+
+
+def _argparse_options(kind: Any, choices: Any = None) -> dict:
+    """How argparse reads a field of type ``kind``: its type, list form, bool form or choices."""
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if _is_tuple(kind):
+        item = typing.get_args(kind)[0]
+        return {"type": _pair_parser(item) if _is_tuple(item) else item, "nargs": "+"}
+    if typing.get_origin(kind) is typing.Literal:
+        choices = typing.get_args(kind)
+        return {"type": type(choices[0]), "choices": choices}
+    return {"type": kind, **({"choices": tuple(choices)} if choices is not None else {})}
+
+
+def _help(f: dataclasses.Field, comment: str | None, preset: tuple[str, Any] | None) -> str:
+    """The help of a field's flag: its comment and its default, or the preset's value it changes."""
+    if preset is not None:
+        name, values = preset
+        default = f"the {name} preset's: {_shown(getattr(values, f.name))}"
+    elif f.default is None and comment:  # the comment says what leaving the flag out does
+        return comment.replace("%", "%%")
+    else:
+        default = "required" if f.default is dataclasses.MISSING else _shown(f.default)
+    text = f"{comment} (default: {default})" if comment else f"default: {default}"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _shown(value: Any) -> str:
+    """A value as it would be typed on the command line: ``0.3 0.5``, ``smallcnn:0.5``; an empty list: ``empty``."""
+    if isinstance(value, tuple) and not value:
+        return "empty"
+    if isinstance(value, tuple):
+        return " ".join(":".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in value)
+    return str(value)
 
 
 @functools.lru_cache(maxsize=None)  # reading a class's source is most of the cost of building a parser
 def field_comments(cls: type) -> dict[str, str]:
-    """The comment after each field of a dataclass's source (``lr: float = 0.1  # ...``): the help of its flag,
-    so the one place that documents a field documents its flag too."""
+    """The comment of each field of a dataclass's source: the one after it (``lr: float = 0.1  # ...``) or, if it has
+    none, the comment lines right above it.  That is the help of its flag, so the one place that documents a field
+    documents its flag too."""
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
         return {}
-    found = {}
+    names, found, above = {f.name for f in fields(cls)}, {}, []
     for line in source.splitlines():
-        match = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line)
-        if match and match.group(1) in {f.name for f in fields(cls)}:
-            found[match.group(1)] = match.group(2).strip().replace("%", "%%")
+        comment = re.match(r"\s*#\s*(.*)$", line)
+        if comment:
+            above.append(comment.group(1).strip())
+            continue
+        field = re.match(r"\s+(\w+)\s*:[^#]*(?:#\s*(.+))?$", line)
+        if field and field.group(1) in names:
+            text = field.group(2).strip() if field.group(2) else " ".join(above)
+            if text:
+                found[field.group(1)] = text
+        above = []
     return found
 
 
-def given_arguments(cls: type, namespace: argparse.Namespace, *, skip: tuple[str, ...] = ()) -> dict:
-    """The fields of ``cls`` the user gave on the command line (lists as tuples)."""
+def given_arguments(cls: type, namespace: argparse.Namespace, *, skip: Any = (), only: Any = None) -> dict:
+    """The fields of ``cls`` the user gave on the command line (lists as tuples), of those in ``only`` if given."""
     given = {f.name: getattr(namespace, f.name) for f in fields(cls)
-             if f.name not in skip and getattr(namespace, f.name, None) is not None}
+             if f.name not in skip and (only is None or f.name in only) and getattr(namespace, f.name, None) is not None}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
@@ -382,3 +422,48 @@ def _check_int(name: str, value: Any, *, low: int) -> None:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message[0].upper() + message[1:] + ".")
+
+
+# ----------------------------------------------------------------------------- one check per input, for every study
+
+KEPT_FRACTIONS = "(0, 1)"  # a study's subset sizes: 1 would be the full data, which every study trains as "full"
+OFFSET_FRACTIONS = "[0, 1)"  # B.3 windows: the lowest fraction dropped before the kept one
+_FULL_DATA = ("a kept fraction of 1 is the full data, which the study trains anyway as its \"full\" baseline, and "
+              "every rule would keep the same examples")
+
+
+def check_fractions(flag: str, values: Any, interval: str, *, empty: bool = False, why: str = "") -> None:
+    """Every value of ``values`` a number in ``interval`` (``"(0, 1]"``, ``"[0, 1)"``, ``"(0, inf)"``: a bracket
+    includes its end) and, unless ``empty``, at least one value; else one ConfigError naming ``flag``."""
+    low_closed, low, high, high_closed = _interval(interval)
+    inside = [_is_real(v) and (low <= v if low_closed else low < v) and (v <= high if high_closed else v < high)
+              for v in values]
+    if not all(inside) or not (inside or empty):
+        bad = [v for v, ok in zip(values, inside) if not ok]
+        because = f" {why[0].upper()}{why[1:]}." if why and any(v == high for v in bad) else ""
+        raise ConfigError(f"{flag} takes fractions in {interval}; got {list(values)}.{because}")
+
+
+def check_keeps(values: Any, *, flag: str = "--keeps", empty: bool = False) -> None:
+    """A study's kept fractions: in :data:`KEPT_FRACTIONS` (``datadiet prune --keep`` alone may keep everything)."""
+    check_fractions(flag, values, KEPT_FRACTIONS, empty=empty, why=_FULL_DATA)
+
+
+def check_offsets(values: Any, *, flag: str = "--offsets") -> None:
+    """Offsets of B.3 windows, in :data:`OFFSET_FRACTIONS` (none given: keep the highest scores only)."""
+    check_fractions(flag, values, OFFSET_FRACTIONS, empty=True)
+
+
+def check_counts(config: Any, names: Any) -> None:
+    """The fields ``names`` of ``config`` that are set (None: the setting's) are whole numbers >= 1: counts of
+    seeds, runs or draws."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not (_is_int(value) and value >= 1):
+            raise ConfigError(f"{_flag(name)} must be at least 1; got {value}.")
+
+
+def _interval(text: str) -> tuple[bool, float, float, bool]:
+    """``"(0, 1]"`` → (low included?, low, high, high included?)."""
+    low, high = (float(part) for part in text[1:-1].split(","))
+    return text[0] == "[", low, high, text[-1] == "]"

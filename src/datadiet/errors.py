@@ -85,11 +85,12 @@ def out_of_memory_message(exc: BaseException) -> str:
 
 
 def _innermost_datadiet_module(tb: TracebackType | None) -> str:
-    """The module of the innermost datadiet frame of a traceback (the command line's own frames excluded)."""
+    """The module of the innermost datadiet frame of a traceback (the command line's own frames excluded, and the
+    file plumbing's: ``io.read_npz`` reads score files and datasets alike, so its caller says what was happening)."""
     found = ""
     while tb is not None:
         name = tb.tb_frame.f_globals.get("__name__", "")
-        if name.startswith("datadiet.") and name not in ("datadiet.cli", "datadiet.errors"):
+        if name.startswith("datadiet.") and name not in ("datadiet.cli", "datadiet.errors", "datadiet.io"):
             found = name
         tb = tb.tb_next
     return found

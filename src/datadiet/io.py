@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half.
+"""File plumbing: atomic writes, strict JSON, the one safe ``.npz`` reader, and one command per results folder.
 
 Results must survive a run killed at any moment, so every write goes to a
 temporary file in the same directory, is flushed to disk, and is then renamed
-over the target (``os.replace`` is atomic on POSIX and Windows).
+over the target (``os.replace`` is atomic on POSIX and Windows).  Every ``.npz``
+datadiet reads goes through :func:`read_npz`, which never unpickles and checks
+declared sizes before decompressing.
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ import re
 import socket
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from .errors import FolderBusyError, NonFiniteLossError
+from .errors import CorruptDataError, DataDietError, FolderBusyError, NonFiniteLossError
 
 try:  # POSIX advisory locks: released by the kernel when the holder dies, so a dead holder never blocks
     import fcntl
@@ -107,6 +110,9 @@ def _json_default(obj: Any) -> Any:
 
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # every .npz is a zip archive (the second: an empty one)
+NPY_MAGIC = b"\x93NUMPY"
+MAX_RATIO = 200            # a compressed member larger than BOMB_FLOOR: at most this expansion
+BOMB_FLOOR = 64 * 1024**2  # bytes
 
 
 def is_zip_archive(path: str | os.PathLike) -> bool:
@@ -117,6 +123,178 @@ def is_zip_archive(path: str | os.PathLike) -> bool:
             return fh.read(4).startswith(ZIP_MAGIC)
     except OSError:
         return False
+
+
+# ----------------------------------------------------------------------------- reading .npz and .npy files safely
+
+class _Refusal:
+    """Builds the one paragraph a refused file gets: "<path> is not <what>: <why>. <fix>"."""
+
+    def __init__(self, path: Path, what: str, error: type[DataDietError], fix: str):
+        self.path, self.what, self.error, self.fix = path, what, error, fix
+
+    def __call__(self, why: str) -> DataDietError:
+        return self.error(f"{self.path} is not {self.what}: {why}. {self.fix}".rstrip())
+
+
+def read_npz(path: str | os.PathLike, *, what: str = "an .npz archive of plain arrays", required: Sequence[str] = (),
+             optional: Sequence[str] | None = None, error: type[DataDietError] = CorruptDataError,
+             fix: str = "Write it again.") -> dict[str, Any]:
+    """The arrays of the ``.npz`` archive at ``path``; any problem is one ``error`` paragraph naming the file.
+
+    This is the one way datadiet reads an ``.npz`` (score files, arrays brought by the user, caches). A file that is
+    not a zip archive is refused before numpy sees it (``np.load`` would read it as a pickle); object arrays are
+    refused and never unpickled (``allow_pickle=False``); and the sizes the zip and ``.npy`` headers declare are
+    checked before anything is decompressed (:func:`_check_member`), so a zip bomb or a forged header costs nothing.
+    ``required`` keys must be present; ``optional`` ones are read when present (``None``: every key is read).
+    ``what`` names the expected content and ``fix`` says how to get a good file.
+    """
+    import numpy as np  # here, not at the top: the command line imports io at startup and answers --help at once
+
+    path = Path(path)
+    refuse = _Refusal(path, what, error, fix)
+    _check_npz_head(path, refuse)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _wanted_members(archive, required, optional, refuse)
+            for key, member in members.items():
+                _check_member(archive, member, key, refuse)
+        check_memory(sum(m.file_size for m in members.values()), str(path), error)
+        with np.load(path, allow_pickle=False) as data:
+            return {key: _read_key(data, key, refuse) for key in members}
+    except DataDietError:  # already one paragraph (some error types are also OSError or ValueError)
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise refuse(f"it is truncated or damaged ({exc})") from exc
+
+
+def read_npy(path: str | os.PathLike, *, what: str = "a .npy file of a plain array",
+             error: type[DataDietError] = CorruptDataError, fix: str = "Write it again.") -> Any:
+    """The array of the ``.npy`` file at ``path``, with the same refusals as :func:`read_npz` (no pickle, a header
+    that declares more data than the file holds, more than the memory available)."""
+    import numpy as np  # lazily, as in read_npz
+
+    path = Path(path)
+    refuse = _Refusal(path, what, error, fix)
+    try:
+        with open(path, "rb") as fh:
+            declared = _declared_bytes(fh, refuse, "it")
+            stored = path.stat().st_size - fh.tell()
+        if declared > stored:
+            raise refuse(f"its header declares {_size(declared)} of array data but only {_size(stored)} are stored "
+                         "(truncated or forged)")
+        check_memory(declared, str(path), error)
+        return np.load(path, allow_pickle=False)
+    except DataDietError:  # already one paragraph (some error types are also OSError or ValueError)
+        raise
+    except ValueError as exc:
+        raise _value_error(exc, refuse, "it") from None
+    except (OSError, EOFError) as exc:
+        raise refuse(f"it cannot be read ({exc})") from exc
+
+
+def _check_npz_head(path: Path, refuse: _Refusal) -> None:
+    """Refuse, by its first bytes, a file that is no zip archive: before numpy could take it for a pickle."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(NPY_MAGIC))
+    except IsADirectoryError:
+        raise refuse("it is a directory") from None
+    except OSError as exc:
+        raise refuse(f"it cannot be read ({exc.strerror or exc})") from exc
+    if not head:
+        raise refuse("it is empty")
+    if head.startswith(NPY_MAGIC):
+        raise refuse("it is a single .npy array, not an .npz archive")
+    if len(head) < 4 and any(magic.startswith(head) for magic in ZIP_MAGIC):
+        raise refuse(f"it is truncated (it ends after {len(head)} bytes)")
+    if not head.startswith(ZIP_MAGIC):
+        raise refuse("it is not an .npz (zip) archive at all")
+
+
+def _wanted_members(archive: zipfile.ZipFile, required: Sequence[str], optional: Sequence[str] | None,
+                    refuse: _Refusal) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members to read, by key (numpy's name: the member name without ``.npy``)."""
+    present = {m.filename[:-4] if m.filename.endswith(".npy") else m.filename: m for m in archive.infolist()}
+    missing = [k for k in required if k not in present]
+    if missing:
+        holds = ", ".join(sorted(present)) or "no key at all"
+        raise refuse(f"it has no {', '.join(missing)} (missing {missing}; it holds {holds})")
+    return {k: m for k, m in present.items() if k in required or optional is None or k in optional}
+
+
+def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, key: str, refuse: _Refusal) -> None:
+    """Refuse a member that would expand like a zip bomb, or whose ``.npy`` header declares more data than the
+    member holds (a forged header makes numpy allocate it all), by reading headers only."""
+    where = f"its key {key!r}"
+    if member.file_size > BOMB_FLOOR and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+        raise refuse(f"{where} declares {_size(member.file_size)} compressed into {_size(member.compress_size)} "
+                     f"(more than {MAX_RATIO}:1): a zip bomb, or an array of almost nothing but zeros, which datadiet "
+                     "does not decompress. Store real data uncompressed (numpy.savez)")
+    with archive.open(member) as fh:
+        declared = _declared_bytes(fh, refuse, where)
+        if declared > member.file_size - fh.tell():
+            raise refuse(f"{where}: its header declares {_size(declared)} of array data but only "
+                         f"{_size(member.file_size - fh.tell())} are stored (truncated or forged)")
+
+
+def _declared_bytes(fh, refuse: _Refusal, where: str) -> int:
+    """The array bytes a ``.npy`` header declares (shape × item size), read without the data; ``fh`` is left at
+    the start of the data."""
+    import numpy as np  # lazily, as in read_npz
+
+    try:
+        major, _ = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise refuse(f"{where} is not a readable .npy array ({exc})") from exc
+    return math.prod(shape) * dtype.itemsize
+
+
+def _read_key(data, key: str, refuse: _Refusal) -> Any:
+    try:
+        return data[key]
+    except ValueError as exc:
+        raise _value_error(exc, refuse, f"its key {key!r}") from None
+
+
+def _value_error(exc: ValueError, refuse: _Refusal, where: str) -> DataDietError:
+    """numpy's ValueError, said for a human: an object array (refused, never unpickled) or damaged data."""
+    if "pickle" in str(exc).lower():
+        return refuse(f"{where} holds Python objects (pickled data), which datadiet never loads; store plain arrays "
+                      "(text as a string array, e.g. np.array(['cat', 'dog']))")
+    return refuse(f"{where} is truncated or damaged ({exc})")
+
+
+def check_memory(needed: int, where: str, error: type[DataDietError] = CorruptDataError) -> None:
+    """Refuse to read ``needed`` bytes of arrays when less memory than that is available."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise error(f"{where} holds {_size(needed)} of arrays, more than the {_size(available)} of memory available: "
+                    "datadiet holds the data in memory. Use a subset of it, or a machine with more memory.")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else physical memory; else None)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 # ----------------------------------------------------------------------------- one command per results folder

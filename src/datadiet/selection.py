@@ -124,12 +124,12 @@ def selection_parameters(*, keep: float, rule: str = "window", offset: float | N
     _check_seed("tie-seed", tie_seed)
     common = {"rule": rule, "keep": float(keep), "tie_seed": int(tie_seed), "class_balanced": bool(class_balanced)}
     if rule == "window":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
+        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), sample_seed=(seed, 0))
         resolved = float(_resolve_offset(keep, offset, order))
         return {**common, "offset": resolved, **({"order": order} if offset is None else {})}
     _refuse_unused(rule, offset=(offset, None), order=(order, "highest"))
     if rule == "moderate":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), seed=(seed, 0))
+        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), sample_seed=(seed, 0))
         return common
     beta = _check_ccs_options(keep, beta, bins, seed)
     return {**common, "beta": beta, "bins": int(bins), "seed": int(seed)}
@@ -216,15 +216,15 @@ def _refuse_unused(rule: str, **options) -> None:
     """Refuse an option given a non-default value for a rule that has no use for it: it would be silently lost."""
     for name, (value, default) in options.items():
         if value is not default and value != default:
-            raise ConfigError(f"--{name} {value} means nothing with --rule {rule}; drop it (it applies to the "
-                              f"{'window' if name in ('offset', 'order') else 'ccs'} rule only).")
+            raise ConfigError(f"--{name.replace('_', '-')} {value} means nothing with --rule {rule}; drop it (it "
+                              f"applies to the {'window' if name in ('offset', 'order') else 'ccs'} rule only).")
 
 
 def _check_ccs_options(keep: float, beta, bins, seed) -> float:
     """Validate ``beta``, ``bins`` and ``seed`` for CCS; return beta (the default one when ``None``)."""
     if isinstance(bins, bool) or not isinstance(bins, Integral) or bins < 1:
         raise ConfigError(f"--bins: bins must be an integer >= 1, got {bins}; CCS uses {_DEFAULT_BINS}.")
-    _check_seed("seed", seed)
+    _check_seed("sample-seed", seed)  # named as `datadiet prune` names it
     if beta is None:
         return default_ccs_beta(keep)
     if isinstance(beta, bool) or not (isinstance(beta, Real) and 0 <= beta < 1):

@@ -34,17 +34,15 @@ canonical order is the arrays' order.
 
 Size guard
 ----------
-Before a ``.npz`` member is decompressed, the sizes its zip and ``.npy`` headers declare are checked: the
-arrays together must fit in the memory available (``MemAvailable``), a member may not declare more array
-bytes than its uncompressed size, and a member of more than 64 MiB may not be compressed more than 200:1
-(a zip bomb; real data compresses far less, and an uncompressed ``np.savez`` file is never refused).  A
-``.npy`` file of an ``arrays:DIR`` folder must hold the bytes its header declares.
+Files are read by :func:`datadiet.io.read_npz` and :func:`~datadiet.io.read_npy`, which check the sizes the zip
+and ``.npy`` headers declare before anything is decompressed: the arrays together must fit in the memory
+available (``MemAvailable``), a member may not declare more array bytes than it holds, and a member of more
+than 64 MiB may not be compressed more than 200:1 (a zip bomb; real data compresses far less, and an
+uncompressed ``np.savez`` file is never refused).
 """
 from __future__ import annotations
 
-import math
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -52,15 +50,13 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, CorruptDataError, DatasetNotFoundError
-from ..io import atomic_path, is_zip_archive
+from ..io import atomic_path, check_memory, read_npy, read_npz
 from .dataset import DatasetSplits, ImageDataset, make_splits
 
 REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL_KEYS = ("ids_train", "classes")
 _CHANNELS = (1, 3, 4)
 SPARE_CLASSES = 10         # labels without `classes`: at most this many (and half) of the K classes unused
-MAX_RATIO = 200            # compressed .npz members larger than BOMB_FLOOR: at most this expansion
-BOMB_FLOOR = 64 * 1024**2  # bytes
 
 
 def load_arrays(path: str | os.PathLike, *, name: str | None = None) -> DatasetSplits:
@@ -77,121 +73,29 @@ def load_arrays(path: str | os.PathLike, *, name: str | None = None) -> DatasetS
     return splits_from_arrays(**arrays, name=name, where=where, source=source, copy=False)
 
 
+# What a refused arrays file is not, and how to write a good one.
+_WHAT = "an arrays dataset (.npz of x_train, y_train, x_test, y_test)"
+_FIX = ("Write it with datadiet.data.save_arrays or numpy.savez (plain numeric arrays; class names as a string "
+        "array, e.g. np.array(['cat', 'dog'])), or give a folder of .npy files.")
+
+
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], Callable[[str], str]]:
-    if not is_zip_archive(path):
-        raise CorruptDataError(f"{path} is not a .npz archive (a .npz is a zip file). Write it with "
-                               "datadiet.data.save_arrays or numpy.savez, or give a folder of .npy files.")
-    try:
-        _check_npz_sizes(path)
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.files)
-            _check_keys(keys, f"{path} has the keys {', '.join(keys) or '(none)'}")
-            return {k: _read_entry(lambda: data[k], f"{path}: key {k!r}")
-                    for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS) if k in keys}, lambda k: f"{path}: key {k!r}"
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CorruptDataError(f"{path} cannot be read as a .npz archive ({exc}); it is damaged. Write it again.") \
-            from exc
+    arrays = read_npz(path, what=_WHAT, required=REQUIRED_KEYS, optional=OPTIONAL_KEYS, fix=_FIX)
+    return arrays, lambda k: f"{path}: key {k!r}"
 
 
 def _read_npy_folder(folder: Path) -> tuple[dict[str, np.ndarray], Callable[[str], str]]:
     found = sorted(p.stem for p in folder.glob("*.npy"))
-    _check_keys(found, f"{folder} holds {', '.join(f'{k}.npy' for k in found) or 'no .npy file'}", suffix=".npy")
-    arrays = {}
-    for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS):
-        file = folder / f"{k}.npy"
-        if file.is_file():
-            with open(file, "rb") as fh:
-                declared = _declared_bytes(fh, str(file))
-                _check_declared(declared, file.stat().st_size - fh.tell(), str(file))
-            arrays[k] = _read_entry(lambda: np.load(file, allow_pickle=False), str(file))
-    _check_memory(sum(f.stat().st_size for f in folder.glob("*.npy") if f.stem in arrays), str(folder))
-    return arrays, lambda k: str(folder / f"{k}.npy")
-
-
-# ----------------------------------------------------------------------------- size guard (before decompressing)
-
-def _check_npz_sizes(path: Path) -> None:
-    """Refuse a ``.npz`` whose members would not fit in memory, or expand like a zip bomb, before reading any."""
-    wanted = {f"{k}.npy" for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS)}
-    with zipfile.ZipFile(path) as archive:
-        members = [m for m in archive.infolist() if m.filename in wanted]
-        for m in members:
-            where = f"{path}: key {m.filename[:-4]!r}"
-            if m.file_size > BOMB_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1):
-                raise CorruptDataError(
-                    f"{where} declares {_size(m.file_size)} compressed into {_size(m.compress_size)} (more than "
-                    f"{MAX_RATIO}:1): a zip bomb, or an array of almost nothing but zeros. datadiet does not "
-                    "decompress it. Store real data uncompressed (numpy.savez or datadiet.save_arrays).")
-            with archive.open(m) as fh:
-                declared = _declared_bytes(fh, where)
-                _check_declared(declared, m.file_size - fh.tell(), where)
-    _check_memory(sum(m.file_size for m in members), str(path))
-
-
-def _declared_bytes(fh, where: str) -> int:
-    """The array bytes a ``.npy`` header declares (shape × item size), read without reading the data; ``fh`` is
-    left at the start of the data."""
-    try:
-        major, _ = np.lib.format.read_magic(fh)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(fh)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CorruptDataError(f"{where} is not a readable .npy array ({exc}); write it again.") from exc
-    return math.prod(shape) * dtype.itemsize
-
-
-def _check_declared(declared: int, stored: int, where: str) -> None:
-    if declared > stored:
-        raise CorruptDataError(f"{where}: its header declares {_size(declared)} of array data but only "
-                               f"{_size(stored)} are stored: the file is truncated or forged. Write it again.")
-
-
-def _check_memory(needed: int, where: str) -> None:
-    available = available_memory()
-    if available is not None and needed > available:
-        raise CorruptDataError(f"{where} holds {_size(needed)} of arrays, more than the {_size(available)} of memory "
-                               "available: datadiet holds the data in memory. Use a subset of it, or a machine with "
-                               "more memory.")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else physical memory; else None)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-def _check_keys(found: Sequence[str], what: str, suffix: str = "") -> None:
     missing = [k for k in REQUIRED_KEYS if k not in found]
     if missing:
-        raise CorruptDataError(f"{what}; it lacks {', '.join(k + suffix for k in missing)}. Arrays need "
-                               f"{', '.join(k + suffix for k in REQUIRED_KEYS)} (and optionally "
-                               f"{', '.join(k + suffix for k in OPTIONAL_KEYS)}).")
-
-
-def _read_entry(read: Callable[[], np.ndarray], where: str) -> np.ndarray:
-    try:
-        return read()
-    except ValueError as exc:  # allow_pickle=False refuses object arrays; a truncated member also lands here
-        raise CorruptDataError(f"{where} cannot be read without pickle ({exc}). Store plain numeric arrays (and "
-                               "class names as a string array, e.g. np.array(['cat', 'dog'])).") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CorruptDataError(f"{where} is damaged ({exc}); write it again.") from exc
+        raise CorruptDataError(f"{folder} holds {', '.join(f'{k}.npy' for k in found) or 'no .npy file'}; it lacks "
+                               f"{', '.join(k + '.npy' for k in missing)}. Arrays need "
+                               f"{', '.join(k + '.npy' for k in REQUIRED_KEYS)} (and optionally "
+                               f"{', '.join(k + '.npy' for k in OPTIONAL_KEYS)}).")
+    files = {k: folder / f"{k}.npy" for k in (*REQUIRED_KEYS, *OPTIONAL_KEYS) if (folder / f"{k}.npy").is_file()}
+    check_memory(sum(f.stat().st_size for f in files.values()), str(folder))  # all of them, before reading any
+    arrays = {k: read_npy(file, what="a plain .npy array", fix=_FIX) for k, file in files.items()}
+    return arrays, lambda k: str(folder / f"{k}.npy")
 
 
 # ----------------------------------------------------------------------------- arrays → splits

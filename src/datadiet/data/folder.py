@@ -84,7 +84,6 @@ import re
 import stat
 import time
 import warnings
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +92,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError, CorruptDataError, DatasetNotFoundError
-from ..io import atomic_path, is_zip_archive
+from ..errors import ConfigError, CorruptDataError, DataDietError, DatasetNotFoundError
+from ..io import atomic_path, read_npz
 from .dataset import DatasetSplits, ImageDataset, make_splits
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
@@ -456,14 +455,13 @@ def cache_file(root: Path, key: str, options: dict) -> Path:
 
 def _read_cache(path: Path, key: str, listing: FolderListing) -> dict[str, np.ndarray] | None:
     """The cached arrays when ``path`` holds exactly this key's data; ``None`` (decode again) otherwise."""
-    if not path.is_file() or not is_zip_archive(path):
+    if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["key"]) != key:
-                return None
-            arrays = {k: data[k] for k in ("x_train", "x_test")}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+        arrays = read_npz(path, what="a decoded-image cache", required=("key", "x_train", "x_test"), optional=())
+    except DataDietError:  # damaged or foreign: decoding again rewrites it
+        return None
+    if str(arrays.pop("key")) != key:
         return None
     for split in SPLITS:
         x = arrays[f"x_{split}"]

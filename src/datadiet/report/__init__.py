@@ -1,6 +1,6 @@
 """Presentation: tidy tables, figures, Markdown sections and the HTML made from them.
 
-Imports only from below (``io``, ``stats``); it never reads a results folder itself.
+Imports only from below (``io``, ``config``, ``stats``); it never reads a results folder itself.
 """
 from .markdown import Section, markdown_table, markdown_to_html, write_section
 from .pruning import write_pruning_report

@@ -48,7 +48,7 @@ def class_warnings(rows: list[dict]) -> list[str]:
         counts = [r["kept_min"] for r in point]
         for c in short_classes(counts, [r["size"] for r in point], point[0]["keep"]):
             r = point[c]
-            fewest = "" if r["subsets"] == 1 else f"as few as {r['kept_min']} (of {r['subsets']} subsets)"
+            fewest = "" if r["subsets"] == 1 else f"as few as {r['kept_min']} (the fewest in its {r['subsets']} subsets)"
             lines.append(f"{r['method']} at {point_label(r)} keeps {fewest or r['kept_min']} of the {r['size']} "
                          f"examples of class {r['class']!r}, under half of its proportional share "
                          f"({r['share']:.4g}); a +balanced method keeps every class's share")

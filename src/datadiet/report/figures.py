@@ -62,30 +62,39 @@ def offset_curve(curve: Sequence[dict], path: str | Path, *, title: str = "") ->
     plt = pyplot()
     keeps = sorted({r["keep"] for r in curve if r.get("offset") is not None})
     fig, axes = plt.subplots(1, len(keeps), figsize=(5 * len(keeps), 4), squeeze=False)
-    colors = plt.get_cmap("tab10")
-    methods = sorted({r["method"] for r in curve if r.get("offset") is not None})
     for ax, keep in zip(axes[0], keeps):
-        for i, method in enumerate(methods):
-            # the keep-highest window is the offset-(1 − keep) point of the same sweep
-            rows = sorted(({**r, "offset": 1 - keep if r.get("offset") is None else r["offset"]}
-                           for r in curve if r["method"] == method and r["keep"] == keep),
-                          key=lambda r: r["offset"])
-            x = [r["offset"] for r in rows]
-            ax.plot(x, [r["mean"] for r in rows], marker="o", markersize=3, color=colors(i % 10), label=method)
-            ax.fill_between(x, [r["p16"] for r in rows], [r["p84"] for r in rows], alpha=0.15, color=colors(i % 10))
-        for r in curve:
-            if r["method"] == "random" and r["keep"] == keep:
-                ax.axhline(r["mean"], color="black", linestyle="--", label="random")
-            if r["method"] == "full":
-                ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
-        ax.set_xlabel("offset (fraction of lowest scores dropped)")
-        ax.set_title(f"keep {keep:g}")
-        ax.grid(alpha=0.3)
+        offset_panel(ax, curve, keep)
     axes[0][0].set_ylabel("final test accuracy")
     axes[0][-1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return save(fig, path)
+
+
+def offset_panel(ax, curve: Sequence[dict], keep: float, *, methods: Sequence[str] | None = None,
+                 random_band: bool = False) -> None:
+    """One kept fraction of :func:`offset_curve` on ``ax``: each method's mean line and 16th–84th percentile band
+    against the offset (``methods``: all swept ones), random (with its band if ``random_band``) and full data."""
+    colors = pyplot().get_cmap("tab10")
+    methods = methods or sorted({r["method"] for r in curve if r.get("offset") is not None})
+    for i, method in enumerate(methods):
+        # the keep-highest window is the offset-(1 − keep) point of the same sweep
+        rows = sorted(({**r, "offset": 1 - keep if r.get("offset") is None else r["offset"]}
+                       for r in curve if r["method"] == method and r["keep"] == keep),
+                      key=lambda r: r["offset"])
+        x = [r["offset"] for r in rows]
+        ax.plot(x, [r["mean"] for r in rows], marker="o", markersize=3, color=colors(i % 10), label=method)
+        ax.fill_between(x, [r["p16"] for r in rows], [r["p84"] for r in rows], alpha=0.15, color=colors(i % 10))
+    for r in curve:
+        if r["method"] == "random" and r["keep"] == keep:
+            ax.axhline(r["mean"], color="black", linestyle="--", label="random")
+            if random_band:
+                ax.axhspan(r["p16"], r["p84"], color="black", alpha=0.06)
+        if r["method"] == "full":
+            ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+    ax.set_xlabel("offset (fraction of lowest scores dropped)")
+    ax.set_title(f"keep {keep:g}")
+    ax.grid(alpha=0.3)
 
 
 def correlation_heatmap(names: Sequence[str], rho: np.ndarray, path: str | Path, *, title: str = "") -> Path:
@@ -207,3 +216,40 @@ def difference_limits(ax, values: Sequence[float], *, margin: float = 0.08) -> N
     low, high = min(values), max(values)
     pad = margin * (high - low) or 1.0
     ax.set_ylim(low - pad, high + pad)
+
+
+def cost_curves(series: Sequence[dict], panels: Sequence[tuple[str, str]], path: str | Path, *,
+                title: str = "") -> Path:
+    """Final test accuracy against what it cost, one panel per ``(key, x label)`` of ``panels`` (sample passes,
+    FLOPs, seconds ...): each series a line of its points' means with the 16th–84th percentile band (a single
+    point gets a bar instead).
+
+    ``series``: ``{"label", "group", "dashed", "points": [{key: x, "mean", "p16", "p84"}]}``; series of one
+    ``group`` share a colour (a method drawn twice, training only solid and including scoring dashed), the group
+    ``"full"`` is black. Points whose x is unknown (None) are left out of that panel."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    groups = list(dict.fromkeys(s["group"] for s in series if s["group"] != "full"))
+    colors = plt.get_cmap("tab10")
+    for ax, (key, xlabel) in zip(axes[0], panels):
+        for s in series:
+            color = "black" if s["group"] == "full" else colors(groups.index(s["group"]) % 10)
+            pts = sorted((p for p in s["points"] if p.get(key) is not None), key=lambda p: p[key])
+            if not pts:
+                continue
+            x, y = np.array([p[key] for p in pts], dtype=np.float64), np.array([p["mean"] for p in pts])
+            low, high = np.array([p["p16"] for p in pts]), np.array([p["p84"] for p in pts])
+            style = "--" if s.get("dashed") else "-"
+            if len(pts) == 1:
+                ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o", capsize=3, color=color, label=s["label"],
+                            markerfacecolor="none" if s.get("dashed") else color)
+                continue
+            ax.plot(x, y, linestyle=style, marker="o", markersize=3, color=color, label=s["label"])
+            ax.fill_between(x, low, high, alpha=0.08 if s.get("dashed") else 0.15, color=color)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final test accuracy")
+    axes[0][0].legend(fontsize=7, loc="lower right")  # the first panel: its x (sample passes) is always known
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)

@@ -17,8 +17,8 @@ from ..stats import MIN_SEEDS, VERDICTS, interval_cell, interval_text, seeds_tex
 from . import figures
 from .classes import class_count_markdown, class_count_rows, class_warnings
 from .markdown import markdown_table, write_markdown_and_html
-from .tables import (compare_to_random, curve_table, flatten_results, holm_family_size, interval_coverage, point_label,
-                     write_csv)
+from .tables import (compare_to_random, compute_table, compute_total, cost_rows, curve_table, flatten_results,
+                     holm_family_size, interval_coverage, point_label, write_csv)
 
 FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearman": "spearman.png",
            "scatter": "grand_init_vs_input_norm.png"}
@@ -26,10 +26,12 @@ FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearma
 
 def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                          score_means: dict[str, np.ndarray], *, accounting: dict | None = None,
-                         classes: dict | None = None) -> dict:
+                         classes: dict | None = None, compute: dict | None = None) -> dict:
     """(Re)write every table, figure and the report of a pruning experiment into ``folder``; returns the
     summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores, and
-    ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say."""
+    ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say.
+    ``compute`` says what the score runs cost: ``charges`` (method → its score runs' charge), ``score_runs``
+    (one cost per score run) and ``per_example`` (the model's FLOPs, for records that predate run costs)."""
     folder = Path(folder)
     rows = flatten_results(records)
     if not rows:
@@ -53,14 +55,20 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                               xlabel="input norm", ylabel="GraNd at init", rho=grand_vs_norm)
     summary = _summary(curve, versus, grand_vs_norm, config)
     summary["runs"] = {"aggregated": len(rows), **(accounting or {})}
+    compute = compute or {}
+    costs = cost_rows(records, compute.get("per_example"))
+    compute_rows = compute_table(costs, compute.get("charges"))
+    write_csv(folder / "compute.csv", compute_rows, COMPUTE_COLUMNS)
+    summary["compute"] = compute_total(costs, compute.get("score_runs", []))
     class_rows = class_count_rows(classes)  # classes: the plan's kept counts per class (None for old plans)
     summary["class_warnings"] = class_warnings(class_rows)
     if class_rows:
         write_csv(folder / "class_counts.csv", class_rows)
     write_json_atomic(folder / "summary.json", summary)
     class_lines = class_count_markdown(class_rows, summary["class_warnings"])
-    write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary, class_lines),
-                            title="datadiet report")
+    compute_lines = compute_markdown(compute_rows, summary["compute"], config)
+    write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary, class_lines,
+                                                        compute_lines), title="datadiet report")
     return summary
 
 
@@ -259,7 +267,7 @@ def _p_cell(p: float) -> str:
     return f"{p:.3g}" if np.isfinite(p) else "—"
 
 
-def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()) -> str:
+def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=(), compute_lines=()) -> str:
     out = [f"# datadiet report: {config.get('title', folder.name)}", ""]
     if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
         out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
@@ -294,6 +302,77 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
     if summary["spearman_grand_init_input_norm"] is not None:
         out += ["", "## GraNd at initialization against input norm", "", f"![scatter]({FIGURES['scatter']})"]
     out += ["", *class_lines] if class_lines else []
+    out += ["", *compute_lines] if compute_lines else []
     out += ["", "## Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
     return "\n".join(out)
 
+
+
+COMPUTE_COLUMNS = ("method", "keep", "offset", "runs", "train_passes", "train_of_full", "train_flops", "train_seconds",
+                   "score_runs", "scoring_passes", "scoring_forward", "passes_with_scoring", "with_scoring_of_full",
+                   "flops_with_scoring", "seconds_with_scoring")
+
+
+def compute_markdown(rows: list[dict], total: dict, config: dict) -> list[str]:
+    """The report's *Compute* section: what each point's training cost, with and without the score runs that
+    chose its subsets, what the whole experiment cost, and what the step budget means for the saving."""
+    out = ["## Compute", "", budget_sentence(config.get("train", {})), ""]
+    out += markdown_table([_compute_cell(r) for r in rows], limit=len(rows))
+    out += ["", "*training*: means over the point's runs of the examples through forward + backward (sample passes), "
+            "as a fraction of the full-data run's, estimated FLOPs and the training loop's wall seconds. *with scoring*: "
+            "the same plus the whole cost of the score runs that chose the point's subsets (every draw: evaluation seed "
+            "s selects from draw s mod K), charged to every point of the method, since every model it trains needed "
+            "them; a method is charged what its score needed of the runs (training to its scoring step and its own "
+            "scoring pass), not the other scores they computed. Forward-only scoring passes (EL2N) count at their "
+            "share of a forward + backward's FLOPs; gradient scores (GraNd) count a sample pass per example.", ""]
+    t = total
+    out.append(f"Whole experiment: {_count(t['training']['sample_passes'])} training sample passes in {t['runs']} "
+               f"evaluation runs, plus {t['score_runs']} score runs ({_count(t['scoring']['sample_passes'])} sample "
+               f"passes and {_count(t['scoring']['forward_passes'])} forward passes), each score run counted once "
+               f"however many methods and fractions share it: {_flops(t['total']['flops'])} FLOPs, "
+               f"{_seconds(t['total']['wall_seconds'])} of training and scoring.")
+    if t["recomputed"]:
+        out += ["", f"{t['recomputed']} run records predate recorded costs: their passes come from their plan "
+                "(steps × batch), their FLOPs from the model, their seconds from the record (set-up and test "
+                "evaluation included)."]
+    return out
+
+
+def budget_sentence(train: dict) -> str:
+    """What the step budget means for the compute a pruned subset saves."""
+    if train.get("steps") is not None or train.get("budget", "matched") == "matched":
+        return ("**Every subset trained the full run's number of steps** (the papers' matched budget, Data Diet B.2): "
+                "the pruned points saved no training compute; each costs what the full-data run costs, and a score "
+                "method's score runs come on top. (`--budget epochs` trains each subset its own epochs instead: "
+                "fewer steps for smaller subsets.)")
+    return ("Each subset trained `--epochs` passes over itself (`--budget epochs`): a subset of a fraction k of the "
+            "data costs about k of the full-data run's training, plus its score runs.")
+
+
+def _compute_cell(row: dict) -> dict:
+    cells = {"method": row["method"], "subset": point_label(row), "runs": row["runs"],
+             "training passes": _count(row["train_passes"]), "training, of full": _share(row["train_of_full"]),
+             "training FLOPs": _flops(row["train_flops"]), "training s": _seconds(row["train_seconds"])}
+    if row.get("score_runs") is None:
+        return {**cells, **dict.fromkeys(("score runs", "with scoring: passes", "with scoring, of full",
+                                          "with scoring: FLOPs", "with scoring: s"), "—")}
+    return {**cells, "score runs": row["score_runs"], "with scoring: passes": _count(row["passes_with_scoring"]),
+            "with scoring, of full": _share(row["with_scoring_of_full"]),
+            "with scoring: FLOPs": _flops(row["flops_with_scoring"]),
+            "with scoring: s": _seconds(row["seconds_with_scoring"])}
+
+
+def _count(value) -> str:
+    return f"{value:,.0f}"
+
+
+def _share(value) -> str:
+    return f"{value:.2f}" if np.isfinite(value) else "—"
+
+
+def _flops(value) -> str:
+    return "unknown" if value is None else f"{value:.3g}"
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f} s" if np.isfinite(value) else "unknown"

@@ -6,12 +6,14 @@ group, so the figures and the report only draw what these functions computed.
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..config import TrainConfig
 from ..io import atomic_path
 from ..stats import compare_groups, holm, p_value_verdict, summarize
 
@@ -123,6 +125,97 @@ def interval_coverage(eval_seeds: int | None, score_runs: int | None, score_draw
 def holm_family_size(versus: Sequence[dict]) -> int:
     """How many comparisons the Holm correction of :func:`compare_to_random` ran over (those with a p-value)."""
     return sum(1 for v in versus if v.get("p_value") is not None and np.isfinite(v["p_value"]))
+
+
+# ---------------------------------------------------------------- compute
+#
+# Costs here are plain JSON values (``sample_passes``, ``forward_passes``, ``flops``, ``wall_seconds``; see
+# datadiet.training.accounting.Cost): an unknown FLOP count is None, an unknown wall time NaN, and either makes
+# every sum and mean it enters unknown too.
+
+def record_cost(record: dict, per_example: Sequence[int] | None = None) -> dict:
+    """What an evaluation run's training cost, with ``recorded`` saying where it comes from: the record's own
+    ``cost`` (True), or for a record written before runs recorded it, its plan (False): ``steps`` batches of the
+    batch size (capped at the subset's size, as the engine does), FLOPs from ``per_example`` (train, inference;
+    :func:`datadiet.runs.scoring.recipe_flops`) and the record's wall time (set-up and evaluation included)."""
+    cost = record.get("cost")
+    if isinstance(cost, dict):
+        wall = cost.get("wall_seconds")
+        return {"sample_passes": int(cost["sample_passes"]), "forward_passes": int(cost.get("forward_passes") or 0),
+                "flops": cost.get("flops"), "wall_seconds": math.nan if wall is None else float(wall),
+                "recorded": True}
+    batch = int(record["train"].get("batch_size", TrainConfig.batch_size))  # a field left out holds its default
+    passes = int(record["steps"]) * min(batch, int(record["n_train"]))
+    return {"sample_passes": passes, "forward_passes": 0,
+            "flops": None if per_example is None else passes * int(per_example[0]),
+            "wall_seconds": float(record["wall_seconds"]), "recorded": False}
+
+
+def cost_rows(records: Iterable[dict], per_example: Sequence[int] | None = None) -> list[dict]:
+    """One row per run: its point (method, keep, offset), seed and training cost (:func:`record_cost`)."""
+    return [{"run_id": r["run_id"], "method": r["method"], "keep": r["keep"], "offset": r.get("offset"),
+             "seed": r["train"]["seed"], **record_cost(r, per_example)} for r in records]
+
+
+def sum_costs(costs: Iterable[dict]) -> dict:
+    """The sum of costs; FLOPs None and wall time NaN where any part is unknown."""
+    costs = list(costs)
+    flops = [c.get("flops") for c in costs]
+    return {"sample_passes": sum(int(c["sample_passes"]) for c in costs),
+            "forward_passes": sum(int(c.get("forward_passes") or 0) for c in costs),
+            "flops": None if any(f is None for f in flops) else sum(int(f) for f in flops),
+            "wall_seconds": float(sum(_wall(c) for c in costs))}
+
+
+def _wall(cost: dict) -> float:
+    wall = cost.get("wall_seconds")
+    return math.nan if wall is None else float(wall)
+
+
+def _mean_cost(costs: Sequence[dict]) -> dict:
+    total = sum_costs(costs)
+    n = max(len(costs), 1)
+    return {"sample_passes": total["sample_passes"] / n, "forward_passes": total["forward_passes"] / n,
+            "flops": None if total["flops"] is None else total["flops"] / n, "wall_seconds": total["wall_seconds"] / n}
+
+
+def compute_table(rows: Sequence[dict], charges: dict[str, dict] | None = None) -> list[dict]:
+    """Per point (method, keep, offset), means over its runs (:func:`cost_rows`): training sample passes, as a
+    fraction of the full-data run's, FLOPs and wall seconds; and *including scoring*, where ``charges`` (method →
+    a charge of :func:`datadiet.runs.scoring.charge`) holds the method's score runs: each of its points is
+    charged their whole cost once, since every model it trains needed them. ``passes_with_scoring`` counts
+    scoring's forward-only passes at their FLOP share (the charge's ``pass_equivalents``)."""
+    charges = charges or {}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[point_of(r)].append(r)
+    full = groups.get(("full", 1.0, None))
+    full_passes = _mean_cost(full)["sample_passes"] if full else math.nan
+    out = []
+    for (method, keep, offset), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _offset_key(
+            {"offset": kv[0][2]}))):
+        train = _mean_cost(runs)
+        row = {"method": method, "keep": keep, "offset": offset, "runs": len(runs),
+               "train_passes": train["sample_passes"], "train_of_full": train["sample_passes"] / full_passes,
+               "train_flops": train["flops"], "train_seconds": train["wall_seconds"]}
+        charge = charges.get(method)
+        if charge is not None:
+            flops = None if train["flops"] is None or charge.get("flops") is None else train["flops"] + charge["flops"]
+            passes = train["sample_passes"] + float(charge["pass_equivalents"])
+            row.update(score_runs=int(charge["runs"]), scoring_passes=int(charge["sample_passes"]),
+                       scoring_forward=int(charge["forward_passes"]), passes_with_scoring=passes,
+                       with_scoring_of_full=passes / full_passes, flops_with_scoring=flops,
+                       seconds_with_scoring=train["wall_seconds"] + _wall(charge))
+        out.append(row)
+    return out
+
+
+def compute_total(rows: Sequence[dict], score_runs: Sequence[dict]) -> dict:
+    """What a whole experiment cost: every evaluation run's training (:func:`cost_rows`) and every score run
+    once (``score_runs``: one cost each), however many methods and fractions share them."""
+    training, scoring = sum_costs(rows), sum_costs(score_runs)
+    return {"runs": len(rows), "training": training, "score_runs": len(score_runs), "scoring": scoring,
+            "total": sum_costs([training, scoring]), "recomputed": sum(1 for r in rows if not r.get("recorded", True))}
 
 
 def _typed(row: dict) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.transforms import Normalizer
-from ..errors import ConfigError
-from ..io import atomic_path, write_text_atomic
+from ..errors import ConfigError, DataDietError
+from ..io import atomic_path, read_npz, write_text_atomic
 from ..training import correct_per_example, train
 from .presets import Setting
 from .workspace import Workspace
@@ -84,8 +84,9 @@ def estimate(ws: Workspace, setting: Setting, models: int, *, fraction: float = 
 def _subset_run(ws: Workspace, splits, config, fraction: float, path: Path, progress: str
                 ) -> tuple[np.ndarray, np.ndarray]:
     if path.is_file():
-        with np.load(path, allow_pickle=False) as saved:
-            return saved["member"], saved["correct"]
+        saved = read_npz(path, what="a cached memorization run", required=("member", "correct"), optional=(),
+                         error=DataDietError, fix="Delete it and run the same command again: that run is retrained.")
+        return saved["member"], saved["correct"]
     mask = subset_mask(len(splits.train), fraction, config.seed)
     ws.log(f"memorization: run {progress} (seed {config.seed}) on {int(mask.sum())} of {len(mask)} examples")
     result = train(config, splits, positions=np.flatnonzero(mask), evaluate_test=False, progress=False,

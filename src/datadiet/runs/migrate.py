@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import DataConfig, TrainConfig, from_dict
 from ..errors import DataDietError
-from ..io import RESULT_MARKERS, atomic_path, folder_lock, is_results_folder, write_json_atomic
+from ..io import RESULT_MARKERS, atomic_path, folder_lock, is_results_folder, read_npz, write_json_atomic
 from ..scores.registry import ScoreLabel
 from .scoring import ScoreConfig, run_cache_name, scoring_schedule
 from .sweep import CHECKSUM_KEY, RunSpec, record_checksum, seal_record
@@ -106,14 +106,25 @@ def _migrate_score_runs(score_dir: Path, report: MigrationReport) -> None:
         if path.name != f"run-seed{seed}-{_legacy_key(old, seed, stop)}.npz":
             report.score_runs_skipped += 1
             continue
+        arrays = _renamed_score_rows(path)
+        if arrays is None:  # damaged: left as it is, like a damaged run record; scoring recomputes that run
+            report.score_runs_skipped += 1
+            continue
         target = path.with_name(run_cache_name(new, seed, stop))
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {ScoreLabel.parse(k.replace("__", "@")).file_stem: data[k] for k in data.files}
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
         os.unlink(path)
         report.score_runs_moved += 1
     write_json_atomic(score_dir / "score_config.json", new)
+
+
+def _renamed_score_rows(path: Path) -> dict[str, np.ndarray] | None:
+    """A 0.1 score run's rows under 0.2 names ("el2n__epoch2" → "el2n-epoch2"); ``None`` if it is damaged."""
+    try:
+        rows = read_npz(path, what="a datadiet 0.1 score run")
+        return {ScoreLabel.parse(k.replace("__", "@")).file_stem: v for k, v in rows.items()}
+    except DataDietError:
+        return None
 
 
 def _legacy_key(provenance: dict, seed: int, stop: int) -> str:

@@ -18,6 +18,7 @@ randomness of the score runs, not only that of the evaluation runs.
 from __future__ import annotations
 
 import copy
+import json
 import time
 import zipfile
 from dataclasses import dataclass, replace
@@ -28,14 +29,14 @@ import numpy as np
 import torch
 
 from ..version import __version__
-from ..config import DataConfig, TrainConfig, resolve_flip, to_dict
+from ..config import DataConfig, TrainConfig, from_dict, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError
 from ..io import atomic_path, folder_lock, is_zip_archive, write_json_atomic
+from ..models import build_model
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
-from ..models import build_model
 from ..scores.store import ScoreTable, load_scores, save_scores
 from ..training import Cost, flops_per_example, train
 from .identity import identity
@@ -75,6 +76,12 @@ def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCon
     Returns the written score files.  Finished runs are cached in ``out_dir/.runs`` and reused.
     """
     out_dir = Path(out_dir)
+    if train_cfg.dynamic != "none":
+        # Scores are taken at fixed epochs of a static run (hooks placed by the static step plan); a dynamically
+        # pruned run would shift those epochs and score a different model, so score runs never prune.
+        raise ConfigError(f"--dynamic {train_cfg.dynamic}: score runs train on all the data (their scoring epochs "
+                          "are steps of the static plan); drop --dynamic when scoring. To compare dynamic pruning "
+                          "with static scores, use `datadiet analyze compute`.")
     with folder_lock(out_dir, "datadiet score"):
         return _run_scores(score_cfg, train_cfg, data_cfg, splits, out_dir, log)
 
@@ -95,7 +102,8 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
     seeds = [score_cfg.seed + r for r in range(score_cfg.runs)]
 
     per_run, costs = [], []
-    planned = _Planned(score_cfg, train_cfg, train_set)  # the cost of runs cached before costs were recorded
+    # the cost of runs cached before costs were recorded
+    planned = _Planned(score_cfg, train_cfg, len(train_set), train_set.shape, train_set.num_classes)
     for r, seed in enumerate(seeds):
         cfg = replace(train_cfg, seed=seed)
         cache = out_dir / ".runs" / run_cache_name(provenance, seed, stop)
@@ -122,7 +130,7 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
         epoch = 0.0 if label.kind == "static" else label.epoch
         meta = {**provenance, "when": label.when, "epoch": epoch, "step": step,
                 "seeds": seeds if label.name != "input_norm" else [], "model": train_cfg.model,
-                "cost": {"runs": len(costs), **cost_json(sum(label_cost(c, label) for c in costs))}}
+                "cost": charge(costs, label)}
         path = out_dir / f"{label.file_stem}.npz"
         save_scores(path, ScoreTable(label.name, train_set.ids.numpy(), rows, meta))
         written.append(path)
@@ -223,7 +231,8 @@ def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[s
         results[str(ScoreLabel("forgetting"))] = forgetting(outcome.correctness.history(splits.train.ids)).numpy().astype(np.float64)
     with torch.random.fork_rng(devices=[]):  # counting may run the model: never on the caller's random stream
         per_example = flops_per_example(outcome.model, tuple(splits.train.shape), splits.train.num_classes)
-    return results, measured_run_cost(outcome.cost, outcome.steps, seconds, scored, len(splits.train), per_example)
+    return results, measured_run_cost(outcome.cost, steps, outcome.steps, seconds, scored, len(splits.train),
+                                      per_example)
 
 
 # Examples per scoring chunk by device type: on a GPU the per-example norms cost 1.97×, 1.47× and 1.38× a plain
@@ -257,6 +266,8 @@ def score_model(model: torch.nn.Module, splits: DatasetSplits, names: list[str],
             started = time.perf_counter()
             parts[name].append(spec.function(*args, **kwargs))
             if seconds is not None:
+                if device.type == "cuda":  # kernels run asynchronously: the time is theirs only once they finished
+                    torch.cuda.synchronize(device)
                 seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
     return {n: torch.cat(v).double().numpy() for n, v in parts.items()}
 
@@ -297,3 +308,197 @@ def _read_run(path: Path) -> dict[str, np.ndarray]:
         raise DataDietError(f"The cached score run {path} is damaged (not a readable .npz archive of score rows). "
                             "Delete it and re-run the same command: that run is recomputed, the others are "
                             "kept.") from None
+
+
+# ---------------------------------------------------------------- what score runs cost
+#
+# A score run costs its training (to its last scoring step, or to the end of the budget for forgetting) plus its
+# scoring: every model score at every scoring step passes all N examples through the model once.
+# * EL2N, score2 and self-confidence need the model's output: N forward passes (``forward_passes``).
+# * GraNd, score1 and score3 need each example's own gradient, i.e. a forward and a backward pass of every example:
+#   counted as N sample passes, at a training pass's FLOPs per example. (The exact per-example norms cost more on
+#   top, 1.4-2x a plain forward+backward on a GPU, DESIGN.md 3; that part is not counted, so this is a lower bound.)
+# * Forgetting reads the correctness of the training run's own forward passes (free); input_norm and random need
+#   no model (free).
+# The record of one run (``<run>.cost.json``) keeps its training and each (score, step) apart, so that a label is
+# charged what it needs: training to its own scoring step and its own scoring, not the other scores the same runs
+# computed (:func:`label_cost`); a run's whole cost (:func:`run_total`) counts everything once.
+
+COST_FORMAT = "datadiet-score-run-cost/1"
+# A forward pass costs about a third of a forward + backward; used only where a model's FLOPs cannot be counted.
+FORWARD_SHARE = 1 / 3
+
+
+def run_cost_path(cache: Path) -> Path:
+    """``run-seed3-<id>.cost.json`` beside the cached run ``run-seed3-<id>.npz``."""
+    return cache.with_name(cache.name.removesuffix(".npz") + ".cost.json")
+
+
+def cost_json(cost: Cost) -> dict:
+    """A Cost as JSON: an unknown FLOP count or wall time (NaN) is null."""
+    wall = cost.wall_seconds
+    return {"sample_passes": cost.sample_passes, "forward_passes": cost.forward_passes, "flops": cost.flops,
+            "wall_seconds": None if wall is None or not np.isfinite(wall) else round(float(wall), 3)}
+
+
+def cost_of_json(data: dict) -> Cost:
+    """The Cost of :func:`cost_json` (a null wall time becomes NaN, which makes every sum it enters unknown)."""
+    wall = data.get("wall_seconds")
+    flops = data.get("flops")
+    return Cost(int(data.get("sample_passes", 0)), int(data.get("forward_passes", 0)),
+                None if flops is None else int(flops), float("nan") if wall is None else float(wall))
+
+
+def scoring_pass(name: str, n: int, per_example: tuple[int, int] | None, seconds: float) -> Cost:
+    """What scoring ``n`` examples with model score ``name`` once costs (see the comment above)."""
+    if name in GRADIENT_SCORES:
+        return Cost(n, 0, None if per_example is None else n * per_example[0], seconds)
+    return Cost(0, n, None if per_example is None else n * per_example[1], seconds)
+
+
+def measured_run_cost(training: Cost, steps: dict[float, int], stop: int, seconds: float,
+                      scored: dict[tuple[str, int], float], n: int, per_example: tuple[int, int] | None) -> dict:
+    """The cost record of a score run just trained to step ``stop`` in ``seconds``, scoring at ``steps`` (epoch →
+    step): ``training`` (the engine's count of its passes and FLOPs) with the run's wall time less its scoring,
+    and one entry per (score, step) scored, with its seconds."""
+    scoring = [{"score": name, "step": step, **cost_json(scoring_pass(name, n, per_example, t))}
+               for (name, step), t in sorted(scored.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    train_wall = max(0.0, seconds - sum(scored.values()))
+    return {"format": COST_FORMAT, "stop": stop, "per_example": None if per_example is None else list(per_example),
+            "training": cost_json(Cost(training.sample_passes, 0, training.flops, train_wall)), "scoring": scoring,
+            "steps_by_epoch": _steps_by_epoch(steps)}
+
+
+def planned_run_cost(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int,
+                     per_example: tuple[int, int] | None) -> dict:
+    """The cost record of a score run cached before runs recorded their cost, from the plan: ``stop`` steps of
+    the plan's batch, and every model score once per scoring step; its wall time is unknown."""
+    steps, stop = scoring_schedule(score_cfg, train_cfg, n)
+    batch = train_cfg.plan(train_size=n).batch
+    training = Cost(stop * batch, 0, None if per_example is None else stop * batch * per_example[0], float("nan"))
+    names = [name for name in score_cfg.scores if score_spec(name).kind == "model"]
+    scoring = [{"score": name, "step": step, **cost_json(scoring_pass(name, n, per_example, float("nan")))}
+               for step in sorted(set(steps.values())) for name in names]
+    return {"format": COST_FORMAT, "stop": stop, "per_example": None if per_example is None else list(per_example),
+            "training": cost_json(training), "scoring": scoring, "steps_by_epoch": _steps_by_epoch(steps),
+            "planned": True}
+
+
+def _steps_by_epoch(steps: dict[float, int]) -> dict[str, int]:
+    """{scoring epoch: step} with exact JSON keys (``repr``), to find the step of a label's epoch."""
+    return {repr(float(epoch)): step for epoch, step in steps.items()}
+
+
+def read_run_cost(cache: Path) -> dict | None:
+    """The cost record beside cached run ``cache``, or None (cached before costs were recorded, or unreadable:
+    then the plan says what it cost)."""
+    try:
+        record = json.loads(run_cost_path(cache).read_text(encoding="utf-8"))
+        run_total(record)  # every part readable: an edited or damaged record is no record
+        stop, steps = int(record["stop"]), [int(v) for v in record.get("steps_by_epoch", {}).values()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return record if record.get("format") == COST_FORMAT and stop >= 0 and all(s >= 0 for s in steps) else None
+
+
+def label_cost(record: dict, label: ScoreLabel | str) -> Cost:
+    """What score ``label`` needed of the run ``record``: training to its scoring step (to the end for forgetting;
+    the training is uniform, so a prefix of s of the run's ``stop`` steps costs s/stop of it) and its own scoring;
+    nothing for a score without a model (input_norm, random)."""
+    label = ScoreLabel.parse(str(label))
+    if label.kind == "static":
+        return Cost()
+    training, stop = cost_of_json(record["training"]), int(record["stop"])
+    if label.kind == "history":
+        return training
+    step = _step_of(record, label)
+    share = _scaled(training, step / stop) if stop else Cost(0, 0, training.flops, 0.0)
+    scoring = [cost_of_json(e) for e in record["scoring"] if e["score"] == label.name and e["step"] == step]
+    return share + sum(scoring)
+
+
+def _step_of(record: dict, label: ScoreLabel) -> int:
+    """The step at which run ``record`` scored ``label`` (its recorded schedule)."""
+    by_epoch, key = record.get("steps_by_epoch", {}), repr(float(label.epoch))
+    if key not in by_epoch:
+        raise DataDietError(f"The cost record of a score run does not say when {label} was scored (it scored at "
+                            f"epochs {', '.join(by_epoch) or 'none'}).")
+    return int(by_epoch[key])
+
+
+def run_total(record: dict) -> Cost:
+    """Everything score run ``record`` cost: its training and each scoring pass, each counted once."""
+    return cost_of_json(record["training"]) + sum(cost_of_json(e) for e in record["scoring"])
+
+
+def charge(records: Sequence[dict], label: ScoreLabel | str | None = None) -> dict:
+    """What score runs ``records`` cost as JSON (:func:`cost_json`) with ``runs`` (how many) and
+    ``pass_equivalents`` (:func:`pass_equivalents`): what ``label`` needed of them (:func:`label_cost`), or with
+    no label everything they did (:func:`run_total`)."""
+    costs = [run_total(r) if label is None else label_cost(r, label) for r in records]
+    equivalents = sum(pass_equivalents(c, r.get("per_example")) for c, r in zip(costs, records))
+    needed = label is None or ScoreLabel.parse(str(label)).kind != "static"  # input_norm needs no score run
+    return {"runs": len(records) if needed else 0, **cost_json(sum(costs, Cost())), "pass_equivalents": equivalents}
+
+
+def add_charges(charges: Sequence[dict]) -> dict:
+    """The sum of :func:`charge` results (the score draws of one method, say)."""
+    total = sum((cost_of_json(c) for c in charges), Cost())
+    return {"runs": sum(int(c["runs"]) for c in charges), **cost_json(total),
+            "pass_equivalents": sum(float(c["pass_equivalents"]) for c in charges)}
+
+
+def _scaled(cost: Cost, share: float) -> Cost:
+    return Cost(round(cost.sample_passes * share), round(cost.forward_passes * share),
+                None if cost.flops is None else round(cost.flops * share), cost.wall_seconds * share)
+
+
+def pass_equivalents(cost: Cost, per_example: tuple[int, int] | None) -> float:
+    """Sample passes with forward-only passes counted at their share of a forward + backward's FLOPs (the
+    model's own ratio, or :data:`FORWARD_SHARE` where its FLOPs are unknown): one axis for training and scoring."""
+    share = per_example[1] / per_example[0] if per_example and per_example[0] else FORWARD_SHARE
+    return cost.sample_passes + cost.forward_passes * share
+
+
+def recipe_flops(train_cfg: TrainConfig, shape, num_classes: int) -> tuple[int, int] | None:
+    """:func:`~datadiet.training.flops_per_example` of ``train_cfg``'s model for examples of ``shape``; None
+    where the model cannot be built or counted (an estimate must never stop a report)."""
+    try:
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights: not from the caller's stream
+            model = build_model(train_cfg.model, num_classes=num_classes, in_channels=shape[0], width=train_cfg.width,
+                                input_shape=tuple(shape))
+            return flops_per_example(model, tuple(shape), num_classes)
+    except Exception:  # noqa: BLE001 - a user model that no longer imports: its FLOPs are unknown, nothing else
+        return None
+
+
+class _Planned:
+    """The planned cost record of a score config's runs on ``n`` examples of ``shape``, made (and its FLOPs counted)
+    once, and only when some run needs it."""
+
+    def __init__(self, score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int, shape, num_classes: int):
+        self.args, self.record = (score_cfg, train_cfg, n, shape, num_classes), None
+
+    def __call__(self) -> dict:
+        if self.record is None:
+            score_cfg, train_cfg, n, shape, num_classes = self.args
+            self.record = planned_run_cost(score_cfg, train_cfg, n, recipe_flops(train_cfg, shape, num_classes))
+        return self.record
+
+
+def score_run_costs(score_dir: str | Path) -> list[dict]:
+    """The cost record of every score run of the folder's recorded score config (``score_config.json``): the one
+    each run wrote, or for runs cached before that, the plan's (wall time unknown). Empty without a config."""
+    score_dir = Path(score_dir)
+    try:
+        provenance = json.loads((score_dir / "score_config.json").read_text(encoding="utf-8"))
+        score_cfg = from_dict(ScoreConfig, provenance["score"])
+        train_cfg = from_dict(TrainConfig, provenance["train"])
+        dataset = provenance["dataset"]
+        _, stop = scoring_schedule(score_cfg, train_cfg, int(dataset["size"]))
+    except (OSError, ValueError, KeyError, TypeError, DataDietError):  # no config, or one of an older format
+        return []
+    planned = _Planned(score_cfg, train_cfg, int(dataset["size"]), dataset["shape"], int(dataset["num_classes"]))
+    seeds = [score_cfg.seed + r for r in range(score_cfg.runs)]
+    return [{**(read_run_cost(score_dir / ".runs" / run_cache_name(provenance, seed, stop)) or planned()),
+             "seed": seed} for seed in seeds]

@@ -17,18 +17,17 @@ dataset is given, that the file was computed on exactly that dataset.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataDietError
-from ..io import ZIP_MAGIC, atomic_path
+from ..io import atomic_path, read_npz
 from .registry import ScoreLabel
 
 FORMAT = "datadiet-scores/1"
-_NPY_MAGIC = b"\x93NUMPY"  # a single saved array (np.save)
+_WHAT = "a datadiet score file (.npz written by `datadiet score`)"  # what a refused file is not
 
 
 class ScoreFileError(DataDietError, ValueError):
@@ -113,8 +112,8 @@ def save_scores(path: str | Path, table: ScoreTable) -> Path:
 def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
     """Read a score file; if ``dataset`` is given, verify it was computed on that dataset.
 
-    Never unpickles (``allow_pickle=False``): a file that is not an ``.npz`` archive of the three plain
-    arrays ``ids``, ``runs`` and ``meta`` is refused with a :class:`ScoreFileError` naming it.  Scores are
+    Read with :func:`datadiet.io.read_npz` (never unpickles): a file that is not an ``.npz`` archive of the three
+    plain arrays ``ids``, ``runs`` and ``meta`` is refused with a :class:`ScoreFileError` naming it.  Scores are
     accepted as stored (infinite values included); :func:`datadiet.selection.select` refuses non-finite ones.
     """
     path = Path(path)
@@ -123,39 +122,11 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
                              "wrote in it (e.g. el2n-epoch2.npz).")
     if not path.is_file():
         raise ScoreFileError(f"Score file {path} does not exist. Create it with `datadiet score ... --out DIR`.")
-    not_ours = f"{path} is not a datadiet score file (.npz written by `datadiet score`)"
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_NPY_MAGIC))
-    except OSError as exc:
-        raise ScoreFileError(f"Cannot read score file {path}: {exc}.") from exc
-    if not head:
-        raise ScoreFileError(f"{not_ours}: it is empty. Recompute it with `datadiet score`.")
-    if head.startswith(_NPY_MAGIC):
-        raise ScoreFileError(f"{not_ours}: it is a single .npy array, not an .npz archive. Recompute it with "
-                             "`datadiet score`.")
-    if len(head) < 4 and any(magic.startswith(head) for magic in ZIP_MAGIC):
-        raise _unreadable(path, EOFError(f"the file ends after {len(head)} bytes"))
-    if not head.startswith(ZIP_MAGIC):
-        raise ScoreFileError(f"{not_ours}: it is not an .npz (zip) archive at all. Pass the .npz file "
-                             "`datadiet score --out DIR` wrote.")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"ids", "runs", "meta"} - set(data.files)
-            if missing:
-                raise ScoreFileError(f"{not_ours}: it has no {', '.join(sorted(missing))} array "
-                                     f"(missing {sorted(missing)}; it holds {sorted(data.files)}). Recompute it "
-                                     "with `datadiet score`.")
-            ids, runs, meta_text = data["ids"], data["runs"], data["meta"]
-    except ScoreFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():  # an object array: loading it would mean unpickling
-            raise ScoreFileError(f"{not_ours}: it holds Python objects (pickled data), which datadiet never "
-                                 "loads. Recompute it with `datadiet score`.") from None
-        raise _unreadable(path, exc) from exc
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise _unreadable(path, exc) from exc
+    not_ours = f"{path} is not {_WHAT}"
+    arrays = read_npz(path, what=_WHAT,
+                      required=("ids", "runs", "meta"), optional=(), error=ScoreFileError,
+                      fix="Recompute it with `datadiet score`.")
+    ids, runs, meta_text = arrays["ids"], arrays["runs"], arrays["meta"]
     try:
         meta = json.loads(str(meta_text))
     except ValueError as exc:
@@ -219,12 +190,6 @@ def _check_meta_types(path: Path, meta: dict) -> None:
 
 _JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object", list: "a list",
                bool: "a boolean", type(None): "null"}
-
-
-def _unreadable(path: Path, exc: BaseException) -> ScoreFileError:
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return ScoreFileError(f"Cannot read score file {path} ({reason}). It is truncated or not an .npz score file; "
-                          "recompute it with `datadiet score`.")
 
 
 __all__ = ["FORMAT", "ScoreFileError", "ScoreTable", "load_scores", "save_scores"]

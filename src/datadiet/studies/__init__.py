@@ -19,7 +19,7 @@ from ..runs.workspace import Workspace
 
 # Report order: roughly the order of the papers.
 MODULES = ("grand_vs_norm", "correlations", "averaging", "noisy_labels", "label_free", "transfer", "hparam_grid",
-           "examples", "kernel_velocity", "mode_connectivity", "scaling", "external")
+           "examples", "kernel_velocity", "mode_connectivity", "scaling", "compute", "external")
 
 
 def available() -> dict[str, ModuleType]:

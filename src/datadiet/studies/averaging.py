@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..report import figures
+from ..config import check_keeps
 from ..report.tables import curve_table
 from ..stats import spearman
 from ..errors import ConfigError, DataDietError
@@ -43,6 +44,9 @@ class Config:
     single_run: int = 0                  # which score run (row) is "the single run"
     ns: tuple[int, ...] = ()             # points of the n-run curve; empty = 1..R
     max_subsets: int = 50                # choices of n runs drawn per n for the spread (all when fewer)
+
+    def __post_init__(self) -> None:
+        check_keeps(self.keeps)
 
 
 def _config(setting: str, keeps, prune_scores=()) -> Config:
@@ -84,8 +88,8 @@ def run(config: Config, ws: Workspace) -> dict:
 
     folder = ws.folder(NAME)
     R = setting.score_runs
-    _draw_curve(curve, folder / "n_runs.png", R)
-    _draw_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
+    _plot_curve(curve, folder / "n_runs.png", R)
+    _plot_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
     section = Section(
         NAME, TITLE, SOURCE, findings(curve, table, R, config.single_run),
         {"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
@@ -229,7 +233,7 @@ def _has(curve, label, n) -> bool:
 
 # ---------------------------------------------------------------------------------------------- figures
 
-def _draw_curve(curve: list[dict], path, R: int):
+def _plot_curve(curve: list[dict], path, R: int):
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap("tab10")
@@ -248,7 +252,7 @@ def _draw_curve(curve: list[dict], path, R: int):
     return figures.save(fig, path)
 
 
-def _draw_pruning(curve: list[dict], labels, single_run: int, path):
+def _plot_pruning(curve: list[dict], labels, single_run: int, path):
     panels = {label: [(label, "R-run mean", "o"), (single_label(label, single_run), f"run {single_run} alone", "s"),
                       ("random", "random", "x")] for label in labels}
     return figures.accuracy_points(curve, panels, path)

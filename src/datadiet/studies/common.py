@@ -5,13 +5,25 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig, check_counts
 from ..methods import RULES, Method
 from ..report.tables import flatten_results
 from ..runs.presets import Setting
+from ..runs.scoring import check_score_seeds
 from ..runs.sweep import Task
 from ..runs.workspace import Workspace
 from ..selection import class_counts, select, select_random
+
+
+SEED_COUNTS = ("eval_seeds", "score_runs", "score_draws")  # a study's own counts; None = the setting's
+
+
+def check_seed_counts(config) -> None:
+    """A study config's evaluation seeds, score runs and score draws (None: the setting's): each at least 1, and the
+    score runs' seeds clear of the evaluation seeds."""
+    check_counts(config, SEED_COUNTS)
+    s = config.setting
+    check_score_seeds(config.score_draws or s.score_draws, config.score_runs or s.score_runs, s.eval_seed_base)
 
 
 def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,

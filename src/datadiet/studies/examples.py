@@ -111,7 +111,7 @@ def run(config: Config, ws: Workspace) -> dict:
         table += [{"score": score, "class": train.classes[r["label"]], "label": r["label"], "kind": r["kind"],
                    "position": r["position"], "id": r["id"], "value": r["value"]} for r in rows]
         file = f"grid_{ScoreLabel.parse(score).file_stem}.png"
-        draw_grid(train, rows, score, folder / file)
+        plot_grid(train, rows, score, folder / file)
         figs[file] = (f"{score}: per class (rows), the {config.per_side} lowest (left) and {config.per_side} highest "
                       "(right) scoring training images; titles give id and score")
         stats.append(summarize(score, rows, values, labels, norm, config.per_side))
@@ -158,7 +158,7 @@ def findings(stats: list[dict], setting: Setting) -> list[str]:
     return lines
 
 
-def draw_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:
+def plot_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:
     """Rows = classes, columns = lowest … highest; each image titled with its id and score."""
     plt = figures.pyplot()
     classes = sorted({r["label"] for r in rows})

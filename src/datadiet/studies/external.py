@@ -20,7 +20,6 @@ estimates).
 from __future__ import annotations
 
 import csv
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ..report import figures
 from ..selection import rank_order
 from ..stats import correlations
 from ..errors import DataDietError, unknown_name
-from ..io import is_zip_archive
+from ..io import read_npz
 from ..runs.memorization import estimate
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
@@ -145,14 +144,9 @@ def _parse_value(path: Path, line: int, text: str, column: str) -> float:
 
 
 def _read_npz(path: Path, id_column: str, value_column: str | None) -> tuple[np.ndarray, np.ndarray, str]:
-    if not is_zip_archive(path):
-        raise ExternalValuesError(f"{path} is not an .npz archive (it does not start like a zip file). Save the "
-                                  "values with numpy.savez(path, ids=..., values=...), or pass a .csv or .json.")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ExternalValuesError(f"Cannot read {path} as an .npz file of plain arrays: {exc}.") from exc
+    # Which keys it needs depends on the keys it has (the id column falls back to "ids"): checked below.
+    arrays = read_npz(path, what="a file of values (.npz of plain arrays)", error=ExternalValuesError,
+                      fix="Save the values with numpy.savez(path, ids=..., values=...), or pass a .csv or .json.")
     id_name = id_column if id_column in arrays else "ids"
     value_name = value_column or "values"
     for name in (id_name, value_name):
@@ -259,8 +253,8 @@ def run(config: Config, ws: Workspace) -> dict:
     binned = [{"score": label, **row} for label in labels
               for row in binned_means(scores[label], matched, matched_ids, config.bins)]
     folder = ws.folder(NAME)
-    draw_scatter(scores, matched, corr, value_name, folder / "scatter.png", max_points=config.max_points)
-    draw_binned(binned, labels, value_name, folder / "binned.png")
+    plot_scatter(scores, matched, corr, value_name, folder / "scatter.png", max_points=config.max_points)
+    plot_binned(binned, labels, value_name, folder / "binned.png")
 
     lines = findings(corr, binned, coverage, value_name, setting)
     if estimated:
@@ -333,7 +327,7 @@ def _grid(plt, count: int):
     return fig, list(axes.flat)
 
 
-def draw_scatter(scores: dict, values: np.ndarray, corr: list[dict], value_name: str, path: Path, *,
+def plot_scatter(scores: dict, values: np.ndarray, corr: list[dict], value_name: str, path: Path, *,
                  max_points: int) -> Path:
     plt = figures.pyplot()
     fig, axes = _grid(plt, len(scores))
@@ -347,7 +341,7 @@ def draw_scatter(scores: dict, values: np.ndarray, corr: list[dict], value_name:
     return figures.save(fig, path)
 
 
-def draw_binned(binned: list[dict], labels, value_name: str, path: Path) -> Path:
+def plot_binned(binned: list[dict], labels, value_name: str, path: Path) -> Path:
     plt = figures.pyplot()
     fig, axes = _grid(plt, len(labels))
     for ax, label in zip(axes, labels):

@@ -221,10 +221,10 @@ def run(config: Config, ws: Workspace) -> dict:
 
     labels = {"train": splits.train.labels.numpy(), "test": splits.test.labels.numpy()}
     points = {"train": (norm_train, grand_train), "test": (norm_test, grand_test)}
-    draw_scatter(points, labels, per_split, folder / "scatter.png", max_points=config.max_points)
-    draw_ratio_histograms(points, per_split, folder / "log_ratio.png", bins=config.bins)
-    draw_n_curve(curve, R, folder / "n_inits.png")
-    draw_sorted(norm_test, grand_test, per_split[1]["spearman"], folder / "sorted_test.png")
+    plot_scatter(points, labels, per_split, folder / "scatter.png", max_points=config.max_points)
+    plot_ratio_histograms(points, per_split, folder / "log_ratio.png", bins=config.bins)
+    plot_n_curve(curve, R, folder / "n_inits.png")
+    plot_sorted(norm_test, grand_test, per_split[1]["spearman"], folder / "sorted_test.png")
 
     section = Section(
         NAME, TITLE, SOURCE, findings(per_split, curve, R, check, config),
@@ -276,7 +276,7 @@ def findings(per_split: list[dict], curve: list[dict], R: int, check: float, con
 # ---------------------------------------------------------------- figures
 
 
-def draw_scatter(points: dict, labels: dict, per_split: list[dict], path: Path, *, max_points: int) -> Path:
+def plot_scatter(points: dict, labels: dict, per_split: list[dict], path: Path, *, max_points: int) -> Path:
     plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 4.5), squeeze=False)
     for ax, (split, (norm, grand)), row in zip(axes[0], points.items(), per_split):
@@ -303,7 +303,7 @@ def _plain_log_ticks(ax) -> None:
     ax.tick_params(which="both", labelsize=7)
 
 
-def draw_ratio_histograms(points: dict, per_split: list[dict], path: Path, *, bins: int) -> Path:
+def plot_ratio_histograms(points: dict, per_split: list[dict], path: Path, *, bins: int) -> Path:
     plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(points), figsize=(5.2 * len(points), 4), squeeze=False)
     for ax, (split, (norm, grand)), row in zip(axes[0], points.items(), per_split):
@@ -322,7 +322,7 @@ def draw_ratio_histograms(points: dict, per_split: list[dict], path: Path, *, bi
     return figures.save(fig, path)
 
 
-def draw_n_curve(curve: list[dict], R: int, path: Path) -> Path:
+def plot_n_curve(curve: list[dict], R: int, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     plt = figures.pyplot()
@@ -341,7 +341,7 @@ def draw_n_curve(curve: list[dict], R: int, path: Path) -> Path:
     return figures.save(fig, path)
 
 
-def draw_sorted(norm: np.ndarray, grand: np.ndarray, rho: float, path: Path) -> Path:
+def plot_sorted(norm: np.ndarray, grand: np.ndarray, rho: float, path: Path) -> Path:
     """Kirsch Fig. 4a: examples sorted by the mean of both range-normalized scores, each score drawn."""
     plt = figures.pyplot()
     a, b = normalized_by_range(norm), normalized_by_range(grand)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..report import figures
+from ..config import check_counts, check_keeps
 from ..report.tables import curve_table
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
@@ -43,6 +44,9 @@ class Config:
     runs_per_cell: int = 1
     score: str = "el2n"                 # a model score, taken at setting.score_epoch
     grid_seed: int = 100                # cell i trains seeds grid_seed + i·runs_per_cell, ...
+
+    def __post_init__(self) -> None:
+        check_keeps(self.keeps)
 
 
 PRESETS = {
@@ -73,8 +77,7 @@ def check_grid(config: Config) -> None:
     if any(lr <= 0 for lr in config.lrs) or any(wd < 0 for wd in config.weight_decays):
         raise ConfigError(f"Learning rates must be > 0 and weight decays >= 0; got lrs {config.lrs}, weight decays "
                           f"{config.weight_decays}.")
-    if config.runs_per_cell < 1:
-        raise ConfigError(f"runs_per_cell must be at least 1, got {config.runs_per_cell}.")
+    check_counts(config, ("runs_per_cell",))
     if score_spec(config.score).kind != "model":
         raise ConfigError(f"{config.score!r} is not scored from a model during training; use el2n, grand or "
                           "score1..3.")
@@ -128,7 +131,7 @@ def run(config: Config, ws: Workspace) -> dict:
     table = pruning_table(rows, grid_method, label, config.keeps)
 
     folder = ws.folder(NAME)
-    _draw_grid(cell_table, grid_mean, default_mean, stats_["spearman"], label, folder / "grid.png")
+    _plot_grid(cell_table, grid_mean, default_mean, stats_["spearman"], label, folder / "grid.png")
     figures.accuracy_points(curve_table(rows), {f"{label}: grid vs default": [
         (grid_method, f"grid mean ({n} runs)", "o"), (label, f"default recipe ({n} runs)", "s"),
         ("random", "random", "x")]}, folder / "pruning.png")
@@ -219,7 +222,7 @@ def findings(stats_: dict, cells: list[dict], table: list[dict], label: str) -> 
     return lines
 
 
-def _draw_grid(cells: list[dict], grid_mean, default_mean, rho: float, label: str, path):
+def _plot_grid(cells: list[dict], grid_mean, default_mean, rho: float, label: str, path):
     plt = figures.pyplot()
     lrs = sorted({c["lr"] for c in cells})
     wds = sorted({c["weight_decay"] for c in cells})

@@ -159,7 +159,9 @@ def run(config: Config, ws: Workspace) -> dict:
     tables = ws.scores(setting)
     if label not in tables:
         raise unknown_name("ranking score", label, tuple(tables))
-    order = ranking_positions(tables[label], splits.train.ids.numpy())
+    # The table's rows are the training split's examples in its order (load_scores checks it against the split), so
+    # a position in the ranking is a position in the split.
+    order = rank_order(tables[label].mean, tables[label].ids)
     starts = block_starts(n, config.block, config.positions)
     blocks = {s: order[s:s + config.block] for s in starts}
 
@@ -170,8 +172,8 @@ def run(config: Config, ws: Workspace) -> dict:
     rows = velocity_rows(config, pairs, blocks, tables[label], splits, train_cfg, cache, per_epoch, ws.log)
 
     folder = ws.folder(NAME)
-    draw_velocity_vs_time(rows, folder / "velocity_vs_epoch.png")
-    draw_velocity_vs_rank(rows, folder / "velocity_vs_rank.png")
+    plot_velocity_vs_time(rows, folder / "velocity_vs_epoch.png")
+    plot_velocity_vs_rank(rows, folder / "velocity_vs_rank.png")
     section = Section(NAME, TITLE, SOURCE, findings(rows, label, config), {"velocity.csv": rows},
                       {"velocity_vs_epoch.png": f"kernel velocity against training time, one curve per block of "
                                                 f"{config.block} examples along the ascending {label} ranking",
@@ -200,17 +202,6 @@ def check_config(config: Config, n: int, total: int, pairs: list[tuple[float, in
                           f"{total}-step budget; choose times between 0 and the budget minus the gap.")
     if config.chunk is not None and config.chunk < 1:
         raise ConfigError(f"chunk must be a positive number of examples, got {config.chunk}.")
-
-
-def ranking_positions(table, train_ids: np.ndarray) -> np.ndarray:
-    """Row positions in the training split of the examples sorted by ascending mean score (ties in rank_order's seeded tie order)."""
-    where = {int(i): p for p, i in enumerate(train_ids)}
-    missing = [int(i) for i in table.ids if int(i) not in where]
-    if missing or len(table.ids) != len(train_ids):
-        raise DataDietError(f"The {table.label} scores do not cover this training split example for example; "
-                            "recompute them on the same data (delete the workspace's scores folder).")
-    ranked = table.ids[rank_order(table.mean, table.ids)]
-    return np.array([where[int(i)] for i in ranked], dtype=np.int64)
 
 
 def load_model(train_cfg, splits, folder: Path, step: int, device: torch.device) -> nn.Module:
@@ -263,21 +254,21 @@ def velocity_rows(config: Config, pairs, blocks: dict[int, np.ndarray], table, s
 
 # ----------------------------------------------------------------------------- figures and findings
 
-def draw_velocity_vs_time(rows: list[dict], path: Path) -> Path:
+def plot_velocity_vs_time(rows: list[dict], path: Path) -> Path:
     """One curve per block against the epoch."""
-    return _draw_velocity(rows, path, x="epoch", curve="start", cmap="viridis", xlabel="epoch t",
+    return _plot_velocity(rows, path, x="epoch", curve="start", cmap="viridis", xlabel="epoch t",
                           name=lambda start, mine: f"ranks {start}–{start + mine[0]['examples'] - 1}",
                           title="kernel velocity by ascending EL2N rank")
 
 
-def draw_velocity_vs_rank(rows: list[dict], path: Path) -> Path:
+def plot_velocity_vs_rank(rows: list[dict], path: Path) -> Path:
     """One curve per time against the block's first rank (the paper's layout)."""
-    return _draw_velocity(rows, path, x="start", curve="epoch", cmap="plasma",
+    return _plot_velocity(rows, path, x="start", curve="epoch", cmap="plasma",
                           xlabel="first rank of the block (ascending score)",
                           name=lambda epoch, _: f"epoch {epoch:g}", title=None)
 
 
-def _draw_velocity(rows: list[dict], path: Path, *, x: str, curve: str, cmap: str, xlabel: str, name, title) -> Path:
+def _plot_velocity(rows: list[dict], path: Path, *, x: str, curve: str, cmap: str, xlabel: str, name, title) -> Path:
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap(cmap)

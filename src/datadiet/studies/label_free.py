@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..report import figures
+from ..config import check_keeps
 from ..report.tables import curve_table
-from ..stats import spearman_matrix
+from ..stats import spearman_matrix, summarize, verdict_phrase
 from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
@@ -39,6 +40,9 @@ class Config:
     setting: Setting
     keeps: tuple[float, ...] = (0.5,)
     scores: tuple[str, ...] = ()        # score labels; empty = GraNd, EL2N, Score1–3 at init and early
+
+    def __post_init__(self) -> None:
+        check_keeps(self.keeps)
 
 
 # smoke: 10 scores × 2 seeds + 2 random + 2 full = 24 tiny runs.
@@ -69,13 +73,14 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     figures.correlation_heatmap(names, rho, folder / "spearman.png",
                                 title="Spearman: label-using and label-free scores")
-    _draw(table, curve_table(rows), folder / "accuracy.png")
+    _plot_accuracy(labels, curve_table(rows), folder / "accuracy.png")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
     section = Section(
         NAME, TITLE, SOURCE, findings(table),
         {"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
         {"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
-                         "percentile over evaluation seeds); dashed: random subset, dotted: full data",
+                         "percentile over evaluation seeds), one panel per scoring time; random subsets in black, "
+                         "full data dotted",
          "spearman.png": "Spearman rank correlation between the label-using and label-free scores"},
         {"setting": setting.name, "scores": list(labels), "keeps": list(config.keeps),
          "score_runs": setting.score_runs, "eval_seeds": setting.eval_seeds},
@@ -101,17 +106,14 @@ def accuracy_table(rows, labels, keeps, rho_rows: dict, names: list[str]) -> lis
         for keep in keeps:
             a, rand = accuracies(rows, label, keep), accuracies(rows, "random", keep)
             mine = accuracies(rows, other, keep) if other else np.array([])
+            spread = summarize(a)
             out.append({"score": label, "name": name, "time": when, "uses_labels": score_spec(name).uses_labels,
-                        "keep": keep, "n": len(a), "mean": mean_or_nan(a), "p16": _pct(a, 16), "p84": _pct(a, 84),
+                        "keep": keep, **{k: spread[k] for k in ("n", "mean", "p16", "p84")},
                         "random": mean_or_nan(rand), "full": mean_or_nan(full), **contrast(a, rand, "vs_random"),
                         "counterpart": other or "", **contrast(a, mine, "vs_counterpart"),
                         "spearman_counterpart": float(rho_rows[label][names.index(other)])
                         if other in names else float("nan")})
     return out
-
-
-def _pct(a: np.ndarray, q: float) -> float:
-    return float(np.percentile(a, q)) if len(a) else float("nan")
 
 
 def findings(table: list[dict]) -> list[str]:
@@ -123,10 +125,11 @@ def findings(table: list[dict]) -> list[str]:
                 f"random ({row['random']:.4f}; {interval_text(row, 'vs_random')})")
         if row["counterpart"]:
             head += (f"; vs {row['counterpart']}: {interval_text(row, 'vs_counterpart')}, "
-                     f"{_match(row)}; Spearman {row['spearman_counterpart']:.2f}")
+                     f"{verdict_phrase(verdict(row, 'vs_counterpart'), 'it')}; Spearman "
+                     f"{row['spearman_counterpart']:.2f}")
         lines.append(head + ".")
     free = [r for r in table if not r["uses_labels"] and r["counterpart"]]
-    matched = [f"{r['score']} (keep {r['keep']:g})" for r in free if _match(r) == "indistinguishable from it"]
+    matched = [f"{r['score']} (keep {r['keep']:g})" for r in free if verdict(r, "vs_counterpart") == "no different"]
     lines.append(f"Label-free scores statistically indistinguishable from their label-using counterpart: "
                  f"{', '.join(matched) or 'none'} ({len(matched)} of {len(free)}).")
     for uses, kind in ((True, "label-using"), (False, "label-free")):
@@ -137,39 +140,14 @@ def findings(table: list[dict]) -> list[str]:
     return lines
 
 
-def _match(row: dict) -> str:
-    outcome = verdict(row, "vs_counterpart")
-    phrases = {"no different": "indistinguishable from it", "better": "better than it", "worse": "worse than it"}
-    return phrases.get(outcome, outcome)
-
-
-def _draw(table: list[dict], curve: list[dict], path):
-    """Fig. 9 layout: one point per score with its 16th–84th percentile bar, init and early side by side;
-    random and full data as horizontal lines. One panel per kept fraction."""
-    plt = figures.pyplot()
-    keeps = sorted({r["keep"] for r in table})
-    names = list(dict.fromkeys(r["name"] for r in table))
-    times = list(dict.fromkeys(r["time"] for r in table))
-    fig, axes = plt.subplots(1, len(keeps), figsize=(1.3 * len(names) + 2.5, 4) if len(keeps) == 1 else
-                             (4.5 * len(keeps), 4), squeeze=False)
-    full = [r for r in curve if r["method"] == "full"]
-    for ax, keep in zip(axes[0], keeps):
-        for j, when in enumerate(times):
-            pts = [next((r for r in table if r["name"] == n and r["time"] == when and r["keep"] == keep), None)
-                   for n in names]
-            x = np.arange(len(names)) + (j - (len(times) - 1) / 2) * 0.25
-            y = np.array([p["mean"] if p else np.nan for p in pts])
-            bars = [y - [p["p16"] if p else np.nan for p in pts], [p["p84"] if p else np.nan for p in pts] - y]
-            ax.errorbar(x, y, yerr=bars, marker="o", linestyle="none", capsize=3, label=when)
-        rand = [r for r in curve if r["method"] == "random" and r["keep"] == keep]
-        if rand:
-            ax.axhline(rand[0]["mean"], color="red", linestyle="--", label=f"random {keep:g}")
-        if full:
-            ax.axhline(full[0]["mean"], color="purple", linestyle=":", label="full data")
-        ax.set_xticks(range(len(names)), [n + ("" if score_spec(n).uses_labels else "\n(label-free)") for n in names],
-                      fontsize=8)
-        ax.set_title(f"keep {keep:g}")
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("final test accuracy")
-    return figures.save(fig, path)
+def _plot_accuracy(labels, curve: list[dict], path):
+    """Fig. 9 as :func:`figures.accuracy_points` draws it: one panel per scoring time, each score's accuracy
+    (16th–84th percentile bars) against the kept fraction beside random's, the full data dotted."""
+    panels: dict[str, list] = {}
+    for label in labels:
+        parsed = ScoreLabel.parse(label)
+        free = not score_spec(parsed.name).uses_labels
+        panels.setdefault(f"scores at {parsed.when}", []).append(
+            (label, parsed.name + (" (label-free)" if free else ""), "^" if free else "o"))
+    return figures.accuracy_points(curve, {title: [*methods, ("random", "random", "x")]
+                                           for title, methods in panels.items()}, path)

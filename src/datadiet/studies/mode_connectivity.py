@@ -39,8 +39,8 @@ from ..report import figures
 from ..config import to_dict
 from ..selection import rank_order
 from ..data.transforms import Normalizer
-from ..errors import ConfigError
-from ..io import atomic_path
+from ..errors import ConfigError, DataDietError
+from ..io import atomic_path, read_npy
 from ..runs.scoring import score_model
 from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
@@ -197,8 +197,8 @@ def run(config: Config, ws: Workspace) -> dict:
     barriers = barrier_rows(path)
 
     folder = ws.folder(NAME)
-    draw_paths(path, folder / "error_paths.png")
-    draw_barriers(barriers, folder / "barrier.png")
+    plot_paths(path, folder / "error_paths.png")
+    plot_barriers(barriers, folder / "barrier.png")
     section = Section(
         NAME, TITLE, SOURCE, findings(barriers, children, config, el2n_epoch),
         {"barrier.csv": barriers, "path.csv": path, "children.csv": children},
@@ -243,7 +243,8 @@ def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_
     ensure_checkpoints(parent_cfg, splits, cache / "parent", spawn_steps,
                        hooks={} if el2n_file.is_file() else {el2n_step: save_el2n},
                        log=lambda m: log(f"{NAME}: parent: {m}"))
-    return np.load(el2n_file, allow_pickle=False)
+    return read_npy(el2n_file, what="a cached EL2N score of the parent", error=DataDietError,
+                    fix="Delete it and run the same command again: it is computed again from the parent's run.")
 
 
 def ensure_child(child_cfg, splits, parent_dir: Path, step: int, path: Path, log) -> None:
@@ -266,7 +267,7 @@ def load_child(path: Path) -> dict:
 # ----------------------------------------------------------------------------- figures and findings
 
 
-def draw_paths(path: list[dict], out: Path) -> Path:
+def plot_paths(path: list[dict], out: Path) -> Path:
     plt = figures.pyplot()
     subsets = [s for s in SUBSET_NAMES if any(r["subset"] == s for r in path)]
     fig, axes = plt.subplots(1, len(subsets), figsize=(4.2 * len(subsets), 3.8), sharey=True, squeeze=False)
@@ -285,7 +286,7 @@ def draw_paths(path: list[dict], out: Path) -> Path:
     return figures.save(fig, out)
 
 
-def draw_barriers(barriers: list[dict], out: Path) -> Path:
+def plot_barriers(barriers: list[dict], out: Path) -> Path:
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for subset, label in SUBSET_NAMES.items():

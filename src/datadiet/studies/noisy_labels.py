@@ -41,7 +41,7 @@ import torch
 
 from ..report import figures
 from ..report.tables import curve_table, write_csv
-from ..config import DataConfig
+from ..config import DataConfig, check_keeps, check_offsets
 from ..data import LabelNoise, permute_labels
 from ..errors import ConfigError, DataDietError
 from ..scores.registry import ScoreLabel
@@ -68,6 +68,10 @@ class Config:
     noise_seed: int = 0
     el2n_epoch: float | None = None                       # EL2N of sweep and histograms; None = setting.score_epoch
     bins: int = 40                                        # histogram bins
+
+    def __post_init__(self) -> None:
+        check_keeps(self.keeps)
+        check_offsets(self.offsets)
 
 
 PRESETS = {
@@ -120,8 +124,6 @@ def check_config(config: Config) -> None:
     if config.setting.data.label_noise:
         raise ConfigError(f"The setting's data already has label_noise={config.setting.data.label_noise}; noisy_labels "
                           "needs clean data and adds the noise itself (set Config.label_noise instead).")
-    if not config.keeps or not all(0 < k < 1 for k in config.keeps):
-        raise ConfigError(f"keeps must be fractions in (0, 1), got {config.keeps}.")
     empty = [k for k in config.keeps if not offset_windows(k, config.offsets)]
     if empty:
         raise ConfigError(f"No offset in {config.offsets} fits keep {empty[0]:g} (offset + keep must be ≤ 1); "
@@ -256,10 +258,9 @@ def run(config: Config, ws: Workspace) -> dict:
               "noisy": ws.scores(setting, data=data["noisy"], methods=noisy_methods(config))}
     clean_split, noisy_split = ws.splits(data["clean"]).train, ws.splits(data["noisy"]).train
     record = corrupted_examples(clean_split, noisy_split, config.label_noise, config.noise_seed)
+    # Both tables list their split's examples in its order (load_scores checks each against its split), and the two
+    # splits hold the same examples (corrupted_examples checks): the rows line up.
     ids = tables["noisy"][label].ids
-    if not np.array_equal(ids, tables["clean"][label].ids):
-        raise DataDietError("Clean and noisy score tables list different examples; delete the workspace's scores/ "
-                            "folder and re-run.")
     corrupted = np.isin(ids, record.changed_ids.numpy())
     means = {name: {k: t.mean for k, t in tables[name].items()} for name in DATASETS}
 
@@ -276,10 +277,10 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     write_csv(folder / "results.csv", rows)
     write_csv(folder / "corrupted.csv", corrupted_rows(record, noisy_split, ids, means, label))
-    _draw_sweep(curve, window_table, sweep_labels(config), config.keeps, folder / "offsets.png")
-    _draw_distributions(means["noisy"][label], means["clean"][label], corrupted, label, config.bins,
+    _plot_sweep(curve, window_table, sweep_labels(config), config.keeps, folder / "offsets.png")
+    _plot_distributions(means["noisy"][label], means["clean"][label], corrupted, label, config.bins,
                         folder / "el2n_distributions.png")
-    _draw_auroc(aurocs, folder / "auroc.png")
+    _plot_auroc(aurocs, folder / "auroc.png")
     el2n_shift = _el2n_shift(means, corrupted, label)
     lines = findings(config, record, aurocs, distributions, el2n_shift, best, window_table)
     section = Section(
@@ -377,38 +378,36 @@ def findings(config: Config, record: LabelNoise, aurocs: list[dict], distributio
 
 # ---------------------------------------------------------------- figures
 
-def _draw_sweep(curve: list[dict], window_table: list[dict], labels, keeps, path):
+def _plot_sweep(curve: list[dict], window_table: list[dict], labels, keeps, path):
+    """One row per (score, kept fraction): the offset sweep on clean and on noisy labels side by side
+    (:func:`figures.offset_panel`), the noisy panel with the corrupted examples each window holds."""
     plt = figures.pyplot()
     panels = [(label, keep) for label in labels for keep in keeps]
     fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.6 * len(panels)), squeeze=False, sharey="row")
     for row, (label, keep) in zip(axes, panels):
         for ax, name in zip(row, DATASETS):
-            pts = sorted((r for r in curve if r["labels"] == name and r["method"] == label and r["keep"] == keep
-                          and r["offset"] is not None), key=lambda r: r["offset"])
-            x = [r["offset"] for r in pts]
-            if name == "noisy":  # how much noise each window holds explains the noisy curve
-                hits = {r["offset"]: r["corrupted_kept"] for r in window_table if r["score"] == label and r["keep"] == keep}
-                twin = ax.twinx()
-                twin.bar(x, [hits.get(o, 0) for o in x], width=0.04, color="grey", alpha=0.3)
-                twin.set_ylabel("corrupted examples in window", color="grey", fontsize=8)
-            ax.plot(x, [r["mean"] for r in pts], marker="o", color="tab:blue", label=label, zorder=3)
-            ax.fill_between(x, [r["p16"] for r in pts], [r["p84"] for r in pts], alpha=0.2, color="tab:blue")
-            for r in curve:
-                if r["labels"] == name and r["method"] == "random" and r["keep"] == keep:
-                    ax.axhline(r["mean"], color="black", linestyle="--", label=f"random {keep:g}")
-                    ax.axhspan(r["p16"], r["p84"], color="black", alpha=0.06)
-                if r["labels"] == name and r["method"] == "full":
-                    ax.axhline(r["mean"], color="purple", linestyle=":", label="full data")
+            rows = [r for r in curve if r["labels"] == name]
+            figures.offset_panel(ax, rows, keep, methods=[label], random_band=True)
             ax.set_title(f"{label}, keep {keep:g}, {name} labels", fontsize=10)
-            ax.set_xlabel("offset (fraction of lowest scores dropped)")
-            ax.grid(alpha=0.3)
+            if name == "noisy":  # how much noise each window holds explains the noisy curve
+                _plot_corrupted_counts(ax, rows, window_table, label, keep)
         row[0].set_ylabel("test accuracy (clean test set)")
         row[0].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return figures.save(fig, path)
 
 
-def _draw_distributions(noisy: np.ndarray, clean: np.ndarray, corrupted: np.ndarray, label: str, bins: int, path):
+def _plot_corrupted_counts(ax, curve: list[dict], window_table: list[dict], label: str, keep: float) -> None:
+    """Grey bars on a second axis: the corrupted examples inside each window of the sweep."""
+    offsets = sorted(r["offset"] for r in curve if r["method"] == label and r["keep"] == keep
+                     and r["offset"] is not None)
+    hits = {r["offset"]: r["corrupted_kept"] for r in window_table if r["score"] == label and r["keep"] == keep}
+    twin = ax.twinx()
+    twin.bar(offsets, [hits.get(o, 0) for o in offsets], width=0.04, color="grey", alpha=0.3)
+    twin.set_ylabel("corrupted examples in window", color="grey", fontsize=8)
+
+
+def _plot_distributions(noisy: np.ndarray, clean: np.ndarray, corrupted: np.ndarray, label: str, bins: int, path):
     plt = figures.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     edges = np.histogram_bin_edges(np.concatenate([noisy, clean]), bins=bins)
@@ -426,7 +425,7 @@ def _draw_distributions(noisy: np.ndarray, clean: np.ndarray, corrupted: np.ndar
     return figures.save(fig, path)
 
 
-def _draw_auroc(aurocs: list[dict], path):
+def _plot_auroc(aurocs: list[dict], path):
     plt = figures.pyplot()
     rows = aurocs[::-1]  # best at the top
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(rows) + 1.2))

@@ -5,7 +5,8 @@ Scoring runs come in K independent draws of R runs (draw d: seeds ``d·R..d·R+R
 evaluation seed s selects its subsets from draw s mod K, so the report's intervals cover the score runs' randomness
 too. Evaluation runs use seeds from ``eval_seed_base`` on, so the models that judge a subset never include the
 models that chose it (Data Diet B.3).
-Every kept fraction trains for the same number of steps as the full data (matched budget).
+Every kept fraction trains for the same number of steps as the full data (matched budget), so pruning saves no training
+compute here; the report's Compute section says what each point and the whole folder cost, score runs included.
 """
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from ..version import __version__
-from ..config import DataConfig, TrainConfig, is_user_data, resolve_flip, to_dict
+from ..config import DataConfig, TrainConfig, from_dict, is_user_data, resolve_flip, to_dict
 from ..data import load_data
 from ..errors import DataDietError
 from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
-from ..runs.scoring import check_score_seeds, score_draws
+from ..runs.scoring import charge, check_score_seeds, draw_folder, recipe_flops, score_draws, score_run_costs
 from ..runs.sweep import (RunSpec, Task, check_execution, check_recipe, data_fingerprint_of, read_run_files,
                           run_sweep, task_for)
 from ..scores import load_scores
@@ -194,12 +195,35 @@ def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callab
         raise DataDietError(f"{scores} is a file, but datadiet keeps the score files in a folder of that name. Move "
                             "the file away and re-run `datadiet reproduce` to recompute the scores.")
     tables = [load_scores(p) for p in sorted(scores.glob("*.npz"))]
-    summary = write_pruning_report(folder, config, [files.records[rid] for rid in chosen],
-                                   {t.label: t.mean for t in tables}, accounting=accounting,
-                                   classes=plan_classes(plan_record))
+    records = [files.records[rid] for rid in chosen]
+    summary = write_pruning_report(folder, config, records, {t.label: t.mean for t in tables}, accounting=accounting,
+                                   classes=plan_classes(plan_record), compute=compute_inputs(folder, config, records))
     for line in summary.get("class_warnings", []):
         log(f"report: warning: {line}")
     return summary
+
+
+def compute_inputs(folder: Path, config: dict, records: list[dict]) -> dict:
+    """What the report's compute section needs of the folder: the cost of every score run of the draws the
+    evaluation seeds selected from (each once), each method's charge (what its score needed of all those runs),
+    and, for run records that predate recorded costs, the model's FLOPs per example."""
+    draws = min(int(config.get("score_draws") or 1), int(config.get("eval_seeds") or 1))
+    runs = [r for d in range(draws) for r in score_run_costs(draw_folder(folder / "scores", d))]
+    methods = [Method.parse(m) for m in config.get("methods", [])]
+    per_example = None
+    if any("cost" not in r for r in records):
+        per_example = _recipe_flops(folder / "scores" / "score_config.json", config.get("train", {}))
+    return {"charges": {str(m): charge(runs, m.label) for m in methods} if runs else {},
+            "score_runs": [charge([r]) for r in runs], "per_example": per_example}
+
+
+def _recipe_flops(score_config: Path, train: dict) -> tuple[int, int] | None:
+    """FLOPs per example of the folder's model, on the data its score runs describe; None when unknown."""
+    try:
+        dataset = json.loads(score_config.read_text(encoding="utf-8"))["dataset"]
+        return recipe_flops(from_dict(TrainConfig, train), dataset["shape"], int(dataset["num_classes"]))
+    except (OSError, ValueError, KeyError, TypeError, DataDietError):
+        return None
 
 
 def plan_classes(plan_record: dict) -> dict | None:

@@ -27,18 +27,18 @@ import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from ..config import TrainConfig
+from ..config import TrainConfig, check_keeps
 from ..errors import ConfigError
 from ..report import figures
 from ..report.markdown import Section, write_section
 from ..report.tables import compare_to_random, curve_table, interval_coverage
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
-from ..runs.scoring import check_score_seeds, draw_seed
+from ..runs.scoring import draw_seed
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
 from ..methods import RULES as METHOD_RULES, Method
-from .common import accuracy_rows, baseline_tasks
+from .common import accuracy_rows, baseline_tasks, check_seed_counts
 from .compare import accuracies
 
 NAME = "scaling"
@@ -71,15 +71,10 @@ class Config:
         if self.epochs_per_size and len(self.epochs_per_size) != len(self.sizes):
             raise ConfigError(f"--epochs-per-size gives one budget per size: {len(self.sizes)} sizes but "
                               f"{len(self.epochs_per_size)} epochs.")
-        for name in ("eval_seeds", "score_runs", "score_draws"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
-        s = self.setting
-        check_score_seeds(self.score_draws or s.score_draws, self.score_runs or s.score_runs, s.eval_seed_base)
+        check_seed_counts(self)
         if any(not e > 0 for e in self.epochs_per_size):
             raise ConfigError(f"--epochs-per-size must be positive, got {list(self.epochs_per_size)}.")
-        if not self.keeps or any(not 0 < k < 1 for k in self.keeps):
-            raise ConfigError(f"--keeps takes fractions in (0, 1); got {list(self.keeps)}.")
+        check_keeps(self.keeps)
         if not self.rules:
             raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}; got none.")
         for rule in self.rules:
@@ -246,7 +241,7 @@ def run(config: Config, ws: Workspace) -> dict:
     crossing = crossovers(gaps, config.keeps)
     folder = ws.folder(NAME)
     score = config.score or f"EL2N at {SCORE_FRACTION:g} of the budget"
-    _draw(regime, crossing, folder / "regime.png", score)
+    _plot_regime(regime, crossing, folder / "regime.png", score)
     section = Section(
         NAME, TITLE, SOURCE, findings(regime, redundancy, gaps, crossing, config, labels),
         {"regime.csv": regime, "redundancy.csv": redundancy, "hardest_minus_easiest.csv": gaps,
@@ -303,7 +298,7 @@ def _text(row: dict) -> str:
     return interval_text(row["diff"], row["ci_low"], row["ci_high"], row["note"])
 
 
-def _draw(regime: list[dict], crossing: list[dict], path, score: str) -> None:
+def _plot_regime(regime: list[dict], crossing: list[dict], path, score: str) -> None:
     plt = figures.pyplot()
     keeps = sorted({r["keep"] for r in regime})
     fig, axes = plt.subplots(1, len(keeps), figsize=(4.5 * len(keeps), 3.8), squeeze=False, sharey=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..report import figures
-from ..config import TrainConfig
+from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
 from ..report.markdown import Section, write_section
@@ -29,6 +29,9 @@ class Config:
     architectures: tuple[tuple[str, float], ...]   # (model, width); each is both a source and a target
     keeps: tuple[float, ...] = (0.5, 0.7)
     score: str = "el2n"                            # scored early in training (setting.score_epoch)
+
+    def __post_init__(self) -> None:
+        check_keeps(self.keeps)
 
 
 def _config(setting_name: str, architectures, keeps) -> Config:
@@ -65,7 +68,7 @@ def run(config: Config, ws: Workspace) -> dict:
     rows = [{**r, "target": arch_name(r["model"], r["width"])} for r in accuracy_rows(records)]
     table = transfer_table(rows, origin, config.keeps)
     folder = ws.folder(NAME)
-    _draw(table, folder / "transfer.png", label)
+    _plot_transfer(table, folder / "transfer.png", label)
     section = Section(NAME, TITLE, SOURCE, findings(table, label), {"transfer.csv": table, "results.csv": rows},
                       {"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
                       {"setting": setting.name, "architectures": list(recipes), "keeps": list(config.keeps),
@@ -113,7 +116,7 @@ def findings(table: list[dict], label: str) -> list[str]:
     return lines
 
 
-def _draw(table: list[dict], path, label: str):
+def _plot_transfer(table: list[dict], path, label: str):
     plt = figures.pyplot()
     targets = sorted({r["target"] for r in table})
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
