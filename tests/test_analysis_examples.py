@@ -1,5 +1,5 @@
 """Example grids (Paul et al. Figs. 5–8): the chosen images against a brute-force sort per class of the stored
-score files, tie-breaking by id, and the summary numbers against numpy."""
+score files, ties in the seeded tie order, and the summary numbers against numpy."""
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +9,7 @@ from datadiet.errors import UnknownNameError
 from datadiet.report.tables import read_csv
 from datadiet.studies import examples as ex
 from fakes import smoke_analysis, stored_scores
-from tie_reference import reference_rank
+from tie_reference import reference_rank, tie_key
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +20,12 @@ def workspace(tmp_path_factory):
 
 
 def brute_force(values, ids, labels, per_side):
-    """Per class, Python's sort of (value, id) pairs, both directions."""
+    """Per class, Python's sort of (value, id) pairs, both directions, equal values in the documented tie order."""
     out = {}
     for label in sorted(set(labels.tolist())):
         members = [(float(v), int(i)) for v, i, y in zip(values, ids, labels) if y == label]
-        low = sorted(members)[:per_side]
-        high = sorted(members, key=lambda m: (-m[0], m[1]))[:per_side]
+        low = sorted(members, key=lambda m: (m[0], tie_key(m[1])))[:per_side]
+        high = sorted(members, key=lambda m: (-m[0], tie_key(m[1])))[:per_side]
         out[label] = (low, high)
     return out
 

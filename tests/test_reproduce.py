@@ -156,12 +156,12 @@ def test_positional_preset_still_works_and_says_it_is_deprecated(tmp_path, capsy
     assert main(["reproduce", "smoke", "--out", str(tmp_path), "--keeps", "0"]) == 2  # refused before any work
     err = " ".join(capsys.readouterr().err.split())
     assert "`datadiet reproduce NAME` is deprecated and goes away in 0.3; use `datadiet reproduce --preset smoke`" in err
-    assert "--keeps takes fractions in (0, 1]" in err  # the positional preset reached the config
+    assert "--keeps takes fractions in (0, 1)" in err  # the positional preset reached the config
     assert main(["reproduce", "smoke", "--preset", "quick", "--out", str(tmp_path)]) == 2
     assert "Two presets given" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, message", [(["--keeps", "0"], "--keeps takes fractions in (0, 1]"),
+@pytest.mark.parametrize("flags, message", [(["--keeps", "0"], "--keeps takes fractions in (0, 1)"),
                                             (["--offsets", "1.0"], "--offsets takes fractions in [0, 1)"),
                                             (["--eval-seeds", "0"], "--eval-seeds must be at least 1")])
 def test_bad_grid_options_are_clear_errors(flags, message, tmp_path, capsys):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,7 +32,7 @@ from ..config import DataConfig, TrainConfig, from_dict, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError
-from ..io import atomic_path, folder_lock, is_zip_archive, write_json_atomic
+from ..io import atomic_path, folder_lock, read_npz, write_json_atomic
 from ..models import build_model
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
@@ -299,15 +298,13 @@ def _write_run(path: Path, result: dict[str, np.ndarray]) -> None:
 
 
 def _read_run(path: Path) -> dict[str, np.ndarray]:
+    rows = read_npz(path, what="a cached score run (.npz of score rows)", error=DataDietError,
+                    fix="Delete it and re-run the same command: that run is recomputed, the others are kept.")
     try:
-        if not is_zip_archive(path):
-            raise ValueError("not a zip archive")
-        with np.load(path, allow_pickle=False) as data:
-            return {str(ScoreLabel.parse(k)): data[k] for k in data.files}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, DataDietError):
-        raise DataDietError(f"The cached score run {path} is damaged (not a readable .npz archive of score rows). "
-                            "Delete it and re-run the same command: that run is recomputed, the others are "
-                            "kept.") from None
+        return {str(ScoreLabel.parse(k)): v for k, v in rows.items()}
+    except DataDietError:
+        raise DataDietError(f"The cached score run {path} holds rows that are no score label ({sorted(rows)}). "
+                            "Delete it and re-run the same command: that run is recomputed.") from None
 
 
 # ---------------------------------------------------------------- what score runs cost
@@ -428,7 +425,7 @@ def _step_of(record: dict, label: ScoreLabel) -> int:
 
 def run_total(record: dict) -> Cost:
     """Everything score run ``record`` cost: its training and each scoring pass, each counted once."""
-    return cost_of_json(record["training"]) + sum(cost_of_json(e) for e in record["scoring"])
+    return cost_of_json(record["training"]) + sum((cost_of_json(e) for e in record["scoring"]), Cost())
 
 
 def charge(records: Sequence[dict], label: ScoreLabel | str | None = None) -> dict:

@@ -334,7 +334,7 @@ def run(config: Config, ws: Workspace) -> dict:
     versus, table = versus_full(rows), point_table(rows)
     infobatch = infobatch_rows(rows, versus)
     folder = ws.folder(NAME)
-    _draw(table, folder / "accuracy_vs_compute.png")
+    _plot_accuracy_vs_compute(table, folder / "accuracy_vs_compute.png")
     section = Section(
         NAME, TITLE, SOURCE, findings(table, versus, infobatch, charges, setting),
         {"points.csv": table, "versus_full.csv": versus, "infobatch.csv": infobatch, "results.csv": rows},
@@ -415,7 +415,7 @@ def _bf16_lines(table) -> list[str]:
 PANELS = (("passes", "sample passes (dashed: with scoring)"), ("flops", "estimated FLOPs (dashed: with scoring)"))
 
 
-def _draw(table: Sequence[dict], path) -> None:
+def _plot_accuracy_vs_compute(table: Sequence[dict], path) -> None:
     series = []
     for method in dict.fromkeys(p["method"] for p in table):
         pts = [p for p in table if p["method"] == method]

@@ -16,21 +16,21 @@ from pathlib import Path
 from typing import Callable
 
 from ..version import __version__
-from ..config import DataConfig, TrainConfig, from_dict, is_user_data, resolve_flip, to_dict
+from ..config import DataConfig, TrainConfig, check_keeps, check_offsets, from_dict, is_user_data, resolve_flip, to_dict
 from ..data import load_data
 from ..errors import DataDietError
 from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.presets import Setting, get_preset
-from ..runs.scoring import charge, check_score_seeds, draw_folder, recipe_flops, score_draws, score_run_costs
+from ..runs.scoring import charge, draw_folder, recipe_flops, score_draws, score_run_costs
 from ..runs.sweep import (RunSpec, Task, check_execution, check_recipe, data_fingerprint_of, read_run_files,
                           run_sweep, task_for)
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select_random
 from ..methods import Method
-from .common import plan_class_counts
+from .common import check_seed_counts, plan_class_counts
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,11 @@ class Config:
     score_draws: int | None = None      # score draws (eval seed s: draw s mod K); None = the setting's
 
     def __post_init__(self) -> None:
-        if any(not 0 < k <= 1 for k in self.keeps):
-            raise DataDietError(f"--keeps takes fractions in (0, 1]; got {list(self.keeps)}.")
-        if any(not 0 <= o < 1 for o in self.offsets):
-            raise DataDietError(f"--offsets takes fractions in [0, 1); got {list(self.offsets)}.")
-        for name in ("eval_seeds", "score_runs", "score_draws"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise DataDietError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}.")
+        check_keeps(self.keeps, empty=True)
+        check_offsets(self.offsets)
+        check_seed_counts(self)
         for method in self.methods:
             Method.parse(method)
-        s = self.setting
-        check_score_seeds(self.score_draws or s.score_draws, self.score_runs or s.score_runs, s.eval_seed_base)
 
     @property
     def resolved(self) -> "Config":

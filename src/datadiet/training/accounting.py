@@ -42,6 +42,8 @@ class Cost:
     wall_seconds: float = 0.0
 
     def __add__(self, other: "Cost") -> "Cost":
+        if isinstance(other, int) and other == 0:
+            return self  # sum() of an empty generator is 0: adding it changes nothing
         if not isinstance(other, Cost):
             return NotImplemented
         flops = None if self.flops is None or other.flops is None else self.flops + other.flops
