@@ -359,3 +359,18 @@ def brute_force_auroc(scores, positive) -> float:
     pos, neg = scores[positive], scores[~positive]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in product(pos, neg))
     return wins / (len(pos) * len(neg))
+
+
+TINY = dict(model="smallcnn", width=0.25, batch_size=16, eval_batch_size=64)  # a recipe that trains in milliseconds
+
+
+def model_state(model) -> dict:
+    """A detached copy of ``model``'s parameters and buffers."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Two state dicts hold bit-identical tensors under the same names."""
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -238,12 +238,12 @@ def test_prune_with_ccs_and_moderate_rules_matches_select(tmp_path, capsys):
 def test_explicit_hardest_rule_is_refused_and_out_of_memory_is_explained():
     from datadiet.cli import explain
     from datadiet.errors import ConfigError
-    from datadiet.studies.common import split_method
+    from datadiet.methods import Method
 
-    assert split_method("el2n@epoch2") == ("el2n@epoch2", "hardest")
-    assert split_method("el2n@epoch2+ccs") == ("el2n@epoch2", "ccs")
+    assert (Method.parse("el2n@epoch2").label, Method.parse("el2n@epoch2").rule) == ("el2n@epoch2", "hardest")
+    assert Method.parse("el2n@epoch2+ccs").rule == "ccs"
     with pytest.raises(ConfigError, match="Write 'el2n@epoch2', not 'el2n@epoch2\\+hardest'"):
-        split_method("el2n@epoch2+hardest")
+        Method.parse("el2n@epoch2+hardest")
     message, status = explain(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert status == 2 and "--batch-size" in message
     message, status = explain(RuntimeError("something else"))

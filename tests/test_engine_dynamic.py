@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fakes import learnable_splits
+from fakes import TINY, assert_same_state, learnable_splits, model_state
 from datadiet.config import TrainConfig, resolve_flip
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError
@@ -13,18 +13,8 @@ from datadiet.training import (BatchStream, StartFrom, engine, flops_per_example
                                lr_at_progress, place_model, to_layout, train)
 from datadiet.training.step import EagerStep
 
-TINY = dict(model="smallcnn", width=0.25, batch_size=16, eval_batch_size=64)
 N = 256  # learnable_splits' training rows: 16 full batches of 16
 
-
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +73,7 @@ def test_a_static_run_is_bit_identical_to_the_loop_before_dynamic_pruning(splits
     config = TrainConfig(epochs=1, dynamic="none", **TINY)
     result = train(config, splits, positions=positions, evaluate_test=False)
     model, epoch_means = _old_engine_loop(config, splits, positions)
-    _assert_same_state(_state(result.model), _state(model))
+    assert_same_state(model_state(result.model), model_state(model))
     assert [loss for _, loss in result.train_loss] == epoch_means[:len(result.train_loss)]
     assert result.steps == 16 and result.passes_per_epoch == [80, 80, 80, 16]  # 5 + 5 + 5 + 1 batches of 16
 
@@ -205,7 +195,7 @@ def test_a_killed_infobatch_run_resumes_bit_identically(tmp_path, splits, uninte
                     checkpoint_dir=tmp_path / "resumed", checkpoint_steps=[end], evaluate_test=False)
 
     assert resumed.steps == whole.steps == end
-    _assert_same_state(_state(resumed.model), _state(whole.model))
+    assert_same_state(model_state(resumed.model), model_state(whole.model))
     saved, finished = load_checkpoint(tmp_path / "resumed", end), load_checkpoint(tmp_path / "whole", end)
     for key in ("loss", "last_seen", "rows", "weight"):  # the loss table and the last epoch's draw
         assert torch.equal(saved["dynamic"]["pruner"][key], finished["dynamic"]["pruner"][key]), key

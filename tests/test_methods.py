@@ -134,13 +134,6 @@ def test_balanced_needs_labels_and_offsets_need_the_hardest_rule():
         Method.parse("el2n@epoch2+balanced").select(SCORES, keep=0.5, labels=LABELS, num_classes=3)
 
 
-def test_older_names_still_answer():
-    from datadiet.studies.common import METHOD_RULES, split_method
-
-    assert METHOD_RULES == RULES
-    assert split_method("el2n@epoch2+ccs+balanced") == ("el2n@epoch2", "ccs")
-
-
 # --- where methods are named: reproduce and the scaling study --------------------------------------------------
 
 def test_reproduce_config_reads_methods_with_the_one_parse():

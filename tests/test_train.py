@@ -3,23 +3,13 @@ import copy
 import pytest
 import torch
 
-from fakes import learnable_splits
+from fakes import TINY, assert_same_state, learnable_splits, model_state
 from datadiet.config import TrainConfig
 from datadiet.data.dataset import DatasetSplits
 from datadiet.errors import CheckpointError, ConfigError, NonFiniteLossError
 from datadiet.training import available_steps, init_model, load_checkpoint, lr_at, restore, train
 
-TINY = dict(model="smallcnn", width=0.25, batch_size=16, eval_batch_size=64)
 
-
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def test_schedule_decays_by_0_2_at_30_60_80_percent():
@@ -58,7 +48,7 @@ def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not():
     a = train(TrainConfig(steps=10, seed=3, **TINY), splits)
     b = train(TrainConfig(steps=10, seed=3, **TINY), splits)
     c = train(TrainConfig(steps=10, seed=4, **TINY), splits)
-    _assert_same_state(_state(a.model), _state(b.model))
+    assert_same_state(model_state(a.model), model_state(b.model))
     assert a.test_accuracy == b.test_accuracy
     assert not torch.equal(a.model.classifier[-1].weight, c.model.classifier[-1].weight)
 
@@ -68,18 +58,18 @@ def test_checkpoint_step_0_is_the_initialization_and_step_k_the_weights_at_k(tmp
     cfg = TrainConfig(steps=12, **TINY)
     seen = {}
     result = train(cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[0, 5, 12],
-                   hooks={5: lambda m, s: seen.setdefault(s, _state(m))})
+                   hooks={5: lambda m, s: seen.setdefault(s, model_state(m))})
     assert available_steps(tmp_path) == [0, 5, 12]
 
     init = init_model(cfg, splits.train)
     model = copy.deepcopy(result.model)
     # Regression for the Flax bug (Kirsch 2023): step 0 must NOT fall back to the latest checkpoint.
     assert restore(model, tmp_path, 0) == 0
-    _assert_same_state(_state(model), _state(init))
+    assert_same_state(model_state(model), model_state(init))
     restore(model, tmp_path, 5)
-    _assert_same_state(_state(model), seen[5])
+    assert_same_state(model_state(model), seen[5])
     assert restore(model, tmp_path, None) == 12
-    _assert_same_state(_state(model), _state(result.model))
+    assert_same_state(model_state(model), model_state(result.model))
     assert load_checkpoint(tmp_path, 5)["optimizer"]["state"]  # momentum buffers are kept too
 
 
@@ -107,7 +97,7 @@ def test_hooks_see_the_model_in_eval_mode_and_do_not_change_training():
     with_hooks = train(cfg, splits, hooks={0: hook, 4: hook, 8: hook}, evaluate_test=False)
     without = train(cfg, splits, evaluate_test=False)
     assert modes == [(0, False), (4, False), (8, False)]
-    _assert_same_state(_state(with_hooks.model), _state(without.model))
+    assert_same_state(model_state(with_hooks.model), model_state(without.model))
 
 
 def test_steps_outside_the_run_are_rejected():
@@ -161,7 +151,7 @@ def test_resuming_a_checkpoint_with_its_own_seed_reproduces_the_uninterrupted_ru
     resumed = train(cfg, splits, start_from=StartFrom.from_checkpoint(tmp_path, k), record_correctness=True,
                     evaluate_test=False)
     assert resumed.steps == whole.steps == 40
-    _assert_same_state(_state(resumed.model), _state(whole.model))  # parameters and BN buffers, bit for bit
+    assert_same_state(model_state(resumed.model), model_state(whole.model))  # parameters and BN buffers, bit for bit
     ids_whole, _ = whole.correctness.events()
     ids_resumed, _ = resumed.correctness.events()
     assert torch.equal(ids_resumed, ids_whole[k * 16:])  # the same batches after step k
@@ -176,9 +166,9 @@ def test_a_child_with_another_seed_follows_that_seeds_data_order_from_step_k(tmp
     parent = train(parent_cfg, splits, checkpoint_dir=tmp_path, checkpoint_steps=[21], evaluate_test=False)
     seen = {}
     child = train(child_cfg, splits, start_from=StartFrom.from_checkpoint(tmp_path, 21), record_correctness=True,
-                  evaluate_test=False, hooks={21: lambda m, s: seen.setdefault(s, _state(m))})
+                  evaluate_test=False, hooks={21: lambda m, s: seen.setdefault(s, model_state(m))})
     other = train(child_cfg, splits, record_correctness=True, evaluate_test=False)  # seed 9 from its own init
-    _assert_same_state(seen[21], load_checkpoint(tmp_path, 21)["model"])  # the child starts from the parent's state
+    assert_same_state(seen[21], load_checkpoint(tmp_path, 21)["model"])  # the child starts from the parent's state
     assert torch.equal(child.correctness.events()[0], other.correctness.events()[0][21 * 16:])
     assert not torch.equal(child.model.classifier[-1].weight, parent.model.classifier[-1].weight)
 
@@ -232,5 +222,5 @@ def test_ensure_checkpoints_continues_the_saved_run_instead_of_starting_over(tmp
     saved = ensure_checkpoints(cfg, splits, tmp_path / "a", [10, 20, 30, 35], hooks={25: lambda m, s: seen.append(s)},
                                log=lambda _: None)
     assert saved == [30, 35] and starts == [20] and seen == [25]  # from the checkpoint before step 25
-    _assert_same_state(load_checkpoint(tmp_path / "a", 30)["model"], first)  # the same run, bit for bit
+    assert_same_state(load_checkpoint(tmp_path / "a", 30)["model"], first)  # the same run, bit for bit
     assert ensure_checkpoints(cfg, splits, tmp_path / "a", [10, 35], log=lambda _: None) == [] and starts == [20]

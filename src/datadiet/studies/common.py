@@ -6,7 +6,6 @@ from typing import Sequence
 import numpy as np
 
 from ..config import DataConfig, TrainConfig, check_counts
-from ..methods import RULES, Method
 from ..report.tables import flatten_results
 from ..runs.presets import Setting
 from ..runs.scoring import check_score_seeds
@@ -51,17 +50,6 @@ def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarr
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
     return [{**row, **extra} for row in flatten_results(records)]
-
-
-# Methods (``SCORE[+RULE][+balanced]``) are ``datadiet.methods.Method``; these names stay for older callers.
-METHOD_RULES = RULES
-
-
-def split_method(method: str) -> tuple[str, str]:
-    """``"el2n@epoch2+ccs"`` → ``("el2n@epoch2", "ccs")``; no suffix means ``"hardest"``. The rule only: use
-    ``Method.parse`` to see the class balance too."""
-    parsed = Method.parse(method)
-    return parsed.label, parsed.rule
 
 
 def plan_class_counts(tasks: Sequence[Task], train_set) -> dict:
