@@ -163,8 +163,10 @@ def test_seeds_to_resolve_by_hand():
     assert sp.t.ppf(0.975, 14) * math.sqrt(2 / 8) > 1 > sp.t.ppf(0.975, 16) * math.sqrt(2 / 9)
     assert seeds_to_resolve(0.02, 0.02) == 9
     assert seeds_to_resolve(-0.02, 0.02) == 9  # the sign does not matter
-    # a difference five spreads wide: n = 2 already (t(2) = 4.303 · 1 = 4.3 < 5)
-    assert seeds_to_resolve(0.05, 0.01) == 2
+    # a difference five spreads wide: n = 2 would do (t(2) = 4.303 · 1 = 4.3 < 5), but below MIN_SEEDS = 3 no
+    # interval is ever stated, so the answer is 3
+    assert sp.t.ppf(0.975, 2) * math.sqrt(2 / 2) * 0.01 < 0.05
+    assert seeds_to_resolve(0.05, 0.01) == 3
     assert seeds_to_resolve(0.0, 0.01) is None and seeds_to_resolve(0.01, 0.0) is None
     assert seeds_to_resolve(0.01, math.nan) is None
     assert seeds_to_resolve(1e-6, 1.0) == math.inf  # would take more than SEEDS_LIMIT runs
@@ -186,3 +188,12 @@ def test_summarize_by_hand():
     assert s["p16"] == pytest.approx(0.70 + 0.32 * 0.10) and s["p84"] == pytest.approx(0.80 + 0.68 * 0.10)
     assert math.isnan(summarize([0.5])["std"])
     assert summarize([])["n"] == 0 and math.isnan(summarize([])["mean"])
+
+
+def test_seeds_to_resolve_never_claims_the_seeds_already_run_when_welch_does_not_resolve():
+    # Unequal spreads: the pooled plan says 3 seeds, but Welch's interval over these 3 seeds includes zero.
+    a, b = np.array([0.8852, 0.8838, 0.8772]), np.array([0.8744, 0.8747, 0.8750])
+    c = compare_groups(a, b)
+    assert c["verdict"] == "no different" and c["ci_low"] < 0 < c["ci_high"]
+    assert seeds_to_resolve(c["diff"], pooled_spread(a, b)) <= 3  # what the pooled plan alone would say
+    assert c["seeds_needed"] == 4

@@ -188,3 +188,11 @@ def test_a_checksum_survives_key_order_and_formatting(one_run, tmp_path):
     record = json.loads(path.read_text())
     path.write_text(json.dumps(dict(reversed(list(record.items())))))  # one line, keys reversed: the same content
     assert path.stem in sweep_mod.read_run_files(out).records
+
+
+def test_remaining_time_is_the_mean_per_finished_run_times_the_runs_left():
+    from datadiet.runs.sweep import remaining_time
+
+    assert remaining_time(30.0, 3, 9) == "; about 60 s left"        # 10 s per run × 6 left
+    assert remaining_time(600.0, 2, 5) == "; about 15 min left"     # 300 s per run × 3 left = 900 s
+    assert remaining_time(10.0, 4, 4) == "" and remaining_time(0.0, 0, 4) == ""

@@ -93,7 +93,13 @@ def compare_groups(a, b, level: float = 0.95) -> dict:
             return _comparison(0.0, 0.0, 0.0, 1.0, "no different", "identical", None)
         return _comparison(diff, diff, diff, 0.0, "better" if diff > 0 else "worse", "exact: no spread", None)
     diff, low, high, p = welch_interval(a, b, level)
-    return _comparison(diff, low, high, p, interval_verdict(low, high), "", needed)
+    verdict = interval_verdict(low, high)
+    if verdict == "no different" and needed is not None and needed <= fewest:
+        # The planning figure pools the spreads (2n − 2 degrees of freedom); Welch's interval, with unequal spreads,
+        # has fewer and is wider, so it can fail where the plan says n would do. Never print "n seeds resolve it"
+        # beside an n-seed interval that does not.
+        needed = fewest + 1
+    return _comparison(diff, low, high, p, verdict, "", needed)
 
 
 def _comparison(diff, low, high, p, verdict, note, needed) -> dict:
@@ -118,7 +124,7 @@ SEEDS_LIMIT = 100_000  # seeds_to_resolve looks no further: beyond it, "more tha
 def seeds_to_resolve(diff: float, spread: float, level: float = 0.95) -> int | float | None:
     """Runs per arm at which a difference of ``diff`` would be resolved, if the spread stayed ``spread``.
 
-    The smallest n ≥ 2 whose t interval half-width with n runs on each side, ``t(0.5 + level/2; 2n − 2) ·
+    The smallest n ≥ :data:`MIN_SEEDS` (below it this module states no interval at all) whose t interval half-width with n runs on each side, ``t(0.5 + level/2; 2n − 2) ·
     spread · sqrt(2 / n)`` (Welch's with equal spreads and equal arms), is below ``|diff|``: then an interval
     centred on the observed difference would exclude zero.  A planning figure, not a power calculation: a true
     difference of this size is resolved at such n about half the time.  ``None`` when there is nothing to resolve
@@ -126,7 +132,7 @@ def seeds_to_resolve(diff: float, spread: float, level: float = 0.95) -> int | f
     """
     if not (math.isfinite(diff) and math.isfinite(spread)) or diff == 0 or spread == 0:
         return None
-    n = np.arange(2, SEEDS_LIMIT + 1)
+    n = np.arange(MIN_SEEDS, SEEDS_LIMIT + 1)
     half = _scipy.t.ppf(0.5 + level / 2, 2 * n - 2) * spread * np.sqrt(2 / n)
     below = np.flatnonzero(half < abs(diff))
     return int(n[below[0]]) if len(below) else math.inf

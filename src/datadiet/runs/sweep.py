@@ -300,16 +300,18 @@ def _out_of_range(record: dict) -> str | None:
 
 def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[str], None]):
     count = {"n": 0}
+    started = time.monotonic()
 
     def record(task: Task, result: dict | None, error: BaseException | None, tb: str = "") -> None:
         count["n"] += 1
+        eta = remaining_time(time.monotonic() - started, count["n"], total)
         rid = task.spec.run_id
         failure_path = out_dir / "failures" / f"{rid}.json"
         if error is None:
             write_json_atomic(out_dir / "runs" / f"{rid}.json", seal_record(result))
             failure_path.unlink(missing_ok=True)
             log(f"[{count['n']}/{total}] {task.spec.method} keep={task.spec.keep:g} seed={task.spec.train.seed}: "
-                f"test accuracy {result['test_accuracy']:.4f} ({result['wall_seconds']:.1f}s)")
+                f"test accuracy {result['test_accuracy']:.4f} ({result['wall_seconds']:.1f}s){eta}")
         else:
             record_ = {**task.spec.describe(), "error": f"{type(error).__name__}: {error}", "traceback": tb}
             write_json_atomic(failure_path, record_)
@@ -318,6 +320,17 @@ def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[st
                 f"seed={task.spec.train.seed}: {type(error).__name__}: {error} (see {failure_path}; "
                 "it is retried on the next run)")
     return record
+
+
+def remaining_time(elapsed: float, done: int, total: int) -> str:
+    """``"; about 3 min left"``: the mean time per finished run so far times the runs left ("" when none are left).
+
+    Runs of one sweep differ in size (kept fractions, budgets), so this is a rough guide, not a promise."""
+    left = total - done
+    if left <= 0 or done <= 0:
+        return ""
+    seconds = elapsed / done * left
+    return f"; about {seconds / 60:.0f} min left" if seconds >= 90 else f"; about {seconds:.0f} s left"
 
 
 def _run_local(todo: Sequence[Task], threads: int | None, record) -> None:
