@@ -374,3 +374,13 @@ def assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def smoke_reproduction(tmp_path_factory, name: str = "smoke"):
+    """``reproduce``'s smoke preset on fake MNIST files: ``(data root, results folder, summary)``."""
+    from datadiet.studies.reproduce import PRESETS, reproduce
+
+    tmp = tmp_path_factory.mktemp(name)
+    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
+    out = tmp / "results"
+    return root, out, reproduce(PRESETS["smoke"], out, data_root=str(root), log=lambda _: None)

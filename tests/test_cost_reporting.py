@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from fakes import forbid_training, learnable_splits, write_fake_mnist
+from fakes import forbid_training, learnable_splits, smoke_reproduction
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.report.tables import compute_table, compute_total, cost_rows, read_csv, record_cost
 from datadiet.runs.scoring import charge, label_cost, run_total, score_run_costs, score_tables
-from datadiet.studies.reproduce import PRESETS, build_report, reproduce
+from datadiet.studies.reproduce import build_report
 from datadiet.training import flops_per_example, init_model
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=16, epochs=3, eval_batch_size=64)
@@ -150,10 +150,7 @@ def test_an_unknown_part_makes_the_sum_unknown():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("reproduce")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    out = tmp / "results"
-    summary = reproduce(PRESETS["smoke"], out, data_root=str(root), log=lambda _: None)
+    _, out, summary = smoke_reproduction(tmp_path_factory, "reproduce")
     return out, summary
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fakes import forbid_training, run_files, write_fake_mnist
+from fakes import forbid_training, run_files, smoke_reproduction
 from datadiet.cli import main
 from datadiet.errors import DataDietError
 from datadiet.report.tables import compare_to_random, curve_table, read_csv
@@ -17,11 +17,7 @@ from datadiet.studies.reproduce import PRESETS, extra_windows, reproduce
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("smoke")
-    root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    out = tmp / "results"
-    summary = reproduce(PRESETS["smoke"], out, data_root=str(root), log=lambda _: None)
-    return root, out, summary
+    return smoke_reproduction(tmp_path_factory)
 
 
 def test_smoke_writes_every_output(smoke):
