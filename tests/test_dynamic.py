@@ -305,3 +305,16 @@ def test_the_docstring_loop_runs_and_prunes(capsys):
     assert pruner.last_seen.max() == 9 and pruner.sample_passes(9) == 1000  # the annealed last epoch is full
     assert 6000 < trained < 10 * 1000  # epochs 1..8 leave out about a quarter of the data
     assert f"trained on {trained} examples" in capsys.readouterr().out
+
+
+def test_infobatch_counts_past_epochs_without_drawing_them_again():
+    pruner = InfoBatch(40, 10, prune_ratio=0.5, seed=1)
+    rows0 = pruner.epoch_rows(0)
+    pruner.update(rows0, np.linspace(0.0, 1.0, len(rows0)))
+    rows1 = pruner.epoch_rows(1)
+    state = pruner.state_dict()
+    assert pruner.sample_passes(0) == 40 and pruner.sample_passes(1) == len(rows1) < 40  # epoch 1 pruned some
+    after = pruner.state_dict()  # asking about epoch 0 changed nothing
+    assert after["epoch"] == state["epoch"] == 1 and np.array_equal(after["rows"], state["rows"])
+    with pytest.raises(ConfigError, match="cannot be drawn again"):
+        pruner.epoch_rows(0)

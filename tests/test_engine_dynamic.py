@@ -207,6 +207,18 @@ def test_a_killed_infobatch_run_resumes_bit_identically(tmp_path, splits, uninte
     assert sum(resumed.passes_per_epoch) == resumed.cost.sample_passes == sum(whole.passes_per_epoch) - 16 * k
 
 
+def test_a_finished_infobatch_run_resumed_at_its_end_stays_there(tmp_path, splits, uninterrupted):
+    """Resumed from its own last checkpoint, the run trains nothing: it reports the step it stands at (not the budget's
+    upper bound), and a hook beyond that step is an error rather than silently skipped."""
+    config, end = TrainConfig(**INFOBATCH), uninterrupted
+    train(config, splits, checkpoint_dir=tmp_path, checkpoint_steps=[end], evaluate_test=False)
+    again = train(config, splits, start_from=StartFrom.from_checkpoint(tmp_path, end), evaluate_test=False)
+    assert again.steps == end and sum(again.passes_per_epoch) == 0
+    with pytest.raises(ConfigError):
+        train(config, splits, start_from=StartFrom.from_checkpoint(tmp_path, end), hooks={end + 1: lambda m, s: None},
+              evaluate_test=False)
+
+
 def test_a_dynamic_run_cannot_resume_from_a_checkpoint_without_its_pruner(tmp_path, splits):
     train(TrainConfig(epochs=1, **TINY), splits, checkpoint_dir=tmp_path, checkpoint_steps=[5], evaluate_test=False)
     with pytest.raises(ConfigError, match="pruner"):

@@ -126,11 +126,17 @@ class InfoBatch:
         self._epoch: int | None = None  # the epoch whose rows and weights are drawn
         self._rows = np.empty(0, dtype=np.int64)
         self._weight = np.ones(n, dtype=np.float32)
+        self._drawn: dict[int, int] = {}  # epoch → rows it drew (so sample_passes can answer for past epochs)
 
     def epoch_rows(self, epoch: int) -> np.ndarray:
         """The rows to train on in ``epoch``, in a random order: drawn from the losses recorded so far at the
-        first call for this epoch; later calls for the same epoch return the same rows."""
+        first call for this epoch; later calls for the same epoch return the same rows. Epochs go forward only:
+        an earlier epoch's draw depended on losses since overwritten, so it cannot be drawn again."""
         _check_epoch(epoch, self.epochs)
+        if self._epoch is not None and epoch < self._epoch:
+            raise ConfigError(f"InfoBatch.epoch_rows({epoch}) after epoch {self._epoch}: each epoch is drawn from the "
+                              "losses recorded so far, so an earlier epoch cannot be drawn again (and drawing it would "
+                              "change what the current epoch prunes).")
         if epoch != self._epoch:
             self._draw(epoch)
         return self._rows.copy()
@@ -154,7 +160,13 @@ class InfoBatch:
         self.last_seen[rows] = self._epoch
 
     def sample_passes(self, epoch: int, batch_size: int | None = None) -> int:
-        """Examples trained on in ``epoch`` (forward + backward); with ``batch_size``, as cut by :func:`batches`."""
+        """Examples trained on in ``epoch`` (forward + backward); with ``batch_size``, as cut by :func:`batches`.
+
+        A past epoch is answered from what it drew, never drawn again (that would change the pruner's state); a
+        later epoch is drawn, as ``epoch_rows`` would."""
+        _check_epoch(epoch, self.epochs)
+        if epoch in self._drawn and epoch != self._epoch:
+            return _trained(self._drawn[epoch], batch_size)
         return _trained(len(self.epoch_rows(epoch)), batch_size)
 
     def well_learned(self, epoch: int) -> np.ndarray:
@@ -175,6 +187,7 @@ class InfoBatch:
         self._weight[candidates[kept[candidates]]] = 1.0 / (1.0 - self.prune_ratio)
         self._rows = rng.permutation(np.flatnonzero(kept)).astype(np.int64)
         self._epoch = epoch
+        self._drawn[epoch] = len(self._rows)
 
     def _require_epoch(self, method: str) -> None:
         if self._epoch is None:

@@ -178,7 +178,9 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
         record.end_of_epoch(batch, quiet=bar.active)
         last = batch
     bar.close()
-    steps = end if last is None else last.step
+    # No batch trained (a run resumed at its last step, or a dynamic run whose epochs ended before ``end``): it
+    # stands where it started, not at the budget's upper bound.
+    steps = start if last is None else last.step
     record.raise_if_diverged(steps)
     seconds = time.perf_counter() - clock
     _check_reached(checkpoint_steps, hooks, steps, config)
