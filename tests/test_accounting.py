@@ -1,5 +1,6 @@
 """Compute accounting (datadiet.training.accounting): Cost sums and JSON, FLOPs per example by hand."""
 import json
+import math
 import warnings
 
 import pytest
@@ -29,6 +30,8 @@ def test_a_cost_goes_to_json_and_back_with_null_for_unknown_flops():
     assert json.loads(json.dumps(Cost(1, 2, None, 0.5).to_dict()))["flops"] is None
     with pytest.raises(ConfigError, match="flopz"):
         Cost.from_dict({"flopz": 1})
+    unknown_wall = Cost(3, 0, None, math.nan).to_dict()  # an unknown wall time is null too, and stays unknown
+    assert unknown_wall["wall_seconds"] is None and math.isnan(Cost.from_dict(unknown_wall).wall_seconds)
 
 
 def test_cost_from_per_example_counts():

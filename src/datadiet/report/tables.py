@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..config import TrainConfig
+from ..runs.scoring import cost_in
+from ..training.accounting import Cost
 from ..io import atomic_path
 from ..stats import compare_groups, holm, p_value_verdict, summarize
 
@@ -158,13 +161,9 @@ def cost_rows(records: Iterable[dict], per_example: Sequence[int] | None = None)
 
 
 def sum_costs(costs: Iterable[dict]) -> dict:
-    """The sum of costs; FLOPs None and wall time NaN where any part is unknown."""
-    costs = list(costs)
-    flops = [c.get("flops") for c in costs]
-    return {"sample_passes": sum(int(c["sample_passes"]) for c in costs),
-            "forward_passes": sum(int(c.get("forward_passes") or 0) for c in costs),
-            "flops": None if any(f is None for f in flops) else sum(int(f) for f in flops),
-            "wall_seconds": float(sum(_wall(c) for c in costs))}
+    """The sum of costs (JSON entries, other keys ignored), added as :class:`Cost` adds: FLOPs None and wall time
+    NaN where any part is unknown."""
+    return asdict(sum((cost_in(c) for c in costs), Cost()))
 
 
 def _wall(cost: dict) -> float:

@@ -38,6 +38,7 @@ from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
 from ..scores.store import ScoreTable, load_scores, save_scores
 from ..training import Cost, flops_per_example, train
+from ..training.accounting import FIELDS as COST_FIELDS
 from .identity import identity
 
 
@@ -331,19 +332,9 @@ def run_cost_path(cache: Path) -> Path:
     return cache.with_name(cache.name.removesuffix(".npz") + ".cost.json")
 
 
-def cost_json(cost: Cost) -> dict:
-    """A Cost as JSON: an unknown FLOP count or wall time (NaN) is null."""
-    wall = cost.wall_seconds
-    return {"sample_passes": cost.sample_passes, "forward_passes": cost.forward_passes, "flops": cost.flops,
-            "wall_seconds": None if wall is None or not np.isfinite(wall) else round(float(wall), 3)}
-
-
-def cost_of_json(data: dict) -> Cost:
-    """The Cost of :func:`cost_json` (a null wall time becomes NaN, which makes every sum it enters unknown)."""
-    wall = data.get("wall_seconds")
-    flops = data.get("flops")
-    return Cost(int(data.get("sample_passes", 0)), int(data.get("forward_passes", 0)),
-                None if flops is None else int(flops), float("nan") if wall is None else float(wall))
+def cost_in(entry: dict) -> Cost:
+    """The Cost held by a JSON entry that may also carry other keys (a scoring pass's score and step)."""
+    return Cost.from_dict({k: entry[k] for k in COST_FIELDS if k in entry})
 
 
 def scoring_pass(name: str, n: int, per_example: tuple[int, int] | None, seconds: float) -> Cost:
@@ -358,11 +349,11 @@ def measured_run_cost(training: Cost, steps: dict[float, int], stop: int, second
     """The cost record of a score run just trained to step ``stop`` in ``seconds``, scoring at ``steps`` (epoch →
     step): ``training`` (the engine's count of its passes and FLOPs) with the run's wall time less its scoring,
     and one entry per (score, step) scored, with its seconds."""
-    scoring = [{"score": name, "step": step, **cost_json(scoring_pass(name, n, per_example, t))}
+    scoring = [{"score": name, "step": step, **scoring_pass(name, n, per_example, t).to_dict()}
                for (name, step), t in sorted(scored.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
     train_wall = max(0.0, seconds - sum(scored.values()))
     return {"format": COST_FORMAT, "stop": stop, "per_example": None if per_example is None else list(per_example),
-            "training": cost_json(Cost(training.sample_passes, 0, training.flops, train_wall)), "scoring": scoring,
+            "training": Cost(training.sample_passes, 0, training.flops, train_wall).to_dict(), "scoring": scoring,
             "steps_by_epoch": _steps_by_epoch(steps)}
 
 
@@ -374,10 +365,10 @@ def planned_run_cost(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int,
     batch = train_cfg.plan(train_size=n).batch
     training = Cost(stop * batch, 0, None if per_example is None else stop * batch * per_example[0], float("nan"))
     names = [name for name in score_cfg.scores if score_spec(name).kind == "model"]
-    scoring = [{"score": name, "step": step, **cost_json(scoring_pass(name, n, per_example, float("nan")))}
+    scoring = [{"score": name, "step": step, **scoring_pass(name, n, per_example, float("nan")).to_dict()}
                for step in sorted(set(steps.values())) for name in names]
     return {"format": COST_FORMAT, "stop": stop, "per_example": None if per_example is None else list(per_example),
-            "training": cost_json(training), "scoring": scoring, "steps_by_epoch": _steps_by_epoch(steps),
+            "training": training.to_dict(), "scoring": scoring, "steps_by_epoch": _steps_by_epoch(steps),
             "planned": True}
 
 
@@ -405,12 +396,12 @@ def label_cost(record: dict, label: ScoreLabel | str) -> Cost:
     label = ScoreLabel.parse(str(label))
     if label.kind == "static":
         return Cost()
-    training, stop = cost_of_json(record["training"]), int(record["stop"])
+    training, stop = cost_in(record["training"]), int(record["stop"])
     if label.kind == "history":
         return training
     step = _step_of(record, label)
     share = _scaled(training, step / stop) if stop else Cost(0, 0, training.flops, 0.0)
-    scoring = [cost_of_json(e) for e in record["scoring"] if e["score"] == label.name and e["step"] == step]
+    scoring = [cost_in(e) for e in record["scoring"] if e["score"] == label.name and e["step"] == step]
     return share + sum(scoring)
 
 
@@ -425,23 +416,23 @@ def _step_of(record: dict, label: ScoreLabel) -> int:
 
 def run_total(record: dict) -> Cost:
     """Everything score run ``record`` cost: its training and each scoring pass, each counted once."""
-    return cost_of_json(record["training"]) + sum((cost_of_json(e) for e in record["scoring"]), Cost())
+    return cost_in(record["training"]) + sum((cost_in(e) for e in record["scoring"]), Cost())
 
 
 def charge(records: Sequence[dict], label: ScoreLabel | str | None = None) -> dict:
-    """What score runs ``records`` cost as JSON (:func:`cost_json`) with ``runs`` (how many) and
+    """What score runs ``records`` cost as JSON (:meth:`Cost.to_dict`) with ``runs`` (how many) and
     ``pass_equivalents`` (:func:`pass_equivalents`): what ``label`` needed of them (:func:`label_cost`), or with
     no label everything they did (:func:`run_total`)."""
     costs = [run_total(r) if label is None else label_cost(r, label) for r in records]
     equivalents = sum(pass_equivalents(c, r.get("per_example")) for c, r in zip(costs, records))
     needed = label is None or ScoreLabel.parse(str(label)).kind != "static"  # input_norm needs no score run
-    return {"runs": len(records) if needed else 0, **cost_json(sum(costs, Cost())), "pass_equivalents": equivalents}
+    return {"runs": len(records) if needed else 0, **sum(costs, Cost()).to_dict(), "pass_equivalents": equivalents}
 
 
 def add_charges(charges: Sequence[dict]) -> dict:
     """The sum of :func:`charge` results (the score draws of one method, say)."""
-    total = sum((cost_of_json(c) for c in charges), Cost())
-    return {"runs": sum(int(c["runs"]) for c in charges), **cost_json(total),
+    total = sum((cost_in(c) for c in charges), Cost())
+    return {"runs": sum(int(c["runs"]) for c in charges), **total.to_dict(),
             "pass_equivalents": sum(float(c["pass_equivalents"]) for c in charges)}
 
 

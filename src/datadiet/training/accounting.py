@@ -11,6 +11,7 @@ input that needs no gradient gets none: the first layer's backward computes only
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -54,17 +55,22 @@ class Cost:
         return self if other == 0 else NotImplemented  # sum(costs) starts from 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: an unknown FLOP count becomes null."""
-        return asdict(self)
+        """The one JSON form of a cost: an unknown FLOP count or wall time (None, NaN) becomes null."""
+        wall = self.wall_seconds
+        return {**asdict(self), "wall_seconds": None if wall is None or not math.isfinite(wall) else wall}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Cost":
-        unknown = set(data) - {"sample_passes", "forward_passes", "flops", "wall_seconds"}
+        """The Cost of :meth:`to_dict`; a null wall time becomes NaN, which makes every sum it enters unknown."""
+        unknown = set(data) - set(FIELDS)
         if unknown:
             raise ConfigError(f"Unknown cost fields: {sorted(unknown)}.")
-        flops = data.get("flops", None)
+        flops, wall = data.get("flops", None), data.get("wall_seconds", 0.0)
         return cls(int(data.get("sample_passes", 0)), int(data.get("forward_passes", 0)),
-                   None if flops is None else int(flops), float(data.get("wall_seconds", 0.0)))
+                   None if flops is None else int(flops), math.nan if wall is None else float(wall))
+
+
+FIELDS = ("sample_passes", "forward_passes", "flops", "wall_seconds")  # a cost's keys in every JSON record
 
 
 def cost(sample_passes: int, forward_passes: int = 0, wall_seconds: float = 0.0,
