@@ -68,7 +68,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     record = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
               "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
     check_recipe(train_cfg, splits.train)  # a model that is unknown or does not fit the data: refused here
-    check_fits(train_cfg, splits.train)
     positions = None
     if args.subset_file:
         positions = load_subset(args.subset_file, splits.train)
@@ -116,42 +115,6 @@ def steps_in_words(train_cfg: TrainConfig, steps: int, n_run: int, n_full: int) 
     return f"{steps} steps ({budget}{steps * plan.batch / n_run:.3g} passes over this {n_run:,}-example subset)"
 
 
-def check_fits(train_cfg: TrainConfig, train_set) -> None:
-    """Refuse a built-in model that cannot run on this data, before anything is written: a conv net on feature
-    vectors, or images smaller than its pooling allows (a 2x2 image through the small CNN's two 2x2 max-pools).
-    User models are run on one example by models.check_model instead."""
-    import torch
-
-    from .models import build_model, model_factory
-
-    if model_factory(train_cfg.model).user:
-        return
-    with torch.random.fork_rng(devices=[]):  # building draws weights: leave the global RNG as it was
-        model = build_model(train_cfg.model, num_classes=train_set.num_classes, in_channels=train_set.shape[0],
-                            width=train_cfg.width, input_shape=tuple(train_set.shape))
-    if train_set.is_features or _runs_on(model, train_set.shape):
-        return
-    c, h, w = train_set.shape
-    side = next((s for s in range(max(h, w) + 1, 513) if _runs_on(model, (c, s, s))), None)
-    need = f"images of at least {side}x{side} pixels" if side else "larger images"
-    raise ConfigError(f"Model {train_cfg.model!r} needs {need}, but this data holds {h}x{w} images: its pooling "
-                      f"shrinks them to nothing. Give --resize {side or 32} {side or 32} (image folders), larger "
-                      "images, or a model that takes them (--model mlp, or your own package.module:factory).")
-
-
-def _runs_on(model, shape) -> bool:
-    """Whether ``model`` (in eval mode) maps one all-zero example of ``shape`` to outputs."""
-    import torch
-
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *shape))
-    except RuntimeError:
-        return False
-    return True
-
-
 def _train_into(out: Path, train_cfg: TrainConfig, splits, positions, checkpoint_steps):
     """Train with checkpoints in ``out``; if training diverges, say what the folder keeps."""
     from .training import train
@@ -178,7 +141,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     score_cfg = from_arguments(ScoreConfig, args)
     splits = load_data(data_cfg)
     check_recipe(train_cfg, splits.train)  # before the score folder is made
-    check_fits(train_cfg, splits.train)
     _say(f"scoring {len(splits.train)} examples of {splits.name} with {score_cfg.runs} runs of {train_cfg.model}: "
          f"{', '.join(score_cfg.scores)} at epochs {', '.join(f'{e:g}' for e in score_cfg.score_epochs)}")
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
@@ -309,14 +271,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _check_own_data_fits(setting, data_root: str | None) -> None:
-    """For data you brought, refuse a built-in model that cannot take it (see :func:`check_fits`) before a results
+    """For data you brought, refuse a model that cannot take it (``models.check_model``) before a results
     folder is made; built-in datasets (28 and 32 px) fit every built-in model."""
     if not is_user_data(setting.data.dataset):
         return
     from .data import load_data
+    from .runs.sweep import check_recipe
 
     data = replace(setting.data, data_root=data_root) if data_root else setting.data
-    check_fits(setting.train, load_data(data).train)  # folders load from their cache: milliseconds
+    check_recipe(setting.train, load_data(data).train)  # folders load from their cache: milliseconds
 
 
 def _preset_name(args: argparse.Namespace) -> str:

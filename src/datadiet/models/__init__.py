@@ -66,17 +66,35 @@ def build_model(name: str, *, num_classes: int, in_channels: int, width: float =
 
 def check_model(name: str, *, num_classes: int, input_shape: Sequence[int], width: float = 1.0) -> None:
     """Refuse model ``name`` for data of ``num_classes`` classes and examples of ``input_shape``, before a command
-    writes anything: a built-in is only looked up, a user model is built once and run on one example (see
-    :func:`~datadiet.models.user.check_user_model`), on a forked RNG so that nothing later changes.
+    writes anything. The model is built once, on a forked RNG so that nothing later changes: a user model is run on
+    one example as it is built (:func:`~datadiet.models.user.check_user_model`); a built-in one is run on one
+    all-zero image, which catches images smaller than its pooling allows (2x2 through the small CNN's two max-pools).
 
     Raises:
-        UnknownNameError, ModelFactoryError, ConfigError: as :func:`build_model`.
+        UnknownNameError, ModelFactoryError, ConfigError: as :func:`build_model`, or images too small.
     """
-    if not model_factory(name).user:
-        return
+    shape = tuple(int(d) for d in input_shape)
     with torch.random.fork_rng(devices=[]):
-        build_model(name, num_classes=num_classes, in_channels=int(input_shape[0]), width=width,
-                    input_shape=tuple(input_shape))
+        model = build_model(name, num_classes=num_classes, in_channels=shape[0], width=width, input_shape=shape)
+    if model_factory(name).user or len(shape) == 1 or _runs_on(model, shape):
+        return
+    c, h, w = shape
+    side = next((s for s in range(max(h, w) + 1, 513) if _runs_on(model, (c, s, s))), None)
+    need = f"images of at least {side}x{side} pixels" if side else "larger images"
+    raise ConfigError(f"Model {name!r} needs {need}, but this data holds {h}x{w} images: its pooling shrinks them "
+                      f"to nothing. Give --resize {side or 32} {side or 32} (image folders), larger images, or a "
+                      "model that takes them (--model mlp, or your own package.module:factory).")
+
+
+def _runs_on(model: nn.Module, shape: Sequence[int]) -> bool:
+    """Whether ``model`` (in eval mode) maps one all-zero example of ``shape`` to outputs."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *shape))
+    except RuntimeError:
+        return False
+    return True
 
 
 __all__ = ["MLP", "MODELS", "ModelBuilder", "ModelFactoryError", "SmallCNN", "build_model", "check_model", "mlp",
