@@ -11,7 +11,7 @@ from datadiet.report.pruning import write_pruning_report
 from datadiet.report.tables import read_csv
 from datadiet.runs.sweep import task_for
 from datadiet.selection import class_counts, short_classes
-from datadiet.studies.common import plan_class_counts
+from datadiet.runs.plan import plan_class_counts
 from datadiet.studies.reproduce import plan_classes, write_plan
 
 

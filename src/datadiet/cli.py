@@ -32,7 +32,7 @@ from .io import folder_lock, write_json_atomic
 # command that uses it, so that `datadiet --help`, `--version` and a refused flag answer at once.  cli is the top
 # layer, so these imports point down the stack like any other (tests/test_layers.py checks them, in functions too).
 # The module-level names that tests replace are looked up through `_lazy`.
-_LAZY = {"MODULES": ("studies", "MODULES"), "run_analysis": ("studies", "run_analysis")}
+_LAZY = {"MODULES": ("studies", "MODULES"), "run_study": ("studies", "run_study")}
 
 
 def _lazy(name: str):
@@ -257,16 +257,16 @@ def _scored_data(table, args: PruneConfig) -> DataConfig:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce Kirsch (2023) Figs. 1-3 / Data Diet Fig. 1: score, prune, retrain, test against random, report."""
-    from .studies import reproduce as reproduction
+    from .runs.workspace import Workspace
+    from .studies import reproduce as reproduction, run_study
 
     preset = _preset_name(args)
     if preset not in reproduction.PRESETS:
         raise unknown_name("preset", preset, tuple(reproduction.PRESETS))
     config = _configured(reproduction, preset, args)
-    out = Path(args.out or f"results/{preset}")
-    _check_own_data_fits(config.setting, _execution(args).data_root)
-    summary = reproduction.reproduce(config, out, **_execution(args).where(), log=_say)
-    _say_summary(summary, out)
+    ws = Workspace(Path(args.out or f"results/{preset}"), _execution(args), log=_say)
+    _check_own_data_fits(config.setting, ws.execution.data_root)
+    _say_summary(run_study(reproduction.NAME, config, ws), ws.root)
     return 0
 
 
@@ -293,16 +293,18 @@ def _preset_name(args: argparse.Namespace) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild the tables, figures and report of a results folder (or the report of an analyses workspace)."""
+    """Rebuild the tables, figures and report of a results folder (a reproduction, analyses, or both)."""
     from .studies import build_workspace_report
-    from .studies import reproduce as reproduction
 
     folder = Path(args.folder)
-    if (folder / "workspace.json").is_file():
-        markdown = build_workspace_report(folder)
-        _say(f"report: {markdown} and {markdown.with_suffix('.html')}")
-        return 0
-    _say_summary(reproduction.build_report(folder, extra_seeds=args.extra_seeds, log=_say), folder)
+    if not folder.is_dir():
+        raise DataDietError(f"{folder} is not a folder; point `datadiet report` at the --out folder of "
+                            "`datadiet reproduce` or `datadiet analyze`.")
+    report = build_workspace_report(folder, extra_seeds=args.extra_seeds, log=_say)
+    for summary in report.summaries.values():
+        _say_summary(summary, folder)
+    if not report.summaries:
+        _say(f"report: {report.markdown} and {report.markdown.with_suffix('.html')}")
     return 0
 
 
@@ -387,7 +389,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .runs.workspace import Workspace
     from .studies import get_analysis
 
-    ws = Workspace(Path(args.out), **_execution(args).where(), log=_say)
+    ws = Workspace(Path(args.out), _execution(args), log=_say)
     names = list(_lazy("MODULES")) if args.analysis == "all" else [args.analysis]
     for name in names:
         module = get_analysis(name)
@@ -401,8 +403,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             _say(f"== {name} ({args.preset}): skipped, {reason} ==")
             continue
         _say(f"== {name} ({args.preset}) ==")
-        _check_own_data_fits(config.setting, ws.data_root)
-        summary = _lazy("run_analysis")(name, config=config, workspace=ws)
+        _check_own_data_fits(config.setting, ws.execution.data_root)
+        summary = _lazy("run_study")(name, config, ws)
         for line in summary.get("findings", []):
             _say(f"  - {line.replace('**', '')}")
     _say(f"report: {ws.root / 'report.md'} and {ws.root / 'report.html'}")
@@ -477,7 +479,7 @@ def _width_checked(train: TrainConfig, width_given: bool) -> TrainConfig:
 
 
 def _execution(args: argparse.Namespace):
-    from .runs.workspace import Execution
+    from .runs.sweep import Execution
 
     return from_arguments(Execution, args)
 
@@ -552,7 +554,7 @@ def _prune_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
 
 
 def _reproduce_arguments(p: argparse.ArgumentParser, wanted: Wanted) -> None:
-    from .runs.workspace import Execution
+    from .runs.sweep import Execution
     from .studies import reproduce as reproduction
 
     p.add_argument("preset_positional", nargs="?", metavar="PRESET", help=argparse.SUPPRESS)
@@ -617,7 +619,7 @@ def _add_analysis_flags(q: argparse.ArgumentParser, module, preset: str) -> None
     """The flags of ``analyze NAME``: preset, workspace, where runs execute, the analysis's own options and its
     setting's data and recipe (those its own options and the old spellings do not take)."""
     from .runs.presets import PRESETS as SETTINGS
-    from .runs.workspace import Execution
+    from .runs.sweep import Execution
 
     q.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {', '.join(SETTINGS)} where the analysis has "
                    "it (smoke: seconds; quick: CPU, <= 15 min; paper: GPUs)")

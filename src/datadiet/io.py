@@ -349,7 +349,7 @@ def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterato
 
 
 # What a command writes into its results folder before its first result: removed with the folder it created.
-BEFORE_RESULTS = (LOCK_NAME, "config.json", "workspace.json")
+BEFORE_RESULTS = (LOCK_NAME, "config.json", "workspace.json", "plan.json")
 
 
 def _outermost_missing(folder: Path) -> Path | None:
@@ -364,13 +364,14 @@ def _outermost_missing(folder: Path) -> Path | None:
 
 def _remove_if_unused(folder: Path, made: Path) -> None:
     """Remove ``folder`` and the empty parents up to ``made`` when it holds nothing but :data:`BEFORE_RESULTS`
-    and empty folders; a folder with anything else in it (a result, a checkpoint, a user's file) stays."""
+    (at any depth: a study's own folder holds its config.json) and empty folders; a folder with anything else in it (a result, a checkpoint, a user's file) stays."""
     try:
         entries = list(folder.rglob("*"))
-        if any(not p.is_dir() and (p.parent != folder or p.name not in BEFORE_RESULTS) for p in entries):
+        if any(not p.is_dir() and p.name not in BEFORE_RESULTS for p in entries):
             return
-        for name in BEFORE_RESULTS:
-            (folder / name).unlink(missing_ok=True)
+        for path in entries:  # a study writes its config.json into its own folder (reproduce/config.json)
+            if not path.is_dir():
+                path.unlink(missing_ok=True)
         for sub in sorted((p for p in entries if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
             sub.rmdir()
         for path in (folder, *folder.parents):

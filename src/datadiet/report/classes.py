@@ -3,7 +3,7 @@
 A score can rank one class far above the others (EL2N ranks ambiguous classes hard, forgetting ties at zero on
 easy ones), so "keep the hardest 30 %" may keep almost nothing of some class. The accuracy curves alone do not
 show why a method lost; the counts do. The input is what ``plan.json`` records under ``classes`` (see
-``studies.common.plan_class_counts``) with the plan's runs: nothing is recomputed from the data.
+``runs.plan.plan_class_counts``) with the plan's runs: nothing is recomputed from the data.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def class_count_markdown(rows: list[dict], warnings: list[str]) -> list[str]:
     """The report's section: the warnings, then kept examples per class for each method and fraction."""
     if not rows:
         return []
-    out = ["## Kept examples per class", ""]
+    out = ["### Kept examples per class", ""]
     out += [f"- **Warning**: {w}." for w in warnings] + ([""] if warnings else [])
     points = _by_point(rows)
     if len(points[0]) <= WIDE_LIMIT:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataDietError
-from ..io import write_json_atomic
+from ..io import write_json_atomic, write_text_atomic
 from ..stats import MIN_SEEDS, VERDICTS, interval_cell, interval_text, seeds_text, spearman_matrix, verdict_phrase
 from . import figures
 from .classes import class_count_markdown, class_count_rows, class_warnings
-from .markdown import markdown_table, write_markdown_and_html
+from .markdown import markdown_table
 from .tables import (compare_to_random, compute_table, compute_total, cost_rows, curve_table, flatten_results,
                      holm_family_size, interval_coverage, point_label, write_csv)
 
@@ -67,8 +67,8 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
     write_json_atomic(folder / "summary.json", summary)
     class_lines = class_count_markdown(class_rows, summary["class_warnings"])
     compute_lines = compute_markdown(compute_rows, summary["compute"], config)
-    write_markdown_and_html(folder, "report", _markdown(folder, config, curve, versus, names, rho, summary, class_lines,
-                                                        compute_lines), title="datadiet report")
+    write_text_atomic(folder / "section.md", _markdown(folder, config, curve, versus, names, rho, summary,
+                                                       class_lines, compute_lines))
     return summary
 
 
@@ -82,6 +82,8 @@ def describe_accounting(accounting: dict) -> list[str]:
         verb = "included" if accounting.get("included_extra_seeds") else "left out (--extra-seeds include adds them)"
         lines.append(f"{len(accounting['extra'])} runs of this experiment with evaluation seeds beyond the plan: "
                      f"{verb}")
+    if accounting.get("other_studies"):
+        lines.append(f"{len(accounting['other_studies'])} runs of the workspace's other studies left out")
     if accounting.get("foreign"):
         lines.append(f"{len(accounting['foreign'])} run files of another experiment (other data, recipe or subset) "
                      f"left out: {', '.join(accounting['foreign'][:3])}{' ...' if len(accounting['foreign']) > 3 else ''}")
@@ -268,7 +270,9 @@ def _p_cell(p: float) -> str:
 
 
 def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=(), compute_lines=()) -> str:
-    out = [f"# datadiet report: {config.get('title', folder.name)}", ""]
+    """The section (``section.md``): headings one level below the workspace report's, figures linked from it."""
+    here = folder.name  # report.md lies in the workspace above the study's folder
+    out = [f"## Pruning curves: {config.get('title', folder.name)}", ""]
     if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
         out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
                 f"({len(summary['class_warnings'])} cases; see *Kept examples per class* below).", ""]
@@ -278,32 +282,32 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
             out += [line, ""]
     else:
         out += ["No score was compared with random (no random runs at the scores' kept fractions).", ""]
-    out += ["## Findings", ""]
+    out += ["### Findings", ""]
     out += [f"- {line}" for line in _finding_lines(summary, versus)]
     if summary["full_data_accuracy"] is not None:
         out += [f"- Full data: final test accuracy {summary['full_data_accuracy']:.4f}."]
     out += ["", f"Aggregated {summary['runs']['aggregated']} runs of this experiment's plan."]
     out += [f"- {line[0].upper()}{line[1:]}." for line in describe_accounting(summary["runs"])]
-    out += ["", "## Pruning curves", "", f"![pruning curves]({FIGURES['curve']})", ""]
+    out += ["", "### Pruning curves", "", f"![pruning curves]({here}/{FIGURES['curve']})", ""]
     if _has_offsets(curve):
-        out += [f"![offset sweeps]({FIGURES['offsets']})", ""]
+        out += [f"![offset sweeps]({here}/{FIGURES['offsets']})", ""]
     out += markdown_table([{"method": r["method"], "subset": point_label(r), "runs": r["n"], "mean acc.": f"{r['mean']:.4f}",
                             "16th pct": f"{r['p16']:.4f}", "84th pct": f"{r['p84']:.4f}"} for r in curve], limit=len(curve))
-    out += ["", "## Difference to random (same kept fraction)", ""]
+    out += ["", "### Difference to random (same kept fraction)", ""]
     with_runs = summary["not_resolved"] > 0
     out += markdown_table([_difference_row(v, with_runs) for v in versus], limit=len(versus))
     if versus:
         out += ["", _table_legend(summary["holm_comparisons"])]
     if len(names) > 1:
-        out += ["", "## Rank correlations of the scores (Spearman)", "", f"![spearman]({FIGURES['spearman']})", "",
+        out += ["", "### Rank correlations of the scores (Spearman)", "", f"![spearman]({here}/{FIGURES['spearman']})", "",
                 "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         out += [f"| {n} | " + " | ".join(f"{rho[i, j]:.2f}" for j in range(len(names))) + " |"
                 for i, n in enumerate(names)]
     if summary["spearman_grand_init_input_norm"] is not None:
-        out += ["", "## GraNd at initialization against input norm", "", f"![scatter]({FIGURES['scatter']})"]
+        out += ["", "### GraNd at initialization against input norm", "", f"![scatter]({here}/{FIGURES['scatter']})"]
     out += ["", *class_lines] if class_lines else []
     out += ["", *compute_lines] if compute_lines else []
-    out += ["", "## Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
+    out += ["", "### Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
     return "\n".join(out)
 
 
@@ -316,7 +320,7 @@ COMPUTE_COLUMNS = ("method", "keep", "offset", "runs", "train_passes", "train_of
 def compute_markdown(rows: list[dict], total: dict, config: dict) -> list[str]:
     """The report's *Compute* section: what each point's training cost, with and without the score runs that
     chose its subsets, what the whole experiment cost, and what the step budget means for the saving."""
-    out = ["## Compute", "", budget_sentence(config.get("train", {})), ""]
+    out = ["### Compute", "", budget_sentence(config.get("train", {})), ""]
     out += markdown_table([_compute_cell(r) for r in rows], limit=len(rows))
     out += ["", "*training*: means over the point's runs of the examples through forward + backward (sample passes), "
             "as a fraction of the full-data run's, estimated FLOPs and the training loop's wall seconds. *with scoring*: "

@@ -1,4 +1,11 @@
-"""`datadiet migrate FOLDER`: carry finished runs of a datadiet 0.1 folder over to 0.2's run identity.
+"""`datadiet migrate FOLDER`: carry the finished runs of an older results folder over to this version.
+
+A `reproduce` folder of datadiet 0.3 or earlier (``runs/``, ``scores/`` and ``config.json`` at its top) is moved into
+the workspace layout every study shares: ``runs/`` → ``sweep/runs/``, the score draws → ``scores/<identity>/``,
+``config.json`` and ``plan.json`` → ``reproduce/``.  Nothing is trained again; the report is rebuilt by the next
+`datadiet report` or `datadiet reproduce`.
+
+Then, for folders of datadiet 0.1:
 
 0.2 identifies every result with :func:`datadiet.runs.identity.identity`, which leaves the device out (0.1 kept
 it in) and renames two score-config fields (``score`` → ``scores``, ``epoch`` → ``score_epochs``).  Without
@@ -27,8 +34,10 @@ import numpy as np
 from ..config import DataConfig, TrainConfig, from_dict
 from ..errors import DataDietError
 from ..io import RESULT_MARKERS, atomic_path, folder_lock, is_results_folder, read_npz, write_json_atomic
+from ..methods import Method
 from ..scores.registry import ScoreLabel
-from .scoring import ScoreConfig, run_cache_name, scoring_schedule
+from .scoring import ScoreConfig, draw_seed, run_cache_name, scoring_schedule
+from .workspace import score_key
 from .sweep import CHECKSUM_KEY, RunSpec, record_checksum, seal_record
 
 RENAMED_SCORE_FIELDS = {"score": "scores", "epoch": "score_epochs"}
@@ -56,9 +65,10 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
             "`datadiet score`.")
     report = MigrationReport()
     with folder_lock(folder, "datadiet migrate"):
-        for runs in (folder / "runs", folder / "sweep" / "runs"):
-            if runs.is_dir():
-                _migrate_sweep_runs(runs, report)
+        if _is_old_reproduce_folder(folder):
+            _move_into_workspace_layout(folder, log)
+        if (folder / "sweep" / "runs").is_dir():
+            _migrate_sweep_runs(folder / "sweep" / "runs", report)
         for config in sorted(folder.rglob("score_config.json")):
             _migrate_score_runs(config.parent, report)
     log(f"migrate: {report.runs_moved} evaluation runs renamed ({report.runs_current} already current), "
@@ -67,6 +77,67 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
         + (f"; {report.runs_damaged} damaged run files left as they were (a re-run trains them again)"
            if report.runs_damaged else ""))
     return report
+
+
+STUDY = "reproduce"  # the study whose folder an old reproduce folder becomes
+# What an old reproduce folder kept at its top besides runs and scores (the report rebuilds the tables and figures)
+OLD_STUDY_FILES = ("config.json", "plan.json", "summary.json", "results.csv", "curve.csv", "vs_random.csv",
+                   "spearman.csv", "class_counts.csv", "compute.csv", "pruning_curve.png", "offset_curve.png",
+                   "spearman.png", "grand_init_vs_input_norm.png")
+
+
+def _is_old_reproduce_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "runs").is_dir() and not (folder / "workspace.json").is_file()
+
+
+def _move_into_workspace_layout(folder: Path, log: Callable[[str], None]) -> None:
+    """Move an old reproduce folder's runs, score draws and study files where the workspace layout keeps them.
+    Every step is a rename within the folder; a move interrupted half-way is finished by running migrate again."""
+    record = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    study = folder / STUDY
+    study.mkdir(exist_ok=True)
+    for kind in ("runs", "failures"):
+        if (folder / kind).is_dir():
+            target = folder / "sweep" / kind
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted((folder / kind).glob("*.json")):
+                os.replace(path, target / path.name)
+            _remove_if_empty(folder / kind)
+    record["score_folders"] = _move_score_draws(folder, record)
+    write_json_atomic(study / "config.json", record)
+    for name in OLD_STUDY_FILES:
+        if (folder / name).is_file():
+            os.replace(folder / name, study / name)
+    write_json_atomic(folder / "workspace.json", {"kind": "datadiet workspace", "migrated_from": "reproduce folder"})
+    log(f"migrate: moved {folder}'s runs into sweep/runs, its score draws into scores/<identity> and its plan and "
+        f"config into {STUDY}/ (the workspace layout of this version)")
+
+
+def _move_score_draws(folder: Path, record: dict) -> list[str]:
+    """Rename ``scores/`` (draw 0) and ``scores/draw-<d>`` to the score folders the reproduce study looks up
+    (:func:`~datadiet.runs.workspace.score_key`); returns them relative to ``folder``."""
+    scores = folder / "scores"
+    data, train = from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"])
+    runs = int(record["score_runs"])
+    labels = tuple(dict.fromkeys(Method.parse(m).label for m in record.get("methods", [])))
+    draws = min(int(record.get("score_draws") or 1), int(record.get("eval_seeds") or 1))
+    keys = [score_key(data, train, runs, draw_seed(d, runs), labels) for d in range(draws)]
+    if (scores / "score_config.json").is_file():  # not moved yet
+        staging = folder / "scores.migrating"
+        os.replace(scores, staging)
+        scores.mkdir()
+        for d in range(1, draws):
+            if (staging / f"draw-{d}").is_dir():
+                os.replace(staging / f"draw-{d}", scores / keys[d])
+        os.replace(staging, scores / keys[0])
+    return [f"scores/{key}" for key in keys]
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # something else lies there: left as it is
 
 
 def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:

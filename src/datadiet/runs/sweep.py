@@ -128,41 +128,6 @@ def load_cached(data: DataConfig):
     return load_data(data)
 
 
-def run_sweep(tasks: Sequence[Task], out_dir: str | Path, *, executor: str = "local", address: str | None = None,
-              cpus: float = 1, gpus: float = 0, threads: int | None = None, workers: int | None = None,
-              log: Callable[[str], None] = print) -> SweepOutcome:
-    """Run every task not finished yet; write each result the moment it finishes.
-
-    ``workers`` runs that many tasks at once in worker processes of the local executor (default
-    :func:`default_workers`); with ``threads`` unset each run gets an equal share of the CPU threads.
-    Results, files and resume behave exactly as with one worker: only this process writes them.
-    """
-    check_execution(executor, workers)
-    out_dir = Path(out_dir)
-    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
-    found = read_run_files(out_dir)
-    todo = [t for rid, t in unique.items() if rid not in found.records]
-    redo = [p.name for p in found.invalid if p.stem in unique]
-    log(f"sweep: {len(unique)} runs, {len(unique) - len(todo)} already finished, {len(todo)} to run "
-        f"({executor} executor)" + (f"; {len(redo)} damaged result files are run again ({', '.join(redo[:3])})"
-                                     if redo else ""))
-    failures: list[dict] = []
-    on_result = _recorder(out_dir, failures, len(todo), log)
-    if executor == "local":
-        k = default_workers(tasks) if workers is None else workers
-        if k == 1 or len(todo) < 2:
-            _run_local(todo, threads, on_result)
-        else:
-            _run_workers(todo, min(k, len(todo)), threads or max(1, torch.get_num_threads() // k), on_result)
-    else:
-        _run_ray(todo, address, cpus, gpus, threads, on_result)
-    results = load_results(out_dir)
-    wanted = set(unique)
-    return SweepOutcome(results=[r for r in results if r["run_id"] in wanted], failures=failures,
-                        skipped=len(unique) - len(todo), ran=len(todo) - len(failures))
-
-
 EXECUTORS = ("local", "ray")
 
 
@@ -172,6 +137,56 @@ def check_execution(executor: str, workers: int | None) -> None:
         raise ConfigError(f"Unknown --executor {executor!r}; use 'local' or 'ray'.")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a whole number of at least 1, got {workers!r}.")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where the data lies and where runs execute: the one set of execution options, for `reproduce`, every study
+    and every sweep. None of them changes a result (see runs.identity)."""
+
+    data_root: str | None = None   # dataset folder; None: $DATADIET_DATA, then system locations
+    device: str | None = None      # cpu, cuda, cuda:1 ...; None: the recipe's (auto)
+    executor: str = "local"        # local (this process) or ray
+    address: str | None = None     # Ray cluster address; None: start a local Ray instance
+    cpus_per_run: float = 1        # Ray: CPUs requested per run
+    gpus_per_run: float = 0        # Ray: GPUs requested per run (e.g. 0.25)
+    workers: int | None = None     # local: runs at once in worker processes; None: 1 (see runs.sweep.default_workers)
+
+    def __post_init__(self) -> None:
+        check_execution(self.executor, self.workers)
+
+
+def run_sweep(tasks: Sequence[Task], out_dir: str | Path, execution: Execution = Execution(), *,
+              threads: int | None = None, log: Callable[[str], None] = print) -> SweepOutcome:
+    """Run every task not finished yet; write each result the moment it finishes.
+
+    ``execution.workers`` runs that many tasks at once in worker processes of the local executor (default
+    :func:`default_workers`); with ``threads`` unset each run gets an equal share of the CPU threads.
+    Results, files and resume behave exactly as with one worker: only this process writes them.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    unique = {t.spec.run_id: t for t in tasks}  # the same spec twice is one run
+    found = read_run_files(out_dir)
+    todo = [t for rid, t in unique.items() if rid not in found.records]
+    redo = [p.name for p in found.invalid if p.stem in unique]
+    log(f"sweep: {len(unique)} runs, {len(unique) - len(todo)} already finished, {len(todo)} to run "
+        f"({execution.executor} executor)" + (f"; {len(redo)} damaged result files are run again "
+                                              f"({', '.join(redo[:3])})" if redo else ""))
+    failures: list[dict] = []
+    on_result = _recorder(out_dir, failures, len(todo), log)
+    if execution.executor == "local":
+        k = default_workers(tasks) if execution.workers is None else execution.workers
+        if k == 1 or len(todo) < 2:
+            _run_local(todo, threads, on_result)
+        else:
+            _run_workers(todo, min(k, len(todo)), threads or max(1, torch.get_num_threads() // k), on_result)
+    else:
+        _run_ray(todo, execution.address, execution.cpus_per_run, execution.gpus_per_run, threads, on_result)
+    results = load_results(out_dir)
+    wanted = set(unique)
+    return SweepOutcome(results=[r for r in results if r["run_id"] in wanted], failures=failures,
+                        skipped=len(unique) - len(todo), ran=len(todo) - len(failures))
 
 
 def check_recipe(train: TrainConfig, train_set=None) -> None:

@@ -13,53 +13,30 @@ evaluation run that two studies share (the full-data baseline, say) trains once,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..config import DataConfig, TrainConfig
 from .identity import identity
 from .presets import Setting, standard_scores
-from .scoring import score_tables
-from .sweep import Task, check_execution, check_recipe, load_cached, run_sweep, task_for
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where the data lies and where runs execute: the same options for `reproduce` and every study."""
-
-    data_root: str | None = None   # dataset folder; None: $DATADIET_DATA, then system locations
-    device: str | None = None      # cpu, cuda, cuda:1 ...; None: the recipe's (auto)
-    executor: str = "local"        # local (this process) or ray
-    address: str | None = None     # Ray cluster address; None: start a local Ray instance
-    cpus_per_run: float = 1        # Ray: CPUs requested per run
-    gpus_per_run: float = 0        # Ray: GPUs requested per run (e.g. 0.25)
-    workers: int | None = None     # local: runs at once in worker processes; None: 1 (see runs.sweep.default_workers)
-
-    def where(self) -> dict:
-        """Keyword arguments of :class:`Workspace` and :func:`datadiet.studies.reproduce.reproduce`."""
-        return {"data_root": self.data_root, "device": self.device, "executor": self.executor,
-                "address": self.address, "cpus": self.cpus_per_run, "gpus": self.gpus_per_run,
-                "workers": self.workers}
+from .plan import write_plan
+from .scoring import draw_seed, score_tables
+from .sweep import Execution, Task, check_recipe, load_cached, run_sweep, task_for
 
 
 @dataclass
 class Workspace:
-    """A results folder plus where and how to run: shared by all studies."""
+    """A results folder plus where and how to run (:class:`Execution`): shared by all studies."""
 
     root: Path
-    data_root: str | None = None
-    device: str | None = None
-    executor: str = "local"
-    address: str | None = None
-    cpus: float = 1
-    gpus: float = 0
-    workers: int | None = None
+    execution: Execution = Execution()
     log: Callable[[str], None] = print
+    # study → the tasks it evaluated in this process (its plan: which runs of the shared sweep are its own)
+    planned: dict[str, dict[str, Task]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.root = Path(self.root)
-        check_execution(self.executor, self.workers)
 
     def check(self, setting: Setting) -> None:
         """Fail before anything is written: the device exists, the model is known and the data loads."""
@@ -72,10 +49,12 @@ class Workspace:
         return path
 
     def data(self, data: DataConfig) -> DataConfig:
-        return replace(data, data_root=self.data_root) if self.data_root else data
+        root = self.execution.data_root
+        return replace(data, data_root=root) if root else data
 
     def train(self, train: TrainConfig) -> TrainConfig:
-        return replace(train, device=self.device) if self.device else train
+        device = self.execution.device
+        return replace(train, device=device) if device else train
 
     def splits(self, data: DataConfig):
         return load_cached(self.data(data))
@@ -86,27 +65,53 @@ class Workspace:
         return self.folder(study) / "cache" / identity({"data": data, "train": train, **extra})
 
     def scores(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
-               runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None) -> dict:
+               runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None,
+               log: Callable[[str], None] | None = None) -> dict:
         """Score tables (label → ScoreTable) of ``setting``'s score runs, with optional changes of data,
         recipe, number of runs or first seed; cached in ``scores/<identity>``."""
+        folder = self.score_folder(setting, data=data, train=train, runs=runs, seed=seed, methods=methods)
         data, train = self.data(data or setting.data), self.train(train or setting.train)
-        runs = runs or setting.score_runs
-        methods = tuple(methods or standard_scores(setting))
-        key = identity({"data": data, "train": train, "runs": runs, "seed": seed, "methods": methods})
-        return score_tables(methods, runs, train, data, self.splits(data), self.root / "scores" / key,
-                            seed=seed, log=self.log)
+        return score_tables(tuple(methods or standard_scores(setting)), runs or setting.score_runs, train, data,
+                            self.splits(data), folder, seed=seed, log=log or self.log)
 
     def task(self, data: DataConfig, train: TrainConfig, method: str, keep: float, kept_ids, *,
              offset: float | None = None) -> Task:
         data, train = self.data(data), self.train(train)
         return task_for(data, train, method, keep, kept_ids, self.splits(data).train, offset)
 
-    def evaluate(self, tasks: Sequence[Task]) -> list[dict]:
-        """Run (or find on disk) every task; returns their result records. Failed runs are logged with their
+    def score_draws(self, setting: Setting, *, draws: int, runs: int | None = None, data: DataConfig | None = None,
+                    train: TrainConfig | None = None, methods: Sequence[str] | None = None) -> list[dict]:
+        """``draws`` independent draws of the setting's score runs: draw d trains seeds d·R … d·R+R−1
+        (:func:`~datadiet.runs.scoring.draw_seed`), each cached on its own; one {label: ScoreTable} per draw."""
+        runs = runs or setting.score_runs
+        out = []
+        for d in range(draws):
+            say = self.log if draws == 1 else (lambda line, d=d: self.log(f"score draw {d + 1}/{draws}: {line}"))
+            out.append(self.scores(setting, data=data, train=train, runs=runs, seed=draw_seed(d, runs),
+                                   methods=methods, log=say))
+        return out
+
+    def score_folder(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
+                     runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None) -> Path:
+        """``scores/<identity>``: where :meth:`scores` caches the score runs of these arguments."""
+        data, train = self.data(data or setting.data), self.train(train or setting.train)
+        methods = tuple(methods or standard_scores(setting))
+        return self.root / "scores" / score_key(data, train, runs or setting.score_runs, seed, methods)
+
+    def evaluate(self, tasks: Sequence[Task], study: str) -> list[dict]:
+        """Run (or find on disk) every task; returns their result records. The tasks join ``study``'s plan
+        (``<study>/plan.json``: the run ids that are its own in the shared sweep). Failed runs are logged with their
         spec and retried next time; the study reports on the runs that finished."""
-        outcome = run_sweep(tasks, self.root / "sweep", executor=self.executor, address=self.address,
-                            cpus=self.cpus, gpus=self.gpus, workers=self.workers, log=self.log)
+        plan = self.planned.setdefault(study, {})
+        plan.update((t.spec.run_id, t) for t in tasks)
+        write_plan(self.folder(study), list(plan.values()))
+        outcome = run_sweep(tasks, self.root / "sweep", self.execution, log=self.log)
         if outcome.failures:
             self.log(f"{len(outcome.failures)} runs failed (see {self.root / 'sweep' / 'failures'}); re-run the same "
                      "command to retry them.")
         return outcome.results
+
+
+def score_key(data: DataConfig, train: TrainConfig, runs: int, seed: int, methods: Sequence[str]) -> str:
+    """The name of the score folder of these score runs (``scores/<key>``): what determines their numbers."""
+    return identity({"data": data, "train": train, "runs": runs, "seed": seed, "methods": tuple(methods)})

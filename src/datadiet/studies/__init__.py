@@ -8,18 +8,22 @@ flag.  A module that needs input the user may lack defines ``missing_input(confi
 from __future__ import annotations
 
 import importlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 from ..errors import DataDietError, unknown_name
 from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.markdown import write_markdown_and_html
+from ..runs.sweep import Execution
 from ..runs.workspace import Workspace
 
-# Report order: roughly the order of the papers.
+# The analyses, in report order: roughly the order of the papers.
 MODULES = ("grand_vs_norm", "correlations", "averaging", "noisy_labels", "label_free", "transfer", "hparam_grid",
            "examples", "kernel_velocity", "mode_connectivity", "scaling", "compute", "external")
+STUDIES = ("reproduce", *MODULES)  # every study, in report order
+REBUILT = ("reproduce",)  # studies whose section `datadiet report` rebuilds from the runs on disk
 
 
 def available() -> dict[str, ModuleType]:
@@ -47,36 +51,70 @@ def configured(module: ModuleType, preset: str, **changes):
 
 
 def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/analyses", *, config=None,
-                 workspace: Workspace | None = None, **where) -> dict:
+                 workspace: Workspace | None = None, log: Callable[[str], None] = print, **execution) -> dict:
     """Run (or resume) one analysis into the workspace ``root`` and rebuild the workspace report.
 
-    ``config`` replaces the preset's config; ``where`` are :class:`Workspace` options (``data_root``,
-    ``device``, ``executor``, ``address``, ``cpus``, ``gpus``, ``log``).
+    ``config`` replaces the preset's config; ``execution`` are :class:`~datadiet.runs.sweep.Execution` fields
+    (``data_root``, ``device``, ``executor``, ...).
     """
     module = get_analysis(name)
-    config = config or get_preset(module, preset)
-    ws = workspace or Workspace(Path(root), **where)
+    ws = workspace or Workspace(Path(root), Execution(**execution), log=log)
+    return run_study(module.NAME, config or get_preset(module, preset), ws)
+
+
+def study_module(name: str) -> ModuleType:
+    """The module of a study: ``reproduce`` or an analysis."""
+    return importlib.import_module(f"{__name__}.reproduce") if name == "reproduce" else get_analysis(name)
+
+
+def run_study(name: str, config, ws: Workspace) -> dict:
+    """Run (or resume) study ``name`` with ``config`` in workspace ``ws`` under the folder's lock, then rebuild the
+    workspace report; returns the study's summary. The one runner of `reproduce` and every analysis."""
+    module = study_module(name)
+    check_layout(ws.root)
     ws.check(config.setting)
-    with folder_lock(ws.root, f"datadiet analyze {module.NAME}"):
-        write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet analyses", "modules": list(MODULES)})
+    command = "datadiet reproduce" if name == "reproduce" else f"datadiet analyze {name}"
+    with folder_lock(ws.root, command):
+        write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet workspace", "studies": list(STUDIES)})
         summary = module.run(config, ws)
-        build_workspace_report(ws.root)
-    return summary
+        report = build_workspace_report(ws.root, log=ws.log)
+    return report.summaries.get(name, summary)
+
+
+@dataclass(frozen=True)
+class WorkspaceReport:
+    markdown: Path                 # report.md (report.html beside it)
+    summaries: dict[str, dict]     # study → summary, for the studies whose section was rebuilt from disk
 
 
 @builds_report  # two builds never interleave (see io.report_lock)
-def build_workspace_report(root: str | Path) -> Path:
-    """Gather the section of every analysis run in workspace ``root`` into ``report.md`` and the
-    self-contained ``report.html`` made from it; returns the Markdown path."""
+def build_workspace_report(root: str | Path, *, extra_seeds: str = "ignore",
+                           log: Callable[[str], None] = print) -> WorkspaceReport:
+    """Rebuild the sections that are built from disk (the reproduction's: ``rebuild``), then gather the section of
+    every study run in workspace ``root`` into ``report.md`` and the self-contained ``report.html`` made from it.
+    ``extra_seeds``: see :func:`datadiet.studies.reproduce.rebuild`."""
     root = Path(root)
+    check_layout(root)
+    summaries = {name: study_module(name).rebuild(root, extra_seeds=extra_seeds, log=log)
+                 for name in STUDIES if (root / name / "config.json").is_file() and name in REBUILT}
     sections = [(name, (root / name / "section.md").read_text(encoding="utf-8"))
-                for name in MODULES if (root / name / "section.md").is_file()]
+                for name in STUDIES if (root / name / "section.md").is_file()]
     if not sections:
-        raise DataDietError(f"{root} holds no finished analysis (no */section.md); run `datadiet analyze NAME` first.")
-    lines = ["# datadiet analyses", "", "Sections: " + ", ".join(f"`{name}`" for name, _ in sections), ""]
+        raise DataDietError(f"{root} holds no finished study (no */section.md); run `datadiet reproduce` or "
+                            "`datadiet analyze NAME` first.")
+    lines = ["# datadiet report", "", "Sections: " + ", ".join(f"`{name}`" for name, _ in sections), ""]
     markdown = "\n".join(lines) + "\n" + "\n".join(text for _, text in sections)
-    return write_markdown_and_html(root, "report", markdown, title="datadiet analyses")
+    return WorkspaceReport(write_markdown_and_html(root, "report", markdown, title="datadiet report"), summaries)
 
 
-__all__ = ["MODULES", "available", "build_workspace_report", "configured", "get_analysis", "get_preset",
-           "run_analysis"]
+def check_layout(root: Path) -> None:
+    """Refuse a results folder of datadiet 0.3 or earlier's `reproduce` (runs/ and config.json at its top): its
+    runs are kept, but only `datadiet migrate` moves them into the workspace layout."""
+    if (root / "config.json").is_file() and (root / "runs").is_dir() and not (root / "workspace.json").is_file():
+        raise DataDietError(f"{root} is a results folder of datadiet 0.3 or earlier (runs/ and config.json at its "
+                            f"top). Run `datadiet migrate {root}` once: it moves the finished runs and score runs "
+                            "into the workspace layout (nothing is trained again), then re-run this command.")
+
+
+__all__ = ["MODULES", "STUDIES", "WorkspaceReport", "available", "build_workspace_report", "configured",
+           "get_analysis", "get_preset", "run_analysis", "run_study", "study_module"]

@@ -83,7 +83,7 @@ def run(config: Config, ws: Workspace) -> dict:
                     label: tables[label].mean}
         for method, values in variants.items():
             tasks += pruning_tasks(ws, setting, method, values, config.keeps)
-    rows = accuracy_rows(ws.evaluate(tasks))
+    rows = accuracy_rows(ws.evaluate(tasks, NAME))
     table = pruning_table(rows, prune_labels, config.keeps, config.single_run)
 
     folder = ws.folder(NAME)

@@ -11,7 +11,7 @@ from ..runs.presets import Setting
 from ..runs.scoring import check_score_seeds
 from ..runs.sweep import Task
 from ..runs.workspace import Workspace
-from ..selection import class_counts, select, select_random
+from ..selection import select, select_random
 
 
 SEED_COUNTS = ("eval_seeds", "score_runs", "score_draws")  # a study's own counts; None = the setting's
@@ -50,16 +50,3 @@ def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarr
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
     return [{**row, **extra} for row in flatten_results(records)]
-
-
-def plan_class_counts(tasks: Sequence[Task], train_set) -> dict:
-    """What ``plan.json`` records of the classes: names, sizes, and each subset run's kept count per class.
-
-    Runs on the full data (no positions) are left out: they keep every class whole.
-    """
-    labels = train_set.labels.numpy()
-    num_classes = train_set.num_classes
-    names = list(getattr(train_set, "classes", None) or [str(c) for c in range(num_classes)])
-    counts = {t.spec.run_id: class_counts(labels[t.positions], num_classes).tolist()
-              for t in tasks if t.positions is not None}
-    return {"names": names, "sizes": class_counts(labels, num_classes).tolist(), "counts": counts}

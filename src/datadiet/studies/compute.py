@@ -328,7 +328,7 @@ def run(config: Config, ws: Workspace) -> dict:
     draws = score_draw_tables(ws, setting, tuple(dict.fromkeys(m.label for m in methods))) if methods else []
     charges = charges_of(methods, draws)
     pairs = point_tasks(ws, config, setting, methods, draws)
-    records = ws.evaluate([t for t, _ in pairs])
+    records = ws.evaluate([t for t, _ in pairs], NAME)
     points = {t.spec.run_id: p for t, p in pairs}
     rows = point_rows(records, points, charges, _per_example(ws, setting, records))
     versus, table = versus_full(rows), point_table(rows)

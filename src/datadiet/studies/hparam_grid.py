@@ -127,7 +127,7 @@ def run(config: Config, ws: Workspace) -> dict:
     tasks = baseline_tasks(ws, setting, config.keeps)
     for method, values in ((grid_method, grid_mean), (label, default_mean)):
         tasks += pruning_tasks(ws, setting, method, values, config.keeps)
-    rows = accuracy_rows(ws.evaluate(tasks))
+    rows = accuracy_rows(ws.evaluate(tasks, NAME))
     table = pruning_table(rows, grid_method, label, config.keeps)
 
     folder = ws.folder(NAME)

@@ -67,7 +67,7 @@ def run(config: Config, ws: Workspace) -> dict:
     tasks = baseline_tasks(ws, setting, config.keeps)
     for label in labels:
         tasks += pruning_tasks(ws, setting, label, means[label], config.keeps)
-    rows = accuracy_rows(ws.evaluate(tasks))
+    rows = accuracy_rows(ws.evaluate(tasks, NAME))
     table = accuracy_table(rows, labels, config.keeps, dict(zip(names, rho)), names)
 
     folder = ws.folder(NAME)

@@ -268,7 +268,7 @@ def run(config: Config, ws: Workspace) -> dict:
     distributions = distribution_rows(means["noisy"][label], means["clean"][label], corrupted, label)
     window_table = window_rows({k: means["noisy"][k] for k in sweep_labels(config)}, ids, corrupted, config.keeps,
                                config.offsets)
-    records = ws.evaluate(sweep_tasks(ws, config, data, tables))
+    records = ws.evaluate(sweep_tasks(ws, config, data, tables), NAME)
     rows = [row for name in DATASETS for row in accuracy_rows(
         [r for r in records if (r["data"]["label_noise"] > 0) == (name == "noisy")], labels=name)]
     curve = sweep_curve(rows)

@@ -1,6 +1,9 @@
 """`datadiet reproduce --preset NAME`: Kirsch (2023) Figures 1–3 / Data Diet Fig. 1 from one command.
 
-Pipeline: score runs (cached) → selections → evaluation sweep (resumable, local or Ray) → report.
+Pipeline: score runs (cached) → selections → evaluation sweep (resumable, local or Ray) → report.  It is a study
+like the analyses: it runs on a :class:`~datadiet.runs.workspace.Workspace` (score runs in ``scores/``, evaluation
+runs in ``sweep/runs/``, its plan, tables, figures and section in ``reproduce/``), so `datadiet analyze` can share
+its folder, and ``report.md`` gathers every section.
 Scoring runs come in K independent draws of R runs (draw d: seeds ``d·R..d·R+R-1``; one draw: ``0..R-1``), and
 evaluation seed s selects its subsets from draw s mod K, so the report's intervals cover the score runs' randomness
 too. Evaluation runs use seeds from ``eval_seed_base`` on, so the models that judge a subset never include the
@@ -17,20 +20,24 @@ from typing import Callable
 
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, check_keeps, check_offsets, from_dict, is_user_data, resolve_flip, to_dict
-from ..data import load_data
 from ..errors import DataDietError
-from ..io import builds_report, folder_lock, write_json_atomic
+from ..io import write_json_atomic
+from ..methods import Method
 from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
+from ..runs.plan import PLAN, account_runs, other_plans, plan_classes, read_plan
 from ..runs.presets import Setting, get_preset
-from ..runs.scoring import charge, draw_folder, recipe_flops, score_draws, score_run_costs
-from ..runs.sweep import (RunSpec, Task, check_execution, check_recipe, data_fingerprint_of, read_run_files,
-                          run_sweep, task_for)
+from ..runs.scoring import charge, draw_seed, recipe_flops, score_run_costs
+from ..runs.sweep import Execution, RunSpec, Task, check_recipe, data_fingerprint_of, read_run_files, task_for
+from ..runs.workspace import Workspace
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
 from ..selection import is_top_window, offset_windows, select_random
-from ..methods import Method
-from .common import check_seed_counts, plan_class_counts
+from .common import check_seed_counts
+
+NAME = "reproduce"
+TITLE = "Pruning curves: scores against random at matched steps"
+SOURCE = "Kirsch (2023) Figs. 1–3 and Paul et al. (2021) Fig. 1"
 
 
 @dataclass(frozen=True)
@@ -75,45 +82,42 @@ def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
 PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke", "quick", "quick-scarce", "gpu", "paper")}
 
 
-def reproduce(config: Config, out: str | Path, *, data_root: str | None = None, device: str | None = None,
-              executor: str = "local", address: str | None = None, cpus: float = 1, gpus: float = 0,
-              workers: int | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) a reproduction into ``out`` and build its report; returns the report summary."""
-    out, config = Path(out), config.resolved
+def reproduce(config: Config, out: str | Path, *, log: Callable[[str], None] = print, **execution) -> dict:
+    """Run (or resume) a reproduction into the workspace ``out`` and build its report; returns the report summary.
+    ``execution``: fields of :class:`~datadiet.runs.sweep.Execution` (``data_root``, ``device``, ``workers`` ...)."""
+    from . import run_study  # the package's runner: one lock, one workspace layout, one report for every study
+
+    return run_study(NAME, config, Workspace(Path(out), Execution(**execution), log=log))
+
+
+def run(config: Config, ws: Workspace) -> None:
+    """Score (K draws, cached), select, and evaluate every run of the reproduction in ``ws``; the report is built
+    from disk afterwards by :func:`rebuild`, the same way `datadiet report` builds it."""
+    config = config.resolved
     setting = config.setting
-    data_cfg = replace(setting.data, data_root=data_root) if data_root else setting.data
-    train_cfg = replace(setting.train, device=device) if device else setting.train
-    train_cfg = resolve_flip(train_cfg, user_data=is_user_data(data_cfg.dataset))  # config.json says which flip
-    record = folder_record(config, data_cfg, train_cfg)
-    check_execution(executor, workers)
-    check_recipe(train_cfg)
-    with folder_lock(out, "datadiet reproduce"):
-        _claim_folder(out, record)
-        splits = load_data(data_cfg)
-        check_recipe(train_cfg, splits.train)  # a user model that does not fit the data: refused before any write
-        write_json_atomic(out / "config.json", record)
-        log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train_cfg.model}")
-        labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
-        draws = min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
-        tables = score_draws(labels, config.score_runs, draws, train_cfg, data_cfg, splits, out / "scores", log=log)
-        tasks = build_tasks(config, data_cfg, train_cfg, splits.train, tables)
-        write_plan(out, tasks, splits.train)
-        outcome = run_sweep(tasks, out, executor=executor, address=address, cpus=cpus, gpus=gpus, workers=workers,
-                            log=log)
-        summary = build_report(out, log=log)
-    if outcome.failures:
-        log(f"{len(outcome.failures)} runs failed (see {out / 'failures'}); re-run the same command to retry them. "
-            "The report covers the finished runs.")
-    summary["failed_runs"] = len(outcome.failures)
-    return summary
+    data = ws.data(setting.data)
+    train = resolve_flip(ws.train(setting.train), user_data=is_user_data(data.dataset))  # config.json says which flip
+    labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
+    draws = min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
+    scores = dict(data=data, train=train, runs=config.score_runs, methods=labels)
+    folders = [ws.score_folder(setting, seed=draw_seed(d, config.score_runs), **scores) for d in range(draws)]
+    record = folder_record(config, data, train, [str(f.relative_to(ws.root)) for f in folders])
+    folder = ws.root / NAME
+    _claim_folder(folder, record)
+    splits = ws.splits(data)
+    check_recipe(train, splits.train)  # a user model that does not fit the data: refused before any write
+    write_json_atomic(ws.folder(NAME) / "config.json", record)
+    ws.log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
+    tables = ws.score_draws(setting, draws=draws, **scores)
+    ws.evaluate(build_tasks(config, data, train, splits.train, tables), NAME)
 
 
-def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig) -> dict:
-    """The ``config.json`` of a results folder (resolved config, version)."""
+def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, score_folders: list[str]) -> dict:
+    """The study's ``config.json`` (resolved config, version, and where its score draws are cached)."""
     return {"preset": config.setting.name, "title": config.setting.title, "version": __version__,
             "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(config.methods),
             "score_runs": config.score_runs, "score_draws": config.score_draws, "keeps": list(config.keeps),
-            "offsets": list(config.offsets),
+            "offsets": list(config.offsets), "score_folders": score_folders,
             "eval_seeds": config.eval_seeds, "eval_seed_base": config.setting.eval_seed_base}
 
 
@@ -151,62 +155,47 @@ def _scores_of(methods) -> list[str]:
     return sorted({Method.parse(m).label for m in methods})
 
 
-PLAN = "plan.json"
+def rebuild(root: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str], None] = print) -> dict:
+    """(Re)build every table, figure and the section of the reproduction in workspace ``root`` from its files;
+    returns the summary.
 
-
-def write_plan(out: Path, tasks: list[Task], train_set=None) -> None:
-    """``plan.json``: the run ids of this experiment's task list, which alone the report aggregates, and (given
-    the training split) each subset's kept count per class, which the report shows."""
-    runs = {t.spec.run_id: {"method": t.spec.method, "keep": t.spec.keep, "offset": t.spec.offset,
-                            "seed": t.spec.train.seed, "subset_digest": t.spec.subset_digest} for t in tasks}
-    classes = {} if train_set is None else {"classes": plan_class_counts(tasks, train_set)}
-    write_json_atomic(out / PLAN, {"version": __version__, "runs": runs, **classes})
-
-
-@builds_report  # reading the runs and writing the report is one step: two builds never interleave
-def build_report(folder: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str], None] = print) -> dict:
-    """(Re)build every table, figure and the report of a results folder from its files; returns the summary.
-
-    The report aggregates exactly the runs of the folder's plan (its task list, by run identity). Other run files
+    The report aggregates exactly the runs of the study's plan (its task list, by run identity). Other run files
     are counted and named, never averaged in: ``extra_seeds="include"`` adds the runs of the same experiment with
-    evaluation seeds beyond the plan (left by an earlier, larger ``--eval-seeds``); foreign runs (other data,
-    recipe, method or subset) and damaged files are always left out.
+    evaluation seeds beyond the plan (left by an earlier, larger ``--eval-seeds``); other studies' runs, foreign
+    runs (other data, recipe, method or subset) and damaged files are always left out.
     """
     if extra_seeds not in ("ignore", "include"):
         raise DataDietError(f"extra_seeds is 'ignore' or 'include', not {extra_seeds!r}.")
-    folder = Path(folder)
-    config = _read_json(folder / "config.json", folder)
-    plan_record = _read_json(folder / PLAN, folder)
+    root = Path(root)
+    folder = root / NAME
+    config = _read_config(folder)
+    plan_record = read_plan(folder / PLAN)
     plan = plan_record["runs"]
-    files = read_run_files(folder)
-    accounting = account_runs(plan, files, config)
+    files = read_run_files(root / "sweep")
+    accounting = account_runs(plan, files, config, other_plans(root, NAME))
     chosen = accounting.pop("chosen") + (accounting["extra"] if extra_seeds == "include" else [])
     accounting = {"included_extra_seeds": extra_seeds == "include", **{k: sorted(v) for k, v in accounting.items()}}
     for line in describe_accounting(accounting):
         log(f"report: {line}")
-    scores = folder / "scores"
-    if scores.exists() and not scores.is_dir():
-        raise DataDietError(f"{scores} is a file, but datadiet keeps the score files in a folder of that name. Move "
-                            "the file away and re-run `datadiet reproduce` to recompute the scores.")
-    tables = [load_scores(p) for p in sorted(scores.glob("*.npz"))]
+    draws = [root / f for f in config.get("score_folders", [])]
+    tables = [load_scores(p) for p in sorted(draws[0].glob("*.npz"))] if draws else []
     records = [files.records[rid] for rid in chosen]
     summary = write_pruning_report(folder, config, records, {t.label: t.mean for t in tables}, accounting=accounting,
-                                   classes=plan_classes(plan_record), compute=compute_inputs(folder, config, records))
+                                   classes=plan_classes(plan_record), compute=compute_inputs(draws, config, records))
     for line in summary.get("class_warnings", []):
         log(f"report: warning: {line}")
     return summary
 
 
-def compute_inputs(folder: Path, config: dict, records: list[dict]) -> dict:
-    """What the report's compute section needs of the folder: the cost of every score run of the draws the
-    evaluation seeds selected from (each once), each method's charge (what its score needed of all those runs),
-    and, for run records that predate recorded costs, the model's FLOPs per example."""
-    draws = min(int(config.get("score_draws") or 1), int(config.get("eval_seeds") or 1))
-    runs = [r for d in range(draws) for r in score_run_costs(draw_folder(folder / "scores", d))]
+def compute_inputs(draws: list[Path], config: dict, records: list[dict]) -> dict:
+    """What the report's compute section needs: the cost of every score run of the draws the evaluation seeds
+    selected from (``draws``: their score folders, each once), each method's charge (what its score needed of all
+    those runs), and, for run records that predate recorded costs, the model's FLOPs per example."""
+    runs = [r for folder in draws for r in score_run_costs(folder)]
     methods = [Method.parse(m) for m in config.get("methods", [])]
     per_example = None
-    if any("cost" not in r for r in records):
-        per_example = _recipe_flops(folder / "scores" / "score_config.json", config.get("train", {}))
+    if any("cost" not in r for r in records) and draws:
+        per_example = _recipe_flops(draws[0] / "score_config.json", config.get("train", {}))
     return {"charges": {str(m): charge(runs, m.label) for m in methods} if runs else {},
             "score_runs": [charge([r]) for r in runs], "per_example": per_example}
 
@@ -220,72 +209,19 @@ def _recipe_flops(score_config: Path, train: dict) -> tuple[int, int] | None:
         return None
 
 
-def plan_classes(plan_record: dict) -> dict | None:
-    """The plan's per-class counts with each run's method, fraction and offset; None for plans without them."""
-    classes = plan_record.get("classes")
-    if not isinstance(classes, dict) or not isinstance(classes.get("counts"), dict):
-        return None  # written by datadiet 0.2 or earlier: the report shows no class counts
-    return {**classes, "runs": plan_record["runs"]}
-
-
-def account_runs(plan: dict, files, config: dict) -> dict[str, list]:
-    """Sort the folder's run files: the plan's finished runs (``chosen``), planned runs not on disk
-    (``missing``), runs of the same experiment with other evaluation seeds (``extra``), runs of anything else
-    (``foreign``) and files that are no finished run (``damaged``)."""
-    chosen = [rid for rid in plan if rid in files.records]
-    points = {_point_key(p) for p in plan.values()}
-    fingerprints = {files.records[rid].get("dataset_fingerprint") for rid in chosen}
-    extra, foreign = [], []
-    for rid, record in files.records.items():
-        if rid in plan:
-            continue
-        same = (canonical(record["data"]) == canonical(config.get("data"))
-                and _recipe(record["train"]) == _recipe(config.get("train", {}))
-                and record.get("dataset_fingerprint") in (fingerprints or {record.get("dataset_fingerprint")})
-                and _point_key(record) in points)
-        (extra if same else foreign).append(rid)
-    return {"chosen": chosen, "missing": [rid for rid in plan if rid not in files.records], "extra": extra,
-            "foreign": foreign, "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()],
-            "unchecked": [rid for rid in files.unchecked if rid in plan or rid in extra]}
-
-
-def _point_key(run: dict) -> str:
-    """A point of the curve: method, kept fraction, offset and, where the subset does not depend on the evaluation
-    seed, the exact subset (random subsets and CCS samples are drawn afresh for every seed)."""
-    return json.dumps(canonical([run["method"], float(run["keep"]), run.get("offset"),
-                                 None if _seeded(run["method"]) else run.get("subset_digest")]))
-
-
-def _seeded(method: str) -> bool:
-    """Whether ``method`` draws its subset afresh per seed; a method no parse reads (a foreign run's) does not."""
-    if method in ("random", "full"):
-        return method == "random"
-    try:
-        return Method.parse(method).seeded
-    except DataDietError:
-        return False
-
-
-def _recipe(train: dict) -> dict:
-    return canonical({k: v for k, v in train.items() if k != "seed"})
-
-
-def _read_json(path: Path, folder: Path) -> dict:
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
     if not path.is_file():
-        if path.name == PLAN and (folder / "config.json").is_file():
-            raise DataDietError(f"{folder} has no {PLAN} (it was made by datadiet 0.2.0 or earlier). Re-run "
-                                "`datadiet reproduce` with the same --out and options: it trains nothing already "
-                                "finished and writes the plan the report needs.")
-        raise DataDietError(f"{folder} is not a datadiet results folder (no {path.name}). Point `datadiet report` "
-                            "at the --out folder of `datadiet reproduce`.")
+        raise DataDietError(f"{folder.parent} holds no reproduction (no {NAME}/config.json). Point `datadiet report` "
+                            "at the --out folder of `datadiet reproduce` or `datadiet analyze`.")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataDietError(f"{path} is damaged ({type(exc).__name__}: {exc}). Restore it, or delete {folder} "
-                            "and run the experiment again.") from None
-    if not isinstance(record, dict) or (path.name == PLAN and not isinstance(record.get("runs"), dict)):
-        raise DataDietError(f"{path} is not a datadiet {path.stem} file. Restore it, or delete {folder} and run "
-                            "the experiment again.")
+                            "and run the reproduction again.") from None
+    if not isinstance(record, dict):
+        raise DataDietError(f"{path} is not a datadiet config file. Restore it, or delete {folder} and run the "
+                            "reproduction again.")
     return record
 
 
@@ -301,10 +237,9 @@ def _claim_folder(out: Path, record: dict) -> None:
     of score runs would put different subsets under the same label. Where the data lies and which device
     computes do not change an experiment (see runs.identity).
     """
-    path = out / "config.json"
-    if not path.is_file():
+    if not (out / "config.json").is_file():
         return
-    previous = {"score_draws": 1, **_read_json(path, out)}  # folders of earlier versions had one draw
+    previous = {"score_draws": 1, **_read_config(out)}  # folders of earlier versions had one draw
     changed = [k for k in IDENTITY_KEYS if canonical(previous.get(k)) != canonical(record.get(k))]
     if _scores_of(previous.get("methods") or []) != _scores_of(record["methods"]):
         changed.append("the scores of --methods")

@@ -233,7 +233,7 @@ def run(config: Config, ws: Workspace) -> dict:
         setting = size_setting(config, i)
         n = len(ws.splits(setting.data).train)
         labels[n] = score_label(config, setting)
-        records = ws.evaluate(size_tasks(ws, config, setting))
+        records = ws.evaluate(size_tasks(ws, config, setting), NAME)
         rows_by_size[n] = by_rule(accuracy_rows(records, n=n, epochs=setting.train.epochs))
     regime = regime_rows(rows_by_size, config.rules)
     redundancy = redundancy_rows(rows_by_size, max(config.keeps))

@@ -64,7 +64,7 @@ def run(config: Config, ws: Workspace) -> dict:
             method = label if source == target else f"{label} from {source}"
             origin[(target, method)] = source
             tasks += pruning_tasks(ws, setting, method, values, config.keeps, train=recipe)
-    records = ws.evaluate(tasks)
+    records = ws.evaluate(tasks, NAME)
     rows = [{**r, "target": arch_name(r["model"], r["width"])} for r in accuracy_rows(records)]
     table = transfer_table(rows, origin, config.keeps)
     folder = ws.folder(NAME)
