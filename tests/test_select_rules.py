@@ -11,6 +11,8 @@ from datadiet.selection import (
     default_ccs_beta,
     rank_order,
     select,
+    select_random,
+    selection_parameters,
 )
 from tie_reference import tie_key
 
@@ -222,7 +224,47 @@ def test_the_default_rule_is_the_window_rule():
     for kw in (dict(keep=0.3), dict(keep=0.5, order="lowest"), dict(keep=0.2, offset=0.3),
                dict(keep=0.4, labels=labels, class_balanced=True)):
         assert select(scores, **kw).tobytes() == select(scores, **kw, rule="window").tobytes()
-    assert RULES == ("window", "ccs", "moderate")
+    assert tuple(RULES) == ("window", "hardest", "easiest", "ccs", "moderate", "random")
+
+
+# --- the registry ----------------------------------------------------------------------------------------------
+
+def test_hardest_and_easiest_are_the_top_and_bottom_windows():
+    """Independent reference: the window rule at offset 1 − keep and at offset 0 (Data Diet B.3)."""
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, 40).astype(float)  # many ties: the tie order must agree too
+    labels = rng.integers(0, 4, 40)
+    for keep in (0.1, 0.35, 0.5, 0.9):
+        for balanced in (dict(), dict(labels=labels, class_balanced=True)):
+            assert np.array_equal(select(scores, keep=keep, rule="hardest", **balanced),
+                                  select(scores, keep=keep, **balanced))
+            assert np.array_equal(select(scores, keep=keep, rule="easiest", **balanced),
+                                  select(scores, keep=keep, order="lowest", **balanced))
+
+
+def test_random_rule_is_the_top_of_a_seeded_permutation_and_ignores_the_scores():
+    ids = np.arange(100, 130)
+    perm = np.random.default_rng(5).permutation(30)
+    expected = np.sort(ids[np.argsort(perm)[-12:]])  # the 12 positions with the largest permutation values
+    assert np.array_equal(select(np.zeros(30), keep=0.4, rule="random", ids=ids, seed=5), expected)
+    assert np.array_equal(select(np.arange(30.0), keep=0.4, rule="random", ids=ids, seed=5), expected)
+    assert np.array_equal(select_random(ids, keep=0.4, seed=5), expected)
+
+
+def test_a_rule_is_one_function_and_one_entry(monkeypatch):
+    """What ARCHITECTURE.md promises: a new rule in the registry is selectable by name, class-balanced too, and
+    its options are refused for the other rules."""
+    from datadiet import selection
+
+    def every_other(values, ids, n_keep, rng, *, step, **_):
+        return np.arange(0, len(values), step)[:n_keep]
+
+    rule = selection.Rule(every_other, "every step-th example", ("step",), lambda keep, given: {"step": given["step"]})
+    monkeypatch.setitem(selection.RULES, "every_other", rule)
+    assert list(select(np.arange(10.0), keep=0.3, rule="every_other", step=2)) == [0, 2, 4]
+    assert selection_parameters(keep=0.3, rule="every_other", step=2)["step"] == 2
+    with pytest.raises(ConfigError, match="--step 2 means nothing with --rule window"):
+        select(np.arange(10.0), keep=0.3, step=2)
 
 
 # --- refusals --------------------------------------------------------------------------------------------------
@@ -256,7 +298,7 @@ def test_bad_rule_options_are_clear_errors(kwargs, message):
 def test_unknown_rule_lists_the_rules():
     with pytest.raises(ConfigError) as info:
         select(S, keep=0.5, rule="median")
-    assert "--rule" in str(info.value) and str(RULES) in str(info.value)
+    assert "--rule" in str(info.value) and str(tuple(RULES)) in str(info.value)
 
 
 def test_a_cut_that_leaves_too_few_examples_is_refused():

@@ -558,13 +558,24 @@ def _reproduce_arguments(p: argparse.ArgumentParser, wanted: Wanted) -> None:
     from .studies import reproduce as reproduction
 
     p.add_argument("preset_positional", nargs="?", metavar="PRESET", help=argparse.SUPPRESS)
-    p.add_argument("--preset", help=f"one of {', '.join(reproduction.PRESETS)} (default quick: CPU, ~20 min)")
+    p.add_argument("--preset", help=_preset_help(reproduction.NAME, "default quick: CPU, ~20 min"))
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
     shown = _shown_preset(reproduction.PRESETS, wanted.preset)
     taken = {"preset", "out", *add_arguments(p, Execution, title="where runs execute")}
     taken.update(add_arguments(p, reproduction.Config, skip=("setting",), preset=shown,
                                title=f"the grid (default: the {shown[0]} preset's)"))
     _add_setting_overrides(p, taken, shown=(shown[0], shown[1].setting))
+
+
+def _preset_help(study: str, note: str) -> str:
+    """``--preset``'s help: the names of the one preset table, and where this study runs one on another setting."""
+    from .runs.presets import PRESETS, SETTING_OVERRIDES, describe_override
+
+    overrides = "".join(f"; {preset}{describe_override(preset, study)}" for preset in PRESETS
+                        if (preset, study) in SETTING_OVERRIDES)
+    if not study and SETTING_OVERRIDES:
+        overrides = "; quick runs most analyses on the quick-scarce setting (see each analysis's --help)"
+    return f"one of {', '.join(PRESETS)} ({note}){overrides}"
 
 
 def _shown_preset(presets: dict, name: str) -> tuple[str, object]:
@@ -618,11 +629,10 @@ def _add_analyze_parsers(p: argparse.ArgumentParser, wanted: Wanted) -> None:
 def _add_analysis_flags(q: argparse.ArgumentParser, module, preset: str) -> None:
     """The flags of ``analyze NAME``: preset, workspace, where runs execute, the analysis's own options and its
     setting's data and recipe (those its own options and the old spellings do not take)."""
-    from .runs.presets import PRESETS as SETTINGS
     from .runs.sweep import Execution
 
-    q.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {', '.join(SETTINGS)} where the analysis has "
-                   "it (smoke: seconds; quick: CPU, <= 15 min; paper: GPUs)")
+    q.add_argument("--preset", default=DEFAULT_PRESET,
+                   help=_preset_help(module.NAME if module else "", "smoke: seconds; quick: CPU, <= 15 min; paper: GPUs"))
     q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
     taken = {"preset", "out", *add_arguments(q, Execution, title="where runs execute")}
     if module is None:

@@ -20,11 +20,14 @@ import numpy as np
 
 from .errors import ConfigError
 from .scores.registry import ScoreLabel
-from .selection import select
+from .selection import RULES as SELECTION_RULES, select
 
-RULES = ("hardest", "easiest", "ccs", "moderate")
+# The rules a method can name: those of the selection registry that read the scores whole (not the window, whose
+# offset the B.3 sweep sets, nor random, which ignores the score).
+RULES = tuple(name for name, rule in SELECTION_RULES.items() if rule.by_method)
 BALANCED = "balanced"
-_FORM = "SCORE[+RULE][+balanced], RULE one of easiest, ccs, moderate (e.g. el2n@epoch2+ccs+balanced)"
+_FORM = (f"SCORE[+RULE][+balanced], RULE one of {', '.join(r for r in RULES if r != 'hardest')} "
+         "(e.g. el2n@epoch2+ccs+balanced)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class Method:
     @property
     def seeded(self) -> bool:
         """Whether the subset depends on the seed (CCS draws a fresh sample per evaluation seed, like random)."""
-        return self.rule == "ccs"
+        return SELECTION_RULES[self.rule].seeded
 
     def select(self, scores, *, keep: float, seed: int = 0, labels=None, num_classes: int | None = None,
                offset: float | None = None, tie_seed: int = 0) -> np.ndarray:
@@ -100,7 +103,7 @@ class Method:
         if offset is not None and self.rule != "hardest":
             raise ConfigError(f"Method {self}: an offset window applies to the hardest rule only (a bare score "
                               f"label), not to +{self.rule}.")
-        options = {"hardest": dict(offset=offset), "easiest": dict(order="lowest"),
-                   "ccs": dict(rule="ccs", seed=seed), "moderate": dict(rule="moderate")}[self.rule]
-        return select(scores, keep=keep, labels=labels if self.balanced else None, class_balanced=self.balanced,
-                      num_classes=num_classes if self.balanced else None, tie_seed=tie_seed, **options)
+        rule = "window" if offset is not None else self.rule  # the B.3 sweep moves the hardest window
+        return select(scores, keep=keep, rule=rule, labels=labels if self.balanced else None,
+                      class_balanced=self.balanced, num_classes=num_classes if self.balanced else None,
+                      seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset)

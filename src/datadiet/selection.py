@@ -27,14 +27,15 @@ Two other rules share the same inputs and the same class balance (``select(..., 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Callable
 
 import numpy as np
 
 from .errors import ConfigError
 
 ORDERS = ("highest", "lowest")
-RULES = ("window", "ccs", "moderate")
 _DEFAULT_BINS = 50  # CCS's number of strata
 _EPS = 1e-9  # fractions such as 0.3 + 0.7 are compared with this slack
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment: 2**64 / golden ratio, odd
@@ -45,36 +46,42 @@ class SelectionError(ConfigError):
     """The scores cannot be ranked: some are NaN or infinite."""
 
 
-def select(scores, *, keep: float, offset: float | None = None, order: str = "highest", ids=None,
-           labels=None, class_balanced: bool = False, num_classes: int | None = None, rule: str = "window",
-           beta: float | None = None, bins: int = _DEFAULT_BINS, seed: int = 0, tie_seed: int = 0) -> np.ndarray:
-    """Ids of the examples kept by ``rule`` (default: the offset-window rule).
+def select(scores, *, keep: float, rule: str = "window", ids=None, labels=None, class_balanced: bool = False,
+           num_classes: int | None = None, seed: int = 0, tie_seed: int = 0, **options) -> np.ndarray:
+    """Ids of the examples kept by ``rule`` (a name of :data:`RULES`; default the offset-window rule).
 
     Args:
         scores: ``[N]`` scores (higher = harder / more important), or a ``ScoreTable`` (its mean).
         keep: fraction of examples to keep, in (0, 1].
-        offset: window rule only: fraction of lowest-scoring examples dropped first; default ``1 − keep``.
-        order: window rule only: ``"highest"`` (default) or ``"lowest"`` (``offset = 0``); ignored when
-            ``offset`` is given.
+        rule: one of :data:`RULES`: ``"window"`` (Data Diet B.3), ``"hardest"``, ``"easiest"``, ``"ccs"``,
+            ``"moderate"`` or ``"random"``.
         ids: ``[N]`` distinct integer example ids (default ``0..N−1``; a ScoreTable carries its own, and other
             ids given beside it are refused).
         labels: ``[N]`` class indices (integers, or floats with integer values); needed for ``class_balanced``.
         class_balanced: apply the rule inside each class, keeping each class's share of the budget.
         num_classes: with ``class_balanced``, the number of classes expected (an empty class is an error).
-        rule: one of ``RULES``: ``"window"`` (Data Diet B.3), ``"ccs"`` or ``"moderate"``.
-        beta: ccs only: fraction of the hardest examples dropped before sampling, in [0, 1);
-            default ``default_ccs_beta(keep)``.
-        bins: ccs only: number of equal-width score bins (strata), from 1 to the number of scores (or 50).
-        seed: ccs only: seed of the sampling inside the bins (a non-negative integer).
+        seed: rules that draw (ccs, random): the seed of the draw (a non-negative integer); each class of a
+            class-balanced selection draws from its own stream.
         tie_seed: every rule: seed of the order among equal scores (see ``rank_order``); a non-negative integer.
+        options: the rule's own options (an option another rule takes is refused, not ignored):
+            window: ``offset`` (fraction of lowest scores dropped first; default ``1 − keep``) or ``order``
+            (``"highest"``, default, or ``"lowest"``); ccs: ``beta`` (fraction of the hardest dropped before
+            sampling, in [0, 1); default ``default_ccs_beta(keep)``) and ``bins`` (equal-width strata, 1 to the
+            number of scores or 50; default 50).
     Returns:
         int64 ids of the kept examples, sorted ascending.
     """
     values, ids = _scores_and_ids(scores, ids)
-    params = selection_parameters(keep=keep, rule=rule, offset=offset, order=order, beta=beta, bins=bins, seed=seed,
-                                  tie_seed=tie_seed, class_balanced=class_balanced)
+    params = selection_parameters(keep=keep, rule=rule, seed=seed, tie_seed=tie_seed, class_balanced=class_balanced,
+                                  **options)
     _check_bins_fit(params, len(values))
-    pick = _picker(params)
+    chosen = RULES[rule]
+    own = {name: params[name] for name in chosen.options if name in params}
+
+    def pick(values, ids, n_keep, group):
+        rng = np.random.default_rng(seed if group is None else [seed, group]) if chosen.seeded else None
+        return chosen.positions(values, ids, n_keep, rng, keep=keep, tie_seed=tie_seed, group=group, **own)
+
     if not class_balanced:
         return np.sort(ids[pick(values, ids, _count(keep, len(values)), None)])
     members = _class_members(values, labels, num_classes)
@@ -102,37 +109,36 @@ def default_ccs_beta(keep: float) -> float:
 
 
 def select_random(ids, *, keep: float, seed: int, labels=None, class_balanced: bool = False) -> np.ndarray:
-    """A seeded random ``keep`` fraction of ``ids`` (optionally class-balanced), sorted ascending."""
+    """A seeded random ``keep`` fraction of ``ids`` (optionally class-balanced), sorted ascending: the random rule."""
     ids = np.asarray(ids, dtype=np.int64)
-    scores = np.random.default_rng(seed).permutation(len(ids)).astype(np.float64)
-    return select(scores, keep=keep, ids=ids, labels=labels, class_balanced=class_balanced)
+    return select(np.zeros(len(ids)), keep=keep, rule="random", ids=ids, seed=seed, labels=labels,
+                  class_balanced=class_balanced)
 
 
-def selection_parameters(*, keep: float, rule: str = "window", offset: float | None = None, order: str = "highest",
-                         beta: float | None = None, bins: int = _DEFAULT_BINS, seed: int = 0, tie_seed: int = 0,
-                         class_balanced: bool = False) -> dict:
+def selection_parameters(*, keep: float, rule: str = "window", seed: int = 0, tie_seed: int = 0,
+                         class_balanced: bool = False, **options) -> dict:
     """Every parameter ``select`` uses with these options, defaults resolved: what a subset manifest records.
 
-    Checks the options as ``select`` does (a ConfigError naming the flag). The window rule records its
-    ``offset`` (``1 − keep`` for ``order="highest"``) and, when the order chose it, the ``order``; CCS its
-    ``beta`` (``default_ccs_beta(keep)`` when not given), ``bins`` and ``seed``; every rule ``tie_seed`` and
-    ``class_balanced``.
+    Checks the options as ``select`` does (a ConfigError naming the flag): the rule's own options are resolved by
+    the rule (the window its ``offset``, and the ``order`` when the order chose it; CCS its ``beta`` and ``bins``),
+    a rule that draws records its ``seed``, every rule ``tie_seed`` and ``class_balanced``.
     """
     if rule not in RULES:
-        raise ConfigError(f"--rule: rule must be one of {RULES}, got {rule!r}.")
+        raise ConfigError(f"--rule: rule must be one of {tuple(RULES)}, got {rule!r}.")
     _check_keep(keep)
     _check_seed("tie-seed", tie_seed)
+    chosen = RULES[rule]
+    given = {name: value for name, value in options.items() if value is not None}
+    for name, value in given.items():
+        _refuse_unused(rule, chosen, name, value)
     common = {"rule": rule, "keep": float(keep), "tie_seed": int(tie_seed), "class_balanced": bool(class_balanced)}
-    if rule == "window":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), sample_seed=(seed, 0))
-        resolved = float(_resolve_offset(keep, offset, order))
-        return {**common, "offset": resolved, **({"order": order} if offset is None else {})}
-    _refuse_unused(rule, offset=(offset, None), order=(order, "highest"))
-    if rule == "moderate":
-        _refuse_unused(rule, beta=(beta, None), bins=(bins, _DEFAULT_BINS), sample_seed=(seed, 0))
-        return common
-    beta = _check_ccs_options(keep, beta, bins, seed)
-    return {**common, "beta": beta, "bins": int(bins), "seed": int(seed)}
+    if chosen.seeded:
+        _check_seed("sample-seed", seed)  # named as `datadiet prune` names it
+        common["seed"] = int(seed)
+    elif seed != 0:
+        raise ConfigError(f"--sample-seed {seed} means nothing with --rule {rule}; drop it (it applies to the "
+                          f"{_rules_with(None)} rules only).")
+    return {**common, **(chosen.resolve(keep, given) if chosen.resolve else {})}
 
 
 def rank_order(values, ids=None, tie_seed: int = 0) -> np.ndarray:
@@ -191,46 +197,37 @@ def is_top_window(keep: float, offset: float) -> bool:
     return abs(offset - (1 - keep)) <= _EPS
 
 
-def _picker(params: dict):
-    """``pick(values, ids, n_keep, group) -> positions`` for one group, from ``selection_parameters``.
-
-    ``group`` is ``None`` for the whole dataset, else the class index (it picks the class's random stream).
-    """
-    keep, tie_seed = params["keep"], params["tie_seed"]
-    if params["rule"] == "window":
-        offset = params["offset"]
-        return lambda values, ids, n_keep, group: _window(values, ids, keep, offset, n_keep, tie_seed)
-    if params["rule"] == "moderate":
-        return lambda values, ids, n_keep, group: _moderate_positions(values, ids, n_keep, tie_seed)
-    seed, beta, bins = params["seed"], params["beta"], params["bins"]
-
-    def pick(values, ids, n_keep, group):
-        rng = np.random.default_rng(seed if group is None else [seed, group])
-        where = "" if group is None else f" of class index {group} (class-balanced)"
-        return _ccs_positions(values, ids, n_keep, keep=keep, beta=beta, bins=bins, rng=rng, tie_seed=tie_seed,
-                              where=where)
-    return pick
+def _refuse_unused(rule: str, chosen: "Rule", name: str, value) -> None:
+    """Refuse an option the rule has no use for: it would be silently lost."""
+    if name not in chosen.options:
+        known = _rules_with(name)
+        where = f"it applies to the {known} rule{'s' if ',' in known else ''} only" if known else "no rule takes it"
+        raise ConfigError(f"--{name.replace('_', '-')} {value} means nothing with --rule {rule}; drop it ({where}).")
 
 
-def _refuse_unused(rule: str, **options) -> None:
-    """Refuse an option given a non-default value for a rule that has no use for it: it would be silently lost."""
-    for name, (value, default) in options.items():
-        if value is not default and value != default:
-            raise ConfigError(f"--{name.replace('_', '-')} {value} means nothing with --rule {rule}; drop it (it "
-                              f"applies to the {'window' if name in ('offset', 'order') else 'ccs'} rule only).")
+def _rules_with(option: str | None) -> str:
+    """The rules that take ``option`` (None: the rules that draw), as words."""
+    names = [n for n, r in RULES.items() if (r.seeded if option is None else option in r.options)]
+    return ", ".join(names)
 
 
-def _check_ccs_options(keep: float, beta, bins, seed) -> float:
-    """Validate ``beta``, ``bins`` and ``seed`` for CCS; return beta (the default one when ``None``)."""
+def _resolve_window(keep: float, given: dict) -> dict:
+    order = given.get("order", "highest")
+    offset = float(_resolve_offset(keep, given.get("offset"), order))
+    return {"offset": offset, **({"order": order} if "offset" not in given else {})}
+
+
+def _resolve_ccs(keep: float, given: dict) -> dict:
+    """Validate CCS's ``beta`` and ``bins``; the default beta when none is given."""
+    bins, beta = given.get("bins", _DEFAULT_BINS), given.get("beta")
     if isinstance(bins, bool) or not isinstance(bins, Integral) or bins < 1:
         raise ConfigError(f"--bins: bins must be an integer >= 1, got {bins}; CCS uses {_DEFAULT_BINS}.")
-    _check_seed("sample-seed", seed)  # named as `datadiet prune` names it
     if beta is None:
-        return default_ccs_beta(keep)
-    if isinstance(beta, bool) or not (isinstance(beta, Real) and 0 <= beta < 1):
+        beta = default_ccs_beta(keep)
+    elif isinstance(beta, bool) or not (isinstance(beta, Real) and 0 <= beta < 1):
         raise ConfigError(f"--beta: beta must be a fraction in [0, 1), got {beta}; it is the fraction of "
                           "hardest (highest-scoring) examples dropped before sampling.")
-    return float(beta)
+    return {"beta": float(beta), "bins": int(bins)}
 
 
 def _check_seed(flag: str, seed) -> None:
@@ -245,14 +242,15 @@ def _check_bins_fit(params: dict, n_scores: int) -> None:
     More bins than examples sort nothing finer, since at most one bin per example is non-empty.
     """
     limit = max(n_scores, _DEFAULT_BINS)
-    if params["rule"] == "ccs" and params["bins"] > limit:
+    if params.get("bins", 0) > limit:
         raise ConfigError(f"--bins: {params['bins']} bins for {n_scores} scored examples; use at most {limit} (more "
                           f"bins than examples split nothing finer). CCS uses {_DEFAULT_BINS}.")
 
 
-def _ccs_positions(values, ids, n_keep: int, *, keep: float, beta: float, bins: int, rng, tie_seed: int,
-                   where: str = "") -> np.ndarray:
+def _ccs_positions(values, ids, n_keep: int, rng, *, keep: float, beta: float, bins: int, tie_seed: int,
+                   group: int | None = None, **_) -> np.ndarray:
     """Positions kept by CCS: drop the hardest ``beta`` fraction, then sample the score bins evenly."""
+    where = "" if group is None else f" of class index {group} (class-balanced)"
     n_cut = math.floor(beta * len(values) + _EPS)  # rounded down: never drop more than asked
     pool = rank_order(values, ids, tie_seed)[:len(values) - n_cut]  # the hardest are last
     if n_keep > len(pool):
@@ -300,7 +298,7 @@ def _sample(positions: np.ndarray, ids: np.ndarray, count: int, rng, tie_seed: i
     return rng.choice(positions, size=count, replace=False)
 
 
-def _moderate_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, tie_seed: int) -> np.ndarray:
+def _moderate_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, tie_seed: int, **_) -> np.ndarray:
     """Positions of the ``n_keep`` scores closest to the median (equal distances: in tie-key order)."""
     return rank_order(np.abs(values - np.median(values)), ids, tie_seed)[:n_keep]
 
@@ -344,8 +342,8 @@ def _class_indices(labels, num_classes: int | None) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_keep: int,
-            tie_seed: int) -> np.ndarray:
+def _window_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, keep: float, offset: float,
+                      tie_seed: int, **_) -> np.ndarray:
     """Positions of the examples in the window [offset, offset + keep) of the ascending order."""
     n = len(values)
     order = rank_order(values, ids, tie_seed)
@@ -353,6 +351,50 @@ def _window(values: np.ndarray, ids: np.ndarray, keep: float, offset: float, n_k
     if offset + keep >= 1 - _EPS:  # "keep the highest": anchor the window at the top, whatever the rounding
         start = n - n_keep
     return order[start:start + n_keep]
+
+
+def _hardest_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, tie_seed: int, **_) -> np.ndarray:
+    """Positions of the ``n_keep`` highest scores (the window at the top)."""
+    return rank_order(values, ids, tie_seed)[len(values) - n_keep:]
+
+
+def _easiest_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, tie_seed: int, **_) -> np.ndarray:
+    """Positions of the ``n_keep`` lowest scores (the window at the bottom)."""
+    return rank_order(values, ids, tie_seed)[:n_keep]
+
+
+def _random_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, tie_seed: int, **_) -> np.ndarray:
+    """``n_keep`` positions drawn uniformly at random (the scores are not read): the top of a random permutation."""
+    return rank_order(rng.permutation(len(values)).astype(np.float64), ids, tie_seed)[len(values) - n_keep:]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A selection rule: ``positions(values, ids, n_keep, rng, *, keep, tie_seed, group, **options)`` returns the
+    positions kept among ``values`` (one class's, when class-balanced), ``rng`` a seeded generator for rules that
+    draw (else None)."""
+
+    positions: Callable[..., np.ndarray]
+    summary: str                                  # what it keeps, for --help and the README
+    options: tuple[str, ...] = ()                 # its own options (select's keyword arguments)
+    resolve: Callable[[float, dict], dict] | None = None  # checks the options given, fills in their defaults
+    seeded: bool = False                          # draws from rng: its seed is recorded
+    by_method: bool = True                        # usable as a method's +RULE (datadiet.methods)
+
+
+# The rules. A new rule is one positions function and one entry here; `prune --rule`, methods (SCORE+RULE) and the
+# studies pick it up by name.
+RULES: dict[str, Rule] = {
+    "window": Rule(_window_positions, "Data Diet B.3: drop the lowest offset fraction, keep the next keep fraction",
+                   ("offset", "order"), _resolve_window, by_method=False),  # methods: hardest (offset: the sweep's)
+    "hardest": Rule(_hardest_positions, "the highest scores"),
+    "easiest": Rule(_easiest_positions, "the lowest scores"),
+    "ccs": Rule(_ccs_positions, "coverage-centric stratified sampling (Zheng et al., 2023)", ("beta", "bins"),
+                _resolve_ccs, seeded=True),
+    "moderate": Rule(_moderate_positions, "the scores nearest the median (Xia et al., 2023)"),
+    "random": Rule(_random_positions, "a uniformly random subset (the scores are not read)", seeded=True,
+                   by_method=False),
+}
 
 
 def _count(keep: float, n: int) -> int:

@@ -17,19 +17,24 @@ from ..methods import Method
 from ..selection import class_counts
 from ..version import __version__
 from .identity import canonical
-from .sweep import Task, load_cached
+from .sweep import Task
 
 PLAN = "plan.json"
 
 
-def write_plan(folder: Path, tasks: Sequence[Task]) -> None:
-    """``folder/plan.json``: the run ids of ``tasks``, and (when they share one data config) each subset's kept count
-    per class, which the report shows."""
+def write_plan(folder: Path, tasks: Sequence[Task], train_set=None) -> None:
+    """``folder/plan.json``: the run ids of ``tasks``, and (given the training split they all select from) each
+    subset's kept count per class, which the report shows."""
     runs = {t.spec.run_id: {"method": t.spec.method, "keep": t.spec.keep, "offset": t.spec.offset,
                             "seed": t.spec.train.seed, "subset_digest": t.spec.subset_digest} for t in tasks}
-    data = {json.dumps(canonical(t.spec.data), sort_keys=True) for t in tasks}
-    classes = {"classes": plan_class_counts(tasks, load_cached(tasks[0].spec.data).train)} if len(data) == 1 else {}
+    classes = {} if train_set is None else {"classes": plan_class_counts(tasks, train_set)}
     write_json_atomic(folder / PLAN, {"version": __version__, "runs": runs, **classes})
+
+
+def one_data(tasks: Sequence[Task]):
+    """The data config every task trains on, or None when they differ (a plan then records no class counts)."""
+    data = {json.dumps(canonical(t.spec.data), sort_keys=True): t.spec.data for t in tasks}
+    return next(iter(data.values())) if len(data) == 1 else None
 
 
 def plan_class_counts(tasks: Sequence[Task], train_set) -> dict:

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 from ..config import DataConfig, TrainConfig
 from .identity import identity
 from .presets import Setting, standard_scores
-from .plan import write_plan
+from .plan import one_data, write_plan
 from .scoring import draw_seed, score_tables
 from .sweep import Execution, Task, check_recipe, load_cached, run_sweep, task_for
 
@@ -104,7 +104,8 @@ class Workspace:
         spec and retried next time; the study reports on the runs that finished."""
         plan = self.planned.setdefault(study, {})
         plan.update((t.spec.run_id, t) for t in tasks)
-        write_plan(self.folder(study), list(plan.values()))
+        data = one_data(list(plan.values()))
+        write_plan(self.folder(study), list(plan.values()), None if data is None else self.splits(data).train)
         outcome = run_sweep(tasks, self.root / "sweep", self.execution, log=self.log)
         if outcome.failures:
             self.log(f"{len(outcome.failures)} runs failed (see {self.root / 'sweep' / 'failures'}); re-run the same "

@@ -25,7 +25,7 @@ from ..report.tables import curve_table
 from ..stats import spearman
 from ..errors import ConfigError, DataDietError
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
+from ..runs.presets import Setting, standard_scores, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks
@@ -49,21 +49,17 @@ class Config:
         check_keeps(self.keeps)
 
 
-def _config(setting: str, keeps, prune_scores=()) -> Config:
-    return Config(SETTINGS[setting], keeps=tuple(keeps), prune_scores=tuple(prune_scores))
-
-
-PRESETS = {
-    "smoke": _config("smoke", [0.5]),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(keeps=(0.5,)),
     # quick: 2 scores × 2 fractions × 3 seeds × (single, mean) = 24 runs + 6 random + 3 full = 33 runs ≈ 6 min
     # at ≈ 10 s a run; the 12 R-run-mean runs and the 9 baselines are the same runs (same ids) as any other
     # analysis in the workspace that prunes with el2n@epoch2 / grand@epoch2 at these fractions. No new score
     # runs (the standard set is shared).
-    "quick": _config("quick", [0.5, 0.7]),
+    quick=dict(keeps=(0.5, 0.7)),
     # Figs. 10–11: GraNd at init and EL2N early, 50 % kept, one initialization against 10. (Fig. 11 scores
     # EL2N at epoch 10; the standard set's epoch 20 is used so the ten score runs are shared.)
-    "paper": _config("paper", [0.5], ["grand@init", "el2n@epoch20"]),
-}
+    paper=dict(keeps=(0.5,), prune_scores=("grand@init", "el2n@epoch20")),
+)
 
 
 def run(config: Config, ws: Workspace) -> dict:

@@ -34,7 +34,7 @@ from ..methods import Method
 from ..report import figures
 from ..report.markdown import Section, write_section
 from ..report.tables import cost_rows, interval_coverage
-from ..runs.presets import PRESETS as SETTING_TABLE, Setting
+from ..runs.presets import Setting, study_presets
 from ..runs.scoring import add_charges, draw_seed, recipe_flops
 from ..runs.workspace import Workspace
 from ..selection import select_random
@@ -90,11 +90,10 @@ def _check_recipe(train: TrainConfig, *, dynamic: bool) -> None:
 
 # The setting of each preset. quick is the `quick` setting (8,000 examples, the redundant regime of `reproduce --preset
 # quick`), not the analyses' 4,000-example miniature: a saving of compute is worth measuring where data is redundant.
-SETTINGS = {name: SETTING_TABLE[name] for name in ("smoke", "quick", "gpu", "paper")}
 
-PRESETS = {
+PRESETS = study_presets(NAME, Config,
     # Seconds: the smoke setting, one kept fraction and one ratio each, and the bf16 path.
-    "smoke": Config(SETTINGS["smoke"], fractions=(0.4, 0.7, 1.0), keeps=(0.5,), prune_ratios=(0.5,), rs2_keeps=(0.5,),
+    smoke=dict(fractions=(0.4, 0.7, 1.0), keeps=(0.5,), prune_ratios=(0.5,), rs2_keeps=(0.5,),
                     bf16=True),
     # 2 CPU cores, <= 20 min: the quick setting (8,000 Fashion-MNIST, small CNN ×0.5, 16 epochs) with 5 evaluation
     # seeds. Per seed ≈ 12 full runs' time: the baseline 2.7, random and two EL2N methods 1.5 each, RS2 1.5, InfoBatch
@@ -102,13 +101,13 @@ PRESETS = {
     # (≈ 0.6 min). A full run took 13.5 s on an idle 2-core VM here (17 s elsewhere): ≈ 14-18 min in all. No bf16
     # point: it costs a full run more per seed, which the 20 minutes do not hold, and pays only on CPUs with native
     # bf16 (--bf16 adds it).
-    "quick": Config(SETTINGS["quick"], eval_seeds=5),
+    quick=dict(eval_seeds=5),
     # One GPU: full Fashion-MNIST, ResNet18, 6 epochs, 4 seeds: ≈ 45 full-run equivalents (a run ≈ 8-28 s on an H200)
     # plus 40 EL2N score runs to epoch 1.  bf16 is the CPU's autocast (on CUDA --amp decides): not drawn.
-    "gpu": Config(SETTINGS["gpu"]),
+    gpu=dict(),
     # CIFAR-10 with the full recipe: ≈ 45 full-run equivalents of 200 epochs (≈ 280 s each on an H200) + 40 score runs.
-    "paper": Config(SETTINGS["paper"]),
-}
+    paper=dict(),
+)
 
 
 # ---------------------------------------------------------------- the points

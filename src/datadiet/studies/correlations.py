@@ -12,7 +12,7 @@ import numpy as np
 from ..report import figures
 from ..stats import spearman_matrix
 from .compare import check_labels
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "correlations"
@@ -27,7 +27,7 @@ class Config:
     max_points: int = 2000              # examples drawn in the scatter plots (all are used for Spearman)
 
 
-PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
+PRESETS = study_presets(NAME, Config)
 
 
 def pair_labels(setting: Setting) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from ..report import figures
 from ..scores.registry import ScoreLabel
 from ..selection import rank_order
 from ..errors import unknown_name
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "examples"
@@ -34,7 +34,7 @@ class Config:
 
 
 # Every preset costs only the shared score runs (cached) plus drawing: seconds on top of them.
-PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
+PRESETS = study_presets(NAME, Config)
 
 
 def default_scores(setting: Setting) -> tuple[str, ...]:

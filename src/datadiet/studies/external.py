@@ -31,7 +31,7 @@ from ..stats import correlations
 from ..errors import DataDietError, unknown_name
 from ..io import read_npz
 from ..runs.memorization import estimate
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "external"
@@ -60,9 +60,7 @@ class Config:
 # Cost with a table: the shared score runs (cached) plus reading it, seconds.  Without one, smoke and quick
 # estimate memorization first: quick trains 16 small CNNs on 2,000 of the 4,000 examples with the full 20-epoch
 # step budget (≈ 25 s each on 2 CPU cores, ≈ 7 min).  The paper preset needs --values.
-PRESETS = {"smoke": Config(SETTINGS["smoke"], memorization_runs=4),
-           "quick": Config(SETTINGS["quick"], memorization_runs=16),
-           "paper": Config(SETTINGS["paper"])}
+PRESETS = study_presets(NAME, Config, smoke=dict(memorization_runs=4), quick=dict(memorization_runs=16))
 
 
 # ---------------------------------------------------------------- reading and joining (pure, no workspace)

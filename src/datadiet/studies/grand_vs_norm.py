@@ -29,7 +29,7 @@ from ..runs.identity import identity
 from ..runs.scoring import dataset_input_norms, score_model
 from ..scores import ScoreFileError, ScoreTable, load_scores, save_scores
 from ..training import init_model, place_model, resolve_device
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from ..stats import spearman
@@ -52,14 +52,14 @@ class Config:
 
 # Extra initializations cost only a GraNd pass (no training), so the quick preset runs 16 for the n-curve:
 # 12 beyond the 4 score runs.
-PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], inits=4),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(inits=4),
     # quick cost: the shared score runs (cached, ≈ 4 × 20 s) plus GraNd at init of 10,000 test images × 4 inits
     # and of 4,000 training images × 12 extra inits: ≈ 90k per-example gradients ≈ 2–3 min on 2 CPU cores.
-    "quick": Config(SETTINGS["quick"], inits=16),
+    quick=dict(inits=16),
     # Kirsch averages over 10 initializations, the paper's R; the n-curve stops there.
-    "paper": Config(SETTINGS["paper"], inits=10),
-}
+    paper=dict(inits=10),
+)
 
 
 # ---------------------------------------------------------------- pure computations

@@ -23,7 +23,7 @@ from ..report.tables import curve_table
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
 from ..scores.store import ScoreFileError
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks
@@ -38,9 +38,9 @@ SOURCE = "Paul et al. (2021) App. E.4, Fig. 14"
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    lrs: tuple[float, ...]
-    weight_decays: tuple[float, ...]
-    keeps: tuple[float, ...]
+    lrs: tuple[float, ...] = (0.05, 0.1, 0.2)            # the grid's learning rates
+    weight_decays: tuple[float, ...] = (1e-4, 5e-4)      # the grid's weight decays
+    keeps: tuple[float, ...] = (0.3, 0.5, 0.7)           # kept fractions
     runs_per_cell: int = 1
     score: str = "el2n"                 # a model score, taken at setting.score_epoch
     grid_seed: int = 100                # cell i trains seeds grid_seed + i·runs_per_cell, ...
@@ -49,17 +49,17 @@ class Config:
         check_keeps(self.keeps)
 
 
-PRESETS = {
+PRESETS = study_presets(NAME, Config,
     # smoke: 3 cells × 1 short run, 3 default runs (EL2N only, stopped at epoch 1); 2 × 2 + 4 evaluation runs.
-    "smoke": Config(SETTINGS["smoke"], (0.05, 0.1, 0.2), (5e-4,), (0.5,)),
+    smoke=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(5e-4,), keeps=(0.5,)),
     # quick: 6 cells × 1 run and 6 default runs, each trained only to the scoring epoch (2 of 20 epochs, EL2N
     # only: ≈ 3–5 s each, ≲ 1 min in all); 2 methods × 3 fractions × 3 seeds = 18 runs + 9 random + 3 full =
     # 30 evaluation runs ≈ 5 min at ≈ 10 s a run (random and full are shared with the other analyses).
-    "quick": Config(SETTINGS["quick"], (0.05, 0.1, 0.2), (1e-4, 5e-4), (0.3, 0.5, 0.7)),
+    quick=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(1e-4, 5e-4), keeps=(0.3, 0.5, 0.7)),
     # Fig. 14: lr ∈ {0.2, 0.1, 0.05} × weight decay ∈ {1e-3, 5e-4, 1e-4}, one ResNet18 per cell, EL2N at epoch
     # 20, against 9 ResNet18s at the default (optimal) recipe.
-    "paper": Config(SETTINGS["paper"], (0.2, 0.1, 0.05), (1e-3, 5e-4, 1e-4), (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
-}
+    paper=dict(lrs=(0.2, 0.1, 0.05), weight_decays=(1e-3, 5e-4, 1e-4), keeps=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
+)
 
 
 def grid_cells(config: Config) -> list[dict]:

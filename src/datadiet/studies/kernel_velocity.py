@@ -37,7 +37,7 @@ from ..io import write_json_atomic
 from ..training import ensure_checkpoints, init_model, restore
 from ..training.engine import resolve_device
 from ..runs.identity import digest_ids
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "kernel_velocity"
@@ -48,7 +48,8 @@ SOURCE = "Paul et al. (2021) § 5.1 / Fig. 5 (left) and App. B.3 (kernel velocit
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    velocity_epochs: tuple[float, ...]  # times t (in epochs) at which v(t) = distance(K_t, K_{t+gap}) / gap
+    # times t (in epochs) at which v(t) = distance(K_t, K_{t+gap}) / gap; the default fits any budget of >= 5 epochs
+    velocity_epochs: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
     positions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # block starts, as quantiles of the ranking
     block: int = 100                    # contiguous examples per kernel (the paper: 100)
     gap: float = 1.0                    # epochs between the two kernels (eq. 7: consecutive epochs)
@@ -56,19 +57,19 @@ class Config:
     score: str | None = None            # ranking score label; None = the setting's early EL2N
 
 
-PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], velocity_epochs=(0.0, 1.0), positions=(0.0, 0.5, 1.0), block=10),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(velocity_epochs=(0.0, 1.0), positions=(0.0, 0.5, 1.0), block=10),
     # quick: one 20-epoch training run (≈ 10 s) saved at 15 steps; 15 steps × 5 blocks = 75 kernels of
     # 1,000 × 1,000 over the small CNN's 38,330 parameters (≈ 2–4 s each on 2 cores): ≈ 3–5 min in all,
     # plus the shared score runs if they are not cached yet.
-    "quick": Config(SETTINGS["quick"], velocity_epochs=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0, 19.0)),
+    quick=dict(velocity_epochs=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0, 19.0)),
     # paper: ResNet18 (11.2 M parameters) on CIFAR-10: a block's Jacobian is 1,000 × 11.2 M (45 GB in
     # float32), so it is built 10 examples (4.5 GB) at a time and K assembled from pairs of chunks (≈ 9 GB
     # of GPU memory; 55 chunk Jacobians per kernel).  6 blocks × 24 models = 144 kernels, untimed here (no
     # GPU was available to this session); the 200-epoch training run dominates unless kernels are slow.
-    "paper": Config(SETTINGS["paper"], velocity_epochs=(0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 90.0, 120.0, 160.0, 199.0),
+    paper=dict(velocity_epochs=(0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 90.0, 120.0, 160.0, 199.0),
                     positions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), chunk=10),
-}
+)
 
 
 # ----------------------------------------------------------------------------- the kernel (pure)

@@ -19,7 +19,7 @@ from ..report.tables import curve_table
 from ..stats import spearman_matrix, summarize, verdict_phrase
 from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
+from ..runs.presets import Setting, standard_scores, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks
@@ -49,7 +49,7 @@ class Config:
 # quick: 10 scores × 3 seeds + 3 random + 3 full = 36 runs ≈ 6 min at ≈ 10 s a run (EL2N/GraNd at keep 0.5 and
 # the baselines are shared with the other analyses of the workspace); no new score runs.
 # paper (Fig. 9): 50 % of CIFAR-10 kept, ResNet18, scores at init and epoch 20 averaged over 10 runs.
-PRESETS = {name: Config(setting) for name, setting in SETTINGS.items()}
+PRESETS = study_presets(NAME, Config)
 
 
 def default_labels(setting: Setting) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ from ..errors import ConfigError, DataDietError
 from ..io import atomic_path, read_npy
 from ..runs.scoring import score_model
 from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 NAME = "mode_connectivity"
@@ -58,7 +58,7 @@ SUBSET_NAMES = {"random": "random", "high_el2n": "highest EL2N", "low_el2n": "lo
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    spawn_epochs: tuple[float, ...]     # parent epochs t at which the two children are spawned
+    spawn_epochs: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)  # parent epochs t at which the two children are spawned
     alphas: int = 11                    # evenly spaced points on the path, both ends included
     eval_set_size: int = 1000             # training examples per evaluation set (the paper: 1,000)
     el2n_epoch: float | None = None     # EL2N of the parent at this epoch; None = the setting's score epoch
@@ -67,15 +67,15 @@ class Config:
     subset_seed: int = 0                # draws the random evaluation set
 
 
-PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], spawn_epochs=(0.0, 1.0), eval_set_size=100),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(spawn_epochs=(0.0, 1.0), eval_set_size=100),
     # quick: parent ≈ 12 epochs (≈ 6 s), then 2 children from each of 7 spawn epochs trained to epoch 20:
     # 2 × (20 + 19.5 + 19 + 18 + 16 + 12 + 8) = 225 epochs ≈ 2 min at ≈ 10 s per 20 epochs; 7 paths × 11
     # points × 3,000 examples are evaluated in seconds: ≈ 2–4 min in all.
-    "quick": Config(SETTINGS["quick"], spawn_epochs=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0)),
+    quick=dict(spawn_epochs=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0)),
     # paper: CIFAR-10 / ResNet18, EL2N at epoch 10 of the parent (App. B.3); 18 children of ≤ 200 epochs.
-    "paper": Config(SETTINGS["paper"], spawn_epochs=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0), el2n_epoch=10.0),
-}
+    paper=dict(spawn_epochs=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0), el2n_epoch=10.0),
+)
 
 
 # ----------------------------------------------------------------------------- pure pieces

@@ -47,7 +47,7 @@ from ..errors import ConfigError, DataDietError
 from ..scores.registry import ScoreLabel
 from ..selection import offset_windows, rank_order, select
 from ..stats import auroc
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting, standard_scores
+from ..runs.presets import Setting, standard_scores, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks
@@ -74,20 +74,20 @@ class Config:
         check_offsets(self.offsets)
 
 
-PRESETS = {
+PRESETS = study_presets(NAME, Config,
     # 384 examples: 2 windows × 2 scores × 2 data × 2 seeds + 8 baseline runs, and 2 + 2 score runs.
-    "smoke": Config(SETTINGS["smoke"], keeps=(0.5,), offsets=(0.0, 0.5)),
+    smoke=dict(keeps=(0.5,), offsets=(0.0, 0.5)),
     # 4,000 Fashion-MNIST examples, keep 50 %, 5 windows. New evaluation runs: 2 scores × 2 data × 5 offsets × 3 seeds
     # = 60, plus 3 full + 3 random on the noisy data (the clean full / random-50 % runs are shared with other
     # analyses, else 6 more): 66–72 × ≈ 10 s ≈ 11–12 min; 4 noisy score runs to epoch 20 (forgetting) ≈ 1–1.5 min;
     # the clean score runs are the shared, cached ones. Total ≈ 12.5–13.5 min.
-    "quick": Config(SETTINGS["quick"], keeps=(0.5,), offsets=(0.0, 0.2, 0.3, 0.4, 0.5)),
+    quick=dict(keeps=(0.5,), offsets=(0.0, 0.2, 0.3, 0.4, 0.5)),
     # CIFAR-10, ResNet18: Fig. 16 keeps 50 % (EL2N), Figs. 2/18 keep 40 % (EL2N, GraNd at init); EL2N at epoch 10 as
     # in those figures (10 extra clean runs, stopped at epoch 10); offsets every 10 % from 0 up to keeping the
     # hardest (the appendix text does not state the grid). (7 + 6) windows × 2 scores × 2 data × 4 seeds = 208
     # evaluation runs + 24 baseline runs, and 10 noisy score runs of 200 epochs.
-    "paper": Config(SETTINGS["paper"], keeps=(0.4, 0.5), offsets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), el2n_epoch=10),
-}
+    paper=dict(keeps=(0.4, 0.5), offsets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), el2n_epoch=10),
+)
 
 
 # ---------------------------------------------------------------- what to score and train

@@ -26,7 +26,7 @@ from ..methods import Method
 from ..report.pruning import describe_accounting, write_pruning_report
 from ..runs.identity import canonical, digest_ids
 from ..runs.plan import PLAN, account_runs, other_plans, plan_classes, read_plan
-from ..runs.presets import Setting, get_preset
+from ..runs.presets import Setting, study_presets
 from ..runs.scoring import charge, draw_seed, recipe_flops, score_run_costs
 from ..runs.sweep import Execution, RunSpec, Task, check_recipe, data_fingerprint_of, read_run_files, task_for
 from ..runs.workspace import Workspace
@@ -79,7 +79,7 @@ def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
             "forgetting@end")
 
 
-PRESETS: dict[str, Config] = {name: Config(get_preset(name)) for name in ("smoke", "quick", "quick-scarce", "gpu", "paper")}
+PRESETS: dict[str, Config] = study_presets(NAME, Config)
 
 
 def reproduce(config: Config, out: str | Path, *, log: Callable[[str], None] = print, **execution) -> dict:

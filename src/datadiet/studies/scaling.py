@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..report import figures
 from ..report.markdown import Section, write_section
 from ..report.tables import compare_to_random, curve_table, interval_coverage
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..runs.scoring import draw_seed
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
@@ -90,18 +90,18 @@ def _check_rule(rule: str) -> None:
                           f"ccs+balanced); got {rule!r} ({exc})") from None
 
 
-PRESETS = {
-    "smoke": Config(SETTINGS["smoke"], sizes=(192, 384), keeps=(0.5,), epochs_per_size=(2, 2)),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(sizes=(192, 384), keeps=(0.5,), epochs_per_size=(2, 2)),
     # Chosen to fit 20 minutes on 2 CPU cores (see README "The regime map"); the small CNN of the quick setting,
     # without augmentation, 2 evaluation seeds.  Larger N trains fewer epochs: the same number of steps per
     # example would grow the cost with N², and the small CNN converges in fewer passes over more data.
-    "quick": Config(SETTINGS["quick"], sizes=(1000, 4000, 16000, 0), epochs_per_size=(30, 10, 4, 2), eval_seeds=2,
+    quick=dict(sizes=(1000, 4000, 16000, 0), epochs_per_size=(30, 10, 4, 2), eval_seeds=2,
                     score_runs=2),
     # Full ResNet18 on Fashion-MNIST on one GPU, the gpu setting's 6 epochs everywhere.
-    "gpu": Config(SETTINGS["gpu"], sizes=(2000, 5000, 10000, 20000, 0)),
+    gpu=dict(sizes=(2000, 5000, 10000, 20000, 0)),
     # CIFAR-10 with the full recipe: 10 %, 20 %, 50 % and all of the training set.
-    "paper": Config(SETTINGS["paper"], sizes=(5000, 10000, 25000, 0)),
-}
+    paper=dict(sizes=(5000, 10000, 25000, 0)),
+)
 
 
 # ---------------------------------------------------------------- the grid

@@ -14,7 +14,7 @@ import numpy as np
 from ..report import figures
 from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import STUDY_SETTINGS as SETTINGS, Setting
+from ..runs.presets import Setting, study_presets
 from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks
@@ -26,7 +26,8 @@ SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"
 @dataclass(frozen=True)
 class Config:
     setting: Setting
-    architectures: tuple[tuple[str, float], ...]   # (model, width); each is both a source and a target
+    architectures: tuple[tuple[str, float], ...] = (("smallcnn", 0.5), ("vgg13", 0.25))  # (model, width); each is
+    # both a source and a target
     keeps: tuple[float, ...] = (0.5, 0.7)
     score: str = "el2n"                            # scored early in training (setting.score_epoch)
 
@@ -34,18 +35,15 @@ class Config:
         check_keeps(self.keeps)
 
 
-def _config(setting_name: str, architectures, keeps) -> Config:
-    return Config(SETTINGS[setting_name], tuple(architectures), tuple(keeps))
-
-
-PRESETS = {
-    "smoke": _config("smoke", [("smallcnn", 0.25), ("vgg13", 0.125)], [0.5]),
+PRESETS = study_presets(NAME, Config,
+    smoke=dict(architectures=(("smallcnn", 0.25), ("vgg13", 0.125)), keeps=(0.5,)),
     # quick, on 2 CPU cores: VGG13 at width 1/4 trains ≈ 1.7× slower than the small CNN; 2 targets × 21 runs
     # (2 sources × 2 fractions × 3 seeds + 3 random × 2 + 3 full) ≈ 3.5 + 6 min, plus 4 short VGG score runs.
-    "quick": _config("quick", [("smallcnn", 0.5), ("vgg13", 0.25)], [0.5, 0.7]),
+    quick=dict(architectures=(("smallcnn", 0.5), ("vgg13", 0.25)), keeps=(0.5, 0.7)),
     # Fig. 13 left: VGG13 and ResNet18 on CIFAR-10, EL2N at epoch 20 from 10 networks of either architecture.
-    "paper": _config("paper", [("resnet18", 1.0), ("vgg13", 1.0)], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]),
-}
+    gpu=dict(architectures=(("resnet18", 1.0), ("vgg13", 1.0))),
+    paper=dict(architectures=(("resnet18", 1.0), ("vgg13", 1.0)), keeps=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
+)
 
 
 def arch_name(model: str, width: float) -> str:
