@@ -11,13 +11,17 @@ studies, run records and reports:
 
 ``Method.parse(text)`` reads that form and ``str(method)`` writes it back, so a method's name in a run record is
 its parse.
+
+The other kind of method prunes while it trains (:class:`DynamicMethod`: InfoBatch, RS2): it needs no score, and
+is a change of the training recipe (``TrainConfig.dynamic`` and its parameter) on the full data.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .config import DYNAMIC, TrainConfig
 from .errors import ConfigError
 from .scores.registry import ScoreLabel
 from .selection import RULES as SELECTION_RULES, select
@@ -107,3 +111,28 @@ class Method:
         return select(scores, keep=keep, rule=rule, labels=labels if self.balanced else None,
                       class_balanced=self.balanced, num_classes=num_classes if self.balanced else None,
                       seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset)
+
+
+# A dynamic method's one parameter: the TrainConfig field it sets.
+DYNAMIC_PARAMETER = {"infobatch": "prune_ratio", "rs2": "keep"}
+
+
+@dataclass(frozen=True)
+class DynamicMethod:
+    """A method that prunes while it trains (``datadiet.dynamic``), written as its pruner's name: ``infobatch``
+    with its prune ratio, ``rs2`` with its per-epoch kept fraction. It trains on the full data; its recipe says how."""
+
+    name: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.name not in DYNAMIC_PARAMETER:
+            raise ConfigError(f"Unknown dynamic method {self.name!r}; one of {', '.join(DYNAMIC_PARAMETER)} "
+                              f"(TrainConfig.dynamic: {', '.join(d for d in DYNAMIC if d != 'none')}).")
+
+    def __str__(self) -> str:
+        return self.name  # the run records' method: the value is in the recipe, so in the run's identity
+
+    def recipe(self, train: TrainConfig) -> TrainConfig:
+        """``train`` pruned dynamically by this method."""
+        return replace(train, dynamic=self.name, **{DYNAMIC_PARAMETER[self.name]: self.value})

@@ -26,9 +26,8 @@ from ..stats import spearman
 from ..errors import ConfigError, DataDietError
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, standard_scores, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks
+from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
 
 NAME = "averaging"
 TITLE = "Averaging sensitivity: single-run against R-run scores"
@@ -86,20 +85,15 @@ def run(config: Config, ws: Workspace) -> dict:
     R = setting.score_runs
     _plot_curve(curve, folder / "n_runs.png", R)
     _plot_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
-    section = Section(
-        NAME, TITLE, SOURCE, findings(curve, table, R, config.single_run),
-        {"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
-        {"n_runs.png": f"Spearman between the mean of n score runs and the mean of all {R} (line: the first n "
+    return write_study_section(folder, config, findings=findings(curve, table, R, config.single_run),
+        tables={"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
+        figures={"n_runs.png": f"Spearman between the mean of n score runs and the mean of all {R} (line: the first n "
                        f"runs; band: min–max over choices of n runs; dotted: against the other {R} − n runs)",
          "pruning.png": f"test accuracy when pruning with run {config.single_run}'s scores alone and with the "
                         f"{R}-run mean (mean, 16th–84th percentile over evaluation seeds)"},
-        {"setting": setting.name, "score_runs": R, "curve_scores": list(curve_labels),
-         "prune_scores": list(prune_labels), "keeps": list(config.keeps), "single_run": config.single_run,
-         "eval_seeds": setting.eval_seeds, "max_subsets": config.max_subsets},
-        {"single_run_spearman": {label: _at(curve, label, 1)["mean"] for label in curve_labels
+        summary={"single_run_spearman": {label: _at(curve, label, 1)["mean"] for label in curve_labels
                                  if _has(curve, label, 1)},
          "pruning": table})
-    return write_section(folder, section)
 
 
 def averaged_labels(tables: dict) -> tuple[str, ...]:

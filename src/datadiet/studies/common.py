@@ -1,11 +1,17 @@
-"""What the studies share beyond the runs layer: the evaluation tasks of a pruning comparison."""
+"""The study kit: what every study shares beyond the runs layer (its seed counts checked, the evaluation tasks of a
+pruning comparison, its section written with its config recorded)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
-from ..config import DataConfig, TrainConfig, check_counts
+import dataclasses
+import sys
+from pathlib import Path
+
+from ..config import DataConfig, TrainConfig, check_counts, to_dict
+from ..report.markdown import Section, write_section
 from ..report.tables import flatten_results
 from ..runs.presets import Setting
 from ..runs.scoring import check_score_seeds
@@ -50,3 +56,20 @@ def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarr
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     """Flat rows (method, keep, offset, seed, test accuracy, ...) of result records, plus constant columns."""
     return [{**row, **extra} for row in flatten_results(records)]
+
+
+def write_study_section(folder: Path, config, *, findings, tables: dict | None = None, figures: dict | None = None,
+                        summary: dict | None = None) -> dict:
+    """Write the section of the study whose ``config`` this is (its module's NAME, TITLE and SOURCE) into ``folder``,
+    with the config recorded whole (:func:`config_record`); returns the summary."""
+    module = sys.modules[type(config).__module__]
+    section = Section(name=module.NAME, title=module.TITLE, source=module.SOURCE, findings=list(findings),
+                      tables=tables or {}, figures=figures or {}, config=config_record(config), summary=summary or {})
+    return write_section(folder, section)
+
+
+def config_record(config) -> dict:
+    """A study config as its section records it: every field, the setting by name with its data, recipe and
+    protocol (so a setting changed on the command line is on record too)."""
+    record = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "setting"}
+    return {"setting": to_dict(config.setting), **record}

@@ -30,16 +30,15 @@ import numpy as np
 
 from ..config import TrainConfig, check_fractions, check_keeps
 from ..errors import ConfigError
-from ..methods import Method
+from ..methods import DynamicMethod, Method
 from ..report import figures
-from ..report.markdown import Section, write_section
 from ..report.tables import cost_rows, interval_coverage
 from ..runs.presets import Setting, study_presets
 from ..runs.scoring import add_charges, draw_seed, recipe_flops
 from ..runs.workspace import Workspace
 from ..selection import select_random
 from ..stats import compare_groups, holm, interval_text, p_value_verdict, summarize, verdict_phrase
-from .common import check_seed_counts
+from .common import check_seed_counts, write_study_section
 
 NAME = "compute"
 TITLE = "Accuracy against compute: pruning against training on all the data for less"
@@ -88,8 +87,9 @@ def _check_recipe(train: TrainConfig, *, dynamic: bool) -> None:
                           f"{train.epochs:g}.")
 
 
-# The setting of each preset. quick is the `quick` setting (8,000 examples, the redundant regime of `reproduce --preset
-# quick`), not the analyses' 4,000-example miniature: a saving of compute is worth measuring where data is redundant.
+# quick runs on the `quick` setting (8,000 examples, the redundant regime of `reproduce --preset quick`), not the
+# analyses' 4,000-example miniature (runs.presets.SETTING_OVERRIDES leaves compute out): a saving of compute is worth
+# measuring where data is redundant.
 
 PRESETS = study_presets(NAME, Config,
     # Seconds: the smoke setting, one kept fraction and one ratio each, and the bf16 path.
@@ -159,9 +159,9 @@ def _seed_points(ws: Workspace, config: Config, setting: Setting, methods: Seque
             kept = m.select(tables[m.label], keep=k, seed=cfg.seed, labels=train_set.labels.numpy(),
                             num_classes=train_set.num_classes)
             out.append((str(m), k, own, str(m), k, kept))
-    out += [("InfoBatch", r, replace(cfg, dynamic="infobatch", prune_ratio=r), "infobatch", 1.0, ids)
-            for r in config.prune_ratios]
-    out += [("RS2", k, replace(cfg, dynamic="rs2", keep=k), "rs2", 1.0, ids) for k in config.rs2_keeps]
+    dynamic = [("InfoBatch", DynamicMethod("infobatch", r)) for r in config.prune_ratios]
+    dynamic += [("RS2", DynamicMethod("rs2", k)) for k in config.rs2_keeps]
+    out += [(shown, m.value, m.recipe(cfg), str(m), 1.0, ids) for shown, m in dynamic]
     if config.bf16:
         out.append(("full (bf16)", 1.0, replace(cfg, precision="bf16"), "full", 1.0, ids))
     return out
@@ -334,16 +334,13 @@ def run(config: Config, ws: Workspace) -> dict:
     infobatch = infobatch_rows(rows, versus)
     folder = ws.folder(NAME)
     _plot_accuracy_vs_compute(table, folder / "accuracy_vs_compute.png")
-    section = Section(
-        NAME, TITLE, SOURCE, findings(table, versus, infobatch, charges, setting),
-        {"points.csv": table, "versus_full.csv": versus, "infobatch.csv": infobatch, "results.csv": rows},
-        {"accuracy_vs_compute.png": "Final test accuracy (mean, 16th-84th percentile band) against training compute: "
+    return write_study_section(folder, config, findings=findings(table, versus, infobatch, charges, setting),
+        tables={"points.csv": table, "versus_full.csv": versus, "infobatch.csv": infobatch, "results.csv": rows},
+        figures={"accuracy_vs_compute.png": "Final test accuracy (mean, 16th-84th percentile band) against training compute: "
                                     "sample passes (left) and estimated FLOPs (right). Full data at fractions of the "
                                     "epoch budget in black; score methods solid for training only, dashed including "
                                     "their score runs (every draw)."},
-        _config_record(config, setting, methods),
-        {"versus_full": versus, "infobatch": infobatch, "charges": charges})
-    return write_section(folder, section)
+        summary={"versus_full": versus, "infobatch": infobatch, "charges": charges})
 
 
 def _per_example(ws: Workspace, setting: Setting, records: list[dict]):
@@ -352,14 +349,6 @@ def _per_example(ws: Workspace, setting: Setting, records: list[dict]):
         return None
     train_set = ws.splits(setting.data).train
     return recipe_flops(setting.train, train_set.shape, train_set.num_classes)
-
-
-def _config_record(config: Config, setting: Setting, methods) -> dict:
-    return {"setting": setting.name, "fractions": list(config.fractions), "keeps": list(config.keeps),
-            "methods": [str(m) for m in methods], "prune_ratios": list(config.prune_ratios),
-            "rs2_keeps": list(config.rs2_keeps), "bf16": config.bf16, "eval_seeds": setting.eval_seeds,
-            "score_runs": setting.score_runs, "score_draws": min(setting.score_draws, setting.eval_seeds),
-            "epochs": setting.train.epochs}
 
 
 # ---------------------------------------------------------------- words and figure

@@ -13,8 +13,8 @@ from ..report import figures
 from ..stats import spearman_matrix
 from .compare import check_labels
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
+from .common import write_study_section
 NAME = "correlations"
 TITLE = "Rank correlations between all scores"
 SOURCE = "Kirsch (2023) Fig. 3 and Paul et al. (2021) App. E.5 / Fig. 15"
@@ -48,12 +48,11 @@ def run(config: Config, ws: Workspace) -> dict:
                          max_points=config.max_points, title="score values, pairwise")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
     ranked = pair_table(names, rho)
-    section = Section(NAME, TITLE, SOURCE, findings(ranked, config.setting), {"spearman.csv": matrix, "pairs.csv": ranked},
-                      {"spearman.png": "Spearman rank correlation between the mean scores",
+    return write_study_section(folder, config, findings=findings(ranked, config.setting),
+        tables={"spearman.csv": matrix, "pairs.csv": ranked},
+        figures={"spearman.png": "Spearman rank correlation between the mean scores",
                        "pairs.png": "pairwise scatter plots of the mean score values"},
-                      {"setting": config.setting.name, "scores": list(names), "runs": config.setting.score_runs},
-                      {"spearman": {f"{r['a']} ~ {r['b']}": r["spearman"] for r in ranked}})
-    return write_section(folder, section)
+        summary={"spearman": {f"{r['a']} ~ {r['b']}": r["spearman"] for r in ranked}})
 
 
 def pair_table(names: list[str], rho: np.ndarray) -> list[dict]:

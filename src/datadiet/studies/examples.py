@@ -19,8 +19,8 @@ from ..scores.registry import ScoreLabel
 from ..selection import rank_order
 from ..errors import unknown_name
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
+from .common import write_study_section
 NAME = "examples"
 TITLE = "Lowest- and highest-scoring examples of each class"
 SOURCE = "Paul et al. (2021) Figs. 5–8"
@@ -116,12 +116,11 @@ def run(config: Config, ws: Workspace) -> dict:
                       "(right) scoring training images; titles give id and score")
         stats.append(summarize(score, rows, values, labels, norm, config.per_side))
 
-    section = Section(NAME, TITLE, SOURCE, findings(stats, setting), {"examples.csv": table, "summary.csv": stats},
-                      figs, {"setting": setting.name, "scores": list(labels_wanted), "per_side": config.per_side,
-                             "runs": setting.score_runs},
-                      {"input_norm_percentile": {s["score"]: {"lowest": s["lowest_norm_percentile"],
+    return write_study_section(folder, config, findings=findings(stats, setting),
+        tables={"examples.csv": table, "summary.csv": stats},
+        figures=figs,
+        summary={"input_norm_percentile": {s["score"]: {"lowest": s["lowest_norm_percentile"],
                                                               "highest": s["highest_norm_percentile"]} for s in stats}})
-    return write_section(folder, section)
 
 
 def summarize(score: str, rows: list[dict], values: np.ndarray, labels: np.ndarray, norm: np.ndarray,

@@ -32,8 +32,8 @@ from ..errors import DataDietError, unknown_name
 from ..io import read_npz
 from ..runs.memorization import estimate
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
+from .common import write_study_section
 NAME = "external"
 TITLE = "Scores against external per-example values"
 SOURCE = "Paul et al. (2021) App. G (Fig. 19, memorization)"
@@ -259,17 +259,13 @@ def run(config: Config, ws: Workspace) -> dict:
         lines.insert(0, f"Values: memorization estimated here from {config.memorization_runs} runs on random "
                         f"{config.memorization_fraction:.0%} subsets (Feldman & Zhang's estimator); mean "
                         f"{values.mean():.3f}, {float((values > 0.5).mean()):.1%} of the examples above 0.5.")
-    section = Section(
-        NAME, TITLE, SOURCE, lines,
-        {"correlations.csv": corr, "binned.csv": binned},
-        {"scatter.png": f"{value_name} against each score (mean over {setting.score_runs} runs), matched examples",
+    return write_study_section(folder, config, findings=lines,
+        tables={"correlations.csv": corr, "binned.csv": binned},
+        figures={"scatter.png": f"{value_name} against each score (mean over {setting.score_runs} runs), matched examples",
          "binned.png": f"mean {value_name} per score bin (examples sorted by score, {config.bins} equal groups; "
                        "bars: standard error)"},
-        {"setting": setting.name, "values": str(config.values), "id_column": config.id_column,
-         "value_column": value_name, "scores": list(labels), "runs": setting.score_runs},
-        {"coverage": coverage, "spearman": {r["score"]: r["spearman"] for r in corr},
+        summary={"coverage": coverage, "spearman": {r["score"]: r["spearman"] for r in corr},
          "pearson": {r["score"]: r["pearson"] for r in corr}})
-    return write_section(folder, section)
 
 
 def missing_input(config: Config) -> str | None:

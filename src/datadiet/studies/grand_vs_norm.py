@@ -30,9 +30,9 @@ from ..runs.scoring import dataset_input_norms, score_model
 from ..scores import ScoreFileError, ScoreTable, load_scores, save_scores
 from ..training import init_model, place_model, resolve_device
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
 from ..stats import spearman
+from .common import write_study_section
 NAME = "grand_vs_norm"
 TITLE = "GraNd at initialization against input norm"
 SOURCE = "Kirsch (2023) Figs. 1 and 4"
@@ -226,21 +226,16 @@ def run(config: Config, ws: Workspace) -> dict:
     plot_n_curve(curve, R, folder / "n_inits.png")
     plot_sorted(norm_test, grand_test, per_split[1]["spearman"], folder / "sorted_test.png")
 
-    section = Section(
-        NAME, TITLE, SOURCE, findings(per_split, curve, R, check, config),
-        {"spearman.csv": per_split, "n_inits.csv": curve},
-        {"scatter.png": f"GraNd at init (mean over {R} initializations) against input norm, training and test "
+    return write_study_section(folder, config, findings=findings(per_split, curve, R, check, config),
+        tables={"spearman.csv": per_split, "n_inits.csv": curve},
+        figures={"scatter.png": f"GraNd at init (mean over {R} initializations) against input norm, training and test "
                         "set (log-log; colour = class)",
          "log_ratio.png": "log(input norm / GraNd at init) with the fitted normal density",
          "n_inits.png": "Spearman rank correlation against the number of averaged initializations",
          "sorted_test.png": "test examples sorted by their mean range-normalized score (Kirsch Fig. 4a)"},
-        {"setting": setting.name, "score_runs": R, "inits": K, "seeds": seeds + list(extra_seeds),
-         "check_examples": config.check_examples, "train_examples": len(splits.train),
-         "test_examples": len(splits.test)},
-        {"spearman_train": per_split[0]["spearman"], "spearman_test": per_split[1]["spearman"],
+        summary={"spearman_train": per_split[0]["spearman"], "spearman_test": per_split[1]["spearman"],
          "ratio_cv_train": per_split[0]["ratio_cv"], "ratio_cv_test": per_split[1]["ratio_cv"],
          "spearman_by_inits": {str(r["n"]): r["spearman_input_norm"] for r in curve}, "init_check_max_rel_diff": check})
-    return write_section(folder, section)
 
 
 def findings(per_split: list[dict], curve: list[dict], R: int, check: float, config: Config) -> list[str]:

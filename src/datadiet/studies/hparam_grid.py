@@ -24,9 +24,8 @@ from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
 from ..scores.store import ScoreFileError
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks
+from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
 from ..stats import spearman
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 
@@ -47,24 +46,11 @@ class Config:
 
     def __post_init__(self) -> None:
         check_keeps(self.keeps)
-
-
-PRESETS = study_presets(NAME, Config,
-    # smoke: 3 cells × 1 short run, 3 default runs (EL2N only, stopped at epoch 1); 2 × 2 + 4 evaluation runs.
-    smoke=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(5e-4,), keeps=(0.5,)),
-    # quick: 6 cells × 1 run and 6 default runs, each trained only to the scoring epoch (2 of 20 epochs, EL2N
-    # only: ≈ 3–5 s each, ≲ 1 min in all); 2 methods × 3 fractions × 3 seeds = 18 runs + 9 random + 3 full =
-    # 30 evaluation runs ≈ 5 min at ≈ 10 s a run (random and full are shared with the other analyses).
-    quick=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(1e-4, 5e-4), keeps=(0.3, 0.5, 0.7)),
-    # Fig. 14: lr ∈ {0.2, 0.1, 0.05} × weight decay ∈ {1e-3, 5e-4, 1e-4}, one ResNet18 per cell, EL2N at epoch
-    # 20, against 9 ResNet18s at the default (optimal) recipe.
-    paper=dict(lrs=(0.2, 0.1, 0.05), weight_decays=(1e-3, 5e-4, 1e-4), keeps=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
-)
+        check_grid(self)
 
 
 def grid_cells(config: Config) -> list[dict]:
     """One dict per grid cell: lr, weight decay and its first seed (consecutive blocks from ``grid_seed``)."""
-    check_grid(config)
     cells = [(lr, wd) for lr in config.lrs for wd in config.weight_decays]
     return [{"lr": lr, "weight_decay": wd, "seed": config.grid_seed + i * config.runs_per_cell}
             for i, (lr, wd) in enumerate(cells)]
@@ -90,6 +76,19 @@ def check_grid(config: Config) -> None:
         if set(grid) & set(seeds):
             raise ConfigError(f"Grid seeds {grid.start}..{grid.stop - 1} overlap the seeds of {what} "
                               f"({seeds.start}..{seeds.stop - 1}); choose another grid_seed.")
+
+
+PRESETS = study_presets(NAME, Config,
+    # smoke: 3 cells × 1 short run, 3 default runs (EL2N only, stopped at epoch 1); 2 × 2 + 4 evaluation runs.
+    smoke=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(5e-4,), keeps=(0.5,)),
+    # quick: 6 cells × 1 run and 6 default runs, each trained only to the scoring epoch (2 of 20 epochs, EL2N
+    # only: ≈ 3–5 s each, ≲ 1 min in all); 2 methods × 3 fractions × 3 seeds = 18 runs + 9 random + 3 full =
+    # 30 evaluation runs ≈ 5 min at ≈ 10 s a run (random and full are shared with the other analyses).
+    quick=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(1e-4, 5e-4), keeps=(0.3, 0.5, 0.7)),
+    # Fig. 14: lr ∈ {0.2, 0.1, 0.05} × weight decay ∈ {1e-3, 5e-4, 1e-4}, one ResNet18 per cell, EL2N at epoch
+    # 20, against 9 ResNet18s at the default (optimal) recipe.
+    paper=dict(lrs=(0.2, 0.1, 0.05), weight_decays=(1e-3, 5e-4, 1e-4), keeps=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)),
+)
 
 
 def default_ensemble(ws: Workspace, setting: Setting, label: str, n: int) -> np.ndarray:
@@ -135,19 +134,13 @@ def run(config: Config, ws: Workspace) -> dict:
     figures.accuracy_points(curve_table(rows), {f"{label}: grid vs default": [
         (grid_method, f"grid mean ({n} runs)", "o"), (label, f"default recipe ({n} runs)", "s"),
         ("random", "random", "x")]}, folder / "pruning.png")
-    section = Section(
-        NAME, TITLE, SOURCE, findings(stats_, cell_table, table, label),
-        {"pruning.csv": table, "grid.csv": cell_table, "results.csv": rows},
-        {"grid.png": f"left: Spearman between each cell's {label} and the default-recipe mean; right: the grid "
+    return write_study_section(folder, config, findings=findings(stats_, cell_table, table, label),
+        tables={"pruning.csv": table, "grid.csv": cell_table, "results.csv": rows},
+        figures={"grid.png": f"left: Spearman between each cell's {label} and the default-recipe mean; right: the grid "
                      f"mean against the default mean over all examples",
          "pruning.png": f"test accuracy when pruning with {label} averaged over the grid or over as many runs with "
                         "the default recipe (mean, 16th–84th percentile over evaluation seeds)"},
-        {"setting": setting.name, "score": label, "lrs": list(config.lrs), "weight_decays": list(config.weight_decays),
-         "runs_per_cell": config.runs_per_cell, "grid_seed": config.grid_seed, "keeps": list(config.keeps),
-         "default_lr": setting.train.lr, "default_weight_decay": setting.train.weight_decay,
-         "eval_seeds": setting.eval_seeds},
-        {**stats_, "pruning": table})
-    return write_section(folder, section)
+        summary={**stats_, "pruning": table})
 
 
 def _cell_scores(ws: Workspace, config: Config, cell: dict, label: str) -> np.ndarray | None:

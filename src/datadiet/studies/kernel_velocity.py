@@ -38,8 +38,8 @@ from ..training import ensure_checkpoints, init_model, restore
 from ..training.engine import resolve_device
 from ..runs.identity import digest_ids
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
+from .common import write_study_section
 NAME = "kernel_velocity"
 TITLE = "Kernel velocity of examples along the EL2N ranking"
 SOURCE = "Paul et al. (2021) § 5.1 / Fig. 5 (left) and App. B.3 (kernel velocity, eq. 7)"
@@ -55,6 +55,19 @@ class Config:
     gap: float = 1.0                    # epochs between the two kernels (eq. 7: consecutive epochs)
     chunk: int | None = None            # examples per Jacobian (memory); None = the whole block at once
     score: str | None = None            # ranking score label; None = the setting's early EL2N
+
+    def __post_init__(self) -> None:
+        if self.block < 1:
+            raise ConfigError(f"A kernel block needs at least one example, got --block {self.block}.")
+        if self.gap <= 0:
+            raise ConfigError(f"The gap between kernels must be positive, got {self.gap} epochs.")
+        if not self.velocity_epochs:
+            raise ConfigError("Give at least one time (--velocity-epochs) for the kernel velocity.")
+        bad = [q for q in self.positions if not 0.0 <= q <= 1.0]
+        if bad or not self.positions:
+            raise ConfigError(f"Block positions are quantiles of the ranking in [0, 1], got {list(self.positions)}.")
+        if self.chunk is not None and self.chunk < 1:
+            raise ConfigError(f"chunk must be a positive number of examples, got {self.chunk}.")
 
 
 PRESETS = study_presets(NAME, Config,
@@ -155,7 +168,7 @@ def run(config: Config, ws: Workspace) -> dict:
     plan = train_cfg.plan(train_size=n)
     total, per_epoch = plan.total, plan.per_epoch
     pairs = velocity_pairs(config.velocity_epochs, config.gap, per_epoch)
-    check_config(config, n, total, pairs)
+    check_fits(config, n, total, pairs)
 
     tables = ws.scores(setting)
     if label not in tables:
@@ -175,34 +188,24 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     plot_velocity_vs_time(rows, folder / "velocity_vs_epoch.png")
     plot_velocity_vs_rank(rows, folder / "velocity_vs_rank.png")
-    section = Section(NAME, TITLE, SOURCE, findings(rows, label, config), {"velocity.csv": rows},
-                      {"velocity_vs_epoch.png": f"kernel velocity against training time, one curve per block of "
+    return write_study_section(folder, config, findings=findings(rows, label, config),
+        tables={"velocity.csv": rows},
+        figures={"velocity_vs_epoch.png": f"kernel velocity against training time, one curve per block of "
                                                 f"{config.block} examples along the ascending {label} ranking",
                        "velocity_vs_rank.png": "kernel velocity against the block's first rank (paper layout), one "
                                                "curve per time"},
-                      {"setting": setting.name, "score": label, "velocity_epochs": list(config.velocity_epochs), "gap": config.gap,
-                       "block": config.block, "block_starts": starts, "train": to_dict(train_cfg)},
-                      {"velocity": {f"rank{r['start']}@epoch{r['epoch']:g}": r["velocity"] for r in rows}})
-    return write_section(folder, section)
+        summary={"velocity": {f"rank{r['start']}@epoch{r['epoch']:g}": r["velocity"] for r in rows}})
 
 
-def check_config(config: Config, n: int, total: int, pairs: list[tuple[float, int, int]]) -> None:
-    if not 1 <= config.block <= n:
+def check_fits(config: Config, n: int, total: int, pairs: list[tuple[float, int, int]]) -> None:
+    """What the config can only be checked against once the data and budget are known."""
+    if config.block > n:
         raise ConfigError(f"A kernel block of {config.block} examples does not fit the {n} training examples; "
                           "lower --block (the paper uses 100 of 50,000).")
-    if config.gap <= 0:
-        raise ConfigError(f"The gap between kernels must be positive, got {config.gap} epochs.")
-    if not config.velocity_epochs:
-        raise ConfigError("Give at least one time (--velocity-epochs) for the kernel velocity.")
-    bad = [q for q in config.positions if not 0.0 <= q <= 1.0]
-    if bad or not config.positions:
-        raise ConfigError(f"Block positions are quantiles of the ranking in [0, 1], got {list(config.positions)}.")
     late = [t for t, a, b in pairs if a < 0 or b > total]
     if late:
         raise ConfigError(f"Velocities at epochs {late} need the model {config.gap:g} epoch(s) later, beyond the "
                           f"{total}-step budget; choose times between 0 and the budget minus the gap.")
-    if config.chunk is not None and config.chunk < 1:
-        raise ConfigError(f"chunk must be a positive number of examples, got {config.chunk}.")
 
 
 def load_model(train_cfg, splits, folder: Path, step: int, device: torch.device) -> nn.Module:

@@ -20,9 +20,8 @@ from ..stats import spearman_matrix, summarize, verdict_phrase
 from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, standard_scores, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks
+from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
 
 NAME = "label_free"
 TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
@@ -75,17 +74,13 @@ def run(config: Config, ws: Workspace) -> dict:
                                 title="Spearman: label-using and label-free scores")
     _plot_accuracy(labels, curve_table(rows), folder / "accuracy.png")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
-    section = Section(
-        NAME, TITLE, SOURCE, findings(table),
-        {"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
-        {"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
+    return write_study_section(folder, config, findings=findings(table),
+        tables={"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
+        figures={"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
                          "percentile over evaluation seeds), one panel per scoring time; random subsets in black, "
                          "full data dotted",
          "spearman.png": "Spearman rank correlation between the label-using and label-free scores"},
-        {"setting": setting.name, "scores": list(labels), "keeps": list(config.keeps),
-         "score_runs": setting.score_runs, "eval_seeds": setting.eval_seeds},
-        {"points": table})
-    return write_section(folder, section)
+        summary={"points": table})
 
 
 def counterpart_of(label: str) -> str | None:

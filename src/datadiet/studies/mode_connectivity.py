@@ -44,8 +44,8 @@ from ..io import atomic_path, read_npy
 from ..runs.scoring import score_model
 from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
+from .common import write_study_section
 NAME = "mode_connectivity"
 TITLE = "Linear mode connectivity: error barriers on easy, hard and random examples"
 SOURCE = "Paul et al. (2021) § 5.2 / Fig. 5 (right) and App. B.3; barrier as in Frankle et al. (2020)"
@@ -65,6 +65,19 @@ class Config:
     bn: str = "interpolate"             # BatchNorm statistics along the path: "interpolate" or "recompute"
     child_seeds: tuple[int, int] = (1, 2)  # added to the parent's seed: the children's data-order seeds
     subset_seed: int = 0                # draws the random evaluation set
+
+    def __post_init__(self) -> None:
+        if self.bn not in BN_MODES:
+            raise ConfigError(f"bn must be one of {BN_MODES} (what to do with BatchNorm statistics along the path), "
+                              f"got {self.bn!r}.")
+        if self.alphas < 2:
+            raise ConfigError(f"The path needs at least its two endpoints; got alphas={self.alphas}.")
+        if self.eval_set_size < 1:
+            raise ConfigError(f"Evaluation sets need at least one example, got --eval-set-size {self.eval_set_size}.")
+        if not self.spawn_epochs:
+            raise ConfigError("Give at least one spawn epoch (--spawn-epochs).")
+        if len(set(self.child_seeds)) != 2:
+            raise ConfigError(f"Two children need two different seeds, got {self.child_seeds}.")
 
 
 PRESETS = study_presets(NAME, Config,
@@ -167,7 +180,7 @@ def run(config: Config, ws: Workspace) -> dict:
     n = len(splits.train)
     plan = parent_cfg.plan(train_size=n)
     el2n_epoch = setting.score_epoch if config.el2n_epoch is None else config.el2n_epoch
-    check_config(config, n, plan.total, plan.per_epoch, el2n_epoch)
+    check_fits(config, n, plan.total, plan.per_epoch, el2n_epoch)
     spawns = {t: plan.step_at(t) for t in config.spawn_epochs}
     el2n_step = plan.step_at(el2n_epoch)
     seeds = [parent_cfg.seed + s for s in config.child_seeds]
@@ -199,36 +212,23 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     plot_paths(path, folder / "error_paths.png")
     plot_barriers(barriers, folder / "barrier.png")
-    section = Section(
-        NAME, TITLE, SOURCE, findings(barriers, children, config, el2n_epoch),
-        {"barrier.csv": barriers, "path.csv": path, "children.csv": children},
-        {"error_paths.png": f"training error along the linear path between the two children, per evaluation set "
+    return write_study_section(folder, config, findings=findings(barriers, children, config, el2n_epoch),
+        tables={"barrier.csv": barriers, "path.csv": path, "children.csv": children},
+        figures={"error_paths.png": f"training error along the linear path between the two children, per evaluation set "
                             f"({config.eval_set_size} examples each), one curve per spawn epoch",
          "barrier.png": "error barrier (max error on the path − mean of the endpoints) against the spawn epoch"},
-        {"setting": setting.name, "spawn_epochs": list(config.spawn_epochs), "spawn_steps": list(spawns.values()),
-         "alphas": config.alphas, "eval_set_size": config.eval_set_size, "el2n_epoch": el2n_epoch, "bn": config.bn,
-         "parent_seed": parent_cfg.seed, "child_seeds": seeds, "train": to_dict(parent_cfg)},
-        {"barrier": {f"{r['subset']}@epoch{r['spawn_epoch']:g}": r["barrier"] for r in barriers}})
-    return write_section(folder, section)
+        summary={"barrier": {f"{r['subset']}@epoch{r['spawn_epoch']:g}": r["barrier"] for r in barriers}})
 
 
-def check_config(config: Config, n: int, total: int, per_epoch: int, el2n_epoch: float) -> None:
-    if config.bn not in BN_MODES:
-        raise ConfigError(f"bn must be one of {BN_MODES} (what to do with BatchNorm statistics along the path), "
-                          f"got {config.bn!r}.")
-    if config.alphas < 2:
-        raise ConfigError(f"The path needs at least its two endpoints; got alphas={config.alphas}.")
-    if not 1 <= config.eval_set_size <= n:
+def check_fits(config: Config, n: int, total: int, per_epoch: int, el2n_epoch: float) -> None:
+    """What the config can only be checked against once the data and budget are known."""
+    if config.eval_set_size > n:
         raise ConfigError(f"Evaluation sets of {config.eval_set_size} examples do not fit the {n} training examples; "
-                          "lower --subset-size (the paper uses 1,000 of 50,000).")
-    if not config.spawn_epochs:
-        raise ConfigError("Give at least one spawn epoch (--spawn-epochs).")
+                          "lower --eval-set-size (the paper uses 1,000 of 50,000).")
     late = [t for t in (*config.spawn_epochs, el2n_epoch) if not 0 <= round(t * per_epoch) <= total]
     if late:
         raise ConfigError(f"Epochs {late} lie outside the {total / per_epoch:g}-epoch budget; spawn children and "
                           "score EL2N within it.")
-    if len(set(config.child_seeds)) != 2:
-        raise ConfigError(f"Two children need two different seeds, got {config.child_seeds}.")
 
 
 def ensure_parent(parent_cfg, splits, cache: Path, spawn_steps: list[int], el2n_step: int, log) -> np.ndarray:

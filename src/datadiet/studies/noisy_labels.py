@@ -48,9 +48,8 @@ from ..scores.registry import ScoreLabel
 from ..selection import offset_windows, rank_order, select
 from ..stats import auroc
 from ..runs.presets import Setting, standard_scores, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks
+from .common import accuracy_rows, baseline_tasks, write_study_section
 
 NAME = "noisy_labels"
 TITLE = "Noisy labels: pruning windows, EL2N of corrupted examples, and finding them"
@@ -70,8 +69,20 @@ class Config:
     bins: int = 40                                        # histogram bins
 
     def __post_init__(self) -> None:
+        """Refuse settings that cannot show anything, before any training."""
         check_keeps(self.keeps)
         check_offsets(self.offsets)
+        if not 0 < self.label_noise <= 1:
+            raise ConfigError(f"noisy_labels compares clean with noisy labels, so label_noise must lie in (0, 1]; "
+                              f"got {self.label_noise}. Use e.g. --label-noise 0.1 (Data Diet permutes 10 %).")
+        if self.setting.data.label_noise:
+            raise ConfigError(f"The setting's data already has label_noise={self.setting.data.label_noise}; "
+                              "noisy_labels needs clean data and adds the noise itself (set Config.label_noise "
+                              "instead).")
+        empty = [k for k in self.keeps if not offset_windows(k, self.offsets)]
+        if empty:
+            raise ConfigError(f"No offset in {self.offsets} fits keep {empty[0]:g} (offset + keep must be ≤ 1); "
+                              f"add offsets between 0 and {1 - empty[0]:g}.")
 
 
 PRESETS = study_presets(NAME, Config,
@@ -114,20 +125,6 @@ def noisy_methods(config: Config) -> tuple[str, ...]:
     """Every standard score plus self-confidence (and the sweep's EL2N if it is not standard), from one set of runs."""
     extra = (self_confidence_label(config.setting), el2n_label(config))
     return tuple(dict.fromkeys((*standard_scores(config.setting), *extra)))
-
-
-def check_config(config: Config) -> None:
-    """Refuse settings that cannot show anything, before any training."""
-    if not 0 < config.label_noise <= 1:
-        raise ConfigError(f"noisy_labels compares clean with noisy labels, so label_noise must lie in (0, 1]; got "
-                          f"{config.label_noise}. Use e.g. --label-noise 0.1 (Data Diet permutes 10 %).")
-    if config.setting.data.label_noise:
-        raise ConfigError(f"The setting's data already has label_noise={config.setting.data.label_noise}; noisy_labels "
-                          "needs clean data and adds the noise itself (set Config.label_noise instead).")
-    empty = [k for k in config.keeps if not offset_windows(k, config.offsets)]
-    if empty:
-        raise ConfigError(f"No offset in {config.offsets} fits keep {empty[0]:g} (offset + keep must be ≤ 1); "
-                          f"add offsets between 0 and {1 - empty[0]:g}.")
 
 
 def sweep_tasks(ws: Workspace, config: Config, data: dict[str, DataConfig], tables: dict[str, dict]) -> list:
@@ -251,7 +248,6 @@ def _baseline(curve: list[dict], name: str, method: str, keep: float) -> float:
 # ---------------------------------------------------------------- the analysis
 
 def run(config: Config, ws: Workspace) -> dict:
-    check_config(config)
     setting, label = config.setting, el2n_label(config)
     data = {"clean": setting.data, "noisy": noisy_data(config)}
     tables = {"clean": _clean_tables(ws, config),
@@ -283,24 +279,18 @@ def run(config: Config, ws: Workspace) -> dict:
     _plot_auroc(aurocs, folder / "auroc.png")
     el2n_shift = _el2n_shift(means, corrupted, label)
     lines = findings(config, record, aurocs, distributions, el2n_shift, best, window_table)
-    section = Section(
-        NAME, TITLE, SOURCE, lines,
-        {"offsets.csv": curve, "best_offsets.csv": best, "auroc.csv": aurocs, "windows.csv": window_table,
+    return write_study_section(folder, config, findings=lines,
+        tables={"offsets.csv": curve, "best_offsets.csv": best, "auroc.csv": aurocs, "windows.csv": window_table,
          "el2n_distributions.csv": distributions},
-        {"offsets.png": f"test accuracy (clean test set) against the offset at a fixed kept fraction, clean vs "
+        figures={"offsets.png": f"test accuracy (clean test set) against the offset at a fixed kept fraction, clean vs "
                         f"{config.label_noise:.0%} permuted labels; random subsets as a dashed line, full data dotted; "
                         "grey bars: corrupted examples inside each window",
          "el2n_distributions.png": f"{label} on the noisy data, clean vs corrupted examples (left), and the corrupted "
                                    "examples before and after corruption (right)",
          "auroc.png": "AUROC of each score (noisy runs) at ranking the corrupted examples first; 0.5 = chance"},
-        {"setting": setting.name, "keeps": list(config.keeps), "offsets": list(config.offsets),
-         "label_noise": config.label_noise, "noise_seed": config.noise_seed, "el2n": label,
-         "score_runs": setting.score_runs, "eval_seeds": setting.eval_seeds,
-         "noisy_methods": list(noisy_methods(config))},
-        {"n_train": len(ids), "n_chosen": len(record.chosen_ids), "n_corrupted": int(corrupted.sum()),
+        summary={"n_train": len(ids), "n_chosen": len(record.chosen_ids), "n_corrupted": int(corrupted.sum()),
          "auroc": {r["score"]: r["auroc"] for r in aurocs}, "el2n_shift": el2n_shift, "best_offsets": best,
          "top_windows": [r for r in window_table if r["top_window"]]})
-    return write_section(folder, section)
 
 
 def _clean_tables(ws: Workspace, config: Config) -> dict:

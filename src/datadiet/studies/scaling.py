@@ -30,7 +30,6 @@ from typing import Sequence
 from ..config import TrainConfig, check_keeps
 from ..errors import ConfigError
 from ..report import figures
-from ..report.markdown import Section, write_section
 from ..report.tables import compare_to_random, curve_table, interval_coverage
 from ..runs.presets import Setting, study_presets
 from ..runs.scoring import draw_seed
@@ -38,7 +37,7 @@ from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
 from ..methods import RULES as METHOD_RULES, Method
-from .common import accuracy_rows, baseline_tasks, check_seed_counts
+from .common import accuracy_rows, baseline_tasks, check_seed_counts, write_study_section
 from .compare import accuracies
 
 NAME = "scaling"
@@ -242,18 +241,14 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     score = config.score or f"EL2N at {SCORE_FRACTION:g} of the budget"
     _plot_regime(regime, crossing, folder / "regime.png", score)
-    section = Section(
-        NAME, TITLE, SOURCE, findings(regime, redundancy, gaps, crossing, config, labels),
-        {"regime.csv": regime, "redundancy.csv": redundancy, "hardest_minus_easiest.csv": gaps,
+    return write_study_section(folder, config, findings=findings(regime, redundancy, gaps, crossing, config, labels),
+        tables={"regime.csv": regime, "redundancy.csv": redundancy, "hardest_minus_easiest.csv": gaps,
          "crossover.csv": crossing, "results.csv": [r for rows in rows_by_size.values() for r in rows]},
-        {"regime.png": f"{score}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
+        figures={"regime.png": f"{score}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
                        "Welch interval), against the training-set size N; one panel per kept fraction. Hollow points "
                        "(dotted line): fewer than 3 evaluation seeds, no interval drawn. Crossovers dashed, only where "
                        "hardest − easiest is resolved on both sides"},
-        {"setting": config.setting.name, "sizes": list(config.sizes), "epochs": list(config.epochs_per_size),
-         "keeps": list(config.keeps), "rules": list(config.rules), "scores": labels, **_protocol(config)},
-        {"regime": regime, "redundancy": redundancy, "hardest_minus_easiest": gaps, "crossovers": crossing})
-    return write_section(folder, section)
+        summary={"regime": regime, "redundancy": redundancy, "hardest_minus_easiest": gaps, "crossovers": crossing})
 
 
 def _protocol(config: Config) -> dict:

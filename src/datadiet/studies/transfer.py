@@ -15,9 +15,8 @@ from ..report import figures
 from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, study_presets
-from ..report.markdown import Section, write_section
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks
+from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
 NAME = "transfer"
 TITLE = "Architecture transfer: scores from one network prune for another"
 SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"
@@ -67,12 +66,10 @@ def run(config: Config, ws: Workspace) -> dict:
     table = transfer_table(rows, origin, config.keeps)
     folder = ws.folder(NAME)
     _plot_transfer(table, folder / "transfer.png", label)
-    section = Section(NAME, TITLE, SOURCE, findings(table, label), {"transfer.csv": table, "results.csv": rows},
-                      {"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
-                      {"setting": setting.name, "architectures": list(recipes), "keeps": list(config.keeps),
-                       "score": label, "eval_seeds": setting.eval_seeds, "score_runs": setting.score_runs},
-                      {"points": table})
-    return write_section(folder, section)
+    return write_study_section(folder, config, findings=findings(table, label),
+        tables={"transfer.csv": table, "results.csv": rows},
+        figures={"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
+        summary={"points": table})
 
 
 def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: str) -> np.ndarray:

@@ -1,0 +1,124 @@
+"""One pipeline: one preset table with named overrides, study configs checked when built, one Execution, plans for
+every study, dynamic methods as methods, and `reproduce` sharing a workspace with an analysis."""
+import json
+from dataclasses import replace
+
+import pytest
+
+from fakes import write_fake_mnist
+from datadiet.cli import main
+from datadiet.config import TrainConfig
+from datadiet.errors import ConfigError
+from datadiet.methods import DynamicMethod, Method
+from datadiet.runs import Execution, Workspace
+from datadiet.runs.plan import account_runs, other_plans
+from datadiet.runs.presets import PRESETS, SETTING_OVERRIDES, setting_for
+from datadiet.runs.sweep import RunFiles
+from datadiet.studies import STUDIES, build_workspace_report, run_study, study_module
+
+
+# --- one preset table ------------------------------------------------------------------------------------------
+
+def test_every_study_has_every_preset_on_the_table_s_setting_or_its_named_override():
+    for name in STUDIES:
+        presets = study_module(name).PRESETS
+        assert list(presets) == list(PRESETS), name
+        for preset, config in presets.items():
+            expected = PRESETS[SETTING_OVERRIDES.get((preset, name), preset)]
+            assert config.setting == expected, (name, preset)
+
+
+def test_the_overrides_are_the_analyses_quick_on_quick_scarce_only():
+    assert set(SETTING_OVERRIDES.values()) == {"quick-scarce"}
+    assert {preset for preset, _ in SETTING_OVERRIDES} == {"quick"}
+    assert setting_for("quick", "reproduce") is PRESETS["quick"]
+    assert setting_for("quick", "compute") is PRESETS["quick"]
+    assert setting_for("quick", "scaling") is PRESETS["quick-scarce"]
+    assert setting_for("smoke", "scaling") is PRESETS["smoke"]
+
+
+def test_help_names_the_override_where_it_applies(capsys):
+    for argv, says in ((["analyze", "correlations", "--help"], True), (["reproduce", "--help"], False),
+                       (["analyze", "compute", "--help"], False)):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert ("on the quick-scarce setting here" in text) is says, argv
+        assert "smoke, quick, quick-scarce, gpu, paper" in text
+
+
+# --- checks when a config is built -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("kernel_velocity", dict(gap=0.0), "gap between kernels must be positive"),
+    ("kernel_velocity", dict(positions=(1.5,)), "quantiles of the ranking"),
+    ("mode_connectivity", dict(bn="freeze"), "bn must be one of"),
+    ("mode_connectivity", dict(child_seeds=(3, 3)), "two different seeds"),
+    ("noisy_labels", dict(label_noise=0.0), "label_noise must lie in"),
+    ("hparam_grid", dict(grid_seed=0), "overlap the seeds of the default ensemble"),
+    ("reproduce", dict(methods=("el2n@epoch2+median",)), "Unknown selection rule 'median'"),
+])
+def test_a_study_config_is_refused_when_built_not_when_run(name, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        replace(study_module(name).PRESETS["smoke"], **changes)
+
+
+@pytest.mark.parametrize("changes, message", [(dict(workers=0), "--workers"), (dict(executor="slurm"), "slurm")])
+def test_execution_is_checked_when_built(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Execution(**changes)
+
+
+# --- methods ---------------------------------------------------------------------------------------------------
+
+def test_a_dynamic_method_is_a_recipe_change_named_by_its_pruner():
+    train = TrainConfig(epochs=4)
+    assert DynamicMethod("infobatch", 0.3).recipe(train) == replace(train, dynamic="infobatch", prune_ratio=0.3)
+    assert DynamicMethod("rs2", 0.5).recipe(train) == replace(train, dynamic="rs2", keep=0.5)
+    assert str(DynamicMethod("rs2", 0.5)) == "rs2"  # the run records' method; the value is in the recipe
+    with pytest.raises(ConfigError, match="Unknown dynamic method 'slimming'"):
+        DynamicMethod("slimming", 0.5)
+
+
+def test_method_rules_come_from_the_registry():
+    assert Method.parse("el2n@epoch2+ccs").seeded and not Method.parse("el2n@epoch2+moderate").seeded
+    for text in ("el2n@epoch2+window", "el2n@epoch2+random"):  # registry rules that are not a method's
+        with pytest.raises(ConfigError, match="Unknown selection rule"):
+            Method.parse(text)
+
+
+# --- plans and accounting ----------------------------------------------------------------------------------------
+
+def _record(rid: str, method: str = "random", keep: float = 0.5, seed: int = 1000) -> dict:
+    return {"run_id": rid, "method": method, "keep": keep, "data": {"dataset": "d"}, "train": {"seed": seed},
+            "subset_digest": rid, "dataset_fingerprint": "f"}
+
+
+def test_accounting_tells_other_studies_runs_from_foreign_ones(tmp_path):
+    plan = {"a": {"method": "random", "keep": 0.5, "offset": None, "seed": 1000, "subset_digest": "a"}}
+    files = RunFiles({rid: _record(rid) for rid in ("a", "b", "c")}, {})
+    files.records["b"]["data"] = {"dataset": "other"}
+    files.records["c"]["data"] = {"dataset": "other"}
+    (tmp_path / "scaling").mkdir()
+    (tmp_path / "scaling" / "plan.json").write_text(json.dumps({"runs": {"b": {}}}))
+    others = other_plans(tmp_path, "reproduce")
+    assert others == {"b"}
+    sorted_ = account_runs(plan, files, {"data": {"dataset": "d"}, "train": {}}, others)
+    assert (sorted_["chosen"], sorted_["other_studies"], sorted_["foreign"]) == (["a"], ["b"], ["c"])
+
+
+@pytest.mark.integration
+def test_reproduce_and_an_analysis_share_one_workspace_and_one_report(tmp_path):
+    root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
+    ws = Workspace(tmp_path / "ws", Execution(data_root=str(root)), log=lambda _: None)
+    reproduction = run_study("reproduce", study_module("reproduce").PRESETS["smoke"], ws)
+    run_study("label_free", study_module("label_free").PRESETS["smoke"], ws)
+    plans = {name: json.loads((ws.root / name / "plan.json").read_text())["runs"] for name in ("reproduce", "label_free")}
+    shared = set(plans["reproduce"]) & set(plans["label_free"])
+    assert shared  # the full-data and random baselines are one run each, whichever study asked first
+    report = build_workspace_report(ws.root, log=lambda _: None)
+    text = report.markdown.read_text()
+    assert text.index("## Pruning curves") < text.index("Label-independent")  # report order: reproduce first
+    again = report.summaries["reproduce"]
+    assert again["runs"]["aggregated"] == reproduction["runs"]["aggregated"] == len(plans["reproduce"])
+    assert again["runs"]["foreign"] == [] and set(again["runs"]["other_studies"]) == set(plans["label_free"]) - shared
