@@ -122,3 +122,12 @@ def test_reproduce_and_an_analysis_share_one_workspace_and_one_report(tmp_path):
     again = report.summaries["reproduce"]
     assert again["runs"]["aggregated"] == reproduction["runs"]["aggregated"] == len(plans["reproduce"])
     assert again["runs"]["foreign"] == [] and set(again["runs"]["other_studies"]) == set(plans["label_free"]) - shared
+
+
+def test_a_tag_is_part_of_the_one_string_form():
+    for text in ("el2n@epoch2/run3", "el2n@epoch2+ccs+balanced/hp-grid", "el2n@epoch2/from-vgg13×0.25"):
+        assert str(Method.parse(text)) == text
+    assert Method.parse("el2n@epoch2/run3") == Method("el2n@epoch2", tag="run3")
+    for bad in ("el2n@epoch2/", "el2n@epoch2/a b"):
+        with pytest.raises(ConfigError, match="tag"):
+            Method.parse(bad)

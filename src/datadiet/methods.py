@@ -7,7 +7,9 @@ studies, run records and reports:
 * ``el2n@epoch2+easiest`` keeps the lowest; ``+ccs`` samples by coverage (Zheng et al., 2023) and ``+moderate``
   keeps the scores nearest the median (Xia et al., 2023);
 * ``+balanced`` applies the rule inside every class, each keeping its share of the budget
-  (``el2n@epoch2+balanced``, ``el2n@epoch2+ccs+balanced``).
+  (``el2n@epoch2+balanced``, ``el2n@epoch2+ccs+balanced``);
+* ``/TAG`` (last) names where the scores came from when a study has several of the same label: one score run
+  (``el2n@epoch2/run3``), a hyperparameter grid (``/hp-grid``), another architecture (``/from-vgg13``).
 
 ``Method.parse(text)`` reads that form and ``str(method)`` writes it back, so a method's name in a run record is
 its parse.
@@ -17,6 +19,7 @@ is a change of the training recipe (``TrainConfig.dynamic`` and its parameter) o
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,17 +33,20 @@ from .selection import RULES as SELECTION_RULES, select
 # offset the B.3 sweep sets, nor random, which ignores the score).
 RULES = tuple(name for name, rule in SELECTION_RULES.items() if rule.by_method)
 BALANCED = "balanced"
-_FORM = (f"SCORE[+RULE][+balanced], RULE one of {', '.join(r for r in RULES if r != 'hardest')} "
+_FORM = (f"SCORE[+RULE][+balanced][/TAG], RULE one of {', '.join(r for r in RULES if r != 'hardest')} "
          "(e.g. el2n@epoch2+ccs+balanced)")
+_TAG = re.compile(r"[^\s/]+")
 
 
 @dataclass(frozen=True)
 class Method:
-    """A score label (``ScoreLabel`` text), a rule of ``RULES`` and the class balance."""
+    """A score label (``ScoreLabel`` text), a rule of ``RULES``, the class balance and a tag (where the scores came
+    from, when that is not the study's standard score runs)."""
 
     label: str
     rule: str = "hardest"
     balanced: bool = False
+    tag: str = ""
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -48,11 +54,16 @@ class Method:
         if not isinstance(self.balanced, bool):
             raise ConfigError(f"Method.balanced is True or False, got {self.balanced!r}.")
         ScoreLabel.parse(self.label)  # an unknown score is named here, not when its file is missing
+        if self.tag and not _TAG.fullmatch(self.tag):
+            raise ConfigError(f"Method tag {self.tag!r}: no spaces and no '/'; a method is {_FORM}.")
 
     @classmethod
     def parse(cls, text: str) -> "Method":
-        """Read ``SCORE[+RULE][+balanced]``; a ConfigError names the method and what is wrong with it."""
-        label, *suffixes = str(text).split("+")
+        """Read ``SCORE[+RULE][+balanced][/TAG]``; a ConfigError names the method and what is wrong with it."""
+        body, slash, tag = str(text).partition("/")
+        if slash and not tag:
+            raise ConfigError(f"Cannot read method {text!r}: an empty tag after '/'; a method is {_FORM}.")
+        label, *suffixes = body.split("+")
         if not label or "" in suffixes:
             raise ConfigError(f"Cannot read method {text!r}: an empty part between '+' signs; a method is {_FORM}.")
         balanced = suffixes[-1:] == [BALANCED]
@@ -65,12 +76,12 @@ class Method:
             raise ConfigError(f"Cannot read method {text!r}: one rule at most (found {', '.join(rules)}); a method "
                               f"is {_FORM}.")
         if rules == ["hardest"]:
-            plain = str(cls(label, "hardest", balanced))
+            plain = str(cls(label, "hardest", balanced, tag))
             raise ConfigError(f"Write {plain!r}, not {text!r}: keeping the hardest is what a bare score label does "
                               "(the two would train the same subset twice under two names).")
         if rules and rules[0] not in RULES:
             raise ConfigError(f"Unknown selection rule {rules[0]!r} in method {text!r}; a method is {_FORM}.")
-        return cls(label, rules[0] if rules else "hardest", balanced)
+        return cls(label, rules[0] if rules else "hardest", balanced, tag)
 
     @classmethod
     def of(cls, label: str, how: str) -> "Method":
@@ -85,7 +96,7 @@ class Method:
 
     def __str__(self) -> str:
         rule = "" if self.rule == "hardest" else f"+{self.rule}"
-        return self.label + rule + (f"+{BALANCED}" if self.balanced else "")
+        return self.label + rule + (f"+{BALANCED}" if self.balanced else "") + (f"/{self.tag}" if self.tag else "")
 
     @property
     def how(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..methods import Method
 from ..report import figures
 from ..config import check_keeps
 from ..report.tables import curve_table
@@ -118,7 +119,7 @@ def check_single_run(run: int, runs_per_label: dict[str, int]) -> None:
 
 def single_label(label: str, run: int) -> str:
     """Method name of pruning with one run's scores; differs from ``label`` so the run ids differ."""
-    return f"{label}/run{run}"
+    return str(Method(label, tag=f"run{run}"))
 
 
 # ---------------------------------------------------------------------------------------------- n-run curve

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..methods import Method
 from ..report import figures
 from ..config import check_counts, check_keeps
 from ..report.tables import curve_table
@@ -122,7 +123,7 @@ def run(config: Config, ws: Workspace) -> dict:
     stats_ = {"spearman": spearman(grid_mean, default_mean), "runs": n,
               "default_halves": split_half(default_runs), "grid_halves": split_half(grid_runs)}
 
-    grid_method = f"{label}/hp-grid"
+    grid_method = str(Method(label, tag="hp-grid"))
     tasks = baseline_tasks(ws, setting, config.keeps)
     for method, values in ((grid_method, grid_mean), (label, default_mean)):
         tasks += pruning_tasks(ws, setting, method, values, config.keeps)

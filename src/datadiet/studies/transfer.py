@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..methods import Method
 from ..report import figures
 from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
@@ -58,7 +59,7 @@ def run(config: Config, ws: Workspace) -> dict:
     for target, recipe in recipes.items():
         tasks += baseline_tasks(ws, setting, config.keeps, train=recipe)
         for source, values in scores.items():
-            method = label if source == target else f"{label} from {source}"
+            method = str(Method(label, tag="" if source == target else f"from-{source}"))
             origin[(target, method)] = source
             tasks += pruning_tasks(ws, setting, method, values, config.keeps, train=recipe)
     records = ws.evaluate(tasks, NAME)
