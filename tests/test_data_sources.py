@@ -454,7 +454,7 @@ def test_float_features_are_normalized_per_dimension_and_never_augmented(tmp_pat
     assert z.mean(0).abs().max() < 1e-5 and torch.allclose(z[:, :2].std(0, unbiased=False), torch.ones(2), atol=1e-5)
     assert torch.all(z[:, 2] == 0)
 
-    plan = TrainConfig(batch_size=8).plan(train_size=40)
+    plan = TrainConfig(batch_size=8).schedule(train_size=40)
     stream = BatchStream(train.images, plan, TrainConfig(batch_size=8, augment=True, pad=4))
     for rows, x in stream.batches(0, 6):
         assert torch.equal(x, train.images[rows])  # rows as they are: no crop, no flip

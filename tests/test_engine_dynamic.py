@@ -49,7 +49,7 @@ def _old_engine_loop(config, splits, positions=None):
     config = resolve_flip(config, user_data=False)
     rows = torch.arange(len(splits.train)) if positions is None else positions
     images, labels = splits.train.images[rows], splits.train.labels[rows]
-    plan = config.plan(train_size=len(rows), full_size=len(splits.train))
+    plan = config.schedule(train_size=len(rows), full_size=len(splits.train))
     model = place_model(init_model(config, splits.train), config, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                 weight_decay=config.weight_decay)

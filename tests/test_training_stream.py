@@ -14,7 +14,7 @@ def _stream(augment_on=True, seed=5, n=N, **overrides):
     # The engine decides the flip (None: the data's default) before it makes a stream; so do we.
     config = resolve_flip(TrainConfig(steps=40, seed=seed, augment=augment_on, **{**TINY, **overrides}), user_data=False)
     images = learnable_splits(n_train=n).train.images
-    return BatchStream(images, config.plan(train_size=n), config)
+    return BatchStream(images, config.schedule(train_size=n), config)
 
 
 def _take(stream, start, end):

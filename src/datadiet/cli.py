@@ -107,12 +107,12 @@ def _train_config(args: argparse.Namespace, data_cfg: DataConfig) -> TrainConfig
 def steps_in_words(train_cfg: TrainConfig, steps: int, n_run: int, n_full: int) -> str:
     """``steps`` of a run on ``n_run`` of ``n_full`` examples, said so that a subset's budget is not read as epochs
     of the subset: "150 steps (the full data's 8 epochs; 90.1 passes over this 213-example subset)"."""
-    plan = train_cfg.plan(train_size=n_run, full_size=n_full)
+    schedule = train_cfg.schedule(train_size=n_run, full_size=n_full)
     if n_run == n_full:
-        return f"{steps} steps ({steps / plan.per_epoch:.3g} epochs of the {n_full:,} training examples)"
+        return f"{steps} steps ({steps / schedule.per_epoch:.3g} epochs of the {n_full:,} training examples)"
     budget = ("" if train_cfg.steps is not None or train_cfg.budget != "matched" else
               f"the full data's {train_cfg.epochs:g} epochs; ")
-    return f"{steps} steps ({budget}{steps * plan.batch / n_run:.3g} passes over this {n_run:,}-example subset)"
+    return f"{steps} steps ({budget}{steps * schedule.batch / n_run:.3g} passes over this {n_run:,}-example subset)"
 
 
 def _train_into(out: Path, train_cfg: TrainConfig, splits, positions, checkpoint_steps):

@@ -178,15 +178,15 @@ class TrainConfig:
         reference = full_size if self.budget == "matched" else train_size
         return max(1, round(self.epochs * steps_per_epoch(reference, self.batch_size)))
 
-    def plan(self, *, train_size: int, full_size: int | None = None) -> "Plan":
+    def schedule(self, *, train_size: int, full_size: int | None = None) -> "Schedule":
         """The step arithmetic of a run on ``train_size`` examples (of ``full_size``, default the same)."""
         batch = min(self.batch_size, train_size)
-        return Plan(batch=batch, per_epoch=steps_per_epoch(train_size, batch),
+        return Schedule(batch=batch, per_epoch=steps_per_epoch(train_size, batch),
                     total=self.total_steps(train_size=train_size, full_size=full_size or train_size))
 
 
 @dataclass(frozen=True)
-class Plan:
+class Schedule:
     """Step arithmetic of one run: the batch actually used (capped at the data size), full batches per pass
     over the run's own data, and the run's total SGD steps."""
 

@@ -336,7 +336,7 @@ def compute_markdown(rows: list[dict], total: dict, config: dict) -> list[str]:
                f"however many methods and fractions share it: {_flops(t['total']['flops'])} FLOPs, "
                f"{_seconds(t['total']['wall_seconds'])} of training and scoring.")
     if t["recomputed"]:
-        out += ["", f"{t['recomputed']} run records predate recorded costs: their passes come from their plan "
+        out += ["", f"{t['recomputed']} run records predate recorded costs: their passes come from their step schedule "
                 "(steps × batch), their FLOPs from the model, their seconds from the record (set-up and test "
                 "evaluation included)."]
     return out

@@ -138,7 +138,7 @@ def holm_family_size(versus: Sequence[dict]) -> int:
 
 def record_cost(record: dict, per_example: Sequence[int] | None = None) -> dict:
     """What an evaluation run's training cost, with ``recorded`` saying where it comes from: the record's own
-    ``cost`` (True), or for a record written before runs recorded it, its plan (False): ``steps`` batches of the
+    ``cost`` (True), or for a record written before runs recorded it, its step schedule (False): ``steps`` batches of the
     batch size (capped at the subset's size, as the engine does), FLOPs from ``per_example`` (train, inference;
     :func:`datadiet.runs.scoring.recipe_flops`) and the record's wall time (set-up and evaluation included)."""
     cost = record.get("cost")

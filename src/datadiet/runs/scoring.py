@@ -77,10 +77,10 @@ def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCon
     """
     out_dir = Path(out_dir)
     if train_cfg.dynamic != "none":
-        # Scores are taken at fixed epochs of a static run (hooks placed by the static step plan); a dynamically
+        # Scores are taken at fixed epochs of a static run (hooks placed by the static step schedule); a dynamically
         # pruned run would shift those epochs and score a different model, so score runs never prune.
         raise ConfigError(f"--dynamic {train_cfg.dynamic}: score runs train on all the data (their scoring epochs "
-                          "are steps of the static plan); drop --dynamic when scoring. To compare dynamic pruning "
+                          "are steps of the static schedule); drop --dynamic when scoring. To compare dynamic pruning "
                           "with static scores, use `datadiet analyze compute`.")
     with folder_lock(out_dir, "datadiet score"):
         return _run_scores(score_cfg, train_cfg, data_cfg, splits, out_dir, log)
@@ -141,13 +141,13 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
 def scoring_schedule(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int) -> tuple[dict[float, int], int]:
     """``({scoring epoch: step}, stop)``: the step of every scoring time, and where a score run stops training
     (the end of the budget when forgetting is asked for, else the last scoring step)."""
-    plan = train_cfg.plan(train_size=n)
+    schedule = train_cfg.schedule(train_size=n)
     kinds = {score_spec(name).kind for name in score_cfg.scores}
-    steps = {e: plan.step_at(e) for e in score_cfg.score_epochs} if "model" in kinds else {}
-    if any(s > plan.total for s in steps.values()):
-        raise ConfigError(f"Scoring epochs {score_cfg.score_epochs} go beyond the training budget of {plan.total} "
-                          f"steps ({plan.total / plan.per_epoch:g} epochs); raise --epochs or score earlier.")
-    stop = plan.total if "history" in kinds else max(steps.values(), default=0)
+    steps = {e: schedule.step_at(e) for e in score_cfg.score_epochs} if "model" in kinds else {}
+    if any(s > schedule.total for s in steps.values()):
+        raise ConfigError(f"Scoring epochs {score_cfg.score_epochs} go beyond the training budget of {schedule.total} "
+                          f"steps ({schedule.total / schedule.per_epoch:g} epochs); raise --epochs or score earlier.")
+    stop = schedule.total if "history" in kinds else max(steps.values(), default=0)
     return steps, stop
 
 
@@ -359,10 +359,10 @@ def measured_run_cost(training: Cost, steps: dict[float, int], stop: int, second
 
 def planned_run_cost(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int,
                      per_example: tuple[int, int] | None) -> dict:
-    """The cost record of a score run cached before runs recorded their cost, from the plan: ``stop`` steps of
-    the plan's batch, and every model score once per scoring step; its wall time is unknown."""
+    """The cost record of a score run cached before runs recorded their cost, from the step schedule: ``stop`` steps of
+    the schedule's batch, and every model score once per scoring step; its wall time is unknown."""
     steps, stop = scoring_schedule(score_cfg, train_cfg, n)
-    batch = train_cfg.plan(train_size=n).batch
+    batch = train_cfg.schedule(train_size=n).batch
     training = Cost(stop * batch, 0, None if per_example is None else stop * batch * per_example[0], float("nan"))
     names = [name for name in score_cfg.scores if score_spec(name).kind == "model"]
     scoring = [{"score": name, "step": step, **scoring_pass(name, n, per_example, float("nan")).to_dict()}
@@ -379,7 +379,7 @@ def _steps_by_epoch(steps: dict[float, int]) -> dict[str, int]:
 
 def read_run_cost(cache: Path) -> dict | None:
     """The cost record beside cached run ``cache``, or None (cached before costs were recorded, or unreadable:
-    then the plan says what it cost)."""
+    then the step schedule says what it cost)."""
     try:
         record = json.loads(run_cost_path(cache).read_text(encoding="utf-8"))
         run_total(record)  # every part readable: an edited or damaged record is no record
@@ -476,7 +476,7 @@ class _Planned:
 
 def score_run_costs(score_dir: str | Path) -> list[dict]:
     """The cost record of every score run of the folder's recorded score config (``score_config.json``): the one
-    each run wrote, or for runs cached before that, the plan's (wall time unknown). Empty without a config."""
+    each run wrote, or for runs cached before that, the step schedule's (wall time unknown). Empty without a config."""
     score_dir = Path(score_dir)
     try:
         provenance = json.loads((score_dir / "score_config.json").read_text(encoding="utf-8"))

@@ -65,13 +65,13 @@ class Workspace:
         return self.folder(study) / "cache" / identity({"data": data, "train": train, **extra})
 
     def scores(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
-               runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None,
+               runs: int | None = None, seed: int = 0, labels: Sequence[str] | None = None,
                log: Callable[[str], None] | None = None) -> dict:
         """Score tables (label → ScoreTable) of ``setting``'s score runs, with optional changes of data,
         recipe, number of runs or first seed; cached in ``scores/<identity>``."""
-        folder = self.score_folder(setting, data=data, train=train, runs=runs, seed=seed, methods=methods)
+        folder = self.score_folder(setting, data=data, train=train, runs=runs, seed=seed, labels=labels)
         data, train = self.data(data or setting.data), self.train(train or setting.train)
-        return score_tables(tuple(methods or standard_scores(setting)), runs or setting.score_runs, train, data,
+        return score_tables(tuple(labels or standard_scores(setting)), runs or setting.score_runs, train, data,
                             self.splits(data), folder, seed=seed, log=log or self.log)
 
     def task(self, data: DataConfig, train: TrainConfig, method: str, keep: float, kept_ids, *,
@@ -80,7 +80,7 @@ class Workspace:
         return task_for(data, train, method, keep, kept_ids, self.splits(data).train, offset)
 
     def score_draws(self, setting: Setting, *, draws: int, runs: int | None = None, data: DataConfig | None = None,
-                    train: TrainConfig | None = None, methods: Sequence[str] | None = None) -> list[dict]:
+                    train: TrainConfig | None = None, labels: Sequence[str] | None = None) -> list[dict]:
         """``draws`` independent draws of the setting's score runs: draw d trains seeds d·R … d·R+R−1
         (:func:`~datadiet.runs.scoring.draw_seed`), each cached on its own; one {label: ScoreTable} per draw."""
         runs = runs or setting.score_runs
@@ -88,14 +88,14 @@ class Workspace:
         for d in range(draws):
             say = self.log if draws == 1 else (lambda line, d=d: self.log(f"score draw {d + 1}/{draws}: {line}"))
             out.append(self.scores(setting, data=data, train=train, runs=runs, seed=draw_seed(d, runs),
-                                   methods=methods, log=say))
+                                   labels=labels, log=say))
         return out
 
     def score_folder(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
-                     runs: int | None = None, seed: int = 0, methods: Sequence[str] | None = None) -> Path:
+                     runs: int | None = None, seed: int = 0, labels: Sequence[str] | None = None) -> Path:
         """``scores/<identity>``: where :meth:`scores` caches the score runs of these arguments."""
         data, train = self.data(data or setting.data), self.train(train or setting.train)
-        methods = tuple(methods or standard_scores(setting))
+        methods = tuple(labels or standard_scores(setting))
         return self.root / "scores" / score_key(data, train, runs or setting.score_runs, seed, methods)
 
     def evaluate(self, tasks: Sequence[Task], study: str) -> list[dict]:
@@ -113,6 +113,7 @@ class Workspace:
         return outcome.results
 
 
-def score_key(data: DataConfig, train: TrainConfig, runs: int, seed: int, methods: Sequence[str]) -> str:
-    """The name of the score folder of these score runs (``scores/<key>``): what determines their numbers."""
-    return identity({"data": data, "train": train, "runs": runs, "seed": seed, "methods": tuple(methods)})
+def score_key(data: DataConfig, train: TrainConfig, runs: int, seed: int, labels: Sequence[str]) -> str:
+    """The name of the score folder of these score runs (``scores/<key>``): what determines their numbers. (The
+    labels are hashed under the key ``methods``, their name before 0.4, so that existing score folders stay valid.)"""
+    return identity({"data": data, "train": train, "runs": runs, "seed": seed, "methods": tuple(labels)})

@@ -128,7 +128,7 @@ def methods_of(config: Config, setting: Setting) -> list[Method]:
 def score_draw_tables(ws: Workspace, setting: Setting, labels: Sequence[str]) -> list[dict]:
     """Per score draw that some evaluation seed selects from (draw d: seeds d·R … d·R+R−1), label → ScoreTable."""
     draws = min(setting.score_draws, setting.eval_seeds)
-    return [ws.scores(setting, methods=tuple(labels), seed=draw_seed(d, setting.score_runs)) for d in range(draws)]
+    return [ws.scores(setting, labels=tuple(labels), seed=draw_seed(d, setting.score_runs)) for d in range(draws)]
 
 
 def charges_of(methods: Sequence[Method], draws: list[dict]) -> dict[str, dict]:

@@ -98,7 +98,7 @@ def default_ensemble(ws: Workspace, setting: Setting, label: str, n: int) -> np.
     goes on after t); otherwise n runs of this score alone."""
     if n <= setting.score_runs:
         return ws.scores(setting)[label].runs[:n]
-    return ws.scores(setting, runs=n, methods=(label,))[label].runs
+    return ws.scores(setting, runs=n, labels=(label,))[label].runs
 
 
 def run(config: Config, ws: Workspace) -> dict:
@@ -149,7 +149,7 @@ def _cell_scores(ws: Workspace, config: Config, cell: dict, label: str) -> np.nd
     recipe = replace(config.setting.train, lr=cell["lr"], weight_decay=cell["weight_decay"])
     try:
         return ws.scores(config.setting, train=recipe, runs=config.runs_per_cell, seed=cell["seed"],
-                         methods=(label,))[label].runs
+                         labels=(label,))[label].runs
     except (NonFiniteLossError, ScoreFileError) as exc:
         ws.log(f"grid cell lr {cell['lr']:g}, weight decay {cell['weight_decay']:g} diverged ({exc}); left out")
         return None

@@ -165,8 +165,8 @@ def run(config: Config, ws: Workspace) -> dict:
     splits = ws.splits(setting.data)
     train_cfg = ws.train(replace(setting.train, seed=setting.eval_seed_base))
     n = len(splits.train)
-    plan = train_cfg.plan(train_size=n)
-    total, per_epoch = plan.total, plan.per_epoch
+    schedule = train_cfg.schedule(train_size=n)
+    total, per_epoch = schedule.total, schedule.per_epoch
     pairs = velocity_pairs(config.velocity_epochs, config.gap, per_epoch)
     check_fits(config, n, total, pairs)
 

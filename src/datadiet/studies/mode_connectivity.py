@@ -178,11 +178,11 @@ def run(config: Config, ws: Workspace) -> dict:
     splits = ws.splits(setting.data)
     parent_cfg = ws.train(replace(setting.train, seed=setting.eval_seed_base))
     n = len(splits.train)
-    plan = parent_cfg.plan(train_size=n)
+    schedule = parent_cfg.schedule(train_size=n)
     el2n_epoch = setting.score_epoch if config.el2n_epoch is None else config.el2n_epoch
-    check_fits(config, n, plan.total, plan.per_epoch, el2n_epoch)
-    spawns = {t: plan.step_at(t) for t in config.spawn_epochs}
-    el2n_step = plan.step_at(el2n_epoch)
+    check_fits(config, n, schedule.total, schedule.per_epoch, el2n_epoch)
+    spawns = {t: schedule.step_at(t) for t in config.spawn_epochs}
+    el2n_step = schedule.step_at(el2n_epoch)
     seeds = [parent_cfg.seed + s for s in config.child_seeds]
 
     cache = ws.run_cache(NAME, ws.data(setting.data), parent_cfg)

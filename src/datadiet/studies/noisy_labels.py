@@ -251,7 +251,7 @@ def run(config: Config, ws: Workspace) -> dict:
     setting, label = config.setting, el2n_label(config)
     data = {"clean": setting.data, "noisy": noisy_data(config)}
     tables = {"clean": _clean_tables(ws, config),
-              "noisy": ws.scores(setting, data=data["noisy"], methods=noisy_methods(config))}
+              "noisy": ws.scores(setting, data=data["noisy"], labels=noisy_methods(config))}
     clean_split, noisy_split = ws.splits(data["clean"]).train, ws.splits(data["noisy"]).train
     record = corrupted_examples(clean_split, noisy_split, config.label_noise, config.noise_seed)
     # Both tables list their split's examples in its order (load_scores checks each against its split), and the two
@@ -298,7 +298,7 @@ def _clean_tables(ws: Workspace, config: Config) -> dict:
     tables = dict(ws.scores(config.setting))
     label = el2n_label(config)
     if label not in tables:
-        tables.update(ws.scores(config.setting, methods=(label,)))
+        tables.update(ws.scores(config.setting, labels=(label,)))
     return tables
 
 

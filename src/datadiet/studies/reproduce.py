@@ -99,7 +99,7 @@ def run(config: Config, ws: Workspace) -> None:
     train = resolve_flip(ws.train(setting.train), user_data=is_user_data(data.dataset))  # config.json says which flip
     labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
     draws = min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
-    scores = dict(data=data, train=train, runs=config.score_runs, methods=labels)
+    scores = dict(data=data, train=train, runs=config.score_runs, labels=labels)
     folders = [ws.score_folder(setting, seed=draw_seed(d, config.score_runs), **scores) for d in range(draws)]
     record = folder_record(config, data, train, [str(f.relative_to(ws.root)) for f in folders])
     folder = ws.root / NAME

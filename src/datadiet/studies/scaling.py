@@ -144,7 +144,7 @@ def score_draw_tables(ws: Workspace, setting: Setting, label: str) -> list:
     """One score table of ``label`` per score draw that some evaluation seed selects from (draw d: seeds d·R …
     d·R+R−1; draw 0 is the workspace's usual score runs, seed 0)."""
     draws = min(setting.score_draws, setting.eval_seeds)
-    return [ws.scores(setting, methods=(label,), seed=draw_seed(d, setting.score_runs))[label] for d in range(draws)]
+    return [ws.scores(setting, labels=(label,), seed=draw_seed(d, setting.score_runs))[label] for d in range(draws)]
 
 
 # ---------------------------------------------------------------- pure computations

@@ -77,7 +77,7 @@ def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: 
     """Mean score over the setting's score runs with this architecture (the standard set for the setting's own
     recipe, so those runs are shared with every other analysis; only ``label`` for other architectures)."""
     methods = None if recipe == setting.train else (label,)
-    return ws.scores(setting, train=recipe, methods=methods)[label].mean
+    return ws.scores(setting, train=recipe, labels=methods)[label].mean
 
 
 def transfer_table(rows: list[dict], origin: dict, keeps) -> list[dict]:

@@ -278,19 +278,19 @@ def _course(config: TrainConfig, images: torch.Tensor, full_size: int, start_fro
 
 
 class _StaticCourse:
-    """The papers' run: ``plan.total`` steps over a fresh permutation of the rows each epoch, the learning rate
+    """The papers' run: ``schedule.total`` steps over a fresh permutation of the rows each epoch, the learning rate
     by step."""
 
     def __init__(self, config: TrainConfig, images: torch.Tensor, full_size: int):
         self.config = config
-        self.plan = config.plan(train_size=len(images), full_size=full_size)
-        self.stream = BatchStream(images, self.plan, config)
-        self.most_steps = self.plan.total
+        self.schedule = config.schedule(train_size=len(images), full_size=full_size)
+        self.stream = BatchStream(images, self.schedule, config)
+        self.most_steps = self.schedule.total
 
     def batches(self, start: int, end: int) -> Iterator[_Batch]:
-        per_epoch = self.plan.per_epoch
+        per_epoch = self.schedule.per_epoch
         for step, (rows, x) in enumerate(self.stream.batches(start, end), start + 1):
-            yield _Batch(step, rows, x, lr_at(step - 1, self.plan.total, self.config), None, (step - 1) // per_epoch,
+            yield _Batch(step, rows, x, lr_at(step - 1, self.schedule.total, self.config), None, (step - 1) // per_epoch,
                          step % per_epoch == 0, step / per_epoch)
 
     def record(self, batch: _Batch, per_example: torch.Tensor | None) -> None:
@@ -303,7 +303,7 @@ class _StaticCourse:
         return f"/{end}"
 
     def epochs_seen(self, steps: int, last: _Batch | None) -> float:
-        return steps / self.plan.per_epoch
+        return steps / self.schedule.per_epoch
 
 
 class _DynamicCourse:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Plan, TrainConfig
+from ..config import Schedule, TrainConfig
 from ..data.transforms import augment, default_pad
 from ..dynamic import RS2, InfoBatch
 from ..errors import ConfigError
@@ -44,9 +44,9 @@ class BatchStream:
     seed's data from step k on.
     """
 
-    def __init__(self, images: torch.Tensor, plan: Plan, config: TrainConfig):
+    def __init__(self, images: torch.Tensor, schedule: Schedule, config: TrainConfig):
         self.images = images  # uint8 [n, C, H, W] (or float features [n, D]) on the compute device: the run's rows
-        self.plan = plan
+        self.schedule = schedule
         _, self.order_seed, _ = seed_streams(config.seed)
         self.augmentation = Augmentation(images, config)
 
@@ -54,7 +54,7 @@ class BatchStream:
         """``(row positions, uint8 inputs)`` of steps ``start..end-1``.  Every call starts from the seeds."""
         order_generator = torch.Generator().manual_seed(self.order_seed)
         augment_generator = self.augmentation.generator()
-        batch, per_epoch = self.plan.batch, self.plan.per_epoch
+        batch, per_epoch = self.schedule.batch, self.schedule.per_epoch
         for step in range(end):
             b = step % per_epoch
             if b == 0:
