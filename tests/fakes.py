@@ -269,12 +269,12 @@ def learnable_splits(n_train: int = 256, n_test: int = 128, *, size: int = 12, c
 def smoke_analysis(tmp_path_factory, name: str):
     """Run analysis ``name``'s smoke preset in a fresh workspace over a fake MNIST of 480 + 240 images;
     returns (workspace, summary)."""
-    from datadiet.runs import Workspace
+    from datadiet.runs import Execution, Workspace
     from datadiet.studies import run_analysis
 
     tmp = tmp_path_factory.mktemp(name)
     root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
+    ws = Workspace(tmp / "ws", Execution(data_root=str(root)), log=lambda _: None)
     return ws, run_analysis(name, "smoke", workspace=ws)
 
 
@@ -384,3 +384,27 @@ def smoke_reproduction(tmp_path_factory, name: str = "smoke"):
     root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
     out = tmp / "results"
     return root, out, reproduce(PRESETS["smoke"], out, data_root=str(root), log=lambda _: None)
+
+
+# Where a `datadiet reproduce --out OUT` folder keeps things (a study on the workspace OUT).
+def study_dir(out: Path) -> Path:
+    """``OUT/reproduce``: the reproduction's config, plan, tables, figures, summary and section."""
+    return Path(out) / "reproduce"
+
+
+def runs_dir(out: Path) -> Path:
+    """``OUT/sweep/runs``: the evaluation runs of every study of the workspace."""
+    return Path(out) / "sweep" / "runs"
+
+
+def failures_dir(out: Path) -> Path:
+    """``OUT/sweep/failures``: the failed evaluation runs, retried by the next run."""
+    return Path(out) / "sweep" / "failures"
+
+
+def score_dirs(out: Path) -> list[Path]:
+    """The reproduction's score folders (``OUT/scores/<identity>``), draw 0 first, as its config lists them."""
+    import json
+
+    config = json.loads((study_dir(out) / "config.json").read_text(encoding="utf-8"))
+    return [Path(out) / folder for folder in config["score_folders"]]

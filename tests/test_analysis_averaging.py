@@ -12,7 +12,7 @@ from scipy import stats
 from datadiet.cli import main
 from datadiet.errors import ConfigError, DataDietError
 from datadiet.report.tables import read_csv
-from datadiet.runs import Workspace, digest_ids
+from datadiet.runs import Execution, Workspace, digest_ids
 from datadiet.selection import select
 from datadiet.studies.averaging import PRESETS, n_run_curve, pruning_table, run, run_subsets
 from fakes import copy_workspace, forbid_training, run_files, smoke_analysis, stored_scores
@@ -91,11 +91,12 @@ def test_pruning_table_matches_the_results(workspace):
 
 def test_pruning_table_intervals_against_scipy():
     rng = np.random.default_rng(3)
-    accs = {"s/run0": rng.normal(0.80, 0.01, 4), "s": rng.normal(0.83, 0.01, 4), "random": rng.normal(0.81, 0.01, 4)}
+    s = "el2n@epoch1"  # a score label: method names are parsed (single_label tags it /run0)
+    accs = {f"{s}/run0": rng.normal(0.80, 0.01, 4), s: rng.normal(0.83, 0.01, 4), "random": rng.normal(0.81, 0.01, 4)}
     rows = [{"method": m, "keep": 0.5, "offset": None, "test_accuracy": float(a)} for m, v in accs.items() for a in v]
-    (row,) = pruning_table(rows, ["s"], [0.5], 0)
-    for name, a, b in (("averaged_minus_single", "s", "s/run0"), ("single_vs_random", "s/run0", "random"),
-                       ("averaged_vs_random", "s", "random")):
+    (row,) = pruning_table(rows, [s], [0.5], 0)
+    for name, a, b in (("averaged_minus_single", s, f"{s}/run0"), ("single_vs_random", f"{s}/run0", "random"),
+                       ("averaged_vs_random", s, "random")):
         ci = stats.ttest_ind(accs[a], accs[b], equal_var=False).confidence_interval(0.95)
         assert row[name] == pytest.approx(accs[a].mean() - accs[b].mean())
         assert (row[f"{name}_low"], row[f"{name}_high"]) == pytest.approx((ci.low, ci.high))
@@ -137,7 +138,7 @@ def test_errors_are_clear(workspace, tmp_path):
     with pytest.raises(DataDietError, match=r"n = \[4\].*1\.\.3"):
         n_run_curve(np.ones((3, 5)), ns=[4])
     # unknown labels and impossible n fail before any training, whatever the workspace holds
-    empty = Workspace(tmp_path / "ws", data_root=str(tmp_path / "nowhere"), log=lambda _: None)
+    empty = Workspace(tmp_path / "ws", Execution(data_root=str(tmp_path / "nowhere")), log=lambda _: None)
     with pytest.raises(DataDietError, match="Unknown score label.*'el2n@epoch7'.*el2n@epoch1"):
         run(replace(PRESETS["smoke"], prune_scores=("el2n@epoch7",)), empty)
     with pytest.raises(DataDietError, match="Unknown score label.*'nonsense'"):
@@ -153,7 +154,7 @@ def test_cli_options_resume_without_retraining(workspace, tmp_path, capsys, monk
     ws = copy_workspace(workspace[0], tmp_path / "ws")
     before = run_files(ws.root)
     forbid_training(monkeypatch)
-    argv = ["analyze", "averaging", "--preset", "smoke", "--out", str(ws.root), "--data-root", ws.data_root,
+    argv = ["analyze", "averaging", "--preset", "smoke", "--out", str(ws.root), "--data-root", ws.execution.data_root,
             "--keeps", "0.5", "--prune-scores", "el2n@epoch1"]
     assert main(argv) == 0
     out = capsys.readouterr().out

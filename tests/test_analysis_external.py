@@ -10,7 +10,7 @@ from scipy import stats
 from datadiet.cli import main
 from datadiet.errors import UnknownNameError
 from datadiet.report.tables import read_csv
-from datadiet.runs import Workspace
+from datadiet.runs import Execution, Workspace
 from datadiet.scores import load_scores
 from datadiet.stats import correlations
 from datadiet.studies import external as ext
@@ -23,7 +23,7 @@ SETTING = ext.PRESETS["smoke"].setting
 def workspace(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("external")
     root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
+    ws = Workspace(tmp / "ws", Execution(data_root=str(root)), log=lambda _: None)
     ws.scores(SETTING)
     tables = {t.label: t for t in map(load_scores, sorted((ws.root / "scores").glob("*/*.npz")))}
     train_ids = tables["input_norm"].ids

@@ -11,8 +11,9 @@ from datadiet.cli import main
 from datadiet.errors import UnknownNameError
 from datadiet.report.markdown import markdown_table
 from datadiet.report.tables import read_csv
-from datadiet.runs import Workspace
-from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
+from datadiet.runs import Execution, Workspace
+from datadiet.runs.presets import PRESETS as SETTINGS
+from datadiet.runs.presets import setting_for
 from datadiet.runs.presets import standard_scores
 from datadiet.scores import load_scores
 from datadiet.studies import available, configured, get_analysis, get_preset, run_analysis
@@ -24,7 +25,7 @@ from fakes import copy_workspace, forbid_training, run_files, write_fake_mnist
 def workspace(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("analyses")
     root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(root), log=lambda _: None)
+    ws = Workspace(tmp / "ws", Execution(data_root=str(root)), log=lambda _: None)
     summary = run_analysis("correlations", "smoke", workspace=ws)
     return ws, summary
 
@@ -53,7 +54,7 @@ def test_sections_and_self_contained_report(workspace):
     assert "Table `correlations/pairs.csv`:" in lines
     assert "| a | b | spearman |" in lines
     report = (ws.root / "report.md").read_text()
-    assert report.startswith("# datadiet analyses\n")
+    assert report.startswith("# datadiet report\n")  # one report for every study of the workspace
     assert "Sections: `correlations`" in report
     assert section in report
     html = (ws.root / "report.html").read_text()
@@ -130,13 +131,13 @@ def test_cli_lists_every_analysis_and_rejects_unknown_ones(workspace, tmp_path, 
 
 def test_cli_runs_an_analysis_into_a_workspace(workspace, tmp_path, capsys):
     ws = copy_workspace(workspace[0], tmp_path / "ws")  # the run rewrites the workspace's files
-    argv = ["analyze", "correlations", "--preset", "smoke", "--out", str(ws.root), "--data-root", ws.data_root,
+    argv = ["analyze", "correlations", "--preset", "smoke", "--out", str(ws.root), "--data-root", ws.execution.data_root,
             "--scores", "grand@init", "input_norm", "el2n@epoch1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Spearman" in out
     assert "report:" in out
-    assert json.loads((ws.root / "workspace.json").read_text())["kind"] == "datadiet analyses"
+    assert json.loads((ws.root / "workspace.json").read_text())["kind"] == "datadiet workspace"
     # --scores is a space-separated list that reached Config.scores
     summary = json.loads((ws.root / "correlations" / "summary.json").read_text())
     assert set(summary["spearman"]) == {"grand@init ~ input_norm", "grand@init ~ el2n@epoch1",
@@ -177,13 +178,13 @@ def test_every_analysis_has_the_three_presets_as_frozen_configs():
     modules = available()
     assert tuple(modules) == MODULES  # none silently missing
     for name, module in modules.items():
-        settings = getattr(module, "SETTINGS", SETTINGS)  # a study may name its own (compute: quick on `quick`)
-        assert {"smoke", "quick", "paper"} <= set(module.PRESETS) <= set(settings), name
+        assert {"smoke", "quick", "paper"} <= set(module.PRESETS) <= set(SETTINGS), name  # the one preset table
         assert dataclasses.fields(module.Config)[0].name == "setting", name
         for preset, config in module.PRESETS.items():
             assert isinstance(config, module.Config), (name, preset)
             assert type(config).__dataclass_params__.frozen, name
-            assert config.setting == settings[preset], (name, preset)  # a preset runs on its own setting
+            # a preset runs on its own setting, or the one SETTING_OVERRIDES names (quick → quick-scarce)
+            assert config.setting == setting_for(preset, name), (name, preset)
         assert callable(module.run), name
         assert module.NAME == name
         assert module.TITLE, name

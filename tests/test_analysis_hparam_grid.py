@@ -177,16 +177,16 @@ def test_default_ensemble_reuses_the_standard_runs_when_there_are_enough(lrs, sh
         run(replace(SMOKE, lrs=lrs), ws)
     *cells, default = ws.calls
     assert [c["seed"] for c in cells] == list(range(100, 100 + len(lrs)))
-    assert all(c["methods"] == ("el2n@epoch1",) for c in cells)
+    assert all(c["labels"] == ("el2n@epoch1",) for c in cells)
     assert all(c["runs"] == 1 for c in cells)
     assert "seed" not in default
     # up to the smoke setting's 2 standard score runs, those (every score, shared) serve as the default
     if shared:
         assert default.get("runs") is None
-        assert default.get("methods") is None
+        assert default.get("labels") is None
     else:
         assert default["runs"] == len(lrs)
-        assert default["methods"] == ("el2n@epoch1",)
+        assert default["labels"] == ("el2n@epoch1",)
 
 
 def test_a_second_run_trains_nothing(workspace, tmp_path):

@@ -9,8 +9,8 @@ from scipy import stats
 
 from datadiet.errors import DataDietError
 from datadiet.report.tables import read_csv
-from datadiet.runs import Workspace
-from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
+from datadiet.runs import Execution, Workspace
+from datadiet.runs.presets import PRESETS as SETTINGS  # the one preset table (smoke: every study's)
 from datadiet.studies.label_free import PRESETS, accuracy_table, counterpart_of, default_labels, findings, run
 from fakes import assert_rerun_trains_nothing, copy_workspace, smoke_analysis, stored_scores
 
@@ -99,7 +99,7 @@ def test_accuracy_table_intervals_and_findings_on_hand_made_rows():
 
 
 def test_unknown_score_is_a_clear_error_before_training(tmp_path):
-    empty = Workspace(tmp_path / "ws", data_root=str(tmp_path / "nowhere"), log=lambda _: None)
+    empty = Workspace(tmp_path / "ws", Execution(data_root=str(tmp_path / "nowhere")), log=lambda _: None)
     with pytest.raises(DataDietError, match="Unknown score label.*'score4@init'"):
         run(replace(PRESETS["smoke"], scores=("score4@init", "grand@init")), empty)
 

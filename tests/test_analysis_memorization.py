@@ -51,9 +51,9 @@ def test_subset_mask_is_seeded_and_sized():
 
 
 def test_bad_settings_are_clear_errors(tmp_path):
-    from datadiet.runs import Workspace
+    from datadiet.runs import Execution, Workspace
 
-    ws = Workspace(tmp_path, data_root=str(tmp_path / "nowhere"), log=lambda _: None)
+    ws = Workspace(tmp_path, Execution(data_root=str(tmp_path / "nowhere")), log=lambda _: None)
     with pytest.raises(ConfigError, match="at least 2 subset runs"):
         mz.estimate(ws, SETTINGS["smoke"], 1)
     with pytest.raises(ConfigError, match="strictly between 0 and 1"):

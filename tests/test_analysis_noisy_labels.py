@@ -14,8 +14,8 @@ from datadiet.cli import main
 from datadiet.data import load_data
 from datadiet.errors import ConfigError, DataDietError
 from datadiet.report.tables import read_csv
-from datadiet.runs import Workspace
-from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
+from datadiet.runs import Execution, Workspace
+from datadiet.runs.presets import PRESETS as SETTINGS  # the one preset table (smoke: every study's)
 from datadiet.runs.presets import standard_scores
 from datadiet.scores import SCORES, load_scores
 from datadiet.scores.functions import self_confidence
@@ -34,13 +34,13 @@ CONFIG = nl.Config(TINY, keeps=(0.5,), offsets=(0.0, 0.5))
 def analysis(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("noisy")
     data_root = write_fake_mnist(tmp / "data", n_train=480, n_test=240)
-    ws = Workspace(tmp / "ws", data_root=str(data_root), log=lambda _: None)
+    ws = Workspace(tmp / "ws", Execution(data_root=str(data_root)), log=lambda _: None)
     summary = run_analysis("noisy_labels", config=CONFIG, workspace=ws)
     return ws, summary
 
 
 def _data(ws, noise: float):
-    return load_data(replace(TINY.data, data_root=ws.data_root, label_noise=noise, noise_seed=CONFIG.noise_seed))
+    return load_data(replace(TINY.data, data_root=ws.execution.data_root, label_noise=noise, noise_seed=CONFIG.noise_seed))
 
 
 def _noisy_score_tables(ws):
@@ -181,7 +181,7 @@ def test_windows_and_methods():
 # ---------------------------------------------------------------- error paths
 
 def test_error_paths_fail_before_any_training(tmp_path):
-    ws = Workspace(tmp_path / "ws", data_root=str(tmp_path / "nowhere"), log=lambda _: None)
+    ws = Workspace(tmp_path / "ws", Execution(data_root=str(tmp_path / "nowhere")), log=lambda _: None)
     with pytest.raises(ConfigError, match="label_noise must lie in"):
         nl.run(replace(CONFIG, label_noise=0.0), ws)
     noisy_setting = replace(TINY, data=replace(TINY.data, label_noise=0.1))
@@ -210,7 +210,7 @@ def test_presets_follow_the_paper():
     assert nl.sweep_labels(paper) == ("el2n@epoch10", "grand@init")
     assert paper.label_noise == 0.1
     for config in nl.PRESETS.values():
-        nl.check_config(config)
+        replace(config)  # the config's checks run at construction (__post_init__): every preset passes them
 
 
 # ---------------------------------------------------------------- the self-confidence score

@@ -9,7 +9,7 @@ from scipy import stats
 
 from datadiet.errors import ConfigError
 from datadiet.report.tables import read_csv
-from datadiet.runs.presets import STUDY_SETTINGS as SETTINGS
+from datadiet.runs.presets import PRESETS as SETTINGS  # the one preset table (smoke: every study's)
 from datadiet.selection import select
 from datadiet.report import figures
 from datadiet.studies.scaling import (PRESETS, Config, by_rule, crossovers, findings, gap_rows, redundancy_rows,

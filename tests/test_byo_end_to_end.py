@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import runs_dir, study_dir
 from datadiet.cli import main
 from datadiet.data import save_arrays
 from datadiet.report.tables import read_csv
@@ -87,10 +88,10 @@ def test_reproduce_with_a_custom_grid_on_an_image_folder(tmp_path, capsys):
             "--eval-seeds", "2", "--score-runs", "2"]
     code, stdout, _ = run(capsys, *argv)
     assert code == 0 and "keep 0.5" in stdout
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((study_dir(out) / "config.json").read_text())
     assert config["data"]["dataset"] == dataset and config["data"]["subset"] is None  # not the preset's subset
     assert config["train"]["epochs"] == 2 and config["train"]["width"] == 0.25
-    rows = read_csv(out / "results.csv")
+    rows = read_csv(study_dir(out) / "results.csv")
     assert {r["method"] for r in rows} == {"full", "random", "el2n@epoch1", "el2n@epoch1+ccs", "input_norm"}
     assert len(rows) == 2 * (1 + 2 * 4)
     # a second run resumes: nothing trains again
@@ -109,7 +110,7 @@ def test_reproduce_with_a_user_model(tmp_path, capsys):
     code, _, _ = run(capsys, "reproduce", "--preset", "smoke", "--dataset", dataset, "--out", out, *no_width,
                      "--model", "user_models:no_width", *grid)
     assert code == 0
-    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    records = [json.loads(p.read_text()) for p in runs_dir(out).glob("*.json")]
     assert {r["train"]["model"] for r in records} == {"user_models:no_width"}
     # the smoke preset's width 0.25 means nothing to this factory: recorded as 1, what was built
     assert {r["train"]["width"] for r in records} == {1.0}
@@ -122,13 +123,13 @@ def test_edited_folder_is_not_mistaken_for_the_old_one(tmp_path, capsys):
     argv = ["reproduce", "--preset", "smoke", "--dataset", f"folder:{root}", "--out", tmp_path / "results",
             *RECIPE, "--methods", "input_norm", "--keeps", "0.5", "--eval-seeds", "1", "--score-runs", "1"]
     assert run(capsys, *argv)[0] == 0
-    first = {p.name for p in (tmp_path / "results" / "runs").glob("*.json")}
+    first = {p.name for p in runs_dir(tmp_path / "results").glob("*.json")}
     for path in sorted((root / "cross").glob("*.png")):  # some of them are training images
         img = np.array(Image.open(path))
         img[0, 0] = 255 - img[0, 0]
         Image.fromarray(img, mode="L").save(path)
     assert run(capsys, *argv)[0] == 0
-    second = {p.name for p in (tmp_path / "results" / "runs").glob("*.json")}
+    second = {p.name for p in runs_dir(tmp_path / "results").glob("*.json")}
     assert first and first.isdisjoint(second - first) and len(second) == 2 * len(first)
 
 
@@ -143,10 +144,10 @@ def test_reproduce_on_feature_arrays_with_the_mlp(tmp_path, capsys):
                      "--model", "mlp", "--out", out, *RECIPE, "--methods", "el2n@epoch1", "grand@init",
                      "forgetting@end", "--keeps", "0.5", "--eval-seeds", "2", "--score-runs", "2")
     assert code == 0
-    rows = read_csv(out / "results.csv")
+    rows = read_csv(study_dir(out) / "results.csv")
     assert {r["method"] for r in rows} == {"full", "random", "el2n@epoch1", "grand@init", "forgetting@end"}
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {24}
-    assert json.loads((out / "config.json").read_text())["train"]["model"] == "mlp"
+    assert json.loads((study_dir(out) / "config.json").read_text())["train"]["model"] == "mlp"
 
 
 def test_prune_finds_the_scored_folder_from_another_directory_and_after_a_move(tmp_path, capsys, monkeypatch):

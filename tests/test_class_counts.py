@@ -12,7 +12,7 @@ from datadiet.report.tables import read_csv
 from datadiet.runs.sweep import task_for
 from datadiet.selection import class_counts, short_classes
 from datadiet.runs.plan import plan_class_counts
-from datadiet.studies.reproduce import plan_classes, write_plan
+from datadiet.runs.plan import plan_classes, write_plan
 
 
 def test_class_counts_and_short_classes_by_hand():
@@ -61,7 +61,7 @@ def test_warnings_name_the_method_fraction_and_class():
 def test_markdown_shows_a_column_per_class_or_the_fewest_kept():
     rows = class_count_rows(CLASSES)
     lines = class_count_markdown(rows, class_warnings(rows))
-    assert lines[0] == "## Kept examples per class"
+    assert lines[0] == "### Kept examples per class"  # a heading within the reproduction's section
     assert lines[2].startswith("- **Warning**: el2n@epoch2+moderate at keep 0.5 keeps 0")
     assert "| method | subset | 0 | 1 | 2 |" in lines
     assert "| *share* | keep 0.5 | *5* | *5* | *2* |" in lines
@@ -99,7 +99,7 @@ def test_write_plan_and_the_report_carry_the_counts(tmp_path):
     assert summary["class_warnings"] == [
         "el2n@epoch2 at keep 0.5 keeps 0 of the 4 examples of class 'c2', under half of its proportional share (2); "
         "a +balanced method keeps every class's share"]
-    text = (tmp_path / "report.md").read_text()
+    text = (tmp_path / "section.md").read_text()  # the section the workspace's report.md gathers
     assert text.splitlines()[2].startswith("**Warning**: some subsets keep a class at under half")
     assert "| el2n@epoch2 | keep 0.5 | 4 | 2 | 0 |" in text
     assert [r["kept_mean"] for r in read_csv(tmp_path / "class_counts.csv")] == [4, 2, 0]
@@ -110,7 +110,7 @@ def test_a_report_without_class_counts_has_no_section(tmp_path):
     records = [_record(f"x{s}", "random", 0.5, s, 0.7) for s in range(2)]
     summary = write_pruning_report(tmp_path, {"title": "t"}, records, {"a": np.arange(5.0)})
     assert summary["class_warnings"] == []
-    assert "Kept examples per class" not in (tmp_path / "report.md").read_text()
+    assert "Kept examples per class" not in (tmp_path / "section.md").read_text()
     assert not (tmp_path / "class_counts.csv").exists()
 
 

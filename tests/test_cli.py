@@ -201,13 +201,18 @@ def test_analyze_all_skips_analyses_without_the_preset_and_says_so(tmp_path, mon
     from datadiet.studies import MODULES, get_analysis
 
     ran = []
-    monkeypatch.setattr(cli, "run_analysis", lambda name, **kw: ran.append(name) or {"findings": []})
+    monkeypatch.setattr(cli, "run_study", lambda name, config, ws: ran.append(name) or {"findings": []})
     assert main(["analyze", "all", "--preset", "gpu", "--out", str(tmp_path)]) == 0
     with_gpu = [m for m in MODULES if "gpu" in get_analysis(m).PRESETS]
-    assert ran == with_gpu
+    # an analysis that needs input the user did not give (external: --values) is skipped too, and says why
+    needs_input = [m for m in with_gpu if getattr(get_analysis(m), "missing_input", lambda c: None)(
+        get_analysis(m).PRESETS["gpu"])]
+    assert ran == [m for m in with_gpu if m not in needs_input]
     out = capsys.readouterr().out
     for name in set(MODULES) - set(with_gpu):
         assert f"== {name} (gpu): skipped, it has no 'gpu' preset" in out
+    for name in needs_input:
+        assert f"== {name} (gpu): skipped, needs " in out
 
 
 def test_prune_with_ccs_and_moderate_rules_matches_select(tmp_path, capsys):
@@ -304,9 +309,15 @@ def test_report_on_a_workspace_names_both_report_files(tmp_path, capsys, monkeyp
     import datadiet.studies
 
     (tmp_path / "workspace.json").write_text("{}")
-    monkeypatch.setattr(datadiet.studies, "build_workspace_report", lambda root: tmp_path / "report.md")
+    seen = []
+
+    def build(root, **kwargs):
+        seen.append((root, kwargs))
+        return datadiet.studies.WorkspaceReport(tmp_path / "report.md", {})  # no study rebuilt from disk
+    monkeypatch.setattr(datadiet.studies, "build_workspace_report", build)
     code, out, _ = run_cli(capsys, "report", str(tmp_path))
     assert code == 0 and f"report: {tmp_path / 'report.md'} and {tmp_path / 'report.html'}" in out
+    assert [root for root, _ in seen] == [tmp_path] and seen[0][1]["extra_seeds"] == "ignore"
 
 
 def _help(capsys, *argv) -> str:
@@ -327,7 +338,7 @@ def test_prune_refuses_seed_and_points_to_sample_seed(capsys):
         main(["prune", "--score-file", "s.npz", "--keep", "0.5", "--out", "m.json", "--order", "sideways"])
     assert "--order: invalid choice: 'sideways'" in capsys.readouterr().err
     shown = _help(capsys, "prune")
-    assert "--sample-seed SAMPLE_SEED ccs: seed of the sampling within bins (default 0)" in shown
+    assert "--sample-seed SAMPLE_SEED ccs, random: seed of the draw (default 0)" in shown
     assert "--seed " not in shown
 
 

@@ -69,7 +69,7 @@ def test_the_new_flags_do_not_collide_and_are_never_abbreviated(capsys):
 
 def test_a_sweep_run_record_carries_its_training_cost(tmp_path):
     from datadiet.config import DataConfig, TrainConfig
-    from datadiet.runs.sweep import RunSpec, Task, execute_run, read_run_files, run_sweep
+    from datadiet.runs.sweep import Execution, RunSpec, Task, execute_run, read_run_files, run_sweep
 
     root = write_fake_mnist(tmp_path / "data", n_train=32, n_test=16)
     spec = RunSpec(DataConfig(dataset="mnist", data_root=str(root)),
@@ -77,6 +77,6 @@ def test_a_sweep_run_record_carries_its_training_cost(tmp_path):
                    "full", 1.0)
     record = execute_run(spec, None)
     assert record["passes_per_epoch"] == [16, 16] and record["cost"]["sample_passes"] == 32
-    run_sweep([Task(spec)], tmp_path / "sweep", log=lambda _: None, workers=1)
+    run_sweep([Task(spec)], tmp_path / "sweep", Execution(workers=1), log=lambda _: None)
     stored = read_run_files(tmp_path / "sweep").records[spec.run_id]  # a valid record: counted, with its cost
     assert stored["cost"]["sample_passes"] == 32 and stored["cost"]["forward_passes"] == 0

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from fakes import forbid_training, learnable_splits, smoke_reproduction
+from fakes import forbid_training, learnable_splits, runs_dir, score_dirs, smoke_reproduction, study_dir
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.report.tables import compute_table, compute_total, cost_rows, read_csv, record_cost
 from datadiet.runs.scoring import charge, label_cost, run_total, score_run_costs, score_tables
-from datadiet.studies.reproduce import build_report
+from datadiet.studies import build_workspace_report
 from datadiet.training import flops_per_example, init_model
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=16, epochs=3, eval_batch_size=64)
@@ -156,12 +156,12 @@ def smoke(tmp_path_factory):
 
 def _score_records(out):
     """Every score run of the smoke folder's two draws, read independently of the report: the cost records."""
-    return [json.loads(p.read_text()) for p in sorted(out.glob("scores/**/.runs/*.cost.json"))]
+    return [json.loads(p.read_text()) for draw in score_dirs(out) for p in sorted((draw / ".runs").glob("*.cost.json"))]
 
 
 def test_reproduce_reports_every_point_with_and_without_its_score_runs(smoke):
     out, summary = smoke
-    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    runs = [json.loads(p.read_text()) for p in runs_dir(out).glob("*.json")]
     scores = _score_records(out)
     assert len(scores) == 4  # 2 draws × 2 runs, all in use (2 evaluation seeds)
     total = summary["compute"]
@@ -169,7 +169,7 @@ def test_reproduce_reports_every_point_with_and_without_its_score_runs(smoke):
     assert total["scoring"]["sample_passes"] == sum(run_total(r).sample_passes for r in scores)
     assert total["total"]["sample_passes"] == (sum(r["cost"]["sample_passes"] for r in runs)
                                               + sum(run_total(r).sample_passes for r in scores))
-    rows = {(r["method"], r["keep"]): r for r in read_csv(out / "compute.csv")}
+    rows = {(r["method"], r["keep"]): r for r in read_csv(study_dir(out) / "compute.csv")}
     full = rows["full", 1.0]["train_passes"]
     assert full == 2 * 12 * 32  # matched budget: 2 epochs of 384 examples at batch 32, at every fraction
     assert rows["el2n@epoch1", 0.5]["train_passes"] == full and rows["random", 0.5]["train_of_full"] == 1.0
@@ -180,7 +180,7 @@ def test_reproduce_reports_every_point_with_and_without_its_score_runs(smoke):
         full + charge(scores, "el2n@epoch1")["pass_equivalents"])
     assert rows["random", 0.5]["score_runs"] is None
     report = (out / "report.md").read_text()
-    assert "## Compute" in report and "**Every subset trained the full run's number of steps**" in report
+    assert "### Compute" in report and "**Every subset trained the full run's number of steps**" in report
     assert "each score run counted once" in report
 
 
@@ -188,15 +188,17 @@ def test_a_folder_from_before_costs_were_recorded_still_reports_its_compute(smok
     import shutil
     out = tmp_path / "old"
     shutil.copytree(smoke[0], out)
-    for path in (out / "runs").glob("*.json"):  # a record of 0.2: no cost, no checksum
+    for path in runs_dir(out).glob("*.json"):  # a record of 0.2: no cost, no checksum
         record = json.loads(path.read_text())
         for key in ("cost", "passes_per_epoch", "record_sha256"):
             record.pop(key)
         path.write_text(json.dumps(record))
-    for path in out.glob("scores/**/.runs/*.cost.json"):
+    costs = [p for draw in score_dirs(out) for p in (draw / ".runs").glob("*.cost.json")]
+    assert len(costs) == 4
+    for path in costs:
         path.unlink()
-    summary = build_report(out, log=lambda _: None)
-    runs = [json.loads(p.read_text()) for p in (smoke[0] / "runs").glob("*.json")]
+    summary = build_workspace_report(out, log=lambda _: None).summaries["reproduce"]
+    runs = [json.loads(p.read_text()) for p in runs_dir(smoke[0]).glob("*.json")]
     total = summary["compute"]
     assert total["recomputed"] == len(runs)
     # the plan gives the same passes and FLOPs as the engine counted; the wall time is unknown for score runs

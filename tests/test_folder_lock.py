@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from datadiet.errors import FolderBusyError
+from datadiet.errors import DataDietError, FolderBusyError
 from datadiet.io import LOCK_NAME, folder_lock, remove_orphan_temporaries, write_json_atomic
 
 HOLD = textwrap.dedent("""
@@ -103,12 +103,12 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
 
 def test_taking_the_lock_removes_orphan_temporaries(tmp_path):
     write_json_atomic(tmp_path / "config.json", {"a": 1})
-    write_json_atomic(tmp_path / "runs" / "kept.json", {"a": 1})
-    orphan = tmp_path / "runs" / ".abc.json.x1y2z3w4.tmp"  # what a SIGKILL during a write leaves
+    write_json_atomic(tmp_path / "sweep" / "runs" / "kept.json", {"a": 1})
+    orphan = tmp_path / "sweep" / "runs" / ".abc.json.x1y2z3w4.tmp"  # what a SIGKILL during a write leaves
     orphan.write_text('{"a"')
     with folder_lock(tmp_path):
         assert not orphan.exists()
-        assert (tmp_path / "runs" / "kept.json").is_file()
+        assert (tmp_path / "sweep" / "runs" / "kept.json").is_file()
     assert remove_orphan_temporaries(tmp_path) == 0
 
 
@@ -127,3 +127,21 @@ def test_only_datadiets_own_temporaries_in_a_results_folder_are_removed(tmp_path
     with folder_lock(tmp_path):
         pass
     assert not orphan.exists() and mine.read_text() == "keep" and lookalike.read_text() == "keep"
+
+
+def test_a_refused_study_leaves_no_workspace_it_made_but_keeps_any_result(tmp_path):
+    """A study writes workspace.json, its own <study>/config.json and <study>/plan.json before its first result:
+    a folder the lock made that holds nothing else, at any depth, is removed when the command fails."""
+    def fail(folder, *files):
+        with pytest.raises(DataDietError, match="refused"):
+            with folder_lock(folder, "datadiet reproduce"):
+                for name in files:
+                    write_json_atomic(folder / name, {})
+                (folder / "scores" / "abc").mkdir(parents=True)  # an empty score folder
+                raise DataDietError("refused")
+
+    fail(tmp_path / "made" / "ws", "workspace.json", "reproduce/config.json", "reproduce/plan.json")
+    assert not (tmp_path / "made").exists()
+    fail(tmp_path / "ran", "workspace.json", "reproduce/config.json", "sweep/runs/0123.json")
+    assert (tmp_path / "ran" / "sweep" / "runs" / "0123.json").is_file()  # a result: the folder stays
+    assert (tmp_path / "ran" / "reproduce" / "config.json").is_file()

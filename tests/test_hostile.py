@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import write_fake_mnist, write_idx
+from fakes import runs_dir, score_dirs, study_dir, write_fake_mnist, write_idx
 
 from datadiet import cli
 from datadiet.cli import main
@@ -66,7 +66,8 @@ class World:
     data: Path         # --data-root: holds fashion-mnist/ (480 train, 240 test)
     other: Path        # --data-root of another fake Fashion-MNIST (other pixels, same sizes)
     results: Path      # a finished reduced smoke reproduction
-    score: Path        # results/scores/grand-init.npz
+    scores: Path       # its one score draw's folder, results/scores/<identity>
+    score: Path        # results/scores/<identity>/grand-init.npz
     manifest: Path     # `prune --keep 0.5` of that score file
 
 
@@ -81,12 +82,13 @@ def world(tmp_path_factory) -> World:
         mp.delenv("DATADIET_DATA", raising=False)
         mp.delenv("DATADIET_DEBUG", raising=False)
         assert run_cli(["reproduce", *SMOKE, "--data-root", data, "--out", results]) == 0
-        score = results / "scores" / "grand-init.npz"
+        (scores,) = score_dirs(results)  # one evaluation seed: one score draw
+        score = scores / "grand-init.npz"
         manifest = root / "subset.json"
         assert run_cli(["prune", "--score-file", score, "--keep", "0.5", "--out", manifest]) == 0
-    assert len(list((results / "scores" / ".runs").glob("run-seed0-*.npz"))) == 1
-    assert len(list((results / "runs").glob("*.json"))) == 3
-    return World(root, data, other, results, score, manifest)
+    assert len(list((scores / ".runs").glob("run-seed0-*.npz"))) == 1
+    assert len(list(runs_dir(results).glob("*.json"))) == 3
+    return World(root, data, other, results, scores, score, manifest)
 
 
 _PARSER = []
@@ -145,6 +147,10 @@ class Ctx:
             self._results = self.tmp / "results"
             shutil.copytree(self.w.results, self._results)
         return self._results
+
+    def scores(self) -> Path:
+        """The score folder of the private copy of the finished reproduction."""
+        return self.results() / self.w.scores.relative_to(self.w.results)
 
     def data_copy(self) -> tuple[Path, Path]:
         """A private copy of the fake data: (--data-root, its fashion-mnist folder)."""
@@ -346,9 +352,11 @@ def _folder_made_a_file(c, name: str):
 
 
 for _id, _name, _command, _pattern in [
-    ("reproduce-runs-is-a-file", "runs", lambda c, results: resume(c), r"results/runs\b"),
+    ("reproduce-runs-is-a-file", "sweep/runs", lambda c, results: resume(c), r"results/sweep/runs\b"),
+    ("reproduce-sweep-is-a-file", "sweep", lambda c, results: resume(c), r"results/sweep\b"),
     ("reproduce-scores-is-a-file", "scores", lambda c, results: resume(c), r"results/scores\b"),
-    ("report-runs-is-a-file", "runs", lambda c, results: ["report", results], r"results\b.*\bruns\b"),
+    ("reproduce-study-folder-is-a-file", "reproduce", lambda c, results: resume(c), r"results/reproduce\b"),
+    ("report-runs-is-a-file", "sweep/runs", lambda c, results: ["report", results], r"results\b.*\bruns\b"),
 ]:
     CASES.append(Case(_id, lambda c, n=_name, f=_command: f(c, _folder_made_a_file(c, n)), (_pattern,)))
 
@@ -428,14 +436,14 @@ def _(c):
     return score(c)
 
 
-@case("reproduce-disk-full", *FULL, r"config\.json")
+@case("reproduce-disk-full", *FULL, r"results/\.?workspace\.json")  # the first file a resume writes
 def _(c):
     c.keep(c.results())
     _fail_fsync(c)
     return resume(c)
 
 
-@case("reproduce-disk-full-mid-write", *FULL, r"config\.json")
+@case("reproduce-disk-full-mid-write", *FULL, r"results/\.?workspace\.json")  # the first file a resume writes
 def _(c):
     c.keep(c.results())
     _fail_write_half(c)
@@ -462,28 +470,28 @@ DAMAGED_JSON = {"not-json": "{this is not json", "a-list": "[1, 2, 3]\n", "empty
 for _how, _text in DAMAGED_JSON.items():
     def _report_config(c, text=_text):
         results = c.results()
-        (results / "config.json").write_text(text)
+        (study_dir(results) / "config.json").write_text(text)
         c.keep(results)
         return ["report", results]
 
     def _resume_config(c, text=_text):
         results = c.results()
-        (results / "config.json").write_text(text)
+        (study_dir(results) / "config.json").write_text(text)
         c.keep(results)
         return resume(c)
 
     def _report_plan(c, text=_text):
         results = c.results()
-        (results / "plan.json").write_text(text)
+        (study_dir(results) / "plan.json").write_text(text)
         c.keep(results)
         return ["report", results]
 
-    CASES.append(Case(f"report-config-json-{_how}", _report_config, (r"results/config\.json",)))
-    CASES.append(Case(f"reproduce-resume-config-json-{_how}", _resume_config, (r"results/config\.json",)))
-    CASES.append(Case(f"report-plan-json-{_how}", _report_plan, (r"results/plan\.json",)))
+    CASES.append(Case(f"report-config-json-{_how}", _report_config, (r"results/reproduce/config\.json",)))
+    CASES.append(Case(f"reproduce-resume-config-json-{_how}", _resume_config, (r"results/reproduce/config\.json",)))
+    CASES.append(Case(f"report-plan-json-{_how}", _report_plan, (r"results/reproduce/plan\.json",)))
 
 
-@case("report-not-a-results-folder", r"just-a-folder", r"config\.json")
+@case("report-not-a-results-folder", r"just-a-folder", r"no finished study", r"section\.md")
 def _(c):
     folder = c.tmp / "just-a-folder"
     folder.mkdir()
@@ -516,22 +524,22 @@ CACHE_DAMAGE = {
 
 for _how, _damage in CACHE_DAMAGE.items():
     def _cache(c, damage=_damage):
-        results = c.results()
-        (cached,) = (results / "scores" / ".runs").glob("run-seed0-*.npz")
+        results, scores = c.results(), c.scores()
+        (cached,) = (scores / ".runs").glob("run-seed0-*.npz")
         cached.write_bytes(damage(cached.read_bytes()))
-        (results / "scores" / "grand-init.npz").unlink()  # so the score table is rebuilt from the run cache
-        c.keep(results / "scores" / ".runs", results / "runs")
+        (scores / "grand-init.npz").unlink()  # so the score table is rebuilt from the run cache
+        c.keep(scores / ".runs", runs_dir(results))
         return resume(c)
 
     def _report_table(c, damage=_damage):
         results = c.results()
-        table = results / "scores" / "grand-init.npz"
+        table = c.scores() / "grand-init.npz"
         table.write_bytes(damage(table.read_bytes()))
         c.keep(results)
         return ["report", results]
 
-    CASES.append(Case(f"reproduce-score-run-cache-{_how}", _cache, (r"scores/\.runs/run-seed0-\w+\.npz",)))
-    CASES.append(Case(f"report-score-table-{_how}", _report_table, (r"scores/grand-init\.npz",)))
+    CASES.append(Case(f"reproduce-score-run-cache-{_how}", _cache, (r"scores/\w+/\.runs/run-seed0-\w+\.npz",)))
+    CASES.append(Case(f"report-score-table-{_how}", _report_table, (r"scores/\w+/grand-init\.npz",)))
 
 
 # Recipes: every bad training flag of train and score (and the devices of reproduce and analyze).
@@ -1055,7 +1063,7 @@ RUN_DAMAGE = {
 def test_report_names_a_damaged_run_file_and_goes_on(how, world, tmp_path, capsys):
     results = tmp_path / "results"
     shutil.copytree(world.results, results)
-    victim = min((results / "runs").glob("*.json"))
+    victim = min(runs_dir(results).glob("*.json"))
     text = victim.read_text()
     damaged = RUN_DAMAGE[how](json.loads(text), text)
     victim.write_bytes(damaged.encode("utf-8", "surrogateescape"))
@@ -1073,13 +1081,13 @@ def test_resume_rebuilds_a_damaged_score_table_from_the_run_cache(how, world, tm
     """Not an error: a damaged score table is recomputed from the score run cache (training nothing)."""
     results = tmp_path / "results"
     shutil.copytree(world.results, results)
-    table = results / "scores" / "grand-init.npz"
+    table = results / world.score.relative_to(world.results)
     table.write_bytes(CACHE_DAMAGE[how](table.read_bytes()))
     status = run_cli(["reproduce", *SMOKE, "--data-root", world.data, "--out", results])
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err, err
     assert status == 0, f"exit status {status}; stderr:\n{err}"
-    assert table.read_bytes() == (world.results / "scores" / "grand-init.npz").read_bytes()
+    assert table.read_bytes() == world.score.read_bytes()
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -1090,7 +1098,7 @@ SUBPROCESS_CASES = {
                                               "--keep", "0.5", "--out", tmp / "m.json"], (r"notes\.txt",)),
     "train-lr-nan": (lambda w, tmp: ["train", "--data-root", w.data, "--subset", "64", *TINY, "--lr", "nan",
                                      "--out", tmp / "t"], (r"--lr", r"nan")),
-    "report-corrupt-config": (lambda w, tmp: ["report", _damaged_copy(w, tmp)], (r"config\.json",)),
+    "report-corrupt-config": (lambda w, tmp: ["report", _damaged_copy(w, tmp)], (r"reproduce/config\.json",)),
     "prune-unknown-flag": (lambda w, tmp: ["prune", "--score-file", w.score, "--keep", "0.5", "--ofset", "0.1",
                                            "--out", tmp / "m.json"], (r"--ofset\b",)),
 }
@@ -1105,7 +1113,7 @@ def _write(path: Path, text: str) -> Path:
 def _damaged_copy(w: World, tmp: Path) -> Path:
     results = tmp / "results"
     shutil.copytree(w.results, results)
-    (results / "config.json").write_text("{not json")
+    (study_dir(results) / "config.json").write_text("{not json")
     return results
 
 

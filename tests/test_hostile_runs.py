@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import write_fake_mnist
+from fakes import runs_dir, study_dir, write_fake_mnist
 
 from datadiet import io as dd_io
 from datadiet.cli import main
@@ -76,7 +76,7 @@ def world(tmp_path_factory) -> World:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("DATADIET_DATA", raising=False)
         assert run_cli(["reproduce", *SMOKE, "--data-root", data, "--out", root / "results"]) == 0
-    assert len(list((root / "results" / "runs").glob("*.json"))) == 3
+    assert len(list(runs_dir(root / "results").glob("*.json"))) == 3
     return World(data, root / "results")
 
 
@@ -263,7 +263,7 @@ def test_hostile_run_input_ends_in_one_paragraph_with_status_2(case, world, tmp_
 
 def _victim(results: Path) -> Path:
     """A planned run that is not the full-data one (its accuracy is what an edit would change)."""
-    return next(p for p in sorted((results / "runs").glob("*.json")) if json.loads(p.read_text())["method"] != "full")
+    return next(p for p in sorted(runs_dir(results).glob("*.json")) if json.loads(p.read_text())["method"] != "full")
 
 
 @pytest.mark.parametrize("accuracy", [0.999, 7.5, float("nan")], ids=["0.999", "7.5", "NaN"])
@@ -282,14 +282,14 @@ def test_an_edited_accuracy_is_named_and_left_out_of_the_report(accuracy, world,
     assert victim.name in out and "damaged run files left out" in out, out
     reason = "not valid JSON" if accuracy != accuracy else CHECKSUM_KEY
     assert reason in out, out
-    assert victim.stem not in {row["run_id"] for row in read_csv(results / "results.csv")}
-    assert strict_json(results / "summary.json")["runs"]["aggregated"] == 2
+    assert victim.stem not in {row["run_id"] for row in read_csv(study_dir(results) / "results.csv")}
+    assert strict_json(study_dir(results) / "summary.json")["runs"]["aggregated"] == 2
     assert victim.read_bytes() == edited  # named, never rewritten or deleted
 
 
 def _strip_checksums(results: Path) -> None:
     """What a folder written before run records carried a checksum looks like."""
-    for path in (results / "runs").glob("*.json"):
+    for path in runs_dir(results).glob("*.json"):
         record = json.loads(path.read_text())
         del record[CHECKSUM_KEY]
         path.write_text(json.dumps(record, indent=2))
@@ -302,7 +302,7 @@ def test_records_without_a_checksum_are_counted_and_named_unchecked(world, tmp_p
     assert run_cli(["report", results]) == 0
     out = capsys.readouterr().out
     assert "3 run files predate run-record checksums: used unchecked" in norm(out), out
-    summary = strict_json(results / "summary.json")
+    summary = strict_json(study_dir(results) / "summary.json")
     assert summary["runs"]["aggregated"] == 3 and len(summary["runs"]["unchecked"]) == 3
 
 
@@ -318,7 +318,7 @@ def test_an_unchecked_record_out_of_range_is_left_out(key, value, why, world, tm
     record = json.loads(victim.read_text())
     record[key] = value
     victim.write_text(json.dumps(record))
-    files = read_run_files(results)
+    files = read_run_files(results / "sweep")
     assert victim.stem not in files.records
     assert why in files.invalid[victim]
 
@@ -334,7 +334,7 @@ def test_resume_trains_an_edited_record_again(world, tmp_path, capsys):
     assert "1 to run" in out and f"damaged result files are run again ({victim.name})" in out, out
     again = strict_json(victim)
     assert again["test_accuracy"] == good["test_accuracy"]  # the same run, trained again
-    assert victim.stem in read_run_files(results).records
+    assert victim.stem in read_run_files(results / "sweep").records
 
 
 # ----------------------------------------------------------------------------- two report builds never interleave

@@ -7,7 +7,7 @@ import pytest
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.runs.identity import DIGEST_LENGTH, canonical, digest_ids, identity
 from datadiet.runs.sweep import RunSpec
-from datadiet.runs.workspace import Workspace
+from datadiet.runs import Execution, Workspace
 
 
 def test_identity_ignores_location_device_and_version_at_any_depth():
@@ -45,8 +45,8 @@ def test_digest_of_ids_depends_on_order_and_content():
 
 def test_workspace_caches_are_keyed_by_the_same_identity_whatever_the_device(tmp_path):
     data, train = DataConfig(subset=10), TrainConfig()
-    cpu = Workspace(tmp_path, device="cpu").run_cache("x", data, Workspace(tmp_path, device="cpu").train(train))
-    gpu = Workspace(tmp_path, device="cuda").run_cache("x", data, Workspace(tmp_path, device="cuda").train(train))
+    cpu = Workspace(tmp_path, Execution(device="cpu")).run_cache("x", data, Workspace(tmp_path, Execution(device="cpu")).train(train))
+    gpu = Workspace(tmp_path, Execution(device="cuda")).run_cache("x", data, Workspace(tmp_path, Execution(device="cuda")).train(train))
     assert cpu == gpu == tmp_path / "x" / "cache" / identity({"data": data, "train": train})
 
 

@@ -137,7 +137,8 @@ def test_balanced_needs_labels_and_offsets_need_the_hardest_rule():
 # --- where methods are named: reproduce and the scaling study --------------------------------------------------
 
 def test_reproduce_config_reads_methods_with_the_one_parse():
-    from datadiet.studies.reproduce import PRESETS, _point_key
+    from datadiet.runs.plan import _point_key
+    from datadiet.studies.reproduce import PRESETS
     from dataclasses import replace
 
     replace(PRESETS["smoke"], methods=("el2n@epoch1", "el2n@epoch1+balanced", "el2n@epoch1+ccs+balanced"))

@@ -1,5 +1,8 @@
-"""`datadiet migrate`: a folder written with 0.1's run identities resumes in 0.2 without training again."""
+"""`datadiet migrate`: a reproduce folder of an older layout, or one written with 0.1's run identities, resumes in
+this version without training again."""
 import json
+import os
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -11,10 +14,52 @@ from datadiet.runs.presets import PRESETS
 from datadiet.runs.scoring import ScoreConfig, scoring_schedule
 from datadiet.config import TrainConfig, from_dict
 from datadiet.studies import reproduce as rp
-from fakes import forbid_training, write_fake_mnist
+from fakes import forbid_training, runs_dir, score_dirs, study_dir, write_fake_mnist
 
 SMOKE = rp.Config(replace(PRESETS["smoke"], data=replace(PRESETS["smoke"].data, subset=96, test_subset=40)),
                   methods=("input_norm", "el2n@epoch1", "forgetting@end"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A reproduction of SMOKE in this version's layout: (data root, results folder, summary)."""
+    tmp = tmp_path_factory.mktemp("migrate")
+    root = write_fake_mnist(tmp / "data", n_train=120, n_test=40)
+    out = tmp / "results"
+    return root, out, rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)
+
+
+def _copy(finished, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(finished[1], out)  # the module's folder stays as the fixture made it
+    return out
+
+
+def to_old_layout(out):
+    """Move a reproduce folder of this version back into the layout of datadiet 0.3 or earlier: runs/, failures/,
+    config.json (without score_folders), plan.json and the tables at the top, draw 0's score runs in scores/ and
+    draw d's in scores/draw-d, no workspace.json and no section.md."""
+    study = study_dir(out)
+    config = json.loads((study / "config.json").read_text())
+    draws = [out / folder for folder in config.pop("score_folders")]
+    assert len(draws) == 2 and all(d.parent == out / "scores" for d in draws)
+    for kind in ("runs", "failures"):
+        if (out / "sweep" / kind).is_dir():
+            os.rename(out / "sweep" / kind, out / kind)
+    (out / "sweep").rmdir()  # nothing else in it
+    staging = out / "draw-0"
+    os.rename(draws[0], staging)
+    for d, folder in enumerate(draws[1:], 1):
+        os.rename(folder, staging / f"draw-{d}")
+    (out / "scores").rmdir()
+    os.rename(staging, out / "scores")
+    (study / "section.md").unlink()
+    (study / "config.json").unlink()
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for path in sorted(study.iterdir()):
+        os.rename(path, out / path.name)
+    study.rmdir()
+    (out / "workspace.json").unlink()
 
 
 def downgrade_to_v01(folder):
@@ -39,21 +84,62 @@ def downgrade_to_v01(folder):
     return damaged
 
 
-def test_a_migrated_v01_folder_resumes_without_training(tmp_path, monkeypatch):
-    root = write_fake_mnist(tmp_path / "data", n_train=120, n_test=40)
-    out = tmp_path / "results"
-    first = rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)
+def test_a_migrated_v01_folder_resumes_without_training(finished, tmp_path, monkeypatch):
+    root, _, first = finished
+    out = _copy(finished, tmp_path)
+    folders = json.loads((study_dir(out) / "config.json").read_text())["score_folders"]
+    to_old_layout(out)
     damaged = downgrade_to_v01(out)
 
     report = migrate(out, log=lambda _: None)
     assert (report.runs_moved, report.score_runs_moved, report.score_runs_skipped) == (10, 2, 2)
-    assert damaged.read_bytes() == b"PK\x03\x04 cut short"  # left as it was, not a traceback
+    assert json.loads((study_dir(out) / "config.json").read_text())["score_folders"] == folders
+    draw0 = score_dirs(out)[0] / ".runs"  # the old scores/ folder, now draw 0's score folder
+    assert (draw0 / damaged.name).read_bytes() == b"PK\x03\x04 cut short"  # left as it was, not a traceback
     assert migrate(out, log=lambda _: None).runs_moved == 0  # idempotent
     calls = forbid_training(monkeypatch)
     again = rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)
     assert calls == []
     assert again["verdicts"] == first["verdicts"]
-    assert (out / "scores" / ".runs" / "run-seed7-0123456789abcdef.npz").is_file()
+    assert (draw0 / "run-seed7-0123456789abcdef.npz").is_file()
+
+
+def test_an_old_layout_folder_is_refused_until_migrated_then_resumes_without_training(finished, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """A reproduce folder of datadiet 0.3 or earlier (runs/, scores/, config.json at its top): `report` and
+    `reproduce` refuse it and name `datadiet migrate`; after migrate, reproduce trains nothing and reports the
+    same numbers."""
+    root, _, _ = finished
+    out = _copy(finished, tmp_path)
+    original = (study_dir(out) / "results.csv").read_text()
+    folders = json.loads((study_dir(out) / "config.json").read_text())["score_folders"]
+    runs = sorted(p.name for p in runs_dir(out).glob("*.json"))
+    to_old_layout(out)
+    assert (out / "config.json").is_file() and (out / "runs").is_dir() and (out / "scores" / "draw-1").is_dir()
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    assert main(["report", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"datadiet migrate {out}" in err and "Traceback" not in err
+    argv = ["reproduce", "--preset", "smoke", "--out", str(out), "--data-root", str(root)]
+    assert main(argv) == 2  # refused before anything is read, whatever the options
+    assert f"datadiet migrate {out}" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # nothing moved or written
+
+    assert main(["migrate", str(out)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "workspace.json").read_text())["kind"] == "datadiet workspace"
+    assert not (out / "runs").exists() and not (out / "config.json").exists()
+    assert sorted(p.name for p in runs_dir(out).glob("*.json")) == runs  # current ids: nothing renamed
+    assert json.loads((study_dir(out) / "config.json").read_text())["score_folders"] == folders
+    assert (study_dir(out) / "plan.json").is_file() and (study_dir(out) / "results.csv").is_file()
+    calls = forbid_training(monkeypatch)
+    logs = []
+    rp.reproduce(SMOKE, out, data_root=str(root), log=logs.append)
+    assert calls == []
+    assert any(f"{len(runs)} already finished, 0 to run" in line for line in logs), logs
+    assert (study_dir(out) / "results.csv").read_text() == original
+    assert main(["report", str(out)]) == 0
+    assert (study_dir(out) / "results.csv").read_text() == original
 
 
 def test_migrate_command_refuses_a_missing_folder(tmp_path, capsys):
@@ -61,14 +147,14 @@ def test_migrate_command_refuses_a_missing_folder(tmp_path, capsys):
     assert "is not a folder" in " ".join(capsys.readouterr().err.split())
 
 
-def test_migrate_leaves_a_current_folder_as_it_is(tmp_path):
-    root = write_fake_mnist(tmp_path / "data", n_train=120, n_test=40)
-    out = tmp_path / "results"
-    rp.reproduce(SMOKE, out, data_root=str(root), log=lambda _: None)
-    before = sorted(p.name for p in (out / "runs").glob("*.json"))
+def test_migrate_leaves_a_current_folder_as_it_is(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    runs = sorted(p.name for p in runs_dir(out).glob("*.json"))
     report = migrate(out, log=lambda _: None)
     assert (report.runs_moved, report.runs_current, report.score_runs_moved) == (0, 10, 0)
-    assert sorted(p.name for p in (out / "runs").glob("*.json")) == before
+    assert sorted(p.name for p in runs_dir(out).glob("*.json")) == runs
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # nothing moved
 
 
 @pytest.mark.parametrize("keys", [("scores", "score_epochs")])
@@ -91,15 +177,18 @@ def test_migrate_refuses_a_folder_that_holds_no_results_before_locking_or_walkin
 
 
 def _sealed_run(folder, name: str, **changes):
-    """A finished run record of the 0.2 form (with its checksum) under ``name``, as a 0.1 folder would name it."""
-    from datadiet.config import DataConfig
+    """A finished run record of the 0.2 form (with its checksum) under ``name``, as a 0.1 reproduce folder would
+    name it (runs/ and its config.json at the folder's top; migrate moves the runs to sweep/runs)."""
+    from datadiet.config import DataConfig, to_dict
     from datadiet.runs.sweep import RunSpec, seal_record
 
     spec = RunSpec(DataConfig(), TrainConfig(), "full", 1.0)
     record = seal_record({**spec.describe(), "test_accuracy": 0.5, "test_loss": 1.0, "steps": 10, "n_train": 96,
                           "wall_seconds": 1.0})
     (folder / "runs").mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text("{}")
+    config = {"preset": "x", "data": to_dict(DataConfig()), "train": to_dict(TrainConfig()), "score_runs": 1,
+              "methods": ["input_norm"], "eval_seeds": 1}
+    (folder / "config.json").write_text(json.dumps(config))
     (folder / "runs" / f"{name}.json").write_text(json.dumps({**record, **changes}))
     return spec.run_id
 
@@ -110,11 +199,11 @@ def test_a_moved_record_keeps_a_valid_checksum_and_an_edited_one_is_not_moved(tm
     good, edited = tmp_path / "good", tmp_path / "edited"
     rid = _sealed_run(good, "0" * 20)
     assert migrate(good, log=lambda _: None).runs_moved == 1
-    assert rid in read_run_files(good).records  # renamed and resealed: it counts
+    assert rid in read_run_files(good / "sweep").records  # renamed and resealed: it counts
     _sealed_run(edited, "0" * 20, test_accuracy=0.999)
     report = migrate(edited, log=lambda _: None)
     assert (report.runs_moved, report.runs_damaged) == (0, 1)
-    assert [p.name for p in (edited / "runs").iterdir()] == ["0" * 20 + ".json"]  # left as it was
+    assert [p.name for p in runs_dir(edited).iterdir()] == ["0" * 20 + ".json"]  # left as it was
 
 
 def test_a_record_without_a_checksum_is_moved_without_one(tmp_path):
@@ -125,5 +214,5 @@ def test_a_record_without_a_checksum_is_moved_without_one(tmp_path):
     del record[CHECKSUM_KEY]
     (tmp_path / "runs" / f"{'0' * 20}.json").write_text(json.dumps(record))
     assert migrate(tmp_path, log=lambda _: None).runs_moved == 1
-    assert CHECKSUM_KEY not in json.loads((tmp_path / "runs" / f"{rid}.json").read_text())  # nothing vouched for
-    assert read_run_files(tmp_path).unchecked == [rid]
+    assert CHECKSUM_KEY not in json.loads((runs_dir(tmp_path) / f"{rid}.json").read_text())  # nothing vouched for
+    assert read_run_files(tmp_path / "sweep").unchecked == [rid]

@@ -131,3 +131,15 @@ def test_a_tag_is_part_of_the_one_string_form():
     for bad in ("el2n@epoch2/", "el2n@epoch2/a b"):
         with pytest.raises(ConfigError, match="tag"):
             Method.parse(bad)
+
+
+def test_migrate_refuses_a_damaged_old_config_and_moves_nothing(tmp_path):
+    from datadiet.errors import DataDietError
+    from datadiet.runs.migrate import migrate
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a.json").write_text("{}")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(DataDietError, match=r"config\.json is damaged or not a reproduce config"):
+        migrate(tmp_path, log=lambda _: None)
+    assert (tmp_path / "runs" / "a.json").is_file() and not (tmp_path / "sweep").exists()

@@ -10,6 +10,7 @@ from scipy import stats as sp
 from datadiet.report.pruning import _finding_lines, _summary, write_pruning_report
 from datadiet.report.tables import compare_to_random, curve_table, flatten_results, read_csv
 from datadiet.stats import holm, interval_verdict, p_value_verdict, welch_interval
+from datadiet.studies import build_workspace_report
 
 # Four evaluation seeds per point. forgetting@end: clearly worse at keep 0.3, clearly better at 0.5.
 # el2n@epoch2 at 0.5: Welch p ≈ 0.033 (uncorrected "better"), third smallest of 6 p-values → Holm 4 · 0.033 ≈ 0.13.
@@ -33,6 +34,16 @@ HEADLINE = [
     "(Holm-corrected over 6 comparisons: better — forgetting@end; no different — el2n@epoch2, grand@init; "
     "worse — none)"),
 ]
+
+
+def _write_report(root, config, records, score_means):
+    """The reproduction's section into ``root/reproduce`` and the workspace report gathered from it (report.md and
+    report.html in ``root``); returns (the study's folder, summary)."""
+    folder = root / "reproduce"
+    folder.mkdir()
+    summary = write_pruning_report(folder, config, records, score_means)
+    build_workspace_report(root, log=lambda _: None)
+    return folder, summary
 
 
 def _rows(accuracies=ACCURACIES, offsets=None):
@@ -142,10 +153,15 @@ def test_headline_labels_offset_windows_and_says_not_resolved():
 def test_report_opens_with_the_headline(tmp_path):
     records = _records()
     rng = np.random.default_rng(2)
-    summary = write_pruning_report(tmp_path, {"title": "hand-made", "preset": "x"}, records,
-                                   {"a": rng.random(20), "b": rng.random(20)})
+    folder, summary = _write_report(tmp_path, {"title": "hand-made", "preset": "x"}, records,
+                                    {"a": rng.random(20), "b": rng.random(20)})
+    opening = ["## Pruning curves: hand-made", "", f"- {HEADLINE[0]}", f"- {HEADLINE[1]}", ""]
+    assert (folder / "section.md").read_text().splitlines()[:5] == opening
+    assert not (folder / "report.md").exists()  # the workspace's report.md gathers the section
     lines = (tmp_path / "report.md").read_text().splitlines()
-    assert lines[:5] == ["# datadiet report: hand-made", "", f"- {HEADLINE[0]}", f"- {HEADLINE[1]}", ""]
+    assert lines[0] == "# datadiet report"
+    start = lines.index(opening[0])
+    assert lines[start:start + 5] == opening  # the section opens with the headline there too
     text = "\n".join(lines)
     assert ("Better than random at some kept fraction (95 % Welch interval above zero): **el2n@epoch2** (keep 0.5), "
             "**forgetting@end** (keep 0.5); of these, never worse anywhere: **el2n@epoch2**.") in lines
@@ -161,10 +177,10 @@ def test_report_opens_with_the_headline(tmp_path):
     assert any("after Holm's correction no different at keep 0.5" in line for line in lines if "el2n@epoch2" in line)
     html = (tmp_path / "report.html").read_text()
     assert "<li><b>keep 0.5</b>: better — el2n@epoch2, forgetting@end; no different — grand@init" in html
-    saved = json.loads((tmp_path / "summary.json").read_text())
+    saved = json.loads((folder / "summary.json").read_text())
     assert saved["headline"] == HEADLINE == summary["headline"]
     assert saved["better_at"] == {"el2n@epoch2": ["keep 0.5"], "forgetting@end": ["keep 0.5"]}
-    table = {(r["method"], r["keep"]): r for r in read_csv(tmp_path / "vs_random.csv")}
+    table = {(r["method"], r["keep"]): r for r in read_csv(folder / "vs_random.csv")}
     assert table[("el2n@epoch2", 0.5)]["verdict_holm"] == "no different"
     assert table[("el2n@epoch2", 0.5)]["p_holm"] == pytest.approx(4 * table[("el2n@epoch2", 0.5)]["p_value"])
     assert len(flatten_results(records)) == 36
@@ -172,8 +188,8 @@ def test_report_opens_with_the_headline(tmp_path):
 
 def _report(tmp_path, accuracies, config=None):
     records = _records(accuracies)
-    write_pruning_report(tmp_path, config or {"title": "t"}, records, {"a": np.arange(5.0)})
-    return (tmp_path / "report.md").read_text(), json.loads((tmp_path / "summary.json").read_text())
+    folder, _ = _write_report(tmp_path, config or {"title": "t"}, records, {"a": np.arange(5.0)})
+    return (tmp_path / "report.md").read_text(), json.loads((folder / "summary.json").read_text())
 
 
 def test_two_seeds_print_no_interval_at_face_value(tmp_path):

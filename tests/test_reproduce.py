@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fakes import forbid_training, run_files, smoke_reproduction
+from fakes import forbid_training, run_files, runs_dir, score_dirs, smoke_reproduction, study_dir, write_fake_mnist
 from datadiet.cli import main
 from datadiet.errors import DataDietError
 from datadiet.report.tables import compare_to_random, curve_table, read_csv
@@ -22,10 +22,20 @@ def smoke(tmp_path_factory):
 
 def test_smoke_writes_every_output(smoke):
     _, out, summary = smoke
-    for name in ("config.json", "results.csv", "curve.csv", "vs_random.csv", "spearman.csv", "summary.json",
-                 "pruning_curve.png", "spearman.png", "grand_init_vs_input_norm.png", "report.md", "report.html"):
+    study = study_dir(out)
+    for name in ("config.json", "plan.json", "results.csv", "curve.csv", "vs_random.csv", "spearman.csv",
+                 "class_counts.csv", "compute.csv", "summary.json", "pruning_curve.png", "spearman.png",
+                 "grand_init_vs_input_norm.png", "section.md"):
+        assert (study / name).is_file(), name
+    for name in ("report.md", "report.html"):  # the workspace's report gathers every study's section
         assert (out / name).is_file(), name
-    rows = read_csv(out / "results.csv")
+        assert not (study / name).exists(), name
+    assert json.loads((out / "workspace.json").read_text())["kind"] == "datadiet workspace"
+    assert len(list(runs_dir(out).glob("*.json"))) == 14
+    draws = score_dirs(out)  # one score folder per draw, draw 0 first
+    assert len(draws) == 2 and len(set(draws)) == 2
+    assert all(d.parent == out / "scores" and (d / "grand-init.npz").is_file() for d in draws)
+    rows = read_csv(study / "results.csv")
     methods = {"full", "random", "input_norm", "grand@init", "grand@epoch1", "el2n@epoch1", "forgetting@end"}
     assert {r["method"] for r in rows} == methods
     assert len(rows) == 2 * (1 + 6)  # 2 evaluation seeds × (full + 6 methods at one fraction)
@@ -34,8 +44,11 @@ def test_smoke_writes_every_output(smoke):
     assert {r["n_train"] for r in rows if r["method"] != "full"} == {192}
     report = (out / "report.md").read_text()
     lines = report.splitlines()
-    assert "## Findings" in lines
-    assert "![pruning curves](pruning_curve.png)" in lines
+    assert lines[0] == "# datadiet report"
+    assert "## Pruning curves: smoke test (seconds)" in lines  # the reproduction's section, one level down
+    assert "### Findings" in lines and "## Findings" not in lines
+    assert "![pruning curves](reproduce/pruning_curve.png)" in lines
+    assert (out / "reproduce/pruning_curve.png").is_file()  # the link resolves from report.md
     # The curve table: one row per point, with the number of evaluation runs behind it.
     assert "| method | subset | runs | mean acc. | 16th pct | 84th pct |" in lines
     assert any(line.startswith("| el2n@epoch1 | keep 0.5 | 2 | 0.") for line in lines)
@@ -48,7 +61,7 @@ def test_smoke_writes_every_output(smoke):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html
-    assert "<h2>Findings</h2>" in html
+    assert "<h3>Findings</h3>" in html
     assert "<td>el2n@epoch1</td><td>keep 0.5</td><td>2</td>" in html  # the same table, as HTML
     assert -1 <= summary["spearman_grand_init_input_norm"] <= 1
 
@@ -56,13 +69,13 @@ def test_smoke_writes_every_output(smoke):
 @pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy, on near-identical tiny-model accuracies
 def test_report_numbers_match_independent_computations(smoke):
     _, out, _ = smoke
-    rows = read_csv(out / "results.csv")
-    curve = {(r["method"], r["keep"]): r for r in read_csv(out / "curve.csv")}
+    rows = read_csv(study_dir(out) / "results.csv")
+    curve = {(r["method"], r["keep"]): r for r in read_csv(study_dir(out) / "curve.csv")}
     accs = [r["test_accuracy"] for r in rows if r["method"] == "el2n@epoch1"]
     assert curve[("el2n@epoch1", 0.5)]["mean"] == pytest.approx(np.mean(accs))
     assert curve[("el2n@epoch1", 0.5)]["p16"] == pytest.approx(np.percentile(accs, 16))
     rand = [r["test_accuracy"] for r in rows if r["method"] == "random"]
-    versus = {r["method"]: r for r in read_csv(out / "vs_random.csv")}
+    versus = {r["method"]: r for r in read_csv(study_dir(out) / "vs_random.csv")}
     assert versus["el2n@epoch1"]["diff"] == pytest.approx(np.mean(accs) - np.mean(rand))
     # two evaluation seeds a side: no p-value or interval is claimed (datadiet.stats.MIN_SEEDS), the verdict waits
     assert len(accs) == len(rand) == 2
@@ -73,8 +86,9 @@ def test_report_numbers_match_independent_computations(smoke):
 def test_report_command_rebuilds_the_same_tables(smoke, tmp_path, capsys):
     out = tmp_path / "results"
     shutil.copytree(smoke[1], out)  # the module's folder stays as the fixture made it
-    before = {name: (out / name).read_text() for name in ("vs_random.csv", "curve.csv", "report.md")}
-    for name in ("report.md", "report.html", "vs_random.csv"):
+    names = ("reproduce/vs_random.csv", "reproduce/curve.csv", "reproduce/section.md", "report.md")
+    before = {name: (out / name).read_text() for name in names}
+    for name in ("report.md", "report.html", "reproduce/vs_random.csv", "reproduce/section.md"):
         (out / name).unlink()
     assert main(["report", str(out)]) == 0
     for name, text in before.items():
@@ -88,15 +102,19 @@ def test_rerunning_resumes_and_refuses_another_preset(smoke, tmp_path, monkeypat
     out = tmp_path / "results"
     shutil.copytree(smoke[1], out)  # the rerun rewrites the report: not in the module's folder
     before = run_files(out)
-    assert len([f for f in before if f.startswith("runs/")]) == 14
-    assert len([f for f in before if f.startswith("scores/.runs/") and f.endswith(".npz")]) == 2  # one per score run
+    assert len([f for f in before if f.startswith("sweep/runs/")]) == 14
+    for draw in score_dirs(out):  # one per score run, in each draw's folder
+        prefix = f"{draw.relative_to(out).as_posix()}/.runs/"
+        assert len([f for f in before if f.startswith(prefix) and f.endswith(".npz")]) == 2, prefix
     logs = []
     forbid_training(monkeypatch)  # every score run and evaluation run comes from the folder
     reproduce(PRESETS["smoke"], out, data_root=str(root), log=logs.append)
     assert any("14 already finished, 0 to run" in m for m in logs)
     assert run_files(out) == before  # no run added or rewritten
+    # quick's 8,000 examples: data it can load (the study checks its data loads before it reads the folder)
+    big = write_fake_mnist(tmp_path / "big", n_train=8000, n_test=20)
     with pytest.raises(DataDietError, match="holds another experiment.*differs in preset, data, train"):
-        reproduce(PRESETS["quick"], out, data_root=str(root), log=lambda _: None)
+        reproduce(PRESETS["quick"], out, data_root=str(big), log=lambda _: None)
     with pytest.raises(DataDietError, match="differs in score_runs"):
         reproduce(replace(PRESETS["smoke"], score_runs=3), out, data_root=str(root), log=lambda _: None)
     with pytest.raises(DataDietError, match="differs in the scores of --methods"):
@@ -126,20 +144,20 @@ def test_offsets_extend_a_finished_experiment(smoke, tmp_path, capsys):
     assert main(argv) == 0
     # offset 0.5 is the default keep-highest window and 0.9 does not fit (0.9 + 0.5 > 1): two new windows
     assert "14 already finished, 20 to run" in capsys.readouterr().out
-    rows = read_csv(extended / "results.csv")
+    rows = read_csv(study_dir(extended) / "results.csv")
     windows = {(r["method"], r["offset"]) for r in rows if r["method"] == "el2n@epoch1"}
     assert windows == {("el2n@epoch1", None), ("el2n@epoch1", 0.0), ("el2n@epoch1", 0.25)}
     assert {r["n_train"] for r in rows if r["offset"] is not None} == {192}
-    records = [json.loads(p.read_text()) for p in (extended / "runs").glob("*.json")]
+    records = [json.loads(p.read_text()) for p in runs_dir(extended).glob("*.json")]
     lowest = next(r for r in records if r["method"] == "input_norm" and r["offset"] == 0.0)
     highest = next(r for r in records if r["method"] == "input_norm" and r["offset"] is None and r["train"]["seed"] == lowest["train"]["seed"])
     assert lowest["subset_digest"] != highest["subset_digest"]
-    summary = json.loads((extended / "summary.json").read_text())
+    summary = json.loads((study_dir(extended) / "summary.json").read_text())
     assert all(len(sum(v.values(), [])) == 2 for v in summary["offset_verdicts"].values())
-    assert (extended / "offset_curve.png").is_file()
+    assert (study_dir(extended) / "offset_curve.png").is_file()
     report = (extended / "report.md").read_text().splitlines()
     assert any(line.startswith("| el2n@epoch1 | keep 0.5 offset 0.25 | 2 | 0.") for line in report)
-    assert "![offset sweeps](offset_curve.png)" in report
+    assert "![offset sweeps](reproduce/offset_curve.png)" in report
     assert (extended / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
@@ -167,7 +185,8 @@ def test_bad_grid_options_are_clear_errors(flags, message, tmp_path, capsys):
 
 def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert "not a datadiet results folder" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no finished study" in err and "run `datadiet reproduce`" in err
 
 
 def test_welch_interval_and_verdicts_on_hand_made_numbers():

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fakes import learnable_splits
+from fakes import learnable_splits, study_dir
 from datadiet.cli import main
 from datadiet.config import DataConfig
 from datadiet.errors import DataDietError
@@ -52,8 +52,10 @@ def test_presets_draw_once_per_evaluation_seed_up_to_quick():
 
 
 def test_a_folder_of_one_draw_resumes_only_with_one_draw(tmp_path):
-    (tmp_path / "config.json").write_text('{"preset": "smoke", "score_runs": 2, "methods": ["el2n@epoch1"]}')
+    study = study_dir(tmp_path)  # the reproduction's config.json, as migrate leaves an earlier version's
+    study.mkdir()
+    (study / "config.json").write_text('{"preset": "smoke", "score_runs": 2, "methods": ["el2n@epoch1"]}')
     record = {"preset": "smoke", "score_runs": 2, "methods": ["el2n@epoch1"]}
-    _claim_folder(tmp_path, {**record, "score_draws": 1})  # earlier versions drew once: the same experiment
+    _claim_folder(study, {**record, "score_draws": 1})  # earlier versions drew once: the same experiment
     with pytest.raises(DataDietError, match="differs in score_draws"):
-        _claim_folder(tmp_path, {**record, "score_draws": 2})
+        _claim_folder(study, {**record, "score_draws": 2})

@@ -17,7 +17,7 @@ from fakes import write_fake_mnist
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.errors import ConfigError
 from datadiet.runs import digest_ids
-from datadiet.runs.sweep import RunSpec, Task, load_results, run_sweep
+from datadiet.runs.sweep import Execution, RunSpec, Task, load_results, run_sweep
 
 TRAIN = TrainConfig(model="smallcnn", width=0.25, batch_size=16, epochs=1, eval_batch_size=64)
 
@@ -128,7 +128,7 @@ def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tm
 
 def test_unknown_executor_is_a_clear_error(root, tmp_path):
     with pytest.raises(ConfigError, match="Unknown --executor 'slurm'"):
-        run_sweep(_tasks(root)[:1], tmp_path, executor="slurm", log=lambda _: None)
+        run_sweep(_tasks(root)[:1], tmp_path, Execution(executor="slurm"), log=lambda _: None)
 
 
 @pytest.mark.integration
@@ -138,7 +138,7 @@ def test_ray_executor_gives_the_same_results_as_local(root, tmp_path):
     local = run_sweep(tasks, tmp_path / "local", threads=1, log=lambda _: None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        remote = run_sweep(tasks, tmp_path / "ray", executor="ray", cpus=1, threads=1, log=lambda _: None)
+        remote = run_sweep(tasks, tmp_path / "ray", Execution(executor="ray", cpus_per_run=1), threads=1, log=lambda _: None)
     finally:
         ray.shutdown()
     assert remote.ran == 4

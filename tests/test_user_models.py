@@ -16,7 +16,7 @@ from datadiet.config import DataConfig, TrainConfig
 from datadiet.errors import ConfigError, DataDietError, UnknownNameError
 from datadiet.models import MLP, MODELS, ModelFactoryError, build_model, model_factory
 from datadiet.runs import digest_ids, identity
-from datadiet.runs.sweep import RunSpec, Task, run_sweep
+from datadiet.runs.sweep import Execution, RunSpec, Task, run_sweep
 from datadiet.scores import grand
 from datadiet.training import train
 from fakes import learnable_splits, write_fake_mnist
@@ -319,8 +319,8 @@ def _user_tasks(root, seeds=(0, 1)):
 
 def test_worker_processes_rebuild_the_user_model_and_match_one_worker(root, tmp_path):
     tasks = _user_tasks(root)
-    one = run_sweep(tasks, tmp_path / "one", workers=1, threads=1, log=lambda _: None)
-    two = run_sweep(tasks, tmp_path / "two", workers=2, threads=1, log=lambda _: None)
+    one = run_sweep(tasks, tmp_path / "one", Execution(workers=1), threads=1, log=lambda _: None)
+    two = run_sweep(tasks, tmp_path / "two", Execution(workers=2), threads=1, log=lambda _: None)
     assert one.ran == two.ran == 4 and not one.failures and not two.failures
     for key in ("test_accuracy", "test_loss"):
         assert {r["run_id"]: r[key] for r in two.results} == {r["run_id"]: r[key] for r in one.results}
@@ -330,7 +330,7 @@ def test_worker_processes_rebuild_the_user_model_and_match_one_worker(root, tmp_
 def test_a_resumed_user_model_sweep_trains_nothing_twice(root, tmp_path, monkeypatch):
     tasks = _user_tasks(root, seeds=(0, 1, 2))
     out = tmp_path / "sweep"
-    first = run_sweep(tasks[:3], out, workers=1, log=lambda _: None)
+    first = run_sweep(tasks[:3], out, Execution(workers=1), log=lambda _: None)
     assert first.ran == 3
     done = {t.spec.run_id for t in tasks[:3]}
     real, trained = sweep_mod.execute_run, []
@@ -341,7 +341,7 @@ def test_a_resumed_user_model_sweep_trains_nothing_twice(root, tmp_path, monkeyp
         return real(spec, positions, threads)
 
     monkeypatch.setattr(sweep_mod, "execute_run", guarded)
-    second = run_sweep(tasks, out, workers=1, log=lambda _: None)
+    second = run_sweep(tasks, out, Execution(workers=1), log=lambda _: None)
     assert (second.ran, second.skipped) == (3, 3)
     assert sorted(trained) == sorted(t.spec.run_id for t in tasks[3:])
     assert len(second.results) == 6

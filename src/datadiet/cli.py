@@ -155,7 +155,8 @@ class PruneConfig:
     score_file: str                    # a score file (.npz) from `datadiet score`
     keep: float                        # fraction of examples kept, in (0, 1]
     out: str                           # subset manifest to write (.json)
-    # window (Data Diet's offset window), ccs (coverage-centric sampling) or moderate (nearest the median)
+    # a rule of the registry (selection.RULES): window (Data Diet's offset window), hardest, easiest, ccs
+    # (coverage-centric sampling), moderate (nearest the median) or random
     rule: str = "window"
     offset: float | None = None        # window: fraction of lowest scores dropped first (default: 1 - keep)
     order: Literal["highest", "lowest"] | None = None  # window: keep the highest (default) or lowest scores
@@ -163,7 +164,7 @@ class PruneConfig:
     # selection.default_ccs_beta)
     beta: float | None = None
     bins: int | None = None            # ccs: equal-width score bins (default 50)
-    sample_seed: int | None = None     # ccs: seed of the sampling within bins (default 0)
+    sample_seed: int | None = None     # ccs, random: seed of the draw (default 0)
     # every rule: seed of the order among equal scores (default 0; ties are ordered by a seeded hash of the example
     # id, never by id, so no class is favoured)
     tie_seed: int | None = None
@@ -179,8 +180,9 @@ class PruneConfig:
 def cmd_prune(args: argparse.Namespace) -> int:
     """Select a subset from a score file and write a subset manifest.
 
-    Rules: ``window`` (Data Diet B.3: the highest scores, or an offset window), ``ccs`` (coverage-centric
-    stratified sampling, Zheng et al. 2023) and ``moderate`` (the scores nearest the median, Xia et al. 2023)."""
+    Rules (the registry ``selection.RULES``): ``window`` (Data Diet B.3: the highest scores, or an offset window),
+    ``hardest``, ``easiest``, ``ccs`` (coverage-centric stratified sampling, Zheng et al. 2023), ``moderate`` (the
+    scores nearest the median, Xia et al. 2023) and ``random``."""
     prune = from_arguments(PruneConfig, args)
     from .data import load_data
     from .manifest import save_subset
@@ -317,7 +319,7 @@ def _say_summary(summary: dict, out: Path) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Carry the finished runs of a datadiet 0.1 results folder or workspace over to 0.2's run identity."""
+    """Move an old reproduce folder (0.3 or earlier) into the workspace layout; rename 0.1 runs to current ids."""
     from .runs.migrate import migrate
 
     migrate(args.folder, log=_say)

@@ -1,8 +1,8 @@
 """The report of a pruning experiment: tables, figures and, per kept fraction, which scores beat random.
 
-:func:`write_pruning_report` takes what a results folder holds (its config, the finished run records and the
-mean scores), recomputes every table and figure from them, and writes ``report.md`` and the self-contained
-``report.html`` made from it (figures embedded).  Reading the folder is the reproduce study's job.
+:func:`write_pruning_report` takes what a reproduction holds (its config, the finished run records and the mean
+scores), recomputes every table and figure from them, and writes them with the study's ``section.md`` into its
+folder; the workspace report gathers the section.  Reading the folder is the reproduce study's job.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
     folder = Path(folder)
     rows = flatten_results(records)
     if not rows:
-        raise DataDietError(f"{folder} holds no finished runs (runs/*.json); run the experiment first.")
+        raise DataDietError(f"{folder} has no finished run of its plan (sweep/runs/*.json); run the experiment "
+                            "first.")
     write_csv(folder / "results.csv", rows)
     curve, versus = curve_table(rows), compare_to_random(rows)
     write_csv(folder / "curve.csv", curve)

@@ -81,7 +81,7 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
 
 STUDY = "reproduce"  # the study whose folder an old reproduce folder becomes
 # What an old reproduce folder kept at its top besides runs and scores (the report rebuilds the tables and figures)
-OLD_STUDY_FILES = ("config.json", "plan.json", "summary.json", "results.csv", "curve.csv", "vs_random.csv",
+OLD_STUDY_FILES = ("plan.json", "summary.json", "results.csv", "curve.csv", "vs_random.csv",
                    "spearman.csv", "class_counts.csv", "compute.csv", "pruning_curve.png", "offset_curve.png",
                    "spearman.png", "grand_init_vs_input_norm.png")
 
@@ -93,7 +93,7 @@ def _is_old_reproduce_folder(folder: Path) -> bool:
 def _move_into_workspace_layout(folder: Path, log: Callable[[str], None]) -> None:
     """Move an old reproduce folder's runs, score draws and study files where the workspace layout keeps them.
     Every step is a rename within the folder; a move interrupted half-way is finished by running migrate again."""
-    record = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    record = _old_config(folder / "config.json")
     study = folder / STUDY
     study.mkdir(exist_ok=True)
     for kind in ("runs", "failures"):
@@ -105,12 +105,26 @@ def _move_into_workspace_layout(folder: Path, log: Callable[[str], None]) -> Non
             _remove_if_empty(folder / kind)
     record["score_folders"] = _move_score_draws(folder, record)
     write_json_atomic(study / "config.json", record)
+    (folder / "config.json").unlink()  # its content, with the score folders added, is reproduce/config.json now
     for name in OLD_STUDY_FILES:
         if (folder / name).is_file():
             os.replace(folder / name, study / name)
     write_json_atomic(folder / "workspace.json", {"kind": "datadiet workspace", "migrated_from": "reproduce folder"})
     log(f"migrate: moved {folder}'s runs into sweep/runs, its score draws into scores/<identity> and its plan and "
         f"config into {STUDY}/ (the workspace layout of this version)")
+
+
+def _old_config(path: Path) -> dict:
+    """The ``config.json`` of an old reproduce folder, checked to hold what the move needs."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]), int(record["score_runs"])
+        [Method.parse(m) for m in record.get("methods", [])]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, DataDietError) as exc:
+        raise DataDietError(f"{path} is damaged or not a reproduce config ({type(exc).__name__}: {exc}), so migrate "
+                            f"cannot tell where its score draws belong; nothing was moved. Restore the file, or "
+                            f"delete {path.parent} and run the reproduction again.") from None
+    return record
 
 
 def _move_score_draws(folder: Path, record: dict) -> list[str]:

@@ -39,8 +39,10 @@ class Workspace:
         self.root = Path(self.root)
 
     def check(self, setting: Setting) -> None:
-        """Fail before anything is written: the device exists, the model is known and the data loads."""
+        """Fail before anything is written: the device exists, the model is known and the data loads. The data is
+        loaded afresh: files you brought may have changed since this process last read them."""
         check_recipe(self.train(setting.train))
+        load_cached.cache_clear()
         self.splits(setting.data)
 
     def folder(self, name: str) -> Path:

@@ -1,9 +1,12 @@
 """The studies of both papers: `reproduce` and one module per analysis, run as ``datadiet analyze NAME``.
 
-Every analysis module defines ``NAME``, ``TITLE``, a frozen ``Config`` dataclass whose first field is the shared
-``setting`` (a preset of :mod:`datadiet.runs.presets`), ``PRESETS`` (``smoke``, ``quick``, ``paper``) and
-``run(config, workspace) -> summary``.  The command line is generated from ``Config``: every other field is a
-flag.  A module that needs input the user may lack defines ``missing_input(config) -> reason | None``.
+Every study module defines ``NAME``, ``TITLE``, ``SOURCE``, a frozen ``Config`` dataclass whose first field is the
+shared ``setting`` (a preset of :mod:`datadiet.runs.presets`), ``PRESETS`` (one per preset of the table:
+``runs.presets.study_presets``) and ``run(config, workspace)``; :func:`run_study` runs any of them.  The command
+line is generated from ``Config``: every other field is a flag.  A module that needs input the user may lack defines
+``missing_input(config) -> reason | None``; one whose folder must not mix two experiments defines
+``claim(config, workspace)``; one whose section is rebuilt from disk by `datadiet report` defines
+``rebuild(root, extra_seeds=, log=)`` and is listed in ``REBUILT``.
 """
 from __future__ import annotations
 
@@ -72,9 +75,11 @@ def run_study(name: str, config, ws: Workspace) -> dict:
     workspace report; returns the study's summary. The one runner of `reproduce` and every analysis."""
     module = study_module(name)
     check_layout(ws.root)
-    ws.check(config.setting)
     command = "datadiet reproduce" if name == "reproduce" else f"datadiet analyze {name}"
-    with folder_lock(ws.root, command):
+    with folder_lock(ws.root, command):  # a refused command removes the folder the lock made
+        if hasattr(module, "claim"):  # a study that refuses to mix two experiments in its folder says so first
+            module.claim(config, ws)
+        ws.check(config.setting)
         write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet workspace", "studies": list(STUDIES)})
         summary = module.run(config, ws)
         report = build_workspace_report(ws.root, log=ws.log)

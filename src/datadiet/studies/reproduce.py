@@ -94,22 +94,42 @@ def run(config: Config, ws: Workspace) -> None:
     """Score (K draws, cached), select, and evaluate every run of the reproduction in ``ws``; the report is built
     from disk afterwards by :func:`rebuild`, the same way `datadiet report` builds it."""
     config = config.resolved
-    setting = config.setting
-    data = ws.data(setting.data)
-    train = resolve_flip(ws.train(setting.train), user_data=is_user_data(data.dataset))  # config.json says which flip
-    labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
-    draws = min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
-    scores = dict(data=data, train=train, runs=config.score_runs, labels=labels)
-    folders = [ws.score_folder(setting, seed=draw_seed(d, config.score_runs), **scores) for d in range(draws)]
-    record = folder_record(config, data, train, [str(f.relative_to(ws.root)) for f in folders])
-    folder = ws.root / NAME
-    _claim_folder(folder, record)
+    data, train, scores = _recipe(config, ws)
+    record = folder_record(config, data, train, _score_folders(config, ws))
+    claim(config, ws)
     splits = ws.splits(data)
     check_recipe(train, splits.train)  # a user model that does not fit the data: refused before any write
     write_json_atomic(ws.folder(NAME) / "config.json", record)
-    ws.log(f"{setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
-    tables = ws.score_draws(setting, draws=draws, **scores)
+    ws.log(f"{config.setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
+    tables = ws.score_draws(config.setting, draws=_draws(config), **scores)
     ws.evaluate(build_tasks(config, data, train, splits.train, tables), NAME)
+
+
+def claim(config: Config, ws: Workspace) -> None:
+    """Refuse a folder that holds another reproduction (see :func:`_claim_folder`); reads only configs."""
+    config = config.resolved
+    data, train, _ = _recipe(config, ws)
+    _claim_folder(ws.root / NAME, folder_record(config, data, train, _score_folders(config, ws)))
+
+
+def _recipe(config: Config, ws: Workspace) -> tuple:
+    """The data and recipe the runs use (where they execute applied; the flip resolved, which config.json records)
+    and the arguments of the score runs."""
+    data = ws.data(config.setting.data)
+    train = resolve_flip(ws.train(config.setting.train), user_data=is_user_data(data.dataset))
+    labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
+    return data, train, dict(data=data, train=train, runs=config.score_runs, labels=labels)
+
+
+def _draws(config: Config) -> int:
+    return min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
+
+
+def _score_folders(config: Config, ws: Workspace) -> list[str]:
+    """Where the score draws are cached, relative to the workspace (what config.json records)."""
+    _, _, scores = _recipe(config, ws)
+    return [str(ws.score_folder(config.setting, seed=draw_seed(d, config.score_runs), **scores).relative_to(ws.root))
+            for d in range(_draws(config))]
 
 
 def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, score_folders: list[str]) -> dict:
