@@ -39,7 +39,7 @@ from datadiet.data.dataset import ImageDataset, make_splits  # noqa: E402
 from datadiet.data.transforms import Normalizer  # noqa: E402
 from datadiet.models import build_model  # noqa: E402
 from datadiet.runs.identity import digest_ids  # noqa: E402
-from datadiet.runs.sweep import RunSpec, Task, run_sweep  # noqa: E402
+from datadiet.runs.sweep import Execution, RunSpec, Task, run_sweep  # noqa: E402
 from datadiet.scores.functions import el2n, grand  # noqa: E402
 from datadiet.training import init_model, place_model, resolve_device, to_layout, train  # noqa: E402
 from datadiet.training.step import make_step  # noqa: E402
@@ -136,7 +136,7 @@ def section_sweep(device, quick: bool, data_root: str | None) -> list[str]:
         with tempfile.TemporaryDirectory() as folder:
             tasks = sweep_tasks(replace(cfg, cuda_graph=graphed), data, runs, 0 if quick else 60000)
             start = time.perf_counter()
-            outcome = run_sweep(tasks, folder, workers=k, log=lambda _: None)
+            outcome = run_sweep(tasks, folder, Execution(workers=k), log=lambda _: None)
             wall = time.perf_counter() - start
         if outcome.failures:
             out.append(f"| {label} | failed: {outcome.failures[0]['error'][:200]} | | |")

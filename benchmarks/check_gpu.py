@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import torch
 
-from datadiet.config import Plan, TrainConfig
+from datadiet.config import Schedule, TrainConfig
 from datadiet.data.dataset import ImageDataset, make_splits
 from datadiet.models import build_model
 from datadiet.scores.functions import el2n, grand
@@ -47,7 +47,7 @@ def _random_splits(shape, n):
 
 def device_augmentation_is_seeded(device="cuda") -> str:
     images = torch.randint(0, 256, (256, 1, 28, 28), dtype=torch.uint8, device=device)
-    plan = Plan(batch=64, per_epoch=4, total=8)
+    plan = Schedule(batch=64, per_epoch=4, total=8)
 
     def draws(seed):
         stream = BatchStream(images, plan, TrainConfig(seed=seed))

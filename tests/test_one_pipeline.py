@@ -143,3 +143,17 @@ def test_migrate_refuses_a_damaged_old_config_and_moves_nothing(tmp_path):
     with pytest.raises(DataDietError, match=r"config\.json is damaged or not a reproduce config"):
         migrate(tmp_path, log=lambda _: None)
     assert (tmp_path / "runs" / "a.json").is_file() and not (tmp_path / "sweep").exists()
+
+
+def test_a_section_is_built_by_keyword_with_the_config_recorded_whole(tmp_path):
+    from datadiet.studies import correlations
+    from datadiet.studies.common import write_study_section
+
+    config = correlations.PRESETS["smoke"]
+    summary = write_study_section(tmp_path, config, findings=["a finding"], tables={"t.csv": [{"a": 1}]})
+    assert summary == {"analysis": "correlations", "findings": ["a finding"]}
+    text = (tmp_path / "section.md").read_text()
+    assert text.startswith(f"## {correlations.TITLE}") and f"*Reproduces {correlations.SOURCE}.*" in text
+    recorded = json.loads(text.split("```json\n")[1].split("```")[0])
+    assert recorded["setting"]["data"]["subset"] == config.setting.data.subset == 384
+    assert recorded["setting"]["train"]["model"] == "smallcnn" and recorded["setting"]["name"] == "smoke"

@@ -43,8 +43,9 @@ def test_write_markdown_and_html_say_the_same_thing(tmp_path):
 def test_write_section_writes_tables_markdown_and_summary(tmp_path):
     (tmp_path / "plot.png").write_bytes(PNG)
     rows = [{"score": "el2n@epoch1", "keep": 0.5, "mean": 0.812345}]
-    section = Section("demo", "A demo study", "Nobody (2024) Fig. 0", ["finding **one**"], {"table.csv": rows},
-                      {"plot.png": "a plot"}, {"setting": "smoke"}, {"extra": 1})
+    section = Section(name="demo", title="A demo study", source="Nobody (2024) Fig. 0", findings=["finding **one**"],
+                      tables={"table.csv": rows}, figures={"plot.png": "a plot"}, config={"setting": "smoke"},
+                      summary={"extra": 1})
     summary = write_section(tmp_path, section)
     assert summary == {"analysis": "demo", "findings": ["finding **one**"], "extra": 1}
     assert read_csv(tmp_path / "table.csv") == rows
