@@ -196,23 +196,19 @@ def test_manifest_from_other_data_and_bad_fractions_are_refused(tmp_path, capsys
     _assert_clean_error(code, err, "was selected from mnist (40 examples")
 
 
-def test_analyze_all_skips_analyses_without_the_preset_and_says_so(tmp_path, monkeypatch, capsys):
+def test_analyze_all_runs_every_analysis_of_the_preset_and_skips_those_lacking_input(tmp_path, monkeypatch, capsys):
     import datadiet.cli as cli
     from datadiet.studies import MODULES, get_analysis
 
     ran = []
     monkeypatch.setattr(cli, "run_study", lambda name, config, ws: ran.append(name) or {"findings": []})
     assert main(["analyze", "all", "--preset", "gpu", "--out", str(tmp_path)]) == 0
-    with_gpu = [m for m in MODULES if "gpu" in get_analysis(m).PRESETS]
-    # an analysis that needs input the user did not give (external: --values) is skipped too, and says why
-    needs_input = [m for m in with_gpu if getattr(get_analysis(m), "missing_input", lambda c: None)(
+    # an analysis that needs input the user did not give (external: --values) is skipped, and says why
+    needs_input = [m for m in MODULES if getattr(get_analysis(m), "missing_input", lambda c: None)(
         get_analysis(m).PRESETS["gpu"])]
-    assert ran == [m for m in with_gpu if m not in needs_input]
-    out = capsys.readouterr().out
-    for name in set(MODULES) - set(with_gpu):
-        assert f"== {name} (gpu): skipped, it has no 'gpu' preset" in out
-    for name in needs_input:
-        assert f"== {name} (gpu): skipped, needs " in out
+    assert needs_input == ["external"]
+    assert ran == [m for m in MODULES if m not in needs_input]  # every other one: each has every preset
+    assert "== external (gpu): skipped, needs " in capsys.readouterr().out
 
 
 def test_prune_with_ccs_and_moderate_rules_matches_select(tmp_path, capsys):

@@ -395,11 +395,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     names = list(_lazy("MODULES")) if args.analysis == "all" else [args.analysis]
     for name in names:
         module = get_analysis(name)
-        if args.analysis == "all" and args.preset not in module.PRESETS:
-            _say(f"== {name} ({args.preset}): skipped, it has no {args.preset!r} preset "
-                 f"(it has {', '.join(module.PRESETS)}) ==")
-            continue
-        config = _configured(module, args.preset, args)
+        config = _configured(module, args.preset, args)  # every study has every preset (runs.presets.study_presets)
         reason = module.missing_input(config) if hasattr(module, "missing_input") else None
         if args.analysis == "all" and reason:
             _say(f"== {name} ({args.preset}): skipped, {reason} ==")
@@ -587,14 +583,14 @@ def _shown_preset(presets: dict, name: str) -> tuple[str, object]:
 
 
 def _report_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
-    p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
+    p.add_argument("folder", help="the --out folder of `datadiet reproduce` or `datadiet analyze` (one layout)")
     p.add_argument("--extra-seeds", choices=("ignore", "include"), default="ignore",
                    help="runs of the same experiment with evaluation seeds beyond its plan (left by an earlier, "
                    "larger --eval-seeds): left out (default) or averaged in")
 
 
 def _migrate_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
-    p.add_argument("folder", help="a results folder of `datadiet reproduce` or a workspace of `datadiet analyze`")
+    p.add_argument("folder", help="a results folder of an earlier `datadiet reproduce` or `datadiet analyze`")
 
 
 def _data_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
