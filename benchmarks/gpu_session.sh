@@ -38,7 +38,7 @@ timeout "$REPRO_SECONDS" python3 -m datadiet reproduce --preset gpu --out result
 echo "reproduce rc=$? wall=$(( $(date +%s) - START ))s" >> "$OUT/reproduce.log"
 # Bring back what is small: the run records, the config, the report if it was reached.
 mkdir -p "$OUT/gpu"
-cp -r results/gpu/sweep/runs results/gpu/reproduce "$OUT/gpu/" 2>/dev/null   # the workspace layout (0.4)
+cp -r results/gpu/sweep/runs results/gpu/reproduce "$OUT/gpu/" 2>/dev/null   # the workspace layout
 cp results/gpu/report.md "$OUT/gpu/" 2>/dev/null
 du -sh results/gpu >> "$OUT/reproduce.log" 2>&1
 exit 0

@@ -36,7 +36,7 @@ def _copy(finished, tmp_path):
 
 
 def to_old_layout(out):
-    """Move a reproduce folder of this version back into the layout of datadiet 0.3 or earlier: runs/, failures/,
+    """Move a reproduce folder of this version back into the old layout: runs/, failures/,
     config.json (without score_folders), plan.json and the tables at the top, draw 0's score runs in scores/ and
     draw d's in scores/draw-d, no workspace.json and no section.md."""
     study = study_dir(out)
@@ -106,7 +106,7 @@ def test_a_migrated_v01_folder_resumes_without_training(finished, tmp_path, monk
 
 def test_an_old_layout_folder_is_refused_until_migrated_then_resumes_without_training(finished, tmp_path,
                                                                                      monkeypatch, capsys):
-    """A reproduce folder of datadiet 0.3 or earlier (runs/, scores/, config.json at its top): `report` and
+    """A reproduce folder of the old layout (runs/, scores/, config.json at its top): `report` and
     `reproduce` refuse it and name `datadiet migrate`; after migrate, reproduce trains nothing and reports the
     same numbers."""
     root, _, _ = finished

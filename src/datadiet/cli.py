@@ -319,7 +319,7 @@ def _say_summary(summary: dict, out: Path) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Move an old reproduce folder (0.3 or earlier) into the workspace layout; rename 0.1 runs to current ids."""
+    """Move a reproduce folder of the old layout into the workspace layout; rename 0.1 runs to current ids."""
     from .runs.migrate import migrate
 
     migrate(args.folder, log=_say)

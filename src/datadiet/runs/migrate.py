@@ -1,6 +1,6 @@
 """`datadiet migrate FOLDER`: carry the finished runs of an older results folder over to this version.
 
-A `reproduce` folder of datadiet 0.3 or earlier (``runs/``, ``scores/`` and ``config.json`` at its top) is moved into
+A `reproduce` folder of the old layout (``runs/``, ``scores/`` and ``config.json`` at its top) is moved into
 the workspace layout every study shares: ``runs/`` → ``sweep/runs/``, the score draws → ``scores/<identity>/``,
 ``config.json`` and ``plan.json`` → ``reproduce/``.  Nothing is trained again; the report is rebuilt by the next
 `datadiet report` or `datadiet reproduce`.

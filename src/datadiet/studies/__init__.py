@@ -113,10 +113,10 @@ def build_workspace_report(root: str | Path, *, extra_seeds: str = "ignore",
 
 
 def check_layout(root: Path) -> None:
-    """Refuse a results folder of datadiet 0.3 or earlier's `reproduce` (runs/ and config.json at its top): its
-    runs are kept, but only `datadiet migrate` moves them into the workspace layout."""
+    """Refuse a `reproduce` folder of the old layout (runs/ and config.json at its top): its runs are kept, but only
+    `datadiet migrate` moves them into the workspace layout."""
     if (root / "config.json").is_file() and (root / "runs").is_dir() and not (root / "workspace.json").is_file():
-        raise DataDietError(f"{root} is a results folder of datadiet 0.3 or earlier (runs/ and config.json at its "
+        raise DataDietError(f"{root} is a reproduce folder of the old layout (runs/ and config.json at its "
                             f"top). Run `datadiet migrate {root}` once: it moves the finished runs and score runs "
                             "into the workspace layout (nothing is trained again), then re-run this command.")
 
