@@ -34,7 +34,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
         "random_score", "save_scores", "score1", "score2", "score3", "self_confidence")},
     "select": ("selection", "select"), "select_random": ("selection", "select_random"),
     "run_analysis": ("studies", "run_analysis"),
-    "build_report": ("studies.reproduce", "build_report"), "reproduce": ("studies.reproduce", "reproduce"),
+    "build_report": ("studies", "build_workspace_report"), "reproduce": ("studies.reproduce", "reproduce"),
     "TrainResult": ("training", "TrainResult"), "train": ("training", "train"),
     # The verbs of the command line under their command names.
     "score": ("runs", "run_scores"),         # `datadiet score`
