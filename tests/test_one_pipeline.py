@@ -94,6 +94,18 @@ def _record(rid: str, method: str = "random", keep: float = 0.5, seed: int = 100
             "subset_digest": rid, "dataset_fingerprint": "f"}
 
 
+def test_a_planned_seed_on_another_subset_is_not_an_extra_seed_of_the_experiment():
+    """With score draws, seed 1001 trains on draw 1's subset; a seed-1001 run on draw 0's subset (which seed 1000
+    trains on) is another experiment's, not an "evaluation seed beyond the plan" to average in."""
+    plan = {"s0": {"method": "el2n@epoch1", "keep": 0.5, "offset": None, "seed": 1000, "subset_digest": "d0"},
+            "s1": {"method": "el2n@epoch1", "keep": 0.5, "offset": None, "seed": 1001, "subset_digest": "d1"}}
+    files = RunFiles({rid: {**_record(rid, "el2n@epoch1", seed=seed), "subset_digest": digest}
+                      for rid, seed, digest in (("s0", 1000, "d0"), ("s1", 1001, "d1"), ("x", 1001, "d0"),
+                                                ("beyond", 1002, "d0"))}, {})
+    sorted_ = account_runs(plan, files, {"data": {"dataset": "d"}, "train": {}})
+    assert (sorted_["extra"], sorted_["foreign"]) == (["beyond"], ["x"])
+
+
 def test_accounting_tells_other_studies_runs_from_foreign_ones(tmp_path):
     plan = {"a": {"method": "random", "keep": 0.5, "offset": None, "seed": 1000, "subset_digest": "a"}}
     files = RunFiles({rid: _record(rid) for rid in ("a", "b", "c")}, {})
@@ -121,7 +133,8 @@ def test_reproduce_and_an_analysis_share_one_workspace_and_one_report(tmp_path):
     assert text.index("## Pruning curves") < text.index("Label-independent")  # report order: reproduce first
     again = report.summaries["reproduce"]
     assert again["runs"]["aggregated"] == reproduction["runs"]["aggregated"] == len(plans["reproduce"])
-    assert again["runs"]["foreign"] == [] and set(again["runs"]["other_studies"]) == set(plans["label_free"]) - shared
+    assert again["runs"]["foreign"] == [] and again["runs"]["extra"] == []  # never "seeds beyond the plan"
+    assert set(again["runs"]["other_studies"]) == set(plans["label_free"]) - shared
 
 
 def test_a_tag_is_part_of_the_one_string_form():

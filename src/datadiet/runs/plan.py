@@ -90,16 +90,23 @@ def account_runs(plan: dict, files, config: dict, others: set[str] = frozenset()
     (``other_studies``), runs of anything else (``foreign``) and files that are no finished run (``damaged``)."""
     chosen = [rid for rid in plan if rid in files.records]
     points = {_point_key(p) for p in plan.values()}
+    seeds = {p.get("seed") for p in plan.values()}
     fingerprints = {files.records[rid].get("dataset_fingerprint") for rid in chosen}
     extra, other, foreign = [], [], []
     for rid, record in files.records.items():
         if rid in plan:
             continue
+        if rid in others:  # another study's run: never this one's, even where it looks like one of its points
+            other.append(rid)
+            continue
+        # An evaluation seed beyond the plan's, at one of its points. A planned seed with another subset is not
+        # this experiment's: with score draws, which subset a seed trains on is part of the experiment.
         same = (canonical(record["data"]) == canonical(config.get("data"))
                 and _recipe(record["train"]) == _recipe(config.get("train", {}))
+                and record["train"].get("seed") not in seeds
                 and record.get("dataset_fingerprint") in (fingerprints or {record.get("dataset_fingerprint")})
                 and _point_key(record) in points)
-        (extra if same else other if rid in others else foreign).append(rid)
+        (extra if same else foreign).append(rid)
     return {"chosen": chosen, "missing": [rid for rid in plan if rid not in files.records], "extra": extra,
             "other_studies": other, "foreign": foreign,
             "damaged": [f"{p.name} ({why})" for p, why in files.invalid.items()],
