@@ -170,3 +170,10 @@ def test_a_section_is_built_by_keyword_with_the_config_recorded_whole(tmp_path):
     recorded = json.loads(text.split("```json\n")[1].split("```")[0])
     assert recorded["setting"]["data"]["subset"] == config.setting.data.subset == 384
     assert recorded["setting"]["train"]["model"] == "smallcnn" and recorded["setting"]["name"] == "smoke"
+
+
+def test_help_marks_a_required_flag_required_rather_than_showing_a_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["prune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fraction of examples kept, in (0, 1] (required)" in text and "default: required" not in text

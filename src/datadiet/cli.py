@@ -200,7 +200,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                  "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
     save_subset(prune.out, ids, train_set, selection)
     shown = {k: v for k, v in parameters.items() if k not in ("rule", "keep", "class_balanced")}
-    _say(f"kept {len(ids)} of {len(table.ids)} examples by {table.label} ({prune.rule} rule, keep {prune.keep:g}"
+    chosen = "at random (the rule reads no score)" if prune.rule == "random" else f"by {table.label}"
+    _say(f"kept {len(ids)} of {len(table.ids)} examples {chosen} ({prune.rule} rule, keep {prune.keep:g}"
          + "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in shown.items())
          + (", class-balanced" if prune.class_balanced else "") + f"); wrote {prune.out}")
     _say_class_counts(train_set, ids, prune.keep)

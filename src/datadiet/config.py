@@ -290,8 +290,10 @@ def _help(f: dataclasses.Field, comment: str | None, preset: tuple[str, Any] | N
         default = f"the {name} preset's: {_shown(getattr(values, f.name))}"
     elif f.default is None and comment:  # the comment says what leaving the flag out does
         return comment.replace("%", "%%")
+    elif f.default is dataclasses.MISSING:  # a required flag has no default to show
+        return (f"{comment} (required)" if comment else "required").replace("%", "%%")
     else:
-        default = "required" if f.default is dataclasses.MISSING else _shown(f.default)
+        default = _shown(f.default)
     text = f"{comment} (default: {default})" if comment else f"default: {default}"
     return text.replace("%", "%%")  # argparse formats help with %
 
