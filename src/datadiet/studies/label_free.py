@@ -125,8 +125,10 @@ def findings(table: list[dict]) -> list[str]:
         lines.append(head + ".")
     free = [r for r in table if not r["uses_labels"] and r["counterpart"]]
     matched = [f"{r['score']} (keep {r['keep']:g})" for r in free if verdict(r, "vs_counterpart") == "no different"]
+    unresolved = sum(verdict(r, "vs_counterpart") == "not resolved" for r in free)
     lines.append(f"Label-free scores statistically indistinguishable from their label-using counterpart: "
-                 f"{', '.join(matched) or 'none'} ({len(matched)} of {len(free)}).")
+                 f"{', '.join(matched) or 'none'} ({len(matched)} of {len(free)}"
+                 + (f"; {unresolved} not resolved: too few seeds to tell" if unresolved else "") + ").")
     for uses, kind in ((True, "label-using"), (False, "label-free")):
         better = [f"{r['score']} (keep {r['keep']:g})" for r in table
                   if r["uses_labels"] == uses and verdict(r, "vs_random") == "better"]
