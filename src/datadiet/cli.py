@@ -268,21 +268,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise unknown_name("preset", preset, tuple(reproduction.PRESETS))
     config = _configured(reproduction, preset, args)
     ws = Workspace(Path(args.out or f"results/{preset}"), _execution(args), log=_say)
-    _check_own_data_fits(config.setting, ws.execution.data_root)
     _say_summary(run_study(reproduction.NAME, config, ws), ws.root)
     return 0
-
-
-def _check_own_data_fits(setting, data_root: str | None) -> None:
-    """For data you brought, refuse a model that cannot take it (``models.check_model``) before a results
-    folder is made; built-in datasets (28 and 32 px) fit every built-in model."""
-    if not is_user_data(setting.data.dataset):
-        return
-    from .data import load_data
-    from .runs.sweep import check_recipe
-
-    data = replace(setting.data, data_root=data_root) if data_root else setting.data
-    check_recipe(setting.train, load_data(data).train)  # folders load from their cache: milliseconds
 
 
 def _preset_name(args: argparse.Namespace) -> str:
@@ -402,7 +389,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             _say(f"== {name} ({args.preset}): skipped, {reason} ==")
             continue
         _say(f"== {name} ({args.preset}) ==")
-        _check_own_data_fits(config.setting, ws.execution.data_root)
         summary = _lazy("run_study")(name, config, ws)
         for line in summary.get("findings", []):
             _say(f"  - {line.replace('**', '')}")

@@ -39,11 +39,11 @@ class Workspace:
         self.root = Path(self.root)
 
     def check(self, setting: Setting) -> None:
-        """Fail before anything is written: the device exists, the model is known and the data loads. The data is
-        loaded afresh: files you brought may have changed since this process last read them."""
-        check_recipe(self.train(setting.train))
+        """Fail before anything is written: the device exists, the model is known, the data loads and the model fits
+        it (:func:`~datadiet.models.check_model`). The data is loaded afresh: files you brought may have changed
+        since this process last read them."""
         load_cached.cache_clear()
-        self.splits(setting.data)
+        check_recipe(self.train(setting.train), self.splits(setting.data).train)
 
     def folder(self, name: str) -> Path:
         path = self.root / name

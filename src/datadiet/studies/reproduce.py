@@ -28,7 +28,7 @@ from ..runs.identity import canonical, digest_ids
 from ..runs.plan import PLAN, account_runs, other_plans, plan_classes, read_plan
 from ..runs.presets import Setting, study_presets
 from ..runs.scoring import charge, draw_seed, recipe_flops, score_run_costs
-from ..runs.sweep import Execution, RunSpec, Task, check_recipe, data_fingerprint_of, read_run_files, task_for
+from ..runs.sweep import Execution, RunSpec, Task, data_fingerprint_of, read_run_files, task_for
 from ..runs.workspace import Workspace
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
@@ -92,14 +92,12 @@ def reproduce(config: Config, out: str | Path, *, log: Callable[[str], None] = p
 
 def run(config: Config, ws: Workspace) -> None:
     """Score (K draws, cached), select, and evaluate every run of the reproduction in ``ws``; the report is built
-    from disk afterwards by :func:`rebuild`, the same way `datadiet report` builds it."""
+    from disk afterwards by :func:`rebuild`, the same way `datadiet report` builds it. (`run_study` has claimed the
+    folder and checked that the model fits the data.)"""
     config = config.resolved
     data, train, scores = _recipe(config, ws)
-    record = folder_record(config, data, train, _score_folders(config, ws))
-    claim(config, ws)
     splits = ws.splits(data)
-    check_recipe(train, splits.train)  # a user model that does not fit the data: refused before any write
-    write_json_atomic(ws.folder(NAME) / "config.json", record)
+    write_json_atomic(ws.folder(NAME) / "config.json", _record(config, ws))
     ws.log(f"{config.setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
     tables = ws.score_draws(config.setting, draws=_draws(config), **scores)
     ws.evaluate(build_tasks(config, data, train, splits.train, tables), NAME)
@@ -107,9 +105,7 @@ def run(config: Config, ws: Workspace) -> None:
 
 def claim(config: Config, ws: Workspace) -> None:
     """Refuse a folder that holds another reproduction (see :func:`_claim_folder`); reads only configs."""
-    config = config.resolved
-    data, train, _ = _recipe(config, ws)
-    _claim_folder(ws.root / NAME, folder_record(config, data, train, _score_folders(config, ws)))
+    _claim_folder(ws.root / NAME, _record(config.resolved, ws))
 
 
 def _recipe(config: Config, ws: Workspace) -> tuple:
@@ -121,15 +117,16 @@ def _recipe(config: Config, ws: Workspace) -> tuple:
     return data, train, dict(data=data, train=train, runs=config.score_runs, labels=labels)
 
 
+def _record(config: Config, ws: Workspace) -> dict:
+    """The study's config.json: the resolved config, with where its score draws are cached (relative to ``ws``)."""
+    data, train, scores = _recipe(config, ws)
+    folders = [ws.score_folder(config.setting, seed=draw_seed(d, config.score_runs), **scores)
+               for d in range(_draws(config))]
+    return folder_record(config, data, train, [str(f.relative_to(ws.root)) for f in folders])
+
+
 def _draws(config: Config) -> int:
     return min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
-
-
-def _score_folders(config: Config, ws: Workspace) -> list[str]:
-    """Where the score draws are cached, relative to the workspace (what config.json records)."""
-    _, _, scores = _recipe(config, ws)
-    return [str(ws.score_folder(config.setting, seed=draw_seed(d, config.score_runs), **scores).relative_to(ws.root))
-            for d in range(_draws(config))]
 
 
 def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, score_folders: list[str]) -> dict:
