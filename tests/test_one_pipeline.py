@@ -177,3 +177,13 @@ def test_help_marks_a_required_flag_required_rather_than_showing_a_default(capsy
         main(["prune", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "fraction of examples kept, in (0, 1] (required)" in text and "default: required" not in text
+
+
+def test_a_study_run_twice_on_one_workspace_plans_only_its_latest_tasks(tmp_path):
+    root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
+    ws = Workspace(tmp_path / "ws", Execution(data_root=str(root)), log=lambda _: None)
+    smoke = replace(study_module("reproduce").PRESETS["smoke"], methods=("el2n@epoch1",), score_draws=1)
+    run_study("reproduce", replace(smoke, eval_seeds=2), ws)
+    run_study("reproduce", replace(smoke, eval_seeds=1), ws)
+    plan = json.loads((ws.root / "reproduce" / "plan.json").read_text())["runs"]
+    assert {run["seed"] for run in plan.values()} == {1000}  # not the first run's seed 1001 too

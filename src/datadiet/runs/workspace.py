@@ -117,5 +117,6 @@ class Workspace:
 
 def score_key(data: DataConfig, train: TrainConfig, runs: int, seed: int, labels: Sequence[str]) -> str:
     """The name of the score folder of these score runs (``scores/<key>``): what determines their numbers. (The
-    labels are hashed under the key ``methods``, their name before the one-pipeline change, so that existing score folders stay valid.)"""
+    labels are hashed under the key ``methods``, their name before the one-pipeline change, so that existing score
+    folders stay valid.)"""
     return identity({"data": data, "train": train, "runs": runs, "seed": seed, "methods": tuple(labels)})

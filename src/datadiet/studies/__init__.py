@@ -80,6 +80,7 @@ def run_study(name: str, config, ws: Workspace) -> dict:
         if hasattr(module, "claim"):  # a study that refuses to mix two experiments in its folder says so first
             module.claim(config, ws)
         ws.check(config.setting)
+        ws.planned.pop(name, None)  # the plan is this run's tasks, not those of an earlier run in this process
         write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet workspace", "studies": list(STUDIES)})
         summary = module.run(config, ws)
         # the sections rebuilt from disk say what they say when their own study runs, not again after every other one
