@@ -12,7 +12,8 @@ from datadiet.cli import main
 from datadiet.errors import DataDietError
 from datadiet.report.tables import compare_to_random, curve_table, read_csv
 from datadiet.stats import interval_verdict, spearman_matrix, welch_interval
-from datadiet.studies.reproduce import PRESETS, extra_windows, reproduce
+from datadiet.studies.common import extra_windows
+from datadiet.studies.reproduce import PRESETS, reproduce
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import pytest
 
 from fakes import learnable_splits, study_dir
 from datadiet.cli import main
-from datadiet.config import DataConfig
 from datadiet.errors import DataDietError
 from datadiet.runs.identity import digest_ids
 from datadiet.scores.store import ScoreTable
 from datadiet.selection import select
+from datadiet.runs.workspace import ScoreDraws, Workspace
 from datadiet.studies.reproduce import PRESETS, _claim_folder, build_tasks
 
 
@@ -20,17 +20,38 @@ def _draw(ids, seed):
     return {"el2n@epoch1": ScoreTable("el2n", ids, np.random.default_rng(seed).random((2, len(ids))), {})}
 
 
-def test_evaluation_seed_s_selects_from_draw_s_mod_k():
+def test_evaluation_seed_s_selects_from_draw_s_mod_k(tmp_path):
     splits = learnable_splits(n_train=64, n_test=16)
     ids = splits.train.ids.numpy()
-    draws = [_draw(ids, d) for d in range(2)]
+    draws = ScoreDraws(tuple(_draw(ids, d) for d in range(2)))
     config = replace(PRESETS["smoke"], methods=("el2n@epoch1",), keeps=(0.5,), eval_seeds=3, score_draws=2)
-    tasks = build_tasks(config, DataConfig(dataset="quadrants"), config.setting.train, splits.train, draws)
+    ws = Workspace(tmp_path, log=lambda _: None)
+    ws.splits = lambda data: splits  # the learnable splits stand in for the preset's data
+    tasks = build_tasks(config, ws, config.setting.train, draws)
     scored = sorted((t.spec for t in tasks if t.spec.method == "el2n@epoch1"), key=lambda spec: spec.train.seed)
     assert [spec.train.seed for spec in scored] == [1000, 1001, 1002]
-    expected = [digest_ids(select(draws[s % 2]["el2n@epoch1"], keep=0.5)) for s in range(3)]
+    expected = [digest_ids(select(draws.items[s % 2]["el2n@epoch1"], keep=0.5)) for s in range(3)]
     assert [spec.subset_digest for spec in scored] == expected
     assert expected[0] == expected[2] != expected[1]  # seeds 0 and 2 share draw 0
+
+
+def test_every_study_that_prunes_with_scores_selects_through_the_one_kit_function():
+    """No study writes "draw s mod K" itself: only ScoreDraws.for_seed does (the house's one protocol)."""
+    import inspect
+
+    import datadiet.studies as studies
+
+    for name in studies.STUDIES:
+        source = inspect.getsource(studies.study_module(name))
+        assert "% len(draws)" not in source and "min(setting.score_draws" not in source, name
+
+
+def test_score_draws_map_keeps_the_seed_rule():
+    draws = ScoreDraws((np.arange(3.0), np.arange(3.0)[::-1]))
+    assert [d.tolist() for d in draws.map(lambda v: v * 2)] == [[0, 2, 4], [4, 2, 0]]
+    assert draws.for_seed(3) is draws.items[1] and draws.for_seed(4) is draws.items[0]
+    with pytest.raises(ValueError):
+        ScoreDraws(())
 
 
 def test_score_draws_are_refused_where_their_seeds_reach_the_evaluation_seeds(tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Score runs: one training run per seed feeds every score and time; cached runs resume; score draws are disjoint
 blocks of seeds, each cached on its own, draw 0 where a single draw always was."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from datadiet.config import DataConfig, TrainConfig
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError, UnknownNameError
 from datadiet.scores import el2n, forgetting, grand, load_scores
-from datadiet.runs.scoring import (ScoreConfig, check_score_seeds, draw_folder, draw_seed, run_scores, score_draws,
+from datadiet.runs.scoring import (ScoreConfig, check_score_seeds, draw_seed, run_scores,
                                    score_tables)
 from datadiet.training import init_model, train
 
@@ -135,21 +137,30 @@ def test_score_config_validates_names_and_counts():
 # ---------------------------------------------------------------- score draws
 
 def test_score_draws_are_disjoint_seed_blocks_and_draw_0_is_the_plain_cache(tmp_path, splits, count_trains):
+    from datadiet.runs import Workspace
+    from datadiet.runs.presets import Setting
+
     labels = ("el2n@epoch1",)
-    plain = score_tables(labels, 2, TRAIN, DATA, splits, tmp_path, log=lambda _: None)  # what one draw always was
+    setting = Setting("t", "tiny", DATA, TRAIN, score_runs=2, score_epoch=1.0, eval_seeds=3, keeps=(0.5,),
+                      score_draws=3)
+    ws = Workspace(tmp_path, log=lambda _: None)
+    ws.splits = lambda data: splits  # the learnable splits stand in for the quadrants dataset
+    plain = ws.scores(setting, labels=labels)  # what one draw always was: seeds 0, 1
     assert count_trains == [0, 1]
     count_trains.clear()
-    draws = score_draws(labels, 2, 3, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    draws = ws.score_draws(setting, labels=labels)
     assert count_trains == [2, 3, 4, 5]  # draw 0 came from the cache; draw d trains seeds 2d, 2d + 1
     assert [d["el2n@epoch1"].meta["seeds"] for d in draws] == [[0, 1], [2, 3], [4, 5]]
-    np.testing.assert_array_equal(draws[0]["el2n@epoch1"].runs, plain["el2n@epoch1"].runs)
-    assert (tmp_path / "el2n-epoch1.npz").is_file()  # draw 0 where a single draw kept its files
-    assert [draw_folder(tmp_path, d) for d in range(3)] == [tmp_path, tmp_path / "draw-1", tmp_path / "draw-2"]
-    assert (tmp_path / "draw-2" / "el2n-epoch1.npz").is_file()
-    assert not np.allclose(draws[1]["el2n@epoch1"].mean, draws[0]["el2n@epoch1"].mean)
+    np.testing.assert_array_equal(draws.for_seed(0)["el2n@epoch1"].runs, plain["el2n@epoch1"].runs)
+    folders = ws.score_draw_folders(setting, labels=labels)
+    assert folders[0] == ws.score_folder(setting, labels=labels) and len(set(folders)) == 3
+    assert all((f / "el2n-epoch1.npz").is_file() for f in folders)
+    assert not np.allclose(draws.for_seed(1)["el2n@epoch1"].mean, draws.for_seed(0)["el2n@epoch1"].mean)
     count_trains.clear()
-    score_draws(labels, 2, 3, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    ws.score_draws(setting, labels=labels)
     assert count_trains == []  # every draw cached on its own
+    fewer = ws.score_draws(replace(setting, eval_seeds=2), labels=labels)
+    assert len(fewer) == 2  # a draw no evaluation seed selects from is not drawn
 
 
 def test_score_seeds_never_reach_the_evaluation_seeds():

@@ -1,5 +1,6 @@
 """stats: Welch interval, verdict, the comparison a report may state (few seeds, no spread), seeds to resolve,
 Spearman (pair and matrix), correlations and AUROC against hand computations."""
+import dataclasses
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from scipy import stats as sp
 
 from datadiet.errors import ConfigError
-from datadiet.stats import (auroc, compare_groups, correlations, interval_cell, interval_text, interval_verdict,
+from datadiet.stats import (holm_correct, auroc, compare_groups, correlations, interval_cell, interval_text, interval_verdict,
                             pooled_spread, seeds_text, seeds_to_resolve, spearman, spearman_matrix, summarize,
                             verdict_phrase, welch_interval)
 from fakes import brute_force_auroc
@@ -110,38 +111,38 @@ def test_auroc_rejects_one_class_and_mismatched_shapes():
 
 def test_two_seeds_a_side_give_the_mean_difference_and_no_interval():
     c = compare_groups([0.70, 0.74], [0.60, 0.62, 0.64])
-    assert c["diff"] == pytest.approx(0.72 - 0.62)
-    assert math.isnan(c["ci_low"]) and math.isnan(c["ci_high"]) and math.isnan(c["p_value"])
-    assert (c["verdict"], c["note"]) == ("not resolved", "2 seeds: not informative")
+    assert c.diff == pytest.approx(0.72 - 0.62)
+    assert math.isnan(c.ci_low) and math.isnan(c.ci_high) and math.isnan(c.p_value)
+    assert (c.verdict, c.note) == ("not resolved", "2 seeds: not informative")
     # withheld, not missing: Welch gives a finite interval here, which a report must not print at face value
     assert np.isfinite(welch_interval(np.array([0.70, 0.74]), np.array([0.60, 0.62, 0.64]))[1])
-    assert compare_groups([0.9], [0.8, 0.7, 0.6])["note"] == "1 seed: not informative"
+    assert compare_groups([0.9], [0.8, 0.7, 0.6]).note == "1 seed: not informative"
 
 
 def test_three_seeds_a_side_give_the_welch_interval():
     a, b = [0.80, 0.82, 0.81], [0.70, 0.72, 0.69]
     c = compare_groups(a, b)
     ci = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    assert (c["ci_low"], c["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert (c["verdict"], c["note"]) == ("better", "")
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high))
+    assert (c.verdict, c.note) == ("better", "")
 
 
 def test_no_spread_on_either_side_is_an_exact_verdict_never_nan():
     worse = compare_groups([0.75] * 3, [0.80] * 4)
-    assert worse["diff"] == pytest.approx(-0.05)
-    assert worse["ci_low"] == worse["ci_high"] == worse["diff"]
-    assert (worse["verdict"], worse["note"], worse["p_value"]) == ("worse", "exact: no spread", 0.0)
+    assert worse.diff == pytest.approx(-0.05)
+    assert worse.ci_low == worse.ci_high == worse.diff
+    assert (worse.verdict, worse.note, worse.p_value) == ("worse", "exact: no spread", 0.0)
     same = compare_groups([0.75] * 3, [0.75] * 3)
-    assert (same["diff"], same["verdict"], same["note"], same["p_value"]) == (0.0, "no different", "identical", 1.0)
-    assert interval_text(worse["diff"], worse["ci_low"], worse["ci_high"], worse["note"]) == \
+    assert (same.diff, same.verdict, same.note, same.p_value) == (0.0, "no different", "identical", 1.0)
+    assert interval_text(worse.diff, worse.ci_low, worse.ci_high, worse.note) == \
         "-5.00 points (exact: no spread)"
-    assert verdict_phrase(same["verdict"], "random", same["note"]) == "no different from random (identical)"
+    assert verdict_phrase(same.verdict, "random", same.note) == "no different from random (identical)"
 
 
 def test_a_side_without_runs_is_not_measured():
     c = compare_groups([], [0.8, 0.7, 0.9])
-    assert (c["verdict"], c["note"], c["seeds_needed"]) == ("not measured", "no runs", None)
-    assert interval_text(c["diff"], c["ci_low"], c["ci_high"], c["note"]) == "not measured (no runs)"
+    assert (c.verdict, c.note, c.seeds_needed) == ("not measured", "no runs", None)
+    assert interval_text(c.diff, c.ci_low, c.ci_high, c.note) == "not measured (no runs)"
 
 
 def test_words_of_a_comparison():
@@ -178,7 +179,7 @@ def test_compare_groups_plans_with_the_pooled_spread():
     assert pooled_spread([1.0], [2.0, 4.0]) == pytest.approx(math.sqrt(2))  # one run says nothing about spread
     assert math.isnan(pooled_spread([1.0], [2.0]))
     c = compare_groups(a, b)
-    assert c["seeds_needed"] == seeds_to_resolve(2.0 - 3.0, math.sqrt(4 / 3))
+    assert c.seeds_needed == seeds_to_resolve(2.0 - 3.0, math.sqrt(4 / 3))
 
 
 def test_summarize_by_hand():
@@ -194,6 +195,25 @@ def test_seeds_to_resolve_never_claims_the_seeds_already_run_when_welch_does_not
     # Unequal spreads: the pooled plan says 3 seeds, but Welch's interval over these 3 seeds includes zero.
     a, b = np.array([0.8852, 0.8838, 0.8772]), np.array([0.8744, 0.8747, 0.8750])
     c = compare_groups(a, b)
-    assert c["verdict"] == "no different" and c["ci_low"] < 0 < c["ci_high"]
-    assert seeds_to_resolve(c["diff"], pooled_spread(a, b)) <= 3  # what the pooled plan alone would say
-    assert c["seeds_needed"] == 4
+    assert c.verdict == "no different" and c.ci_low < 0 < c.ci_high
+    assert seeds_to_resolve(c.diff, pooled_spread(a, b)) <= 3  # what the pooled plan alone would say
+    assert c.seeds_needed == 4
+
+
+def test_a_comparison_is_frozen_and_its_row_keeps_the_table_columns_in_order():
+    c = compare_groups([0.80, 0.82, 0.81], [0.70, 0.72, 0.69])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.verdict = "worse"
+    assert list(c.row()) == ["diff", "ci_low", "ci_high", "p_value", "verdict", "note", "seeds_needed"]
+    assert c.row()["diff"] == c.diff
+
+
+def test_holm_correct_adds_the_corrected_verdicts_by_hand():
+    # p-values 0.01, 0.04, NaN: m = 2 finite; adjusted 2 · 0.01 = 0.02 and max(0.02, 1 · 0.04) = 0.04
+    rows = [{"diff": 0.1, "p_value": 0.01, "verdict": "better"}, {"diff": -0.1, "p_value": 0.04, "verdict": "worse"},
+            {"diff": 0.2, "p_value": math.nan, "verdict": "not resolved"}]
+    out = holm_correct(rows, level=0.95)
+    assert [r["p_holm"] for r in out[:2]] == pytest.approx([0.02, 0.04])
+    assert [r["verdict_holm"] for r in out] == ["better", "worse", "not resolved"]
+    assert "p_holm" not in rows[0]  # the input is left as it was
+    assert [r["verdict_holm"] for r in holm_correct(rows, level=0.99)][:2] == ["no different", "no different"]

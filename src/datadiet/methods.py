@@ -84,6 +84,12 @@ class Method:
         return cls(label, rules[0] if rules else "hardest", balanced, tag)
 
     @classmethod
+    def coerce(cls, value: "Method | str") -> "Method":
+        """``value`` as a Method: a Method as it is, its string form parsed (configs accept either; the boundary
+        parses once, and everything after it holds Methods)."""
+        return value if isinstance(value, cls) else cls.parse(value)
+
+    @classmethod
     def of(cls, label: str, how: str) -> "Method":
         """The method of ``label`` chosen ``how``: a rule, optionally ``+balanced`` (``"hardest"``, ``"ccs+balanced"``).
 
@@ -109,8 +115,9 @@ class Method:
         return SELECTION_RULES[self.rule].seeded
 
     def select(self, scores, *, keep: float, seed: int = 0, labels=None, num_classes: int | None = None,
-               offset: float | None = None, tie_seed: int = 0) -> np.ndarray:
-        """The ids this method keeps from ``scores`` (a ScoreTable or ``[N]`` scores with ids ``0..N-1``).
+               offset: float | None = None, tie_seed: int = 0, ids=None) -> np.ndarray:
+        """The ids this method keeps from ``scores`` (a ScoreTable, or ``[N]`` scores of the examples ``ids``,
+        default ``0..N-1``).
 
         ``seed`` draws CCS's sample; ``labels`` (and ``num_classes``, so that an absent class is an error) are
         needed when the method is balanced. ``offset`` moves the window of the hardest rule (Data Diet B.3).
@@ -121,7 +128,7 @@ class Method:
         rule = "window" if offset is not None else self.rule  # the B.3 sweep moves the hardest window
         return select(scores, keep=keep, rule=rule, labels=labels if self.balanced else None,
                       class_balanced=self.balanced, num_classes=num_classes if self.balanced else None,
-                      seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset)
+                      seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset, ids=ids)
 
 
 # A dynamic method's one parameter: the TrainConfig field it sets.

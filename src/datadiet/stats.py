@@ -6,6 +6,8 @@ Pure functions on arrays; nothing here knows about runs, files or figures.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats as _scipy
@@ -64,11 +66,35 @@ def p_value_verdict(diff: float, p: float, alpha: float = 0.05) -> str:
     return "better" if diff > 0 else "worse"
 
 
-def compare_groups(a, b, level: float = 0.95) -> dict:
+@dataclass(frozen=True)
+class Comparison:
+    """Two groups of runs compared as a report may state it (:func:`compare_groups`): ``diff`` = mean(a) − mean(b),
+    its interval ``[ci_low, ci_high]`` and two-sided ``p_value`` (NaN where not informative), the ``verdict`` (one
+    of :data:`VERDICTS`), the ``note`` that qualifies it ("" for a plain Welch interval) and ``seeds_needed`` (runs
+    per arm that would resolve a difference of this size, :func:`seeds_to_resolve`; None: nothing to resolve)."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: str
+    note: str
+    seeds_needed: Optional[float]
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}")
+
+    def row(self) -> dict:
+        """The comparison as table columns (``diff``, ``ci_low``, ``ci_high``, ``p_value``, ``verdict``, ``note``,
+        ``seeds_needed``)."""
+        return asdict(self)
+
+
+def compare_groups(a, b, level: float = 0.95) -> Comparison:
     """The difference ``mean(a) − mean(b)`` of two groups of runs as a report may state it.
 
-    Returns ``diff``, ``ci_low``, ``ci_high``, ``p_value``, ``verdict`` (one of :data:`VERDICTS`), ``note`` (what
-    qualifies the verdict, "" for a plain Welch interval) and ``seeds_needed`` (:func:`seeds_to_resolve`):
+    Returns a :class:`Comparison` (its :meth:`~Comparison.row` is the columns a table carries):
 
     * a side without runs: nothing is known; "not measured", note "no runs", all numbers NaN;
     * fewer than :data:`MIN_SEEDS` runs on a side: the mean difference only; the Welch interval and p-value are left
@@ -81,17 +107,17 @@ def compare_groups(a, b, level: float = 0.95) -> dict:
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if not len(a) or not len(b):
-        return _comparison(math.nan, math.nan, math.nan, math.nan, "not measured", "no runs", None)
+        return Comparison(math.nan, math.nan, math.nan, math.nan, "not measured", "no runs", None)
     diff = float(a.mean() - b.mean())
     needed = seeds_to_resolve(diff, pooled_spread(a, b), level)
     fewest = min(len(a), len(b))
     if fewest < MIN_SEEDS:
         note = f"{fewest} seed{'s' if fewest > 1 else ''}: not informative"
-        return _comparison(diff, math.nan, math.nan, math.nan, "not resolved", note, needed)
+        return Comparison(diff, math.nan, math.nan, math.nan, "not resolved", note, needed)
     if np.ptp(a) == 0 and np.ptp(b) == 0:  # checked exactly: a variance of equal floats can round to 1e-33
         if diff == 0:
-            return _comparison(0.0, 0.0, 0.0, 1.0, "no different", "identical", None)
-        return _comparison(diff, diff, diff, 0.0, "better" if diff > 0 else "worse", "exact: no spread", None)
+            return Comparison(0.0, 0.0, 0.0, 1.0, "no different", "identical", None)
+        return Comparison(diff, diff, diff, 0.0, "better" if diff > 0 else "worse", "exact: no spread", None)
     diff, low, high, p = welch_interval(a, b, level)
     verdict = interval_verdict(low, high)
     if verdict == "no different" and needed is not None and needed <= fewest:
@@ -99,12 +125,7 @@ def compare_groups(a, b, level: float = 0.95) -> dict:
         # has fewer and is wider, so it can fail where the plan says n would do. Never print "n seeds resolve it"
         # beside an n-seed interval that does not.
         needed = fewest + 1
-    return _comparison(diff, low, high, p, verdict, "", needed)
-
-
-def _comparison(diff, low, high, p, verdict, note, needed) -> dict:
-    return {"diff": diff, "ci_low": low, "ci_high": high, "p_value": p, "verdict": verdict, "note": note,
-            "seeds_needed": needed}
+    return Comparison(diff, low, high, p, verdict, "", needed)
 
 
 def pooled_spread(a, b) -> float:
@@ -207,6 +228,18 @@ def holm(p_values) -> np.ndarray:
     order = finite[np.argsort(p[finite], kind="stable")]
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])   # (m − j + 1) · p_(j) for j = 1 … m
     out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def holm_correct(rows: Sequence[dict], level: float = 0.95) -> list[dict]:
+    """``rows`` (each with ``diff``, ``p_value`` and ``verdict``: a :meth:`Comparison.row`) with Holm's correction
+    over every row that has a p-value: ``p_holm`` and ``verdict_holm`` added (rows without a p-value keep their
+    verdict). The one family-wise correction every table of comparisons uses."""
+    out = [dict(r) for r in rows]
+    for row, p in zip(out, holm([r["p_value"] for r in out])):
+        row["p_holm"] = float(p)
+        tested = np.isfinite(row["p_value"])
+        row["verdict_holm"] = p_value_verdict(row["diff"], row["p_holm"], 1 - level) if tested else row["verdict"]
     return out
 
 

@@ -18,7 +18,7 @@ from ..config import TrainConfig
 from ..runs.scoring import cost_in
 from ..training.accounting import Cost
 from ..io import atomic_path
-from ..stats import compare_groups, holm, p_value_verdict, summarize
+from ..stats import compare_groups, holm_correct, summarize
 
 
 def flatten_results(records: Iterable[dict]) -> list[dict]:
@@ -95,12 +95,8 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         if method in (baseline, "full") or not ref:
             continue
         out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref),
-                    **compare_groups(accs, ref, level), "accuracies": _values(accs), "random_accuracies": _values(ref)})
-    for row, p_holm in zip(out, holm([r["p_value"] for r in out])):
-        row["p_holm"] = float(p_holm)
-        tested = np.isfinite(row["p_value"])
-        row["verdict_holm"] = p_value_verdict(row["diff"], row["p_holm"], 1 - level) if tested else row["verdict"]
-    return out
+                    **compare_groups(accs, ref, level).row(), "accuracies": _values(accs), "random_accuracies": _values(ref)})
+    return holm_correct(out, level)
 
 
 def _values(accs: Sequence[float]) -> str:

@@ -38,6 +38,17 @@ class Setting:
         """The label of ``score`` computed early in training, e.g. ``el2n@epoch2``."""
         return str(ScoreLabel(score, self.score_epoch))
 
+    @property
+    def draws_used(self) -> int:
+        """The score draws some evaluation seed selects from: a draw beyond the evaluation seeds adds nothing."""
+        return min(self.score_draws, self.eval_seeds)
+
+    def with_protocol(self, *, eval_seeds: int | None = None, score_runs: int | None = None,
+                      score_draws: int | None = None) -> "Setting":
+        """The setting with a study's own evaluation seeds, score runs and score draws (``None``: the setting's)."""
+        return replace(self, eval_seeds=eval_seeds or self.eval_seeds, score_runs=score_runs or self.score_runs,
+                       score_draws=score_draws or self.score_draws)
+
     def eval_configs(self, train: TrainConfig | None = None) -> list[TrainConfig]:
         """The recipe (``train``, default the setting's) once per evaluation seed."""
         train = train or self.train

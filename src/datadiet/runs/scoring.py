@@ -11,8 +11,9 @@ Each finished run is cached in ``OUT/.runs/`` under its identity (:mod:`datadiet
 killed scoring job resumes where it stopped.  Beside it, ``<run>.cost.json`` records what the run cost (see
 "What score runs cost" below), and every score file's meta carries ``cost``: what its label's R runs cost.
 
-A *score draw* is one set of R score runs.  Several independent draws (:func:`score_draws`: draw d trains seeds
-d·R … d·R+R−1) let the evaluation seeds of an experiment select from different scores, so its intervals cover the
+A *score draw* is one set of R score runs.  Several independent draws (:func:`draw_seed`: draw d trains seeds
+d·R … d·R+R−1; ``Workspace.score_draws`` runs and caches them, ``ScoreDraws`` says which draw an evaluation
+seed selects from) let the evaluation seeds of an experiment select from different scores, so its intervals cover the
 randomness of the score runs, not only that of the evaluation runs.
 """
 from __future__ import annotations
@@ -20,9 +21,10 @@ from __future__ import annotations
 import copy
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -82,8 +84,42 @@ def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCon
         raise ConfigError(f"--dynamic {train_cfg.dynamic}: score runs train on all the data (their scoring epochs "
                           "are steps of the static schedule); drop --dynamic when scoring. To compare dynamic pruning "
                           "with static scores, use `datadiet analyze compute`.")
-    with folder_lock(out_dir, "datadiet score"):
+    with folder_lock(out_dir, "datadiet score"), _removed_on_failure(out_dir):
         return _run_scores(score_cfg, train_cfg, data_cfg, splits, out_dir, log)
+
+
+@contextmanager
+def _removed_on_failure(out_dir: Path) -> Iterator[None]:
+    """Remove what a score command wrote into ``out_dir`` when it fails.
+
+    Score runs write as they go (each finished run is cached, so that a killed command resumes). A command that
+    fails with an error instead would fail the same way again (the model, the data, the recipe), or its fix makes
+    other runs, so what it wrote is of no use, and half a score folder (cached runs, some score files, no
+    ``score_config.json``) must not pass for a result. Kept: everything that was there before, and what was written
+    before a failure of resources (out of memory, a full disk), after which the command line says to re-run, which
+    resumes from it, as after Ctrl-C (not an Exception)."""
+    before = set(out_dir.rglob("*"))
+    try:
+        yield
+    except Exception as error:
+        if not _resources_failed(error):
+            _remove_new(out_dir, before)
+        raise
+
+
+def _resources_failed(error: Exception) -> bool:
+    if isinstance(error, DataDietError):  # some are OSErrors too (a missing dataset): input, not resources
+        return False
+    return isinstance(error, (MemoryError, OSError)) or "out of memory" in str(error).lower()
+
+
+def _remove_new(out_dir: Path, before: set[Path]) -> None:
+    """Remove the files and folders under ``out_dir`` that are not in ``before``: deepest first, folders only empty."""
+    for path in sorted(set(out_dir.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:  # cleaning up must never hide the failure itself
+            pass
 
 
 def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataConfig, splits: DatasetSplits,
@@ -184,25 +220,6 @@ def check_score_seeds(draws: int, runs: int, eval_seed_base: int) -> None:
         fix = f"at most {most} draws of {runs} runs" if most else f"at most {eval_seed_base} score runs"
         raise ConfigError(f"--score-draws {draws} × --score-runs {runs} = {draws * runs} score runs would use seeds "
                           f"0..{draws * runs - 1}, reaching the evaluation seeds (from {eval_seed_base}). Use {fix}.")
-
-
-def draw_folder(score_dir: str | Path, draw: int) -> Path:
-    """Where draw ``draw`` keeps its score files: ``score_dir`` itself for draw 0 (where a single draw always kept
-    them, so existing caches stay valid), ``score_dir/draw-<d>`` for the others (one file per label and draw)."""
-    return Path(score_dir) if draw == 0 else Path(score_dir) / f"draw-{draw}"
-
-
-def score_draws(labels: Sequence[str], runs: int, draws: int, train_cfg: TrainConfig, data_cfg: DataConfig,
-                splits: DatasetSplits, score_dir: str | Path, *,
-                log: Callable[[str], None] = print) -> list[dict[str, ScoreTable]]:
-    """``draws`` independent draws of ``runs`` score runs each: per draw d, :func:`score_tables` with seeds
-    d·R … d·R+R−1 (:func:`draw_seed`) in :func:`draw_folder`. Each draw is cached on its own."""
-    out = []
-    for d in range(draws):
-        say = log if draws == 1 else (lambda line, d=d: log(f"score draw {d + 1}/{draws}: {line}"))
-        out.append(score_tables(labels, runs, train_cfg, data_cfg, splits, draw_folder(score_dir, d),
-                                seed=draw_seed(d, runs), log=say))
-    return out
 
 
 def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[str], steps: dict[float, int],

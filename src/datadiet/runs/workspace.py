@@ -25,6 +25,39 @@ from .scoring import draw_seed, score_tables
 from .sweep import Execution, Task, check_recipe, load_cached, run_sweep, task_for
 
 
+@dataclass(frozen=True)
+class ScoreDraws:
+    """What independent score draws give a study: one item per draw that some evaluation seed selects from, either
+    score tables ({label: ScoreTable}, as :meth:`Workspace.score_draws` returns them) or values derived from them
+    (:meth:`map`). Evaluation seed s selects its subsets from draw s mod K (:meth:`for_seed`), so intervals across
+    evaluation seeds cover the score runs' randomness too: the one place that rule is written."""
+
+    items: tuple
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ValueError("ScoreDraws needs at least one draw")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def for_seed(self, s: int):
+        """What evaluation seed number ``s`` (0, 1, ...; not the seed value) selects from: draw s mod K."""
+        return self.items[s % len(self.items)]
+
+    def map(self, fn: Callable) -> "ScoreDraws":
+        """The draws with ``fn`` applied to each (e.g. one score's mean values, or one run's)."""
+        return ScoreDraws(tuple(fn(item) for item in self.items))
+
+    @classmethod
+    def single(cls, item) -> "ScoreDraws":
+        """One draw that every evaluation seed selects from (scores fixed: intervals cover evaluation seeds only)."""
+        return cls((item,))
+
+
 @dataclass
 class Workspace:
     """A results folder plus where and how to run (:class:`Execution`): shared by all studies."""
@@ -81,17 +114,26 @@ class Workspace:
         data, train = self.data(data), self.train(train)
         return task_for(data, train, method, keep, kept_ids, self.splits(data).train, offset)
 
-    def score_draws(self, setting: Setting, *, draws: int, runs: int | None = None, data: DataConfig | None = None,
-                    train: TrainConfig | None = None, labels: Sequence[str] | None = None) -> list[dict]:
-        """``draws`` independent draws of the setting's score runs: draw d trains seeds d·R … d·R+R−1
-        (:func:`~datadiet.runs.scoring.draw_seed`), each cached on its own; one {label: ScoreTable} per draw."""
+    def score_draws(self, setting: Setting, *, runs: int | None = None, data: DataConfig | None = None,
+                    train: TrainConfig | None = None, labels: Sequence[str] | None = None) -> "ScoreDraws":
+        """The setting's independent score draws that some evaluation seed selects from (``setting.draws_used``):
+        draw d trains seeds d·R … d·R+R−1 (:func:`~datadiet.runs.scoring.draw_seed`), each cached on its own in
+        :meth:`score_folder`; one {label: ScoreTable} per draw."""
         runs = runs or setting.score_runs
+        draws = setting.draws_used
         out = []
         for d in range(draws):
             say = self.log if draws == 1 else (lambda line, d=d: self.log(f"score draw {d + 1}/{draws}: {line}"))
             out.append(self.scores(setting, data=data, train=train, runs=runs, seed=draw_seed(d, runs),
                                    labels=labels, log=say))
-        return out
+        return ScoreDraws(tuple(out))
+
+    def score_draw_folders(self, setting: Setting, *, runs: int | None = None, data: DataConfig | None = None,
+                           train: TrainConfig | None = None, labels: Sequence[str] | None = None) -> list[Path]:
+        """Where :meth:`score_draws` caches each draw."""
+        runs = runs or setting.score_runs
+        return [self.score_folder(setting, data=data, train=train, runs=runs, seed=draw_seed(d, runs), labels=labels)
+                for d in range(setting.draws_used)]
 
     def score_folder(self, setting: Setting, *, data: DataConfig | None = None, train: TrainConfig | None = None,
                      runs: int | None = None, seed: int = 0, labels: Sequence[str] | None = None) -> Path:

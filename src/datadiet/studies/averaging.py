@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataDietError
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, standard_scores, study_presets
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
+from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
 
 NAME = "averaging"
 TITLE = "Averaging sensitivity: single-run against R-run scores"
@@ -67,16 +67,17 @@ def run(config: Config, ws: Workspace) -> dict:
     prune_labels = config.prune_scores or (setting.early("el2n"), setting.early("grand"))
     check_labels((*config.curve_scores, *prune_labels), standard_scores(setting))  # before any training
     check_ns(config.ns, setting.score_runs)
-    tables = ws.scores(setting)
+    draws = ws.score_draws(setting)
+    tables = draws.for_seed(0)  # the rank-stability curve: draw 0, the workspace's standard score runs
     curve_labels = config.curve_scores or averaged_labels(tables)
     check_single_run(config.single_run, {label: tables[label].runs.shape[0] for label in prune_labels})
     curve = [{"score": label, **row} for label in curve_labels
              for row in n_run_curve(tables[label].runs, ns=config.ns or None, max_subsets=config.max_subsets)]
 
     tasks = baseline_tasks(ws, setting, config.keeps)
-    for label in prune_labels:
-        variants = {single_label(label, config.single_run): tables[label].runs[config.single_run],
-                    label: tables[label].mean}
+    for label in prune_labels:  # each evaluation seed prunes with its own draw's single run and mean
+        variants = {single_label(label, config.single_run): draws.map(lambda t: t[label].runs[config.single_run]),
+                    label: draws.map(lambda t: t[label].mean)}
         for method, values in variants.items():
             tasks += pruning_tasks(ws, setting, method, values, config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks, NAME))
@@ -86,7 +87,7 @@ def run(config: Config, ws: Workspace) -> dict:
     R = setting.score_runs
     _plot_curve(curve, folder / "n_runs.png", R)
     _plot_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
-    return write_study_section(folder, config, findings=findings(curve, table, R, config.single_run),
+    return write_study_section(folder, config, findings=[coverage(setting), *findings(curve, table, R, config.single_run)],
         tables={"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
         figures={"n_runs.png": f"Spearman between the mean of n score runs and the mean of all {R} (line: the first n "
                        f"runs; band: min–max over choices of n runs; dotted: against the other {R} − n runs)",

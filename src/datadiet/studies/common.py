@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 import dataclasses
 import sys
 from pathlib import Path
 
 from ..config import DataConfig, TrainConfig, check_counts, to_dict
 from ..report.markdown import Section, write_section
-from ..report.tables import flatten_results
+from ..report.tables import flatten_results, interval_coverage
 from ..runs.presets import Setting
 from ..runs.scoring import check_score_seeds
 from ..runs.sweep import Task
-from ..runs.workspace import Workspace
-from ..selection import select, select_random
+from ..methods import Method
+from ..runs.workspace import ScoreDraws, Workspace
+from ..selection import is_top_window, offset_windows, select_random
 
 
 SEED_COUNTS = ("eval_seeds", "score_runs", "score_draws")  # a study's own counts; None = the setting's
@@ -43,14 +42,37 @@ def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, d
     return tasks
 
 
-def pruning_tasks(ws: Workspace, setting: Setting, method: str, values: np.ndarray, keeps: Sequence[float], *,
-                  train: TrainConfig | None = None) -> list[Task]:
-    """Evaluation runs of ``method``: per kept fraction, the subset of the highest ``values`` (selected once),
-    trained with each of the setting's evaluation seeds (and ``train``'s recipe, if given)."""
-    ids = ws.splits(setting.data).train.ids.numpy()
-    subsets = {keep: select(values, keep=keep, ids=ids) for keep in keeps}
-    return [ws.task(setting.data, cfg, method, keep, subsets[keep])
-            for cfg in setting.eval_configs(train) for keep in keeps]
+def pruning_tasks(ws: Workspace, setting: Setting, method: Method | str, draws: ScoreDraws, keeps: Sequence[float],
+                  *, train: TrainConfig | None = None, offsets: Sequence[float] = ()) -> list[Task]:
+    """Evaluation runs of ``method`` at every kept fraction (and B.3 window of ``offsets``, for the hardest rule),
+    once per evaluation seed of the setting (with ``train``'s recipe, if given). Evaluation seed s selects its
+    subsets from draw s mod K of ``draws`` (score tables, or ``[N]`` values over the training set's ids): the one
+    way every study turns scores into evaluation runs."""
+    method = Method.coerce(method)
+    train_set = ws.splits(setting.data).train
+    ids, labels = train_set.ids.numpy(), train_set.labels.numpy()
+    tasks = []
+    for s, cfg in enumerate(setting.eval_configs(train)):
+        scores = draws.for_seed(s)
+        if isinstance(scores, dict):
+            scores = scores[method.label]
+        choose = dict(seed=cfg.seed, labels=labels, num_classes=train_set.num_classes, ids=ids)
+        for keep in keeps:
+            tasks.append(ws.task(setting.data, cfg, str(method), keep, method.select(scores, keep=keep, **choose)))
+            for offset in extra_windows(keep, offsets) if method.rule == "hardest" else ():
+                kept = method.select(scores, keep=keep, offset=offset, **choose)
+                tasks.append(ws.task(setting.data, cfg, str(method), keep, kept, offset=offset))
+    return tasks
+
+
+def extra_windows(keep: float, offsets: Sequence[float]) -> list[float]:
+    """Offset windows that fit, except the keep-highest one, which every sweep already holds (offset None)."""
+    return [o for o in offset_windows(keep, offsets) if not is_top_window(keep, o)]
+
+
+def coverage(setting: Setting) -> str:
+    """What a study's intervals cover, as its report states it: its evaluation seeds and its score draws."""
+    return interval_coverage(setting.eval_seeds, setting.score_runs, setting.score_draws)
 
 
 def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:

@@ -31,8 +31,8 @@ def contrast(a: np.ndarray, b: np.ndarray, name: str) -> dict:
     runs a side make it uninformative), verdict (``name_verdict``) and its qualifier (``name_note``), as
     :func:`datadiet.stats.compare_groups` decides them."""
     c = compare_groups(a, b)
-    return {name: c["diff"], f"{name}_low": c["ci_low"], f"{name}_high": c["ci_high"],
-            f"{name}_verdict": c["verdict"], f"{name}_note": c["note"]}
+    return {name: c.diff, f"{name}_low": c.ci_low, f"{name}_high": c.ci_high,
+            f"{name}_verdict": c.verdict, f"{name}_note": c.note}
 
 
 def verdict(row: dict, name: str) -> str:

@@ -34,10 +34,10 @@ from ..methods import DynamicMethod, Method
 from ..report import figures
 from ..report.tables import cost_rows, interval_coverage
 from ..runs.presets import Setting, study_presets
-from ..runs.scoring import add_charges, draw_seed, recipe_flops
-from ..runs.workspace import Workspace
+from ..runs.scoring import add_charges, recipe_flops
+from ..runs.workspace import ScoreDraws, Workspace
 from ..selection import select_random
-from ..stats import compare_groups, holm, interval_text, p_value_verdict, summarize, verdict_phrase
+from ..stats import compare_groups, holm_correct, interval_text, summarize, verdict_phrase
 from .common import check_seed_counts, write_study_section
 
 NAME = "compute"
@@ -55,7 +55,7 @@ class Config:
     setting: Setting
     fractions: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 1.0)  # full data: fractions of the epoch budget (the baseline)
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)    # static subsets (random, score methods), trained their own epochs
-    methods: tuple[str, ...] = ()                 # score methods SCORE[+RULE]; empty = EL2N early, hardest and +ccs
+    methods: tuple[Method, ...] = ()              # score methods SCORE[+RULE]; empty = EL2N early, hardest and +ccs
     prune_ratios: tuple[float, ...] = (0.3, 0.5, 0.7)  # InfoBatch's prune ratios (full epoch budget); empty = none
     rs2_keeps: tuple[float, ...] = (0.3, 0.5, 0.7)     # RS2's per-epoch fractions (full epoch budget); empty = none
     bf16: bool = False                            # also the full data in bf16 (CPU autocast) at the full budget
@@ -70,8 +70,7 @@ class Config:
         check_keeps(self.keeps)
         check_fractions("--prune-ratios", self.prune_ratios, "(0, 1)", empty=True)
         check_fractions("--rs2-keeps", self.rs2_keeps, "(0, 1]", empty=True)
-        for method in self.methods:
-            Method.parse(method)
+        object.__setattr__(self, "methods", tuple(map(Method.coerce, self.methods)))  # parsed once, here
         check_seed_counts(self)
         _check_recipe(self.setting.train, dynamic=bool(self.prune_ratios or self.rs2_keeps))
 
@@ -114,35 +113,27 @@ PRESETS = study_presets(NAME, Config,
 
 def resolved(config: Config) -> Setting:
     """The setting with the study's evaluation seeds, score runs and draws."""
-    s = config.setting
-    return replace(s, eval_seeds=config.eval_seeds or s.eval_seeds, score_runs=config.score_runs or s.score_runs,
-                   score_draws=config.score_draws or s.score_draws)
+    return config.setting.with_protocol(eval_seeds=config.eval_seeds, score_runs=config.score_runs,
+                                        score_draws=config.score_draws)
 
 
 def methods_of(config: Config, setting: Setting) -> list[Method]:
     """The score methods: the configured ones, or EL2N early in training keeping the hardest and by coverage."""
-    texts = config.methods or (setting.early("el2n"), setting.early("el2n") + "+ccs")
-    return [Method.parse(m) for m in texts]
+    return list(config.methods or (Method(setting.early("el2n")), Method(setting.early("el2n"), "ccs")))
 
 
-def score_draw_tables(ws: Workspace, setting: Setting, labels: Sequence[str]) -> list[dict]:
-    """Per score draw that some evaluation seed selects from (draw d: seeds d·R … d·R+R−1), label → ScoreTable."""
-    draws = min(setting.score_draws, setting.eval_seeds)
-    return [ws.scores(setting, labels=tuple(labels), seed=draw_seed(d, setting.score_runs)) for d in range(draws)]
-
-
-def charges_of(methods: Sequence[Method], draws: list[dict]) -> dict[str, dict]:
+def charges_of(methods: Sequence[Method], draws: ScoreDraws | None) -> dict[str, dict]:
     """Method → its charge: what its score needed of the score runs of every draw (each score file's ``cost``)."""
     return {str(m): add_charges([tables[m.label].meta["cost"] for tables in draws]) for m in methods}
 
 
 def point_tasks(ws: Workspace, config: Config, setting: Setting, methods: Sequence[Method],
-                draws: list[dict]) -> list[tuple]:
+                draws: ScoreDraws | None) -> list[tuple]:
     """``(task, point)`` for every point and evaluation seed; a point is ``{"method", "value", "seed"}``."""
     return [(ws.task(setting.data, train, name, keep, kept), {"method": method, "value": value, "seed": s})
             for s, cfg in enumerate(setting.eval_configs())
             for method, value, train, name, keep, kept in _seed_points(ws, config, setting, methods,
-                                                                       draws[s % len(draws)] if draws else {}, cfg)]
+                                                                       draws.for_seed(s) if draws else {}, cfg)]
 
 
 def _seed_points(ws: Workspace, config: Config, setting: Setting, methods: Sequence[Method], tables: dict,
@@ -220,11 +211,7 @@ def versus_full(rows: Sequence[dict], level: float = 0.95) -> list[dict]:
             if basis == "with scoring" and not pts[0]["scored"]:
                 continue
             out.append({"method": method, "value": value, "basis": basis, **_at_same_compute(pts, curves, key, level)})
-    for row, p in zip(out, holm([r["p_value"] for r in out])):
-        row["p_holm"] = float(p)
-        row["verdict_holm"] = p_value_verdict(row["diff"], p, 1 - level) if np.isfinite(row["p_value"]) \
-            else row["verdict"]
-    return out
+    return holm_correct(out, level)
 
 
 def _points(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
@@ -252,10 +239,10 @@ def _at_same_compute(pts: Sequence[dict], curves: dict, key: str, level: float) 
     row = {"seeds": len(paired), "compute": compute}
     if not paired or any(b is None for b in baseline):
         where = _outside(paired, key) if paired else "no full-data runs of these seeds"
-        return {**row, "full_at_same": math.nan, **compare_groups([], []), "note": where, "accuracies": "",
+        return {**row, "full_at_same": math.nan, **compare_groups([], []).row(), "note": where, "accuracies": "",
                 "full_accuracies": ""}
     accs = [p["test_accuracy"] for p, _ in paired]
-    return {**row, "full_at_same": float(np.mean(baseline)), **compare_groups(accs, baseline, level),
+    return {**row, "full_at_same": float(np.mean(baseline)), **compare_groups(accs, baseline, level).row(),
             "accuracies": _values(accs), "full_accuracies": _values(baseline)}
 
 
@@ -302,7 +289,7 @@ def infobatch_rows(rows: Sequence[dict], versus: Sequence[dict], level: float = 
         same = next((v for v in versus if v["method"] == method and v["value"] == value), {})
         out.append({"prune_ratio": value, **_saving(pts, full),
                     **compare_groups([p["test_accuracy"] for p in pts], [r["test_accuracy"] for r in full.values()],
-                                     level),
+                                     level).row(),
                     "verdict_same_passes": same.get("verdict", "not measured"), "note_same_passes": same.get("note", ""),
                     "diff_same_passes": same.get("diff", math.nan)})
     return out
@@ -324,7 +311,7 @@ def _saving(pts: Sequence[dict], full: dict[int, dict]) -> dict:
 def run(config: Config, ws: Workspace) -> dict:
     setting = resolved(config)
     methods = methods_of(config, setting)
-    draws = score_draw_tables(ws, setting, tuple(dict.fromkeys(m.label for m in methods))) if methods else []
+    draws = ws.score_draws(setting, labels=tuple(dict.fromkeys(m.label for m in methods))) if methods else None
     charges = charges_of(methods, draws)
     pairs = point_tasks(ws, config, setting, methods, draws)
     records = ws.evaluate([t for t, _ in pairs], NAME)

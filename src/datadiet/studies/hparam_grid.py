@@ -20,12 +20,12 @@ import numpy as np
 from ..methods import Method
 from ..report import figures
 from ..config import check_counts, check_keeps
-from ..report.tables import curve_table
+from ..report.tables import curve_table, interval_coverage
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
 from ..scores.store import ScoreFileError
 from ..runs.presets import Setting, study_presets
-from ..runs.workspace import Workspace
+from ..runs.workspace import ScoreDraws, Workspace
 from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
 from ..stats import spearman
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
@@ -50,10 +50,11 @@ class Config:
         check_grid(self)
 
 
-def grid_cells(config: Config) -> list[dict]:
-    """One dict per grid cell: lr, weight decay and its first seed (consecutive blocks from ``grid_seed``)."""
+def grid_cells(config: Config, draw: int = 0) -> list[dict]:
+    """One dict per grid cell of score draw ``draw``: lr, weight decay and its first seed (consecutive blocks from
+    ``grid_seed``; draw d's grid follows draw d − 1's)."""
     cells = [(lr, wd) for lr in config.lrs for wd in config.weight_decays]
-    return [{"lr": lr, "weight_decay": wd, "seed": config.grid_seed + i * config.runs_per_cell}
+    return [{"lr": lr, "weight_decay": wd, "seed": config.grid_seed + (draw * len(cells) + i) * config.runs_per_cell}
             for i, (lr, wd) in enumerate(cells)]
 
 
@@ -69,7 +70,7 @@ def check_grid(config: Config) -> None:
         raise ConfigError(f"{config.score!r} is not scored from a model during training; use el2n, grand or "
                           "score1..3.")
     setting = config.setting
-    total = len(config.lrs) * len(config.weight_decays) * config.runs_per_cell
+    total = len(config.lrs) * len(config.weight_decays) * config.runs_per_cell * setting.draws_used  # every draw
     grid = range(config.grid_seed, config.grid_seed + total)
     taken = {"the default ensemble": range(0, total),
              "the evaluation runs": range(setting.eval_seed_base, setting.eval_seed_base + setting.eval_seeds)}
@@ -92,20 +93,19 @@ PRESETS = study_presets(NAME, Config,
 )
 
 
-def default_ensemble(ws: Workspace, setting: Setting, label: str, n: int) -> np.ndarray:
-    """[n, N] scores of n default-recipe runs (seeds 0..n−1), as many as the grid kept.  The first n of the
-    standard, shared runs when there are enough of them (a score at epoch t does not depend on how long the run
-    goes on after t); otherwise n runs of this score alone."""
-    if n <= setting.score_runs:
+def default_ensemble(ws: Workspace, setting: Setting, label: str, n: int, draw: int = 0) -> np.ndarray:
+    """[n, N] scores of n default-recipe runs, as many as the grid of score draw ``draw`` kept (seeds d·n … d·n+n−1).
+    For draw 0, the first n of the standard, shared runs when there are enough of them (a score at epoch t does not
+    depend on how long the run goes on after t); otherwise n runs of this score alone."""
+    if draw == 0 and n <= setting.score_runs:
         return ws.scores(setting)[label].runs[:n]
-    return ws.scores(setting, runs=n, labels=(label,))[label].runs
+    return ws.scores(setting, runs=n, labels=(label,), seed=draw * n)[label].runs
 
 
-def run(config: Config, ws: Workspace) -> dict:
-    setting = config.setting
-    label = setting.early(config.score)
-    cells = grid_cells(config)
-    grid_rows = []
+def grid_draw(ws: Workspace, config: Config, label: str, draw: int) -> tuple[list[dict], np.ndarray | None]:
+    """The cells of score draw ``draw`` (each with its ``runs`` and, unless it diverged, its ``mean``) and the
+    ``[runs, N]`` scores of every cell that did not diverge (None when all did)."""
+    cells, grid_rows = grid_cells(config, draw), []
     for cell in cells:
         ws.log(f"grid cell lr {cell['lr']:g}, weight decay {cell['weight_decay']:g} (seeds from {cell['seed']})")
         rows = _cell_scores(ws, config, cell, label)
@@ -113,9 +113,27 @@ def run(config: Config, ws: Workspace) -> dict:
         if rows is not None:
             cell["mean"] = rows.mean(axis=0)
             grid_rows.append(rows)
-    if not grid_rows:
+    return cells, np.concatenate(grid_rows) if grid_rows else None
+
+
+def later_draws(ws: Workspace, config: Config, label: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(grid mean, default-recipe mean) of every score draw after the first that some evaluation seed selects from;
+    a draw whose grid diverged entirely is left out (its seeds then select from the other draws)."""
+    out = []
+    for draw in range(1, config.setting.draws_used):
+        _, runs = grid_draw(ws, config, label, draw)
+        if runs is not None:
+            default = default_ensemble(ws, config.setting, label, runs.shape[0], draw)
+            out.append((runs.mean(axis=0), default.mean(axis=0)))
+    return out
+
+
+def run(config: Config, ws: Workspace) -> dict:
+    setting = config.setting
+    label = setting.early(config.score)
+    cells, grid_runs = grid_draw(ws, config, label, 0)  # draw 0: the grid's table and agreement statistics
+    if grid_runs is None:
         raise DataDietError("Every cell of the hyperparameter grid diverged; lower the learning rates.")
-    grid_runs = np.concatenate(grid_rows)
     n = grid_runs.shape[0]
     default_runs = default_ensemble(ws, setting, label, n)
     grid_mean, default_mean = grid_runs.mean(axis=0), default_runs.mean(axis=0)
@@ -125,8 +143,9 @@ def run(config: Config, ws: Workspace) -> dict:
 
     grid_method = str(Method(label, tag="hp-grid"))
     tasks = baseline_tasks(ws, setting, config.keeps)
-    for method, values in ((grid_method, grid_mean), (label, default_mean)):
-        tasks += pruning_tasks(ws, setting, method, values, config.keeps)
+    draws = [(grid_mean, default_mean), *later_draws(ws, config, label)]  # evaluation seed s: draw s mod K
+    for method, side in ((grid_method, 0), (label, 1)):
+        tasks += pruning_tasks(ws, setting, method, ScoreDraws(tuple(d[side] for d in draws)), config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks, NAME))
     table = pruning_table(rows, grid_method, label, config.keeps)
 
@@ -135,7 +154,8 @@ def run(config: Config, ws: Workspace) -> dict:
     figures.accuracy_points(curve_table(rows), {f"{label}: grid vs default": [
         (grid_method, f"grid mean ({n} runs)", "o"), (label, f"default recipe ({n} runs)", "s"),
         ("random", "random", "x")]}, folder / "pruning.png")
-    return write_study_section(folder, config, findings=findings(stats_, cell_table, table, label),
+    grid_coverage = interval_coverage(setting.eval_seeds, f"{n} grid and {n} default-recipe", len(draws))
+    return write_study_section(folder, config, findings=[grid_coverage, *findings(stats_, cell_table, table, label)],
         tables={"pruning.csv": table, "grid.csv": cell_table, "results.csv": rows},
         figures={"grid.png": f"left: Spearman between each cell's {label} and the default-recipe mean; right: the grid "
                      f"mean against the default mean over all examples",

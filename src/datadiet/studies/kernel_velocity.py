@@ -28,7 +28,6 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from ..report import figures
-from ..config import to_dict
 from ..selection import rank_order
 from ..stats import spearman
 from ..data.transforms import Normalizer

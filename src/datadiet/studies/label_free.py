@@ -21,7 +21,7 @@ from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, standard_scores, study_presets
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
+from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
 
 NAME = "label_free"
 TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
@@ -59,13 +59,12 @@ def run(config: Config, ws: Workspace) -> dict:
     setting = config.setting
     labels = config.scores or default_labels(setting)
     check_labels(labels, standard_scores(setting))
-    tables = ws.scores(setting)
-    means = {label: tables[label].mean for label in labels}
-    names, rho = spearman_matrix(means)
+    draws = ws.score_draws(setting)
+    names, rho = spearman_matrix({label: draws.for_seed(0)[label].mean for label in labels})  # draw 0
 
     tasks = baseline_tasks(ws, setting, config.keeps)
     for label in labels:
-        tasks += pruning_tasks(ws, setting, label, means[label], config.keeps)
+        tasks += pruning_tasks(ws, setting, label, draws, config.keeps)
     rows = accuracy_rows(ws.evaluate(tasks, NAME))
     table = accuracy_table(rows, labels, config.keeps, dict(zip(names, rho)), names)
 
@@ -74,7 +73,7 @@ def run(config: Config, ws: Workspace) -> dict:
                                 title="Spearman: label-using and label-free scores")
     _plot_accuracy(labels, curve_table(rows), folder / "accuracy.png")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
-    return write_study_section(folder, config, findings=findings(table),
+    return write_study_section(folder, config, findings=[coverage(setting), *findings(table)],
         tables={"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
         figures={"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
                          "percentile over evaluation seeds), one panel per scoring time; random subsets in black, "

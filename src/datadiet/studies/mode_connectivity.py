@@ -36,7 +36,6 @@ import torch
 from torch import nn
 
 from ..report import figures
-from ..config import to_dict
 from ..selection import rank_order
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError

@@ -21,19 +21,18 @@ from typing import Callable
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, check_keeps, check_offsets, from_dict, is_user_data, resolve_flip, to_dict
 from ..errors import DataDietError
-from ..io import write_json_atomic
+from ..io import UnreadableFileError, load_json, write_json_atomic
 from ..methods import Method
 from ..report.pruning import describe_accounting, write_pruning_report
-from ..runs.identity import canonical, digest_ids
+from ..runs.identity import canonical
 from ..runs.plan import PLAN, account_runs, other_plans, plan_classes, read_plan
 from ..runs.presets import Setting, study_presets
-from ..runs.scoring import charge, draw_seed, recipe_flops, score_run_costs
-from ..runs.sweep import Execution, RunSpec, Task, data_fingerprint_of, read_run_files, task_for
-from ..runs.workspace import Workspace
+from ..runs.scoring import charge, recipe_flops, score_run_costs
+from ..runs.sweep import Execution, Task, read_run_files
+from ..runs.workspace import ScoreDraws, Workspace
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
-from ..selection import is_top_window, offset_windows, select_random
-from .common import check_seed_counts
+from .common import baseline_tasks, check_seed_counts, pruning_tasks
 
 NAME = "reproduce"
 TITLE = "Pruning curves: scores against random at matched steps"
@@ -48,7 +47,7 @@ class Config:
     # Methods (datadiet.methods): el2n@epoch2 keeps the hardest, +easiest the easiest, +ccs samples by coverage,
     # +moderate keeps the scores nearest the median; +balanced (last) keeps each class's share. Empty = Kirsch's five
     # scores at the early epoch.
-    methods: tuple[str, ...] = ()       # SCORE[+RULE][+balanced], RULE easiest, ccs or moderate; empty = Kirsch's five
+    methods: tuple[Method, ...] = ()    # SCORE[+RULE][+balanced], RULE easiest, ccs or moderate; empty = Kirsch's five
     keeps: tuple[float, ...] = ()       # kept fractions; empty = the setting's
     # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
     # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.
@@ -61,8 +60,7 @@ class Config:
         check_keeps(self.keeps, empty=True)
         check_offsets(self.offsets)
         check_seed_counts(self)
-        for method in self.methods:
-            Method.parse(method)
+        object.__setattr__(self, "methods", tuple(map(Method.coerce, self.methods)))  # parsed once, here
 
     @property
     def resolved(self) -> "Config":
@@ -73,10 +71,11 @@ class Config:
                        score_draws=self.score_draws or s.score_draws)
 
 
-def kirsch_methods(score_epoch: float) -> tuple[str, ...]:
+def kirsch_methods(score_epoch: float) -> tuple[Method, ...]:
     """The scores of Kirsch's Figs. 1–3: input norm, GraNd at init and early, EL2N early, forgetting."""
-    return ("input_norm", "grand@init", str(ScoreLabel("grand", score_epoch)), str(ScoreLabel("el2n", score_epoch)),
-            "forgetting@end")
+    labels = ("input_norm", "grand@init", str(ScoreLabel("grand", score_epoch)), str(ScoreLabel("el2n", score_epoch)),
+              "forgetting@end")
+    return tuple(map(Method, labels))
 
 
 PRESETS: dict[str, Config] = study_presets(NAME, Config)
@@ -99,8 +98,7 @@ def run(config: Config, ws: Workspace) -> None:
     splits = ws.splits(data)
     write_json_atomic(ws.folder(NAME) / "config.json", _record(config, ws))
     ws.log(f"{config.setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
-    tables = ws.score_draws(config.setting, draws=_draws(config), **scores)
-    ws.evaluate(build_tasks(config, data, train, splits.train, tables), NAME)
+    ws.evaluate(build_tasks(config, ws, train, ws.score_draws(_setting(config), **scores)), NAME)
 
 
 def claim(config: Config, ws: Workspace) -> None:
@@ -113,63 +111,46 @@ def _recipe(config: Config, ws: Workspace) -> tuple:
     and the arguments of the score runs."""
     data = ws.data(config.setting.data)
     train = resolve_flip(ws.train(config.setting.train), user_data=is_user_data(data.dataset))
-    labels = tuple(dict.fromkeys(Method.parse(m).label for m in config.methods))
+    labels = tuple(dict.fromkeys(m.label for m in config.methods))
     return data, train, dict(data=data, train=train, runs=config.score_runs, labels=labels)
 
 
 def _record(config: Config, ws: Workspace) -> dict:
     """The study's config.json: the resolved config, with where its score draws are cached (relative to ``ws``)."""
     data, train, scores = _recipe(config, ws)
-    folders = [ws.score_folder(config.setting, seed=draw_seed(d, config.score_runs), **scores)
-               for d in range(_draws(config))]
+    folders = ws.score_draw_folders(_setting(config), **scores)
     return folder_record(config, data, train, [str(f.relative_to(ws.root)) for f in folders])
 
 
-def _draws(config: Config) -> int:
-    return min(config.score_draws, config.eval_seeds)  # a draw no evaluation seed selects from adds nothing
+def _setting(config: Config) -> Setting:
+    """The preset's setting with the reproduction's own evaluation seeds, score runs and draws."""
+    return config.setting.with_protocol(eval_seeds=config.eval_seeds, score_runs=config.score_runs,
+                                        score_draws=config.score_draws)
 
 
 def folder_record(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, score_folders: list[str]) -> dict:
     """The study's ``config.json`` (resolved config, version, and where its score draws are cached)."""
     return {"preset": config.setting.name, "title": config.setting.title, "version": __version__,
-            "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(config.methods),
+            "data": to_dict(data_cfg), "train": to_dict(train_cfg), "methods": list(map(str, config.methods)),
             "score_runs": config.score_runs, "score_draws": config.score_draws, "keeps": list(config.keeps),
             "offsets": list(config.offsets), "score_folders": score_folders,
             "eval_seeds": config.eval_seeds, "eval_seed_base": config.setting.eval_seed_base}
 
 
-def build_tasks(config: Config, data_cfg: DataConfig, train_cfg: TrainConfig, train_set, draws: list[dict]) -> list[Task]:
-    """Full-data, random and score-based runs for every kept fraction and evaluation seed; evaluation seed s selects
-    from the score tables of draw s mod K (``draws``: one {label: ScoreTable} per draw, as :func:`score_draws`)."""
+def build_tasks(config: Config, ws: Workspace, train: TrainConfig, draws: ScoreDraws) -> list[Task]:
+    """Full-data, random and score-based runs of ``train`` for every kept fraction (and B.3 window) and evaluation
+    seed; evaluation seed s selects from draw s mod K of ``draws`` (the study kit's rule)."""
     config = config.resolved
-    ids, labels = train_set.ids.numpy(), train_set.labels.numpy()
-    tasks = []
-    for s in range(config.eval_seeds):
-        cfg = replace(train_cfg, seed=config.setting.eval_seed_base + s)
-        tables = draws[s % len(draws)]
-        tasks.append(Task(RunSpec(data_cfg, cfg, "full", 1.0, None, digest_ids(ids),
-                                  data_fingerprint_of(data_cfg, train_set))))
-        for keep in config.keeps:
-            kept = select_random(ids, keep=keep, seed=cfg.seed)  # a fresh random subset for every run
-            tasks.append(task_for(data_cfg, cfg, "random", keep, kept, train_set))
-            for method in map(Method.parse, config.methods):
-                choose = dict(keep=keep, seed=cfg.seed, labels=labels, num_classes=train_set.num_classes)
-                kept = method.select(tables[method.label], **choose)
-                tasks.append(task_for(data_cfg, cfg, str(method), keep, kept, train_set))
-                for offset in extra_windows(keep, config.offsets) if method.rule == "hardest" else ():
-                    kept = method.select(tables[method.label], offset=offset, **choose)
-                    tasks.append(task_for(data_cfg, cfg, str(method), keep, kept, train_set, offset))
+    setting = _setting(config)
+    tasks = baseline_tasks(ws, setting, config.keeps, train=train)
+    for method in config.methods:
+        tasks += pruning_tasks(ws, setting, method, draws, config.keeps, train=train, offsets=config.offsets)
     return tasks
-
-
-def extra_windows(keep: float, offsets) -> list[float]:
-    """Offset windows that fit, except the keep-highest one, which every sweep already holds (offset None)."""
-    return [o for o in offset_windows(keep, offsets) if not is_top_window(keep, o)]
 
 
 def _scores_of(methods) -> list[str]:
     """The score labels behind methods (``el2n@epoch2+ccs`` → ``el2n@epoch2``), sorted."""
-    return sorted({Method.parse(m).label for m in methods})
+    return sorted({Method.coerce(m).label for m in methods})
 
 
 def rebuild(root: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str], None] = print) -> dict:
@@ -228,14 +209,14 @@ def _recipe_flops(score_config: Path, train: dict) -> tuple[int, int] | None:
 
 def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
-    if not path.is_file():
+    if not path.exists():  # a pipe or a device in its place is refused by load_json, not taken for no file
         raise DataDietError(f"{folder.parent} holds no reproduction (no {NAME}/config.json). Point `datadiet report` "
                             "at the --out folder of `datadiet reproduce` or `datadiet analyze`.")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataDietError(f"{path} is damaged ({type(exc).__name__}: {exc}). Restore it, or delete {folder} "
-                            "and run the reproduction again.") from None
+        record = load_json(path)  # strict, bounded, from a regular file
+    except UnreadableFileError as exc:
+        raise DataDietError(f"{exc.sentence(f'{path} is damaged: it')}. Restore it, or delete {folder} and run the "
+                            "reproduction again.") from None
     if not isinstance(record, dict):
         raise DataDietError(f"{path} is not a datadiet config file. Restore it, or delete {folder} and run the "
                             "reproduction again.")

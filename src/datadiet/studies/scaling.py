@@ -32,12 +32,11 @@ from ..errors import ConfigError
 from ..report import figures
 from ..report.tables import compare_to_random, curve_table, interval_coverage
 from ..runs.presets import Setting, study_presets
-from ..runs.scoring import draw_seed
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
 from ..methods import RULES as METHOD_RULES, Method
-from .common import accuracy_rows, baseline_tasks, check_seed_counts, write_study_section
+from .common import accuracy_rows, baseline_tasks, check_seed_counts, pruning_tasks, write_study_section
 from .compare import accuracies
 
 NAME = "scaling"
@@ -110,9 +109,8 @@ def size_setting(config: Config, index: int) -> Setting:
     base, n = config.setting, config.sizes[index]
     data = replace(base.data, subset=n or None, subset_mode="balanced")
     train: TrainConfig = replace(base.train, epochs=config.epochs_per_size[index]) if config.epochs_per_size else base.train
-    return replace(base, data=data, train=train, keeps=tuple(config.keeps),
-                   eval_seeds=config.eval_seeds or base.eval_seeds, score_runs=config.score_runs or base.score_runs,
-                   score_draws=config.score_draws or base.score_draws)
+    return replace(base, data=data, train=train, keeps=tuple(config.keeps)).with_protocol(
+        eval_seeds=config.eval_seeds, score_runs=config.score_runs, score_draws=config.score_draws)
 
 
 SCORE_FRACTION = 0.1  # Data Diet scores EL2N at epoch 20 of 200: a tenth of the budget
@@ -127,24 +125,11 @@ def score_label(config: Config, setting: Setting) -> str:
 def size_tasks(ws: Workspace, config: Config, setting: Setting) -> list:
     """Full-data and random baselines plus every rule at every kept fraction, for one size."""
     label = score_label(config, setting)
-    draws = score_draw_tables(ws, setting, label)
-    train = ws.splits(setting.data).train
+    draws = ws.score_draws(setting, labels=(label,))
     tasks = baseline_tasks(ws, setting, config.keeps)
-    for s, cfg in enumerate(setting.eval_configs()):
-        table = draws[s % len(draws)]
-        for method in (Method.of(label, rule) for rule in config.rules):
-            for keep in config.keeps:
-                kept = method.select(table, keep=keep, seed=cfg.seed, labels=train.labels.numpy(),
-                                     num_classes=train.num_classes)
-                tasks.append(ws.task(setting.data, cfg, str(method), keep, kept))
+    for method in (Method.of(label, rule) for rule in config.rules):
+        tasks += pruning_tasks(ws, setting, method, draws, config.keeps)
     return tasks
-
-
-def score_draw_tables(ws: Workspace, setting: Setting, label: str) -> list:
-    """One score table of ``label`` per score draw that some evaluation seed selects from (draw d: seeds d·R …
-    d·R+R−1; draw 0 is the workspace's usual score runs, seed 0)."""
-    draws = min(setting.score_draws, setting.eval_seeds)
-    return [ws.scores(setting, labels=(label,), seed=draw_seed(d, setting.score_runs))[label] for d in range(draws)]
 
 
 # ---------------------------------------------------------------- pure computations
@@ -195,7 +180,7 @@ def gap_rows(rows_by_size: dict[int, list[dict]], keeps: Sequence[float]) -> lis
         for keep in keeps:
             hardest, easiest = accuracies(rows, "hardest", keep), accuracies(rows, "easiest", keep)
             if len(hardest) and len(easiest):
-                out.append({"n": n, "keep": keep, **compare_groups(hardest, easiest)})
+                out.append({"n": n, "keep": keep, **compare_groups(hardest, easiest).row()})
     return out
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from ..methods import Method
 from ..report import figures
 from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 from ..runs.presets import Setting, study_presets
-from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
+from ..runs.workspace import ScoreDraws, Workspace
+from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
 NAME = "transfer"
 TITLE = "Architecture transfer: scores from one network prune for another"
 SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"
@@ -67,17 +65,18 @@ def run(config: Config, ws: Workspace) -> dict:
     table = transfer_table(rows, origin, config.keeps)
     folder = ws.folder(NAME)
     _plot_transfer(table, folder / "transfer.png", label)
-    return write_study_section(folder, config, findings=findings(table, label),
+    return write_study_section(folder, config, findings=[coverage(setting), *findings(table, label)],
         tables={"transfer.csv": table, "results.csv": rows},
         figures={"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
         summary={"points": table})
 
 
-def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: str) -> np.ndarray:
-    """Mean score over the setting's score runs with this architecture (the standard set for the setting's own
-    recipe, so those runs are shared with every other analysis; only ``label`` for other architectures)."""
+def _source_scores(ws: Workspace, setting: Setting, recipe: TrainConfig, label: str) -> ScoreDraws:
+    """Mean score over the setting's score runs with this architecture, per score draw (the standard set for the
+    setting's own recipe, so those runs are shared with every other analysis; only ``label`` for other
+    architectures)."""
     methods = None if recipe == setting.train else (label,)
-    return ws.scores(setting, train=recipe, labels=methods)[label].mean
+    return ws.score_draws(setting, train=recipe, labels=methods).map(lambda tables: tables[label].mean)
 
 
 def transfer_table(rows: list[dict], origin: dict, keeps) -> list[dict]:
