@@ -13,10 +13,9 @@ from datadiet.report.markdown import markdown_table
 from datadiet.report.tables import read_csv
 from datadiet.runs import Execution, Workspace
 from datadiet.runs.presets import PRESETS as SETTINGS
-from datadiet.runs.presets import setting_for
 from datadiet.runs.presets import standard_scores
 from datadiet.scores import load_scores
-from datadiet.studies import available, configured, get_analysis, get_preset, run_analysis
+from datadiet.studies import MODULES, configured, get_study, run_analysis
 from datadiet.studies.transfer import transfer_table
 from fakes import copy_workspace, forbid_training, run_files, write_fake_mnist
 
@@ -68,10 +67,11 @@ def test_a_second_analysis_reuses_the_cached_score_runs(workspace, tmp_path, mon
     logs = []
     ws = copy_workspace(workspace[0], tmp_path / "ws", log=logs.append)  # transfer adds to the workspace
     summary = run_analysis("transfer", "smoke", workspace=ws)
-    scoring = [m for m in logs if m.startswith("run ")]
-    # the setting's own architecture: cached; the second architecture: trained once
+    scoring = [m for m in logs if m.startswith("run ") or ": run " in m]  # "score draw 2/2: run 1/2 ..."
+    # two score draws of two runs per architecture: the setting's own architecture's first draw is the shared,
+    # cached one; its second draw and both of the second architecture's are trained once
     assert sum("cached" in m for m in scoring) == 2
-    assert sum("cached" not in m for m in scoring) == 2
+    assert sum("cached" not in m for m in scoring) == 6
     rows = read_csv(ws.root / "transfer" / "results.csv")
     assert {r["target"] for r in rows} == {"smallcnn×0.25", "vgg13×0.125"}
     assert len(summary["points"]) == 4
@@ -114,15 +114,15 @@ def test_markdown_table_truncates_and_formats():
 
 def test_cli_lists_every_analysis_and_rejects_unknown_ones(workspace, tmp_path, capsys):
     ws = copy_workspace(workspace[0], tmp_path / "ws")  # `report` rewrites report.md and report.html
-    assert set(available()) >= {"correlations", "transfer"}
+    assert set(MODULES) >= {"correlations", "transfer"}
     with pytest.raises(SystemExit):
         main(["analyze", "no_such_analysis"])
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(UnknownNameError, match="Unknown preset of correlations 'huge'"):
-        get_preset(get_analysis("correlations"), "huge")
+        get_study("correlations").preset("huge")
     with pytest.raises(UnknownNameError, match="Unknown analysis 'nope'"):
-        get_analysis("nope")
-    assert get_analysis("grand-vs-norm").NAME == "grand_vs_norm"
+        get_study("nope")
+    assert get_study("grand-vs-norm").name == "grand_vs_norm"
     (ws.root / "report.md").unlink()
     assert main(["report", str(ws.root)]) == 0
     assert "report:" in capsys.readouterr().out
@@ -157,16 +157,17 @@ def test_analyze_flags_are_generated_from_each_config(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["analyze", "transfer", "--setting", "x"])  # the setting is the preset, not a flag
     assert "unrecognized arguments: --setting" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parser.parse_args(["analyze", "correlations", "--scores"])  # a list flag needs at least one item
+    # a list flag given with no value empties the list: "empty = none" is reachable from the command line
+    assert parser.parse_args(["analyze", "compute", "--rs2-keeps"]).rs2_keeps == []
+    assert parser.parse_args(["analyze", "correlations", "--scores"]).scores == []
     capsys.readouterr()
 
 
 def test_configured_applies_changes_and_ignores_none():
-    correlations = get_analysis("correlations")
+    correlations = get_study("correlations")
     config = configured(correlations, "smoke", scores=("input_norm", "random"), max_points=None)
     assert config.scores == ("input_norm", "random")
-    assert config.max_points == correlations.PRESETS["smoke"].max_points
+    assert config.max_points == correlations.presets["smoke"].max_points
     assert config.setting == SETTINGS["smoke"]
 
 
@@ -175,20 +176,19 @@ def test_every_analysis_has_the_three_presets_as_frozen_configs():
 
     from datadiet.studies import MODULES
 
-    modules = available()
-    assert tuple(modules) == MODULES  # none silently missing
-    for name, module in modules.items():
-        assert {"smoke", "quick", "paper"} <= set(module.PRESETS) <= set(SETTINGS), name  # the one preset table
-        assert dataclasses.fields(module.Config)[0].name == "setting", name
-        for preset, config in module.PRESETS.items():
-            assert isinstance(config, module.Config), (name, preset)
+    for name in MODULES:
+        study = get_study(name)
+        assert {"smoke", "quick", "paper"} <= set(study.presets) <= set(SETTINGS), name  # the one preset table
+        assert dataclasses.fields(study.config)[0].name == "setting", name
+        for preset, config in study.presets.items():
+            assert isinstance(config, study.config), (name, preset)
             assert type(config).__dataclass_params__.frozen, name
-            # a preset runs on its own setting, or the one SETTING_OVERRIDES names (quick → quick-scarce)
-            assert config.setting == setting_for(preset, name), (name, preset)
-        assert callable(module.run), name
-        assert module.NAME == name
-        assert module.TITLE, name
-        assert module.SOURCE, name
+            # a preset runs on its own setting, or the one the study declares for it (quick → quick-scarce)
+            assert config.setting == SETTINGS[study.settings.get(preset, preset)], (name, preset)
+        assert callable(study.run), name
+        assert study.name == name
+        assert study.title, name
+        assert study.source, name
 
 
 def test_correlations_of_two_chosen_scores_and_an_unknown_one(workspace, tmp_path):

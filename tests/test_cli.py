@@ -198,14 +198,14 @@ def test_manifest_from_other_data_and_bad_fractions_are_refused(tmp_path, capsys
 
 def test_analyze_all_runs_every_analysis_of_the_preset_and_skips_those_lacking_input(tmp_path, monkeypatch, capsys):
     import datadiet.cli as cli
-    from datadiet.studies import MODULES, get_analysis
+    from datadiet.studies import MODULES, get_study
 
     ran = []
     monkeypatch.setattr(cli, "run_study", lambda name, config, ws: ran.append(name) or {"findings": []})
     assert main(["analyze", "all", "--preset", "gpu", "--out", str(tmp_path)]) == 0
     # an analysis that needs input the user did not give (external: --values) is skipped, and says why
-    needs_input = [m for m in MODULES if getattr(get_analysis(m), "missing_input", lambda c: None)(
-        get_analysis(m).PRESETS["gpu"])]
+    needs_input = [m for m in MODULES if (get_study(m).missing_input or (lambda c: None))(
+        get_study(m).presets["gpu"])]
     assert needs_input == ["external"]
     assert ran == [m for m in MODULES if m not in needs_input]  # every other one: each has every preset
     assert "== external (gpu): skipped, needs " in capsys.readouterr().out
@@ -361,3 +361,14 @@ def test_setting_flags_leave_out_the_studys_own_and_its_per_point_fields(capsys)
     assert "--epochs EPOCHS" not in velocity  # the old spelling of --velocity-epochs keeps the name
     for text in (noisy, scaling, velocity, _help(capsys, "reproduce")):
         assert "--seed SEED" not in text and "--device DEVICE cpu, cuda" in text  # where runs execute
+
+
+def test_every_rule_option_of_the_registry_is_a_prune_flag():
+    """prune's rule options come from selection.RULES: an option added to a rule without a flag fails here."""
+    from dataclasses import fields
+
+    from datadiet.cli import PruneConfig
+    from datadiet.selection import RULES
+
+    flags = {f.name for f in fields(PruneConfig)}
+    assert {name for rule in RULES.values() for name in rule.options} <= flags

@@ -12,29 +12,29 @@ from datadiet.errors import ConfigError
 from datadiet.methods import DynamicMethod, Method
 from datadiet.runs import Execution, Workspace
 from datadiet.runs.plan import account_runs, other_plans
-from datadiet.runs.presets import PRESETS, SETTING_OVERRIDES, setting_for
+from datadiet.runs.presets import ON_SCARCE, PRESETS
 from datadiet.runs.sweep import RunFiles
-from datadiet.studies import STUDIES, build_workspace_report, run_study, study_module
+from datadiet.studies import MODULES, STUDIES, build_workspace_report, get_study, run_study
 
 
 # --- one preset table ------------------------------------------------------------------------------------------
 
 def test_every_study_has_every_preset_on_the_table_s_setting_or_its_named_override():
     for name in STUDIES:
-        presets = study_module(name).PRESETS
-        assert list(presets) == list(PRESETS), name
-        for preset, config in presets.items():
-            expected = PRESETS[SETTING_OVERRIDES.get((preset, name), preset)]
+        study = get_study(name)
+        assert list(study.presets) == list(PRESETS), name
+        for preset, config in study.presets.items():
+            expected = PRESETS[study.settings.get(preset, preset)]
             assert config.setting == expected, (name, preset)
 
 
 def test_the_overrides_are_the_analyses_quick_on_quick_scarce_only():
-    assert set(SETTING_OVERRIDES.values()) == {"quick-scarce"}
-    assert {preset for preset, _ in SETTING_OVERRIDES} == {"quick"}
-    assert setting_for("quick", "reproduce") is PRESETS["quick"]
-    assert setting_for("quick", "compute") is PRESETS["quick"]
-    assert setting_for("quick", "scaling") is PRESETS["quick-scarce"]
-    assert setting_for("smoke", "scaling") is PRESETS["smoke"]
+    assert ON_SCARCE == {"quick": "quick-scarce"}
+    assert get_study("reproduce").settings == {} and get_study("compute").settings == {}
+    assert {name for name in MODULES if get_study(name).settings} == set(MODULES) - {"compute"}
+    assert all(get_study(name).settings in ({}, ON_SCARCE) for name in STUDIES)
+    assert get_study("scaling").presets["quick"].setting is PRESETS["quick-scarce"]
+    assert get_study("scaling").presets["smoke"].setting is PRESETS["smoke"]
 
 
 def test_help_names_the_override_where_it_applies(capsys):
@@ -60,7 +60,7 @@ def test_help_names_the_override_where_it_applies(capsys):
 ])
 def test_a_study_config_is_refused_when_built_not_when_run(name, changes, message):
     with pytest.raises(ConfigError, match=message):
-        replace(study_module(name).PRESETS["smoke"], **changes)
+        replace(get_study(name).presets["smoke"], **changes)
 
 
 @pytest.mark.parametrize("changes, message", [(dict(workers=0), "--workers"), (dict(executor="slurm"), "slurm")])
@@ -73,8 +73,9 @@ def test_execution_is_checked_when_built(changes, message):
 
 def test_a_dynamic_method_is_a_recipe_change_named_by_its_pruner():
     train = TrainConfig(epochs=4)
-    assert DynamicMethod("infobatch", 0.3).recipe(train) == replace(train, dynamic="infobatch", prune_ratio=0.3)
-    assert DynamicMethod("rs2", 0.5).recipe(train) == replace(train, dynamic="rs2", keep=0.5)
+    assert DynamicMethod("infobatch", 0.3).recipe(train) == replace(train, dynamic={"name": "infobatch",
+                                                                                  "prune_ratio": 0.3})
+    assert DynamicMethod("rs2", 0.5).recipe(train) == replace(train, dynamic={"name": "rs2", "fraction": 0.5})
     assert str(DynamicMethod("rs2", 0.5)) == "rs2"  # the run records' method; the value is in the recipe
     with pytest.raises(ConfigError, match="Unknown dynamic method 'slimming'"):
         DynamicMethod("slimming", 0.5)
@@ -123,8 +124,8 @@ def test_accounting_tells_other_studies_runs_from_foreign_ones(tmp_path):
 def test_reproduce_and_an_analysis_share_one_workspace_and_one_report(tmp_path):
     root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
     ws = Workspace(tmp_path / "ws", Execution(data_root=str(root)), log=lambda _: None)
-    reproduction = run_study("reproduce", study_module("reproduce").PRESETS["smoke"], ws)
-    run_study("label_free", study_module("label_free").PRESETS["smoke"], ws)
+    reproduction = run_study("reproduce", get_study("reproduce").presets["smoke"], ws)
+    run_study("label_free", get_study("label_free").presets["smoke"], ws)
     plans = {name: json.loads((ws.root / name / "plan.json").read_text())["runs"] for name in ("reproduce", "label_free")}
     shared = set(plans["reproduce"]) & set(plans["label_free"])
     assert shared  # the full-data and random baselines are one run each, whichever study asked first
@@ -160,16 +161,26 @@ def test_migrate_refuses_a_damaged_old_config_and_moves_nothing(tmp_path):
 
 def test_a_section_is_built_by_keyword_with_the_config_recorded_whole(tmp_path):
     from datadiet.studies import correlations
-    from datadiet.studies.common import write_study_section
 
     config = correlations.PRESETS["smoke"]
-    summary = write_study_section(tmp_path, config, findings=["a finding"], tables={"t.csv": [{"a": 1}]})
+    summary = correlations.STUDY.write_section(tmp_path, config, findings=["a finding"], tables={"t.csv": [{"a": 1}]})
     assert summary == {"analysis": "correlations", "findings": ["a finding"]}
     text = (tmp_path / "section.md").read_text()
     assert text.startswith(f"## {correlations.TITLE}") and f"*Reproduces {correlations.SOURCE}.*" in text
     recorded = json.loads(text.split("```json\n")[1].split("```")[0])
     assert recorded["setting"]["data"]["subset"] == config.setting.data.subset == 384
     assert recorded["setting"]["train"]["model"] == "smallcnn" and recorded["setting"]["name"] == "smoke"
+
+
+def test_a_section_records_typed_methods_by_their_one_string_form(tmp_path):
+    from datadiet.methods import Method
+    from datadiet.studies import compute
+
+    config = replace(compute.PRESETS["smoke"], methods=("el2n@epoch1+ccs+balanced", Method("grand@epoch1")))
+    assert config.methods == (Method("el2n@epoch1", "ccs", True), Method("grand@epoch1"))  # parsed once, at the boundary
+    compute.STUDY.write_section(tmp_path, config, findings=[])
+    recorded = json.loads((tmp_path / "section.md").read_text().split("```json\n")[1].split("```")[0])
+    assert recorded["methods"] == ["el2n@epoch1+ccs+balanced", "grand@epoch1"]
 
 
 def test_help_marks_a_required_flag_required_rather_than_showing_a_default(capsys):
@@ -182,8 +193,26 @@ def test_help_marks_a_required_flag_required_rather_than_showing_a_default(capsy
 def test_a_study_run_twice_on_one_workspace_plans_only_its_latest_tasks(tmp_path):
     root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
     ws = Workspace(tmp_path / "ws", Execution(data_root=str(root)), log=lambda _: None)
-    smoke = replace(study_module("reproduce").PRESETS["smoke"], methods=("el2n@epoch1",), score_draws=1)
+    smoke = replace(get_study("reproduce").presets["smoke"], methods=("el2n@epoch1",), score_draws=1)
     run_study("reproduce", replace(smoke, eval_seeds=2), ws)
     run_study("reproduce", replace(smoke, eval_seeds=1), ws)
     plan = json.loads((ws.root / "reproduce" / "plan.json").read_text())["runs"]
     assert {run["seed"] for run in plan.values()} == {1000}  # not the first run's seed 1001 too
+
+
+def test_a_model_factory_that_ends_the_process_leaves_no_folder(tmp_path):
+    """The fit check (user code) runs before the results folder is made: a factory calling os._exit leaves nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from fakes import write_fake_mnist
+
+    root = write_fake_mnist(tmp_path / "data", n_train=480, n_test=240)
+    (tmp_path / "ending.py").write_text("import os\n\ndef model(num_classes, in_channels, **kw):\n    os._exit(0)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for command in (["reproduce", "--preset", "smoke"], ["analyze", "correlations", "--preset", "smoke"]):
+        out = tmp_path / command[0]
+        subprocess.run([sys.executable, "-m", "datadiet", *command, "--model", "ending:model", "--out", str(out),
+                        "--data-root", str(root), "--device", "cpu"], env=env, capture_output=True, timeout=600)
+        assert not out.exists(), command  # not even the lock file

@@ -223,7 +223,7 @@ def test_presets_follow_the_papers():
     assert paper.setting.train.epochs == 200
     assert paper.score_runs == 10
     assert paper.eval_seeds == 4
-    assert {"grand@init", "grand@epoch20", "el2n@epoch20", "forgetting@end", "input_norm"} == set(paper.methods)
+    assert {"grand@init", "grand@epoch20", "el2n@epoch20", "forgetting@end", "input_norm"} == set(map(str, paper.methods))
     assert PRESETS["quick"].resolved.eval_seeds >= 2
     assert PRESETS["gpu"].resolved.score_runs == 10
     assert PRESETS["gpu"].resolved.eval_seeds == 4
@@ -235,7 +235,8 @@ def test_resolved_fills_only_empty_fields_from_the_setting():
     assert resolved.keeps == (0.3,)
     assert resolved.eval_seeds == 5
     assert resolved.score_runs == config.setting.score_runs
-    assert resolved.methods == ("input_norm", "grand@init", "grand@epoch1", "el2n@epoch1", "forgetting@end")
+    assert tuple(map(str, resolved.methods)) == ("input_norm", "grand@init", "grand@epoch1", "el2n@epoch1",
+                                                 "forgetting@end")
     assert resolved.resolved == resolved
 
 

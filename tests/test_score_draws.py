@@ -37,12 +37,13 @@ def test_evaluation_seed_s_selects_from_draw_s_mod_k(tmp_path):
 
 def test_every_study_that_prunes_with_scores_selects_through_the_one_kit_function():
     """No study writes "draw s mod K" itself: only ScoreDraws.for_seed does (the house's one protocol)."""
+    import importlib
     import inspect
 
     import datadiet.studies as studies
 
     for name in studies.STUDIES:
-        source = inspect.getsource(studies.study_module(name))
+        source = inspect.getsource(importlib.import_module(f"datadiet.studies.{name}"))
         assert "% len(draws)" not in source and "min(setting.score_draws" not in source, name
 
 

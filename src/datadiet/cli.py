@@ -18,9 +18,11 @@ import importlib
 import os
 import sys
 import textwrap
+import threading
+import traceback
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Callable, Literal, NamedTuple, NoReturn, Sequence
 
 from .version import __version__
 from .config import (DataConfig, TrainConfig, add_arguments, from_arguments, from_dict, given_arguments, is_user_data,
@@ -36,11 +38,12 @@ _LAZY = {"MODULES": ("studies", "MODULES"), "run_study": ("studies", "run_study"
 
 
 def _lazy(name: str):
-    """The heavy module-level ``name``, imported on first use; a replacement set on this module wins."""
-    if name not in globals():
-        module, attribute = _LAZY[name]
-        globals()[name] = getattr(importlib.import_module(f".{module}", __package__), attribute)
-    return globals()[name]
+    """The heavy module-level ``name``, imported where it is used (importing it again is a dictionary look-up); a
+    replacement a test sets on this module wins. Nothing is written into the module's namespace."""
+    if name in globals():
+        return globals()[name]
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f".{module}", __package__), attribute)
 
 
 def __getattr__(name: str):  # `datadiet.cli.MODULES` from outside (tests replace it)
@@ -81,8 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = _train_into(out, train_cfg, splits, positions, args.checkpoint_steps or ())
             write_json_atomic(out / "result.json", {**record, "result": result.summary()})
     n_run = len(positions) if positions is not None else len(splits.train)
-    steps = (steps_in_words(train_cfg, result.steps, n_run, len(splits.train)) if train_cfg.dynamic == "none" else
-             f"{result.steps} steps ({result.epochs_seen:g} epochs of {train_cfg.dynamic} pruning over {n_run:,} examples)")
+    steps = (steps_in_words(train_cfg, result.steps, n_run, len(splits.train)) if train_cfg.dynamic is None else
+             f"{result.steps} steps ({result.epochs_seen:g} epochs of {train_cfg.pruner_name} pruning over {n_run:,} examples)")
     _say(f"done: {steps} in {result.wall_seconds:.1f}s; final test accuracy {result.test_accuracy:.4f}"
          + (f"; results in {out}" if out else ""))
     _say(cost_in_words(train_cfg, result.cost, len(splits.train)))
@@ -225,9 +228,12 @@ def _say_class_counts(train_set, ids, keep: float) -> None:
 
 
 def _rule_options(prune: PruneConfig) -> dict:
-    """The options of the chosen rule that the user gave (select() refuses those that mean nothing to it)."""
-    given = {"offset": prune.offset, "order": prune.order, "beta": prune.beta, "bins": prune.bins,
-             "seed": prune.sample_seed, "tie_seed": prune.tie_seed}
+    """The rule options the user gave (select() refuses those that mean nothing to the chosen rule): every option of
+    the rule registry is a field of :class:`PruneConfig` of the same name, so a flag (tests/test_cli.py checks it)."""
+    from .selection import RULES
+
+    options = {name for rule in RULES.values() for name in rule.options}
+    given = {**{name: getattr(prune, name) for name in options}, "seed": prune.sample_seed, "tie_seed": prune.tie_seed}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -261,14 +267,15 @@ def _scored_data(table, args: PruneConfig) -> DataConfig:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Reproduce Kirsch (2023) Figs. 1-3 / Data Diet Fig. 1: score, prune, retrain, test against random, report."""
     from .runs.workspace import Workspace
-    from .studies import reproduce as reproduction, run_study
+    from .studies import get_study, run_study
 
+    reproduction = get_study("reproduce")
     preset = _preset_name(args)
-    if preset not in reproduction.PRESETS:
-        raise unknown_name("preset", preset, tuple(reproduction.PRESETS))
+    if preset not in reproduction.presets:
+        raise unknown_name("preset", preset, tuple(reproduction.presets))
     config = _configured(reproduction, preset, args)
     ws = Workspace(Path(args.out or f"results/{preset}"), _execution(args), log=_say)
-    _say_summary(run_study(reproduction.NAME, config, ws), ws.root)
+    _say_summary(run_study(reproduction.name, config, ws), ws.root)
     return 0
 
 
@@ -377,14 +384,14 @@ reuses score runs and evaluation runs already there, and resumes when re-run."""
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run one analysis (or all) and rebuild the workspace report."""
     from .runs.workspace import Workspace
-    from .studies import get_analysis
+    from .studies import get_study
 
     ws = Workspace(Path(args.out), _execution(args), log=_say)
     names = list(_lazy("MODULES")) if args.analysis == "all" else [args.analysis]
     for name in names:
-        module = get_analysis(name)
-        config = _configured(module, args.preset, args)  # every study has every preset (runs.presets.study_presets)
-        reason = module.missing_input(config) if hasattr(module, "missing_input") else None
+        study = get_study(name)
+        config = _configured(study, args.preset, args)  # every study has every preset (runs.presets.study_presets)
+        reason = study.missing_input(config) if study.missing_input else None
         if args.analysis == "all" and reason:
             _say(f"== {name} ({args.preset}): skipped, {reason} ==")
             continue
@@ -396,13 +403,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configured(module, preset: str, args: argparse.Namespace):
+def _configured(study, preset: str, args: argparse.Namespace):
     """A study's preset config with the flags the user gave: its own fields, and its setting's data and recipe.
     ``studies.configured`` is the one place where changes are applied to a preset."""
-    from .studies import configured, get_preset
+    from .studies import configured
 
-    setting = _setting_with(args, get_preset(module, preset).setting)
-    return configured(module, preset, setting=setting, **given_arguments(module.Config, args, skip=("setting",)))
+    setting = _setting_with(args, study.preset(preset).setting)
+    return configured(study, preset, setting=setting, **given_arguments(study.config, args, skip=("setting",)))
 
 
 # The setting's training seed has no flag: each study derives its runs' seeds from the setting's (score runs from 0,
@@ -540,26 +547,29 @@ def _prune_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
 
 def _reproduce_arguments(p: argparse.ArgumentParser, wanted: Wanted) -> None:
     from .runs.sweep import Execution
-    from .studies import reproduce as reproduction
+    from .studies import get_study
 
+    reproduction = get_study("reproduce")
     p.add_argument("preset_positional", nargs="?", metavar="PRESET", help=argparse.SUPPRESS)
-    p.add_argument("--preset", help=_preset_help(reproduction.NAME, "default quick: CPU, ~20 min"))
+    p.add_argument("--preset", help=_preset_help(reproduction, "default quick: CPU, ~20 min"))
     p.add_argument("--out", help="results folder (default results/PRESET); re-running resumes it")
-    shown = _shown_preset(reproduction.PRESETS, wanted.preset)
+    shown = _shown_preset(reproduction.presets, wanted.preset)
     taken = {"preset", "out", *add_arguments(p, Execution, title="where runs execute")}
-    taken.update(add_arguments(p, reproduction.Config, skip=("setting",), preset=shown,
+    taken.update(add_arguments(p, reproduction.config, skip=("setting",), preset=shown,
                                title=f"the grid (default: the {shown[0]} preset's)"))
     _add_setting_overrides(p, taken, shown=(shown[0], shown[1].setting))
 
 
-def _preset_help(study: str, note: str) -> str:
-    """``--preset``'s help: the names of the one preset table, and where this study runs one on another setting."""
-    from .runs.presets import PRESETS, SETTING_OVERRIDES, describe_override
+def _preset_help(study, note: str) -> str:
+    """``--preset``'s help: the names of the one preset table, and where this study (None: `analyze all`) runs one
+    on another setting."""
+    from .runs.presets import PRESETS, describe_setting
 
-    overrides = "".join(f"; {preset}{describe_override(preset, study)}" for preset in PRESETS
-                        if (preset, study) in SETTING_OVERRIDES)
-    if not study and SETTING_OVERRIDES:
+    if study is None:
         overrides = "; quick runs most analyses on the quick-scarce setting (see each analysis's --help)"
+    else:
+        overrides = "".join(f"; {preset}{describe_setting(preset, setting)}"
+                            for preset, setting in study.settings.items())
     return f"one of {', '.join(PRESETS)} ({note}){overrides}"
 
 
@@ -585,7 +595,9 @@ def _data_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
 
 
 def _download_arguments(p: argparse.ArgumentParser, _: Wanted) -> None:
-    p.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100 or cinic10")
+    from .data.download import SOURCES  # the downloads' registry: a dataset added there is offered here
+
+    p.add_argument("name", help=", ".join(SOURCES))
     p.add_argument("--data-root", required=True, help="folder to download into")
 
 
@@ -598,7 +610,7 @@ DEPRECATED_ANALYSIS_FLAGS = {
 
 def _add_analyze_parsers(p: argparse.ArgumentParser, wanted: Wanted) -> None:
     """One sub-command per analysis; with ``wanted.analysis`` (an analysis name), the others without their flags."""
-    from .studies import MODULES, get_analysis
+    from .studies import MODULES, get_study
 
     sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
     full = wanted.analysis not in ("all", *MODULES)  # a name we do not know: every analysis, so argparse lists them
@@ -606,29 +618,29 @@ def _add_analyze_parsers(p: argparse.ArgumentParser, wanted: Wanted) -> None:
         if not (full or name == wanted.analysis):
             sub.add_parser(name, allow_abbrev=False)  # not run: no flags to build, no module to import
             continue
-        module = get_analysis(name) if name != "all" else None
-        doc = module.__doc__ if module else "Every analysis that needs no extra input, one after another."
-        _add_analysis_flags(_subcommand(sub, name, cmd_analyze, doc), module, wanted.preset)
+        study = get_study(name) if name != "all" else None
+        doc = study.doc if study else "Every analysis that needs no extra input, one after another."
+        _add_analysis_flags(_subcommand(sub, name, cmd_analyze, doc), study, wanted.preset)
 
 
-def _add_analysis_flags(q: argparse.ArgumentParser, module, preset: str) -> None:
+def _add_analysis_flags(q: argparse.ArgumentParser, study, preset: str) -> None:
     """The flags of ``analyze NAME``: preset, workspace, where runs execute, the analysis's own options and its
     setting's data and recipe (those its own options and the old spellings do not take)."""
     from .runs.sweep import Execution
 
     q.add_argument("--preset", default=DEFAULT_PRESET,
-                   help=_preset_help(module.NAME if module else "", "smoke: seconds; quick: CPU, <= 15 min; paper: GPUs"))
+                   help=_preset_help(study, "smoke: seconds; quick: CPU, <= 15 min; paper: GPUs"))
     q.add_argument("--out", default="results/analyses", help="workspace folder (default results/analyses)")
     taken = {"preset", "out", *add_arguments(q, Execution, title="where runs execute")}
-    if module is None:
+    if study is None:
         return
-    shown = _shown_preset(module.PRESETS, preset)
-    taken.update(add_arguments(q, module.Config, skip=("setting",), preset=shown,
-                               title=f"{module.NAME} options (default: the {shown[0]} preset's)"))
-    for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(module.NAME, []):
+    shown = _shown_preset(study.presets, preset)
+    taken.update(add_arguments(q, study.config, skip=("setting",), preset=shown,
+                               title=f"{study.name} options (default: the {shown[0]} preset's)"))
+    for old, new, options in DEPRECATED_ANALYSIS_FLAGS.get(study.name, []):
         _deprecated(q, old, new, **options)
         taken.add(_dest(old))  # the old spelling keeps its flag: a setting's flag of that name would shadow it
-    _add_setting_overrides(q, taken, getattr(module, "SET_PER_POINT", ()), shown=(shown[0], shown[1].setting))
+    _add_setting_overrides(q, taken, study.set_per_point, shown=(shown[0], shown[1].setting))
 
 
 def _subcommand(sub, name: str, fn: Callable[[argparse.Namespace], int] | None, doc: str | None = None
@@ -726,8 +738,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("datadiet: interrupted; finished results are on disk and a re-run resumes.", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # a user model's interrupt says where it struck (models/user.py)
+        where = f" {stop}" if str(stop) else ""
+        print(f"datadiet: interrupted{where}; finished results are on disk and a re-run resumes.", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - turned into one paragraph; --debug shows the traceback
         if args.debug or os.environ.get("DATADIET_DEBUG", "") not in ("", "0"):
@@ -736,6 +749,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(textwrap.fill(f"datadiet: error: {message}", width=100, break_long_words=False,
                             break_on_hyphens=False), file=sys.stderr)
         return status
+
+
+def console() -> NoReturn:
+    """The ``datadiet`` program (the console script and ``python -m datadiet``): :func:`main`, then exit with its
+    status even when user code (a model factory, a module it imports) left non-daemon threads running, which would
+    otherwise keep the finished command alive forever. Those threads are named in one line, then the process
+    leaves with ``os._exit``. Only the program does this: :func:`main` called from Python returns as ever."""
+    try:
+        code = main()
+    except SystemExit as stop:  # argparse's usage errors and --help
+        code = stop.code
+    except KeyboardInterrupt:  # struck outside main's own handler (while parsing)
+        code = 130
+    except Exception:  # noqa: BLE001 - only --debug lets one through: show its traceback as Python would
+        traceback.print_exc()
+        code = 1
+    _leave(code)
+
+
+def _leave(code) -> NoReturn:
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if not isinstance(code, (int, type(None))):
+        print(code, file=sys.stderr)  # SystemExit("message"), as the interpreter would print it
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not stray:
+        sys.exit(status)  # the ordinary shutdown: atexit handlers run
+    _flush(sys.stdout)  # what the command printed comes before the warning
+    counts = {name: [t.name for t in stray].count(name) for name in dict.fromkeys(t.name for t in stray)}
+    names = ", ".join(repr(name) + (f" ×{n}" if n > 1 else "") for name, n in counts.items())
+    print(f"datadiet: warning: done, but {len(stray)} non-daemon thread{'s' if len(stray) > 1 else ''} started by "
+          f"user code (a model factory or a module it imports) still run{'s' if len(stray) == 1 else ''} ({names}) "
+          "and would keep the process alive forever; exiting without waiting for them (start such threads with "
+          "daemon=True).", file=sys.stderr)
+    _flush(sys.stderr)
+    os._exit(status)  # skips the interpreter's shutdown, which would wait for those threads
+
+
+def _flush(stream) -> None:
+    try:
+        stream.flush()
+    except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
+        pass
 
 
 # What an operating-system error means for a datadiet user, by errno.

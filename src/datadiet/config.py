@@ -7,17 +7,20 @@ saved next to every result.  Defaults follow Data Diet App. B.2.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import inspect
 import math
 import numbers
 import re
+import sys
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from .dynamic import PRUNERS, parameter_values, pruner_name
 from .errors import ConfigError
 
 
@@ -74,7 +77,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training recipe.  The default budget is matched steps (Data Diet B.2)."""
+    """The training recipe.  The default budget is matched steps (Data Diet B.2).
+
+    ``dynamic`` holds the pruner and its parameters: ``None`` (no dynamic pruning), or a registered pruner's
+    parameters (``InfoBatchParameters(prune_ratio=0.3)``); its name (``"infobatch"``: its defaults) and the dict form
+    ``{"name": "rs2", "fraction": 0.5}`` are read as those.
+    """
 
     model: str = "smallcnn"
     width: float = 1.0
@@ -97,10 +105,8 @@ class TrainConfig:
     channels_last: bool = True        # NHWC memory format (faster on CPU and recent GPUs)
     cuda_graph: bool = True           # replay each SGD step from a CUDA graph, on CUDA only (same numbers, faster)
     eval_batch_size: int = 1024
-    dynamic: str = "none"             # dynamic pruning, drawn again each epoch: "none", "infobatch" (Qin et al. 2024) or "rs2" (Okanovic et al. 2024); the run trains --epochs whole epochs over its rows
-    prune_ratio: float = 0.5          # --dynamic infobatch only: fraction of the well-learned examples left out each epoch, in [0, 1)
-    delta: float = 0.875              # --dynamic infobatch only: fraction of the epochs that may prune, in (0, 1]; the rest train on all rows
-    keep: Optional[float] = None      # --dynamic rs2 only (required there): fraction of the run's rows drawn each epoch, in (0, 1]
+    # dynamic pruning, drawn again each epoch: a pruner of datadiet.dynamic.PRUNERS (infobatch: Qin et al. 2024; rs2: Okanovic et al. 2024), each of its parameters a flag of its own; the run trains --epochs whole epochs over its rows
+    dynamic: Optional[Any] = field(default=None, metadata={"pruner": True})
     precision: str = "fp32"           # the CPU's arithmetic: "fp32", or "bf16" (bfloat16 autocast of forward and loss, fastest on CPUs with avx512_bf16/AMX); on CUDA --amp decides instead
 
     def __post_init__(self) -> None:
@@ -146,30 +152,40 @@ class TrainConfig:
         self._check_dynamic()
 
     def _check_dynamic(self) -> None:
-        """Dynamic pruning's flags: each belongs to one method, and the budget is whole epochs (the pruners
-        decide per epoch, so a step budget or part of an epoch has no meaning for them)."""
-        _check(self.dynamic in DYNAMIC, f"--dynamic must be one of {', '.join(DYNAMIC)}, got {self.dynamic!r}")
-        _check_real("prune_ratio", self.prune_ratio, low=0.0, low_open=False, high=1.0, high_open=True)
-        _check_real("delta", self.delta, low=0.0, high=1.0)
-        if self.dynamic != "infobatch":
-            given = [flag for flag, used in (("--prune-ratio", self.prune_ratio != 0.5),
-                                              ("--delta", self.delta != 0.875)) if used]
-            _check(not given, f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to "
-                              f"--dynamic infobatch, not to --dynamic {self.dynamic}; drop "
-                              f"{'them' if len(given) > 1 else 'it'}")
-        if self.dynamic == "rs2":
-            _check(self.keep is not None, "--dynamic rs2 needs --keep, the fraction of the rows drawn each epoch "
-                                          "(e.g. --keep 0.5)")
-            _check_real("keep", self.keep, low=0.0, high=1.0)
-        else:
-            _check(self.keep is None, f"--keep applies only to --dynamic rs2, not to --dynamic {self.dynamic}; drop "
-                                      "it (to train on a fixed subset, make one with `datadiet prune --keep`)")
-        if self.dynamic != "none":
-            _check(self.steps is None, f"--steps cannot be used with --dynamic {self.dynamic}: its steps follow from "
+        """The pruner resolved to its parameters (checked as they are built), and the budget whole epochs (the
+        pruners decide per epoch, so a step budget or part of an epoch has no meaning for them)."""
+        object.__setattr__(self, "dynamic", pruner_parameters(self.dynamic))
+        if self.dynamic is not None:
+            name = self.pruner_name
+            _check(self.steps is None, f"--steps cannot be used with --dynamic {name}: its steps follow from "
                                        "the rows it keeps each epoch; give --epochs instead")
             _check(float(self.epochs).is_integer() and self.epochs >= 1,
-                   f"--dynamic {self.dynamic} trains whole epochs: --epochs must be a whole number >= 1, got "
+                   f"--dynamic {name} trains whole epochs: --epochs must be a whole number >= 1, got "
                    f"{self.epochs:g}")
+
+    @property
+    def pruner_name(self) -> str:
+        """The pruner's name, as ``--dynamic`` takes it: ``"none"`` without dynamic pruning."""
+        return NO_PRUNING if self.dynamic is None else pruner_name(self.dynamic)
+
+    @staticmethod
+    def _upgraded(values: dict) -> dict:
+        """A dict of an earlier version in today's form: the flat ``dynamic`` (a name), ``prune_ratio``, ``delta``
+        and ``keep`` (RS2's fraction) of the records written before pruners had their own parameters."""
+        flat = {key for key in values if key in _old_parameter_names()}
+        name = values.get("dynamic")
+        if not (isinstance(name, str) or flat and name is None):  # today's form (or no dynamic pruning at all)
+            return values
+        name = name or NO_PRUNING
+        own = set() if name not in PRUNERS else {f.metadata.get("old_name", f.name)
+                                                 for f in fields(PRUNERS[name].parameters)}
+        # Records held every flat field; another pruner's were at their defaults (None for RS2's keep). Any other
+        # value is kept, under its parameter's name, for the check to refuse naming its flag.
+        renamed = _old_parameter_names()
+        moved = {renamed[key]: values[key] for key in flat
+                 if values[key] is not None and (key in own or values[key] != _old_default(key))}
+        rest = {key: value for key, value in values.items() if key not in flat and key != "dynamic"}
+        return {**rest, "dynamic": {"name": name, **moved}}
 
     def total_steps(self, *, train_size: int, full_size: int) -> int:
         """SGD steps for a run on ``train_size`` examples out of a training set of ``full_size``."""
@@ -224,12 +240,29 @@ def resolve_flip(train: TrainConfig, *, user_data: bool) -> TrainConfig:
 # ----------------------------------------------------------------------------- dict round trip
 
 def to_dict(config: Any) -> dict:
-    """Plain, JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(config)
+    """Plain, JSON-ready dict of a (nested) config dataclass (as ``dataclasses.asdict``); a pruner's parameters are
+    ``{"name": pruner, parameter: value, ...}``."""
+    return {f.name: _plain(getattr(config, f.name)) for f in fields(config)}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if any(type(value) is pruner.parameters for pruner in PRUNERS.values()):
+            return {"name": pruner_name(value), **parameter_values(value)}
+        return to_dict(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt field by field as asdict does
+        return type(value)(*(_plain(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def from_dict(cls: type, values: dict) -> Any:
-    """Rebuild ``cls`` from :func:`to_dict` output; unknown keys are an error."""
+    """Rebuild ``cls`` from :func:`to_dict` output (or an earlier version's, which ``cls._upgraded`` converts);
+    unknown keys are an error."""
+    values = getattr(cls, "_upgraded", lambda v: v)(values)
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
@@ -243,6 +276,85 @@ def from_dict(cls: type, values: dict) -> Any:
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- dynamic pruning: the pruner and its parameters
+
+def pruner_parameters(value: Any) -> Any:
+    """``TrainConfig.dynamic`` resolved: None for no pruning, else the chosen pruner's parameters dataclass (checked
+    as it is built). ``value``: such parameters, a pruner's name (its defaults), or ``{"name": NAME, parameter:
+    value, ...}`` (the dict form, and the flags given); a parameter of another pruner is refused, naming its flag."""
+    if value is None or isinstance(value, str):
+        value = {"name": value or NO_PRUNING}
+    if not isinstance(value, dict):
+        pruner_name(value)  # a dataclass that is no registered pruner's parameters is refused here
+        _check_parameter_names(type(value))
+        return value
+    values = dict(value)
+    name = values.pop("name", None) or NO_PRUNING
+    names = (NO_PRUNING, *PRUNERS)
+    _check(isinstance(name, str) and name in names, f"--dynamic must be one of {', '.join(names)}, got {name!r}")
+    own = () if name == NO_PRUNING else tuple(f.name for f in fields(PRUNERS[name].parameters))
+    _refuse_other_parameters(name, [key for key in values if key not in own])
+    if name == NO_PRUNING:
+        return None
+    parameters = PRUNERS[name].parameters
+    _check_parameter_names(parameters)
+    missing = [f for f in fields(parameters) if f.name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        comments = field_comments(parameters)
+        needs = "; ".join(f"{_flag(f.name)}: {comments.get(f.name, 'required')}" for f in missing)
+        _check(False, f"--dynamic {name} needs {needs}")
+    return parameters(**values)
+
+
+def _refuse_other_parameters(name: str, others: list[str]) -> None:
+    """Parameters given that are not ``name``'s: each belongs to another pruner (or to none: unknown)."""
+    if not others:
+        return
+    owners = _parameter_owners()
+    unknown = [key for key in others if key not in owners]
+    _check(not unknown, f"--dynamic {name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                        f"{', '.join(_flag(f.name) for f in fields(PRUNERS[name].parameters)) if name in PRUNERS else 'none'}")
+    by_owner: dict[str, list[str]] = {}
+    for key in others:
+        by_owner.setdefault(" or ".join(f"--dynamic {n}" for n in owners[key]), []).append(_flag(key))
+    parts = [f"{' and '.join(flags)} {'apply' if len(flags) > 1 else 'applies'} only to {owner}"
+             for owner, flags in by_owner.items()]
+    _check(False, f"{'; '.join(parts)}, not to --dynamic {name}; drop {'them' if len(others) > 1 else 'it'}")
+
+
+def _parameter_owners() -> dict[str, list[str]]:
+    """Each pruner parameter's name → the pruners that have it (one flag serves them all)."""
+    owners: dict[str, list[str]] = {}
+    for name, pruner in PRUNERS.items():
+        for f in fields(pruner.parameters):
+            owners.setdefault(f.name, []).append(name)
+    return owners
+
+
+def _check_parameter_names(parameters: type) -> None:
+    """A parameter shares its flag, and its key in run identities, with no field of the recipe."""
+    clash = sorted({f.name for f in fields(parameters)} & ({f.name for f in fields(TrainConfig)} | {"name"}))
+    if clash:
+        raise ConfigError(f"{parameters.__name__} has a parameter named {', '.join(clash)}, a TrainConfig field (or "
+                          "'name'): its flag would be the recipe's. Rename the parameter.")
+
+
+def _old_parameter_names() -> dict[str, str]:
+    """The flat keys that pruner parameters had in the recipe's dict before they were the pruner's own → the
+    parameter's name now (``keep`` → ``fraction``)."""
+    return {f.metadata.get("old_name", f.name): f.name for pruner in PRUNERS.values() for f in fields(pruner.parameters)}
+
+
+def _old_default(key: str) -> Any:
+    """The value an old flat key held when its pruner was not chosen: its parameter's default (None if required)."""
+    for pruner in PRUNERS.values():
+        for f in fields(pruner.parameters):
+            if f.metadata.get("old_name", f.name) == key:
+                return None if f.default is dataclasses.MISSING else f.default
+    return None
 
 
 # ----------------------------------------------------------------------------- command line
@@ -263,11 +375,60 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: Any = (),
     for f in fields(cls):
         if f.name in skip:
             continue
+        if f.metadata.get("pruner"):  # the pruner's name and each of its parameters: flags of their own
+            _add_pruner_arguments(group, f, comments.get(f.name), preset, skip)
+            added.append(f.name)
+            continue
         help_text = _help(f, comments.get(f.name), preset)
         group.add_argument(_flag(f.name), dest=f.name, default=None, help=help_text,
                            **_argparse_options(_field_type(cls, f.name), (choices or {}).get(f.name)))
         added.append(f.name)
     return tuple(added)
+
+
+def _add_pruner_arguments(group, f: dataclasses.Field, comment: str | None, preset: tuple[str, Any] | None,
+                          skip: Any) -> None:
+    """``--dynamic NAME`` and one flag per parameter of the registered pruners (one flag for a name that several
+    share), each with its parameter's comment as help; an old flat spelling (``old_name``: RS2's ``--keep``) still
+    works, with a deprecation line."""
+    names = ", ".join((NO_PRUNING, *PRUNERS))
+    shown = f"the {preset[0]} preset's: {getattr(preset[1], 'pruner_name', NO_PRUNING)}" if preset else NO_PRUNING
+    group.add_argument(_flag(f.name), dest=f.name, default=None, metavar="NAME",
+                       help=f"{comment}; NAME one of {names} (default: {shown})".replace("%", "%%"))
+    owners = _parameter_owners()
+    for parameter, pruners in owners.items():
+        if parameter in skip:
+            continue
+        first = next(p for p in fields(PRUNERS[pruners[0]].parameters) if p.name == parameter)
+        kinds = {_field_type(PRUNERS[n].parameters, parameter) for n in pruners}
+        if len(kinds) > 1:
+            raise TypeError(f"--{parameter} of {' and '.join(pruners)} has types {kinds}: one flag needs one type")
+        default = "required" if first.default is dataclasses.MISSING else f"default: {_shown(first.default)}"
+        text = field_comments(PRUNERS[pruners[0]].parameters).get(parameter, "")
+        where = " or ".join(f"--dynamic {n}" for n in pruners)
+        options = _argparse_options(kinds.pop())
+        group.add_argument(_flag(parameter), dest=parameter, default=None,
+                           help=f"{where} only: {text} ({default})".replace("%", "%%"), **options)
+        old = first.metadata.get("old_name")
+        if old and old != parameter and old not in skip:
+            group.add_argument(_flag(old), dest=parameter, default=None, action=_OldParameterFlag,
+                               new_flag=_flag(parameter), where=where, why=first.metadata.get("why"),
+                               help=argparse.SUPPRESS, **options)
+
+
+class _OldParameterFlag(argparse.Action):
+    """A parameter's old flat flag (``--keep`` for RS2's ``--fraction``): stores into the parameter and says, on one
+    line, which flag to use."""
+
+    def __init__(self, option_strings, dest, new_flag: str, where: str, why: str | None, **kwargs):
+        self.new_flag, self.where, self.why = new_flag, where, why
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        why = f" ({self.why})" if self.why else ""
+        print(f"datadiet: {option_string} is deprecated for {self.where} and goes away in 0.3; use "
+              f"{self.new_flag}{why}.", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _argparse_options(kind: Any, choices: Any = None) -> dict:
@@ -276,7 +437,11 @@ def _argparse_options(kind: Any, choices: Any = None) -> dict:
         return {"action": argparse.BooleanOptionalAction}
     if _is_tuple(kind):
         item = typing.get_args(kind)[0]
-        return {"type": _pair_parser(item) if _is_tuple(item) else item, "nargs": "+"}
+        if hasattr(item, "parse"):  # a typed value (a Method): the config parses its text once, in __post_init__
+            item = str
+        # "*": a list flag given with no value empties the list (where a field says "empty = none", that is how
+        # to ask for none); a field that needs items refuses the empty list in its own check
+        return {"type": _pair_parser(item) if _is_tuple(item) else item, "nargs": "*"}
     if typing.get_origin(kind) is typing.Literal:
         choices = typing.get_args(kind)
         return {"type": type(choices[0]), "choices": choices}
@@ -332,10 +497,21 @@ def field_comments(cls: type) -> dict[str, str]:
 
 
 def given_arguments(cls: type, namespace: argparse.Namespace, *, skip: Any = (), only: Any = None) -> dict:
-    """The fields of ``cls`` the user gave on the command line (lists as tuples), of those in ``only`` if given."""
-    given = {f.name: getattr(namespace, f.name) for f in fields(cls)
-             if f.name not in skip and (only is None or f.name in only) and getattr(namespace, f.name, None) is not None}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    """The fields of ``cls`` the user gave on the command line (lists as tuples), of those in ``only`` if given; the
+    pruner as ``{"name": NAME, parameter: value, ...}`` (what :func:`pruner_parameters` reads)."""
+    given = {f.name: _pruner_given(namespace) if f.metadata.get("pruner") else getattr(namespace, f.name, None)
+             for f in fields(cls) if f.name not in skip and (only is None or f.name in only)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
+
+
+def _pruner_given(namespace: argparse.Namespace) -> dict | None:
+    """``--dynamic`` and the pruner parameters given, or None if none was."""
+    parameters = {key: getattr(namespace, key) for key in _parameter_owners()
+                  if getattr(namespace, key, None) is not None}
+    name = getattr(namespace, "dynamic", None)
+    if name is None and not parameters:
+        return None
+    return {"name": name or NO_PRUNING, **parameters}
 
 
 def _pair_parser(kind: Any):
@@ -372,7 +548,7 @@ def _is_tuple(kind: Any) -> bool:
 
 FLOAT32_MAX = 3.4028234663852886e38  # largest finite float32 (torch.finfo(torch.float32).max)
 
-DYNAMIC = ("none", "infobatch", "rs2")  # TrainConfig.dynamic: no dynamic pruning, or datadiet.dynamic's pruners
+NO_PRUNING = "none"  # --dynamic's value for no dynamic pruning (TrainConfig.dynamic = None)
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -91,35 +91,28 @@ PRESETS: dict[str, Setting] = {s.name: s for s in (
 )}
 
 
-# The one exception to "a preset name means the same setting everywhere": (preset, study) → the setting that study
-# runs the preset on. The analyses' quick grids were sized for the 4,000-example miniature (<= 15 min each on 2
-# cores), so `analyze NAME --preset quick` runs on quick-scarce; `reproduce` and `analyze compute` run quick itself
-# (8,000 examples). `--help` of each command and the README's preset table show these.
-ANALYSES_ON_SCARCE = ("grand_vs_norm", "correlations", "averaging", "noisy_labels", "label_free", "transfer",
-                      "hparam_grid", "examples", "kernel_velocity", "mode_connectivity", "scaling", "external")
-SETTING_OVERRIDES: dict[tuple[str, str], str] = {("quick", study): "quick-scarce" for study in ANALYSES_ON_SCARCE}
+# The one exception to "a preset name means the same setting everywhere", which a study declares for itself
+# (``study_presets(..., settings=ON_SCARCE)``): the analyses' quick grids were sized for the 4,000-example miniature
+# (<= 15 min each on 2 cores), so they run `--preset quick` on quick-scarce; `reproduce` and `analyze compute` run
+# quick itself (8,000 examples). `--help` of each command and the README's preset table show these.
+ON_SCARCE: dict[str, str] = {"quick": "quick-scarce"}
 
 
-def setting_for(preset: str, study: str) -> Setting:
-    """The setting ``study`` runs preset ``preset`` on: the preset's own, unless :data:`SETTING_OVERRIDES` names
-    another."""
-    return get_preset(SETTING_OVERRIDES.get((preset, study), preset))
-
-
-def study_presets(study: str, config_type: Callable[..., T], **grids: dict) -> dict[str, T]:
-    """A study's config for every preset of the table: ``config_type(setting, **grid)``, with the setting from
-    :func:`setting_for` and the study's own grid for that preset name (``grids[name]``, default none). A preset
-    added to the table reaches every study."""
-    unknown = set(grids) - set(PRESETS)
+def study_presets(study: str, config_type: Callable[..., T], *, settings: dict[str, str] | None = None,
+                  **grids: dict) -> dict[str, T]:
+    """A study's config for every preset of the table: ``config_type(setting, **grid)``, with the preset's own
+    setting (or the one ``settings`` names for it: preset name → setting name) and the study's own grid for that
+    preset name (``grids[name]``, default none). A preset added to the table reaches every study."""
+    settings = settings or {}
+    unknown = (set(grids) | set(settings) | set(settings.values())) - set(PRESETS)
     if unknown:
-        raise ValueError(f"{study}: grids for presets the table lacks: {sorted(unknown)}")
-    return {name: config_type(setting_for(name, study), **grids.get(name, {})) for name in PRESETS}
+        raise ValueError(f"{study}: grids or settings for presets the table lacks: {sorted(unknown)}")
+    return {name: config_type(get_preset(settings.get(name, name)), **grids.get(name, {})) for name in PRESETS}
 
 
-def describe_override(preset: str, study: str) -> str:
-    """``" (runs on quick-scarce here)"`` where :data:`SETTING_OVERRIDES` applies, else ``""``."""
-    other = SETTING_OVERRIDES.get((preset, study))
-    return f" (on the {other} setting here: {PRESETS[other].title})" if other else ""
+def describe_setting(preset: str, setting: str) -> str:
+    """``" (on the quick-scarce setting here: ...)"`` where a study runs ``preset`` on another ``setting``."""
+    return f" (on the {setting} setting here: {PRESETS[setting].title})" if setting != preset else ""
 
 
 def get_preset(name: str) -> Setting:

@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
 from ..data.registry import parse_source
 from ..errors import ConfigError, DataDietError
-from ..io import json_text, write_json_atomic
+from ..io import UnreadableFileError, json_text, load_json, write_json_atomic
 from ..models import check_model, model_factory
 from ..training import resolve_device, train
 from .identity import digest_ids, identity
@@ -103,13 +103,15 @@ def data_fingerprint_of(data: DataConfig, train_set) -> str:
     return train_set.fingerprint if parse_source(data.dataset) else ""
 
 
-def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None) -> dict:
-    """Train one model for ``spec`` and return its result record (final-step test accuracy)."""
+def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None = None, *,
+                load: Callable[[DataConfig], Any] | None = None) -> dict:
+    """Train one model for ``spec`` and return its result record (final-step test accuracy). ``load`` gives the data
+    (the caller's already loaded splits, in its own process); default :func:`load_cached`, a worker's cache."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        splits = load_cached(spec.data)
+        splits = (load or load_cached)(spec.data)
         started = time.perf_counter()
         result = train(spec.train, splits, positions=None if positions is None else torch.from_numpy(positions),
                        evaluate_test=True, progress=False, log=lambda _: None)
@@ -124,7 +126,8 @@ def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None
 
 @lru_cache(maxsize=4)
 def load_cached(data: DataConfig):
-    """Datasets are loaded once per process (worker), not once per run."""
+    """A worker process's data (worker processes and Ray tasks): loaded once per process, not once per run. The
+    process that plans the runs holds its own (``Workspace.splits``) and hands it to the runs it executes itself."""
     return load_data(data)
 
 
@@ -157,12 +160,14 @@ class Execution:
 
 
 def run_sweep(tasks: Sequence[Task], out_dir: str | Path, execution: Execution = Execution(), *,
-              threads: int | None = None, log: Callable[[str], None] = print) -> SweepOutcome:
+              threads: int | None = None, log: Callable[[str], None] = print,
+              load: Callable[[DataConfig], Any] | None = None) -> SweepOutcome:
     """Run every task not finished yet; write each result the moment it finishes.
 
     ``execution.workers`` runs that many tasks at once in worker processes of the local executor (default
     :func:`default_workers`); with ``threads`` unset each run gets an equal share of the CPU threads.
-    Results, files and resume behave exactly as with one worker: only this process writes them.
+    Results, files and resume behave exactly as with one worker: only this process writes them. ``load`` gives
+    the data to the runs this process executes itself (default :func:`load_cached`).
     """
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,7 @@ def run_sweep(tasks: Sequence[Task], out_dir: str | Path, execution: Execution =
     if execution.executor == "local":
         k = default_workers(tasks) if execution.workers is None else execution.workers
         if k == 1 or len(todo) < 2:
-            _run_local(todo, threads, on_result)
+            _run_local(todo, threads, on_result, load)
         else:
             _run_workers(todo, min(k, len(todo)), threads or max(1, torch.get_num_threads() // k), on_result)
     else:
@@ -262,12 +267,10 @@ def read_run_files(out_dir: str | Path) -> RunFiles:
 
 def _read_record(path: Path) -> dict | str:
     """The finished run record in ``path``, or why it is not one (a short phrase for the report)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
-    except _NotJson as exc:
-        return f"not valid JSON ({exc})"
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"unreadable ({type(exc).__name__})"
+    try:  # strict JSON (NaN, deep nesting, huge integers refused) from a regular file of bounded size
+        record = load_json(path)
+    except UnreadableFileError as exc:
+        return exc.why
     if not isinstance(record, dict):
         return f"not a run record (a JSON {type(record).__name__})"
     missing = [k for k in RECORD_KEYS if k not in record]
@@ -282,15 +285,6 @@ def _read_record(path: Path) -> dict | str:
     if CHECKSUM_KEY in record and record[CHECKSUM_KEY] != record_checksum(record):
         return f"its content does not match its {CHECKSUM_KEY} (edited after it was written)"
     return _out_of_range(record) or record
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _refuse_constant(token: str):
-    """Python's json reads NaN and Infinity, which are not JSON; in a run record they are an edit or damage."""
-    raise _NotJson(f"{token} is not a JSON number")
 
 
 # A run record's numbers → (lowest, highest, whether the lowest itself is allowed).
@@ -348,10 +342,10 @@ def remaining_time(elapsed: float, done: int, total: int) -> str:
     return f"; about {seconds / 60:.0f} min left" if seconds >= 90 else f"; about {seconds:.0f} s left"
 
 
-def _run_local(todo: Sequence[Task], threads: int | None, record) -> None:
+def _run_local(todo: Sequence[Task], threads: int | None, record, load=None) -> None:
     for task in todo:
         try:
-            result = execute_run(task.spec, task.positions, threads)
+            result = execute_run(task.spec, task.positions, threads, load=load)
         except Exception as exc:  # noqa: BLE001 - one failed run must not abort the sweep
             record(task, None, exc, traceback.format_exc())
         else:

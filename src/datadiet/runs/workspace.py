@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..config import DataConfig, TrainConfig
+from ..data import DatasetSplits, load_data
 from .identity import identity
 from .presets import Setting, standard_scores
 from .plan import one_data, write_plan
 from .scoring import draw_seed, score_tables
-from .sweep import Execution, Task, check_recipe, load_cached, run_sweep, task_for
+from .sweep import Execution, Task, check_recipe, run_sweep, task_for
+
+KEPT_DATASETS = 4  # splits a workspace keeps loaded at once
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Workspace:
     log: Callable[[str], None] = print
     # study → the tasks it evaluated in this process (its plan: which runs of the shared sweep are its own)
     planned: dict[str, dict[str, Task]] = field(default_factory=dict, repr=False)
+    # the data this workspace loaded, by DataConfig (its last few): loaded once, dropped by check()
+    loaded: dict[DataConfig, DatasetSplits] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -75,7 +80,7 @@ class Workspace:
         """Fail before anything is written: the device exists, the model is known, the data loads and the model fits
         it (:func:`~datadiet.models.check_model`). The data is loaded afresh: files you brought may have changed
         since this process last read them."""
-        load_cached.cache_clear()
+        self.loaded.clear()
         check_recipe(self.train(setting.train), self.splits(setting.data).train)
 
     def folder(self, name: str) -> Path:
@@ -91,8 +96,14 @@ class Workspace:
         device = self.execution.device
         return replace(train, device=device) if device else train
 
-    def splits(self, data: DataConfig):
-        return load_cached(self.data(data))
+    def splits(self, data: DataConfig) -> DatasetSplits:
+        """The splits of ``data`` (where the workspace's data lies applied), loaded once and kept with the last few."""
+        data = self.data(data)
+        if data not in self.loaded:
+            while len(self.loaded) >= KEPT_DATASETS:
+                self.loaded.pop(next(iter(self.loaded)))  # the oldest: a study's sizes or noise levels come in turn
+            self.loaded[data] = load_data(data)
+        return self.loaded[data]
 
     def run_cache(self, study: str, data: DataConfig, train: TrainConfig, **extra) -> Path:
         """``<study>/cache/<identity>``: models a study trains itself (not through the sweep), keyed by what
@@ -150,7 +161,7 @@ class Workspace:
         plan.update((t.spec.run_id, t) for t in tasks)
         data = one_data(list(plan.values()))
         write_plan(self.folder(study), list(plan.values()), None if data is None else self.splits(data).train)
-        outcome = run_sweep(tasks, self.root / "sweep", self.execution, log=self.log)
+        outcome = run_sweep(tasks, self.root / "sweep", self.execution, log=self.log, load=self.splits)
         if outcome.failures:
             self.log(f"{len(outcome.failures)} runs failed (see {self.root / 'sweep' / 'failures'}); re-run the same "
                      "command to retry them.")

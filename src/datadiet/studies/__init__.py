@@ -1,19 +1,18 @@
 """The studies of both papers: `reproduce` and one module per analysis, run as ``datadiet analyze NAME``.
 
-Every study module defines ``NAME``, ``TITLE``, ``SOURCE``, a frozen ``Config`` dataclass whose first field is the
-shared ``setting`` (a preset of :mod:`datadiet.runs.presets`), ``PRESETS`` (one per preset of the table:
-``runs.presets.study_presets``) and ``run(config, workspace)``; :func:`run_study` runs any of them.  The command
-line is generated from ``Config``: every other field is a flag.  A module that needs input the user may lack defines
-``missing_input(config) -> reason | None``; one whose folder must not mix two experiments defines
-``claim(config, workspace)``; one whose section is rebuilt from disk by `datadiet report` defines
-``rebuild(root, extra_seeds=, log=)`` and is listed in ``REBUILT``.
+Every study module ends with its :class:`~datadiet.studies.common.Study` record, ``STUDY``: its name, title and
+source, a frozen ``Config`` whose first field is the shared ``setting`` (a preset of :mod:`datadiet.runs.presets`),
+its config for every preset (``runs.presets.study_presets``, which also declares a preset it runs on another
+setting), ``run(config, workspace)``, and the optional parts (``claim``, ``rebuild``, ``missing_input``,
+``set_per_point``). :func:`get_study` finds it by name and :func:`run_study` runs any of them. The command line is
+generated from ``Config``: every other field is a flag.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Callable
 
 from ..errors import DataDietError, unknown_name
@@ -21,36 +20,26 @@ from ..io import builds_report, folder_lock, write_json_atomic
 from ..report.markdown import write_markdown_and_html
 from ..runs.sweep import Execution
 from ..runs.workspace import Workspace
+from .common import Study
 
 # The analyses, in report order: roughly the order of the papers.
 MODULES = ("grand_vs_norm", "correlations", "averaging", "noisy_labels", "label_free", "transfer", "hparam_grid",
            "examples", "kernel_velocity", "mode_connectivity", "scaling", "compute", "external")
 STUDIES = ("reproduce", *MODULES)  # every study, in report order
-REBUILT = ("reproduce",)  # studies whose section `datadiet report` rebuilds from the runs on disk
 
 
-def available() -> dict[str, ModuleType]:
-    """Analysis name → module."""
-    return {name: importlib.import_module(f"{__name__}.{name}") for name in MODULES}
-
-
-def get_analysis(name: str) -> ModuleType:
+@lru_cache(maxsize=None)  # a module is imported once per process anyway; this only saves the name lookups
+def get_study(name: str) -> Study:
+    """The study ``name`` (``reproduce`` or an analysis; dashes and case are forgiven)."""
     key = name.lower().replace("-", "_")
-    if key not in MODULES:
+    if key not in STUDIES:
         raise unknown_name("analysis", name, MODULES)
-    return importlib.import_module(f"{__name__}.{key}")
+    return importlib.import_module(f"{__name__}.{key}").STUDY
 
 
-def get_preset(module: ModuleType, preset: str):
-    if preset not in module.PRESETS:
-        raise unknown_name(f"preset of {module.NAME}", preset, tuple(module.PRESETS))
-    return module.PRESETS[preset]
-
-
-def configured(module: ModuleType, preset: str, **changes):
-    """The module's preset config with ``changes`` (fields of its ``Config``; ``None`` values are ignored)."""
-    config = get_preset(module, preset)
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+def configured(study: Study, preset: str, **changes):
+    """The study's preset config with ``changes`` (fields of its ``Config``; ``None`` values are ignored)."""
+    return replace(study.preset(preset), **{k: v for k, v in changes.items() if v is not None})
 
 
 def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/analyses", *, config=None,
@@ -60,32 +49,29 @@ def run_analysis(name: str, preset: str = "quick", root: str | Path = "results/a
     ``config`` replaces the preset's config; ``execution`` are :class:`~datadiet.runs.sweep.Execution` fields
     (``data_root``, ``device``, ``executor``, ...).
     """
-    module = get_analysis(name)
+    study = get_study(name)
     ws = workspace or Workspace(Path(root), Execution(**execution), log=log)
-    return run_study(module.NAME, config or get_preset(module, preset), ws)
-
-
-def study_module(name: str) -> ModuleType:
-    """The module of a study: ``reproduce`` or an analysis."""
-    return importlib.import_module(f"{__name__}.reproduce") if name == "reproduce" else get_analysis(name)
+    return run_study(study.name, config or study.preset(preset), ws)
 
 
 def run_study(name: str, config, ws: Workspace) -> dict:
     """Run (or resume) study ``name`` with ``config`` in workspace ``ws`` under the folder's lock, then rebuild the
     workspace report; returns the study's summary. The one runner of `reproduce` and every analysis."""
-    module = study_module(name)
+    study = get_study(name)
     check_layout(ws.root)
-    command = "datadiet reproduce" if name == "reproduce" else f"datadiet analyze {name}"
+    command = "datadiet reproduce" if study.name == "reproduce" else f"datadiet analyze {study.name}"
+    # Before the folder exists: user code (the model factory) runs here, and a factory that ends the process
+    # (os._exit) must leave nothing behind.
+    ws.check(config.setting)
     with folder_lock(ws.root, command):  # a refused command removes the folder the lock made
-        if hasattr(module, "claim"):  # a study that refuses to mix two experiments in its folder says so first
-            module.claim(config, ws)
-        ws.check(config.setting)
-        ws.planned.pop(name, None)  # the plan is this run's tasks, not those of an earlier run in this process
+        if study.claim:  # a study that refuses to mix two experiments in its folder says so first
+            study.claim(config, ws)
+        ws.planned.pop(study.name, None)  # the plan is this run's tasks, not those of an earlier run in this process
         write_json_atomic(ws.root / "workspace.json", {"kind": "datadiet workspace", "studies": list(STUDIES)})
-        summary = module.run(config, ws)
+        summary = study.run(config, ws)
         # the sections rebuilt from disk say what they say when their own study runs, not again after every other one
-        report = build_workspace_report(ws.root, log=ws.log if name in REBUILT else lambda _: None)
-    return report.summaries.get(name, summary)
+        report = build_workspace_report(ws.root, log=ws.log if study.rebuild else lambda _: None)
+    return report.summaries.get(study.name, summary)
 
 
 @dataclass(frozen=True)
@@ -102,8 +88,8 @@ def build_workspace_report(root: str | Path, *, extra_seeds: str = "ignore",
     ``extra_seeds``: see :func:`datadiet.studies.reproduce.rebuild`."""
     root = Path(root)
     check_layout(root)
-    summaries = {name: study_module(name).rebuild(root, extra_seeds=extra_seeds, log=log)
-                 for name in STUDIES if (root / name / "config.json").is_file() and name in REBUILT}
+    rebuilt = [get_study(name) for name in STUDIES if (root / name / "config.json").is_file()]
+    summaries = {study.name: study.rebuild(root, extra_seeds=extra_seeds, log=log) for study in rebuilt if study.rebuild}
     sections = [(name, (root / name / "section.md").read_text(encoding="utf-8"))
                 for name in STUDIES if (root / name / "section.md").is_file()]
     if not sections:
@@ -123,5 +109,5 @@ def check_layout(root: Path) -> None:
                             "into the workspace layout (nothing is trained again), then re-run this command.")
 
 
-__all__ = ["MODULES", "STUDIES", "WorkspaceReport", "available", "build_workspace_report", "configured",
-           "get_analysis", "get_preset", "run_analysis", "run_study", "study_module"]
+__all__ = ["MODULES", "STUDIES", "Study", "WorkspaceReport", "build_workspace_report", "configured", "get_study",
+           "run_analysis", "run_study"]

@@ -21,18 +21,25 @@ import numpy as np
 
 from ..methods import Method
 from ..report import figures
-from ..config import check_keeps
+from ..config import check_counts, check_keeps
 from ..report.tables import curve_table
 from ..stats import spearman
 from ..errors import ConfigError, DataDietError
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import Setting, standard_scores, study_presets
+from ..runs.presets import ON_SCARCE, Setting, standard_scores, study_presets
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks, check_score_labels, coverage, pruning_tasks
 
 NAME = "averaging"
 TITLE = "Averaging sensitivity: single-run against R-run scores"
 SOURCE = "Paul et al. (2021) App. E.1, Figs. 10–11"
+
+
+def check_ns(ns, R: int) -> None:
+    bad = [n for n in ns if not 1 <= n <= R]
+    if bad:
+        raise DataDietError(f"Cannot average n = {bad} runs out of {R} score runs: n must be in 1..{R}. "
+                            "Lower n or compute more score runs.")
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,14 @@ class Config:
 
     def __post_init__(self) -> None:
         check_keeps(self.keeps)
+        check_counts(self, ("max_subsets",))
+        check_score_labels(self, "curve_scores", "prune_scores")
+        check_ns(self.ns, self.setting.score_runs)
+        if not (isinstance(self.single_run, int) and 0 <= self.single_run < self.setting.score_runs):
+            raise ConfigError(f"--single-run {self.single_run}: the score runs are numbered 0..{self.setting.score_runs - 1}.")
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(keeps=(0.5,)),
     # quick: 2 scores × 2 fractions × 3 seeds × (single, mean) = 24 runs + 6 random + 3 full = 33 runs ≈ 6 min
     # at ≈ 10 s a run; the 12 R-run-mean runs and the 9 baselines are the same runs (same ids) as any other
@@ -87,7 +99,7 @@ def run(config: Config, ws: Workspace) -> dict:
     R = setting.score_runs
     _plot_curve(curve, folder / "n_runs.png", R)
     _plot_pruning(curve_table(rows), prune_labels, config.single_run, folder / "pruning.png")
-    return write_study_section(folder, config, findings=[coverage(setting), *findings(curve, table, R, config.single_run)],
+    return STUDY.write_section(folder, config, findings=[coverage(setting), *findings(curve, table, R, config.single_run)],
         tables={"n_runs.csv": curve, "pruning.csv": table, "results.csv": rows},
         figures={"n_runs.png": f"Spearman between the mean of n score runs and the mean of all {R} (line: the first n "
                        f"runs; band: min–max over choices of n runs; dotted: against the other {R} − n runs)",
@@ -102,13 +114,6 @@ def averaged_labels(tables: dict) -> tuple[str, ...]:
     """Scores worth a curve: those with one row per run (not ``input_norm``, identical in every run) and
     not ``random`` (a fresh permutation per run: its curve is only noise)."""
     return tuple(label for label, t in tables.items() if t.runs.shape[0] > 1 and label != "random")
-
-
-def check_ns(ns, R: int) -> None:
-    bad = [n for n in ns if not 1 <= n <= R]
-    if bad:
-        raise DataDietError(f"Cannot average n = {bad} runs out of {R} score runs: n must be in 1..{R}. "
-                            "Lower n or compute more score runs.")
 
 
 def check_single_run(run: int, runs_per_label: dict[str, int]) -> None:
@@ -250,3 +255,4 @@ def _plot_pruning(curve: list[dict], labels, single_run: int, path):
     return figures.accuracy_points(curve, panels, path)
 
 
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

@@ -1,20 +1,20 @@
-"""The study kit: what every study shares beyond the runs layer (its seed counts checked, the evaluation tasks of a
-pruning comparison, its section written with its config recorded)."""
+"""The study kit: what every study shares beyond the runs layer (its :class:`Study` record, its seed counts checked,
+the evaluation tasks of a pruning comparison with score draws, its section written with its config recorded)."""
 from __future__ import annotations
 
-from typing import Sequence
-
 import dataclasses
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 from ..config import DataConfig, TrainConfig, check_counts, to_dict
+from ..errors import unknown_name
+from ..methods import Method
 from ..report.markdown import Section, write_section
 from ..report.tables import flatten_results, interval_coverage
-from ..runs.presets import Setting
+from ..runs.presets import Setting, standard_scores
 from ..runs.scoring import check_score_seeds
 from ..runs.sweep import Task
-from ..methods import Method
 from ..runs.workspace import ScoreDraws, Workspace
 from ..selection import is_top_window, offset_windows, select_random
 
@@ -28,6 +28,14 @@ def check_seed_counts(config) -> None:
     check_counts(config, SEED_COUNTS)
     s = config.setting
     check_score_seeds(config.score_draws or s.score_draws, config.score_runs or s.score_runs, s.eval_seed_base)
+
+
+def check_score_labels(config, *names: str) -> None:
+    """The score-label fields ``names`` of a study config name scores the standard score runs hold (checked before
+    any training)."""
+    from .compare import check_labels  # the kit's sibling; compare imports nothing of the kit
+
+    check_labels([label for name in names for label in getattr(config, name)], standard_scores(config.setting))
 
 
 def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,
@@ -80,18 +88,59 @@ def accuracy_rows(records: Sequence[dict], **extra) -> list[dict]:
     return [{**row, **extra} for row in flatten_results(records)]
 
 
-def write_study_section(folder: Path, config, *, findings, tables: dict | None = None, figures: dict | None = None,
-                        summary: dict | None = None) -> dict:
-    """Write the section of the study whose ``config`` this is (its module's NAME, TITLE and SOURCE) into ``folder``,
-    with the config recorded whole (:func:`config_record`); returns the summary."""
-    module = sys.modules[type(config).__module__]
-    section = Section(name=module.NAME, title=module.TITLE, source=module.SOURCE, findings=list(findings),
-                      tables=tables or {}, figures=figures or {}, config=config_record(config), summary=summary or {})
-    return write_section(folder, section)
+@dataclass(frozen=True)
+class Study:
+    """One study as the runner, the command line and the report see it; every study module ends with its ``STUDY``.
+
+    ``run(config, ws) -> summary`` runs it. The optional parts: ``claim(config, ws)`` refuses a folder that holds
+    another experiment (before anything is written); ``rebuild(root, extra_seeds=, log=) -> summary`` rebuilds its
+    section from the runs on disk (`datadiet report`); ``missing_input(config) -> reason | None`` names input the
+    user must bring (`analyze all` skips the study without it); ``set_per_point`` are recipe fields the study sets
+    per point, so the command line offers no flag for them."""
+
+    name: str
+    title: str
+    source: str
+    config: type                       # its frozen Config; first field ``setting``
+    presets: dict                      # preset name → Config (runs.presets.study_presets: every preset of the table)
+    run: Callable
+    doc: str = ""                      # what `--help` says of it (its module's docstring)
+    claim: Optional[Callable] = None
+    rebuild: Optional[Callable] = None
+    missing_input: Optional[Callable] = None
+    set_per_point: tuple[str, ...] = ()
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Preset name → the setting it runs on here, where that is another preset's (each study declares its own
+        through ``study_presets(..., settings=)``)."""
+        return {name: c.setting.name for name, c in self.presets.items() if c.setting.name != name}
+
+    def preset(self, name: str):
+        """The config of preset ``name``."""
+        if name not in self.presets:
+            raise unknown_name(f"preset of {self.name}", name, tuple(self.presets))
+        return self.presets[name]
+
+    def write_section(self, folder: Path, config, *, findings, tables: dict | None = None,
+                      figures: dict | None = None, summary: dict | None = None) -> dict:
+        """Write this study's section into ``folder``, with ``config`` recorded whole (:func:`config_record`);
+        returns the summary."""
+        section = Section(name=self.name, title=self.title, source=self.source, findings=list(findings),
+                          tables=tables or {}, figures=figures or {}, config=config_record(config),
+                          summary=summary or {})
+        return write_section(folder, section)
 
 
 def config_record(config) -> dict:
     """A study config as its section records it: every field, the setting by name with its data, recipe and
     protocol (so a setting changed on the command line is on record too)."""
-    record = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "setting"}
+    record = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config) if f.name != "setting"}
     return {"setting": to_dict(config.setting), **record}
+
+
+def _plain(value):
+    """A config value as its record holds it: typed values (a Method) by their one string form."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return str(value) if isinstance(value, Method) else value

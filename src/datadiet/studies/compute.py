@@ -38,7 +38,7 @@ from ..runs.scoring import add_charges, recipe_flops
 from ..runs.workspace import ScoreDraws, Workspace
 from ..selection import select_random
 from ..stats import compare_groups, holm_correct, interval_text, summarize, verdict_phrase
-from .common import check_seed_counts, write_study_section
+from .common import Study, check_seed_counts
 
 NAME = "compute"
 TITLE = "Accuracy against compute: pruning against training on all the data for less"
@@ -47,7 +47,7 @@ SOURCE = ("Qin et al. (2024) InfoBatch (Tables 1-2: accuracy and saved cost agai
           "their score runs")
 
 # Recipe fields this study sets per point: the command line offers no flag for them.
-SET_PER_POINT = ("steps", "budget", "dynamic", "prune_ratio", "delta", "keep", "precision")
+SET_PER_POINT = ("steps", "budget", "dynamic", "precision")  # "dynamic": the pruner and every parameter's flag
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Config:
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)    # static subsets (random, score methods), trained their own epochs
     methods: tuple[Method, ...] = ()              # score methods SCORE[+RULE]; empty = EL2N early, hardest and +ccs
     prune_ratios: tuple[float, ...] = (0.3, 0.5, 0.7)  # InfoBatch's prune ratios (full epoch budget); empty = none
+    infobatch_delta: float = 0.875                # InfoBatch's delta: fraction of the epochs that may prune, in (0, 1]
     rs2_keeps: tuple[float, ...] = (0.3, 0.5, 0.7)     # RS2's per-epoch fractions (full epoch budget); empty = none
     bf16: bool = False                            # also the full data in bf16 (CPU autocast) at the full budget
     eval_seeds: int | None = None                 # evaluation runs per point; None = the setting's
@@ -69,6 +70,7 @@ class Config:
             raise ConfigError(f"--fractions needs at least two budgets for a baseline curve; got {list(self.fractions)}.")
         check_keeps(self.keeps)
         check_fractions("--prune-ratios", self.prune_ratios, "(0, 1)", empty=True)
+        check_fractions("--infobatch-delta", (self.infobatch_delta,), "(0, 1]")
         check_fractions("--rs2-keeps", self.rs2_keeps, "(0, 1]", empty=True)
         object.__setattr__(self, "methods", tuple(map(Method.coerce, self.methods)))  # parsed once, here
         check_seed_counts(self)
@@ -79,7 +81,7 @@ def _check_recipe(train: TrainConfig, *, dynamic: bool) -> None:
     """The budgets here are fractions of epochs, and dynamic pruning trains whole epochs."""
     if train.steps is not None:
         raise ConfigError("analyze compute budgets in epochs (fractions of --epochs); drop --steps.")
-    if train.dynamic != "none":
+    if train.dynamic is not None:
         raise ConfigError("analyze compute sets dynamic pruning per point; the setting's recipe must have none.")
     if dynamic and not (float(train.epochs).is_integer() and train.epochs >= 1):
         raise ConfigError(f"InfoBatch and RS2 train whole epochs: --epochs must be a whole number >= 1, got "
@@ -87,7 +89,7 @@ def _check_recipe(train: TrainConfig, *, dynamic: bool) -> None:
 
 
 # quick runs on the `quick` setting (8,000 examples, the redundant regime of `reproduce --preset quick`), not the
-# analyses' 4,000-example miniature (runs.presets.SETTING_OVERRIDES leaves compute out): a saving of compute is worth
+# analyses' 4,000-example miniature (compute runs quick itself, not on ON_SCARCE): a saving of compute is worth
 # measuring where data is redundant.
 
 PRESETS = study_presets(NAME, Config,
@@ -150,7 +152,7 @@ def _seed_points(ws: Workspace, config: Config, setting: Setting, methods: Seque
             kept = m.select(tables[m.label], keep=k, seed=cfg.seed, labels=train_set.labels.numpy(),
                             num_classes=train_set.num_classes)
             out.append((str(m), k, own, str(m), k, kept))
-    dynamic = [("InfoBatch", DynamicMethod("infobatch", r)) for r in config.prune_ratios]
+    dynamic = [("InfoBatch", DynamicMethod("infobatch", r, delta=config.infobatch_delta)) for r in config.prune_ratios]
     dynamic += [("RS2", DynamicMethod("rs2", k)) for k in config.rs2_keeps]
     out += [(shown, m.value, m.recipe(cfg), str(m), 1.0, ids) for shown, m in dynamic]
     if config.bf16:
@@ -321,7 +323,7 @@ def run(config: Config, ws: Workspace) -> dict:
     infobatch = infobatch_rows(rows, versus)
     folder = ws.folder(NAME)
     _plot_accuracy_vs_compute(table, folder / "accuracy_vs_compute.png")
-    return write_study_section(folder, config, findings=findings(table, versus, infobatch, charges, setting),
+    return STUDY.write_section(folder, config, findings=findings(table, versus, infobatch, charges, setting),
         tables={"points.csv": table, "versus_full.csv": versus, "infobatch.csv": infobatch, "results.csv": rows},
         figures={"accuracy_vs_compute.png": "Final test accuracy (mean, 16th-84th percentile band) against training compute: "
                                     "sample passes (left) and estimated FLOPs (right). Full data at fractions of the "
@@ -402,3 +404,6 @@ def _plot_accuracy_vs_compute(table: Sequence[dict], path) -> None:
                            "points": [{**p, "passes": p["passes_with_scoring"], "flops": p["flops_with_scoring"]}
                                       for p in pts]})
     figures.cost_curves(series, PANELS, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__, set_per_point=SET_PER_POINT)

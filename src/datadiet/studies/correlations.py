@@ -12,9 +12,10 @@ import numpy as np
 from ..report import figures
 from ..stats import spearman_matrix
 from .compare import check_labels
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
-from .common import write_study_section
+from ..config import check_counts
+from .common import Study, check_score_labels
 NAME = "correlations"
 TITLE = "Rank correlations between all scores"
 SOURCE = "Kirsch (2023) Fig. 3 and Paul et al. (2021) App. E.5 / Fig. 15"
@@ -26,8 +27,12 @@ class Config:
     scores: tuple[str, ...] = ()        # score labels to correlate; empty = every standard score
     max_points: int = 2000              # examples drawn in the scatter plots (all are used for Spearman)
 
+    def __post_init__(self) -> None:
+        check_counts(self, ("max_points",))
+        check_score_labels(self, "scores")
 
-PRESETS = study_presets(NAME, Config)
+
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE)
 
 
 def pair_labels(setting: Setting) -> tuple[str, ...]:
@@ -48,7 +53,7 @@ def run(config: Config, ws: Workspace) -> dict:
                          max_points=config.max_points, title="score values, pairwise")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
     ranked = pair_table(names, rho)
-    return write_study_section(folder, config, findings=findings(ranked, config.setting),
+    return STUDY.write_section(folder, config, findings=findings(ranked, config.setting),
         tables={"spearman.csv": matrix, "pairs.csv": ranked},
         figures={"spearman.png": "Spearman rank correlation between the mean scores",
                        "pairs.png": "pairwise scatter plots of the mean score values"},
@@ -79,3 +84,6 @@ def findings(ranked: list[dict], setting: Setting) -> list[str]:
     top = [r for r in ranked if "random" not in (r["a"], r["b"])][:3]
     lines.append("Most alike: " + "; ".join(f"{r['a']} ~ {r['b']} {r['spearman']:.2f}" for r in top) + ".")
     return lines
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

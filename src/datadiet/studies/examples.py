@@ -18,9 +18,10 @@ from ..report import figures
 from ..scores.registry import ScoreLabel
 from ..selection import rank_order
 from ..errors import unknown_name
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
-from .common import write_study_section
+from ..config import check_counts
+from .common import Study, check_score_labels
 NAME = "examples"
 TITLE = "Lowest- and highest-scoring examples of each class"
 SOURCE = "Paul et al. (2021) Figs. 5–8"
@@ -32,9 +33,13 @@ class Config:
     scores: tuple[str, ...] = ()   # score labels; empty = EL2N and GraNd early, GraNd at init, forgetting, input norm
     per_side: int = 2              # images at each end of each class' ranking (the papers show 2)
 
+    def __post_init__(self) -> None:
+        check_counts(self, ("per_side",))
+        check_score_labels(self, "scores")
+
 
 # Every preset costs only the shared score runs (cached) plus drawing: seconds on top of them.
-PRESETS = study_presets(NAME, Config)
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE)
 
 
 def default_scores(setting: Setting) -> tuple[str, ...]:
@@ -116,7 +121,7 @@ def run(config: Config, ws: Workspace) -> dict:
                       "(right) scoring training images; titles give id and score")
         stats.append(summarize(score, rows, values, labels, norm, config.per_side))
 
-    return write_study_section(folder, config, findings=findings(stats, setting),
+    return STUDY.write_section(folder, config, findings=findings(stats, setting),
         tables={"examples.csv": table, "summary.csv": stats},
         figures=figs,
         summary={"input_norm_percentile": {s["score"]: {"lowest": s["lowest_norm_percentile"],
@@ -186,3 +191,6 @@ def plot_grid(dataset, rows: list[dict], score: str, path: Path) -> Path:
                 ax.set_ylabel(dataset.classes[label], fontsize=8)
     fig.suptitle(f"{score}: lowest (left) and highest (right) per class", fontsize=10)
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

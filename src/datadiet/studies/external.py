@@ -31,9 +31,11 @@ from ..stats import correlations
 from ..errors import DataDietError, unknown_name
 from ..io import read_npz
 from ..runs.memorization import estimate
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
-from .common import write_study_section
+from ..config import check_counts, check_fractions
+from ..errors import ConfigError
+from .common import Study, check_score_labels
 NAME = "external"
 TITLE = "Scores against external per-example values"
 SOURCE = "Paul et al. (2021) App. G (Fig. 19, memorization)"
@@ -56,11 +58,18 @@ class Config:
     bins: int = 10                    # score quantile bins of the binned plot (deciles)
     max_points: int = 5000            # examples drawn per scatter plot (all are used for the numbers)
 
+    def __post_init__(self) -> None:
+        check_counts(self, ("min_matched", "bins", "max_points"))
+        if not (isinstance(self.memorization_runs, int) and self.memorization_runs >= 0):
+            raise ConfigError(f"--memorization-runs must be a whole number >= 0; got {self.memorization_runs}.")
+        check_fractions("--memorization-fraction", (self.memorization_fraction,), "(0, 1)")
+        check_score_labels(self, "scores")
+
 
 # Cost with a table: the shared score runs (cached) plus reading it, seconds.  Without one, smoke and quick
 # estimate memorization first: quick trains 16 small CNNs on 2,000 of the 4,000 examples with the full 20-epoch
 # step budget (≈ 25 s each on 2 CPU cores, ≈ 7 min).  The paper preset needs --values.
-PRESETS = study_presets(NAME, Config, smoke=dict(memorization_runs=4), quick=dict(memorization_runs=16))
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE, smoke=dict(memorization_runs=4), quick=dict(memorization_runs=16))
 
 
 # ---------------------------------------------------------------- reading and joining (pure, no workspace)
@@ -259,7 +268,7 @@ def run(config: Config, ws: Workspace) -> dict:
         lines.insert(0, f"Values: memorization estimated here from {config.memorization_runs} runs on random "
                         f"{config.memorization_fraction:.0%} subsets (Feldman & Zhang's estimator); mean "
                         f"{values.mean():.3f}, {float((values > 0.5).mean()):.1%} of the examples above 0.5.")
-    return write_study_section(folder, config, findings=lines,
+    return STUDY.write_section(folder, config, findings=lines,
         tables={"correlations.csv": corr, "binned.csv": binned},
         figures={"scatter.png": f"{value_name} against each score (mean over {setting.score_runs} runs), matched examples",
          "binned.png": f"mean {value_name} per score bin (examples sorted by score, {config.bins} equal groups; "
@@ -350,3 +359,6 @@ def plot_binned(binned: list[dict], labels, value_name: str, path: Path) -> Path
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__, missing_input=missing_input)

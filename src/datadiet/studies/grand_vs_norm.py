@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from ..report import figures
-from ..config import to_dict
+from ..config import check_counts, check_fractions, to_dict
 from ..errors import DataDietError
 from ..runs.identity import identity
 from ..runs.scoring import dataset_input_norms, score_model
 from ..scores import ScoreFileError, ScoreTable, load_scores, save_scores
 from ..training import init_model, place_model, resolve_device
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
 from ..stats import spearman
-from .common import write_study_section
+from .common import Study
 NAME = "grand_vs_norm"
 TITLE = "GraNd at initialization against input norm"
 SOURCE = "Kirsch (2023) Figs. 1 and 4"
@@ -49,10 +49,14 @@ class Config:
     bins: int = 60              # histogram bins of the log ratio
     max_points: int = 20000     # examples drawn in the scatter plots (all are used for the numbers)
 
+    def __post_init__(self) -> None:
+        check_counts(self, ("inits", "check_examples", "bins", "max_points"))
+        check_fractions("--check-tolerance", (self.check_tolerance,), "(0, inf)")
+
 
 # Extra initializations cost only a GraNd pass (no training), so the quick preset runs 16 for the n-curve:
 # 12 beyond the 4 score runs.
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(inits=4),
     # quick cost: the shared score runs (cached, ≈ 4 × 20 s) plus GraNd at init of 10,000 test images × 4 inits
     # and of 4,000 training images × 12 extra inits: ≈ 90k per-example gradients ≈ 2–3 min on 2 CPU cores.
@@ -226,7 +230,7 @@ def run(config: Config, ws: Workspace) -> dict:
     plot_n_curve(curve, R, folder / "n_inits.png")
     plot_sorted(norm_test, grand_test, per_split[1]["spearman"], folder / "sorted_test.png")
 
-    return write_study_section(folder, config, findings=findings(per_split, curve, R, check, config),
+    return STUDY.write_section(folder, config, findings=findings(per_split, curve, R, check, config),
         tables={"spearman.csv": per_split, "n_inits.csv": curve},
         figures={"scatter.png": f"GraNd at init (mean over {R} initializations) against input norm, training and test "
                         "set (log-log; colour = class)",
@@ -349,3 +353,6 @@ def plot_sorted(norm: np.ndarray, grand: np.ndarray, rho: float, path: Path) -> 
     ax.set_title(f"test set: Spearman ρ = {rho:.3f}")
     ax.legend(fontsize=8, markerscale=6)
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

@@ -24,9 +24,9 @@ from ..report.tables import curve_table, interval_coverage
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..scores.registry import score_spec
 from ..scores.store import ScoreFileError
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import ScoreDraws, Workspace
-from .common import accuracy_rows, baseline_tasks, pruning_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks, pruning_tasks
 from ..stats import spearman
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
 
@@ -80,7 +80,7 @@ def check_grid(config: Config) -> None:
                               f"({seeds.start}..{seeds.stop - 1}); choose another grid_seed.")
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     # smoke: 3 cells × 1 short run, 3 default runs (EL2N only, stopped at epoch 1); 2 × 2 + 4 evaluation runs.
     smoke=dict(lrs=(0.05, 0.1, 0.2), weight_decays=(5e-4,), keeps=(0.5,)),
     # quick: 6 cells × 1 run and 6 default runs, each trained only to the scoring epoch (2 of 20 epochs, EL2N
@@ -155,7 +155,7 @@ def run(config: Config, ws: Workspace) -> dict:
         (grid_method, f"grid mean ({n} runs)", "o"), (label, f"default recipe ({n} runs)", "s"),
         ("random", "random", "x")]}, folder / "pruning.png")
     grid_coverage = interval_coverage(setting.eval_seeds, f"{n} grid and {n} default-recipe", len(draws))
-    return write_study_section(folder, config, findings=[grid_coverage, *findings(stats_, cell_table, table, label)],
+    return STUDY.write_section(folder, config, findings=[grid_coverage, *findings(stats_, cell_table, table, label)],
         tables={"pruning.csv": table, "grid.csv": cell_table, "results.csv": rows},
         figures={"grid.png": f"left: Spearman between each cell's {label} and the default-recipe mean; right: the grid "
                      f"mean against the default mean over all examples",
@@ -262,3 +262,6 @@ def _plot_grid(cells: list[dict], grid_mean, default_mean, rho: float, label: st
     right.set_title(f"Spearman ρ = {rho:.3f}")
     right.grid(alpha=0.3)
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

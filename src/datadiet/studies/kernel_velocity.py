@@ -36,9 +36,9 @@ from ..io import write_json_atomic
 from ..training import ensure_checkpoints, init_model, restore
 from ..training.engine import resolve_device
 from ..runs.identity import digest_ids
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
-from .common import write_study_section
+from .common import Study
 NAME = "kernel_velocity"
 TITLE = "Kernel velocity of examples along the EL2N ranking"
 SOURCE = "Paul et al. (2021) § 5.1 / Fig. 5 (left) and App. B.3 (kernel velocity, eq. 7)"
@@ -69,7 +69,7 @@ class Config:
             raise ConfigError(f"chunk must be a positive number of examples, got {self.chunk}.")
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(velocity_epochs=(0.0, 1.0), positions=(0.0, 0.5, 1.0), block=10),
     # quick: one 20-epoch training run (≈ 10 s) saved at 15 steps; 15 steps × 5 blocks = 75 kernels of
     # 1,000 × 1,000 over the small CNN's 38,330 parameters (≈ 2–4 s each on 2 cores): ≈ 3–5 min in all,
@@ -187,7 +187,7 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     plot_velocity_vs_time(rows, folder / "velocity_vs_epoch.png")
     plot_velocity_vs_rank(rows, folder / "velocity_vs_rank.png")
-    return write_study_section(folder, config, findings=findings(rows, label, config),
+    return STUDY.write_section(folder, config, findings=findings(rows, label, config),
         tables={"velocity.csv": rows},
         figures={"velocity_vs_epoch.png": f"kernel velocity against training time, one curve per block of "
                                                 f"{config.block} examples along the ascending {label} ranking",
@@ -312,3 +312,6 @@ def findings(rows: list[dict], label: str, config: Config) -> list[str]:
         lines.append(f"Averaged over blocks, the velocity {trend} from {mean_first:.3g} per epoch at epoch {first:g} "
                      f"to {mean_last:.3g} at epoch {last:g} (ratio {mean_first / max(mean_last, 1e-300):.3g}).")
     return lines
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

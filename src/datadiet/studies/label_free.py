@@ -19,9 +19,9 @@ from ..report.tables import curve_table
 from ..stats import spearman_matrix, summarize, verdict_phrase
 from ..scores.registry import ScoreLabel, score_spec
 from .compare import accuracies, check_labels, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import Setting, standard_scores, study_presets
+from ..runs.presets import ON_SCARCE, Setting, standard_scores, study_presets
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks, coverage, pruning_tasks
 
 NAME = "label_free"
 TITLE = "Label-independent scores (Score1–3) against GraNd and EL2N"
@@ -48,7 +48,7 @@ class Config:
 # quick: 10 scores × 3 seeds + 3 random + 3 full = 36 runs ≈ 6 min at ≈ 10 s a run (EL2N/GraNd at keep 0.5 and
 # the baselines are shared with the other analyses of the workspace); no new score runs.
 # paper (Fig. 9): 50 % of CIFAR-10 kept, ResNet18, scores at init and epoch 20 averaged over 10 runs.
-PRESETS = study_presets(NAME, Config)
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE)
 
 
 def default_labels(setting: Setting) -> tuple[str, ...]:
@@ -73,7 +73,7 @@ def run(config: Config, ws: Workspace) -> dict:
                                 title="Spearman: label-using and label-free scores")
     _plot_accuracy(labels, curve_table(rows), folder / "accuracy.png")
     matrix = [{"score": n, **{m: float(rho[i, j]) for j, m in enumerate(names)}} for i, n in enumerate(names)]
-    return write_study_section(folder, config, findings=[coverage(setting), *findings(table)],
+    return STUDY.write_section(folder, config, findings=[coverage(setting), *findings(table)],
         tables={"accuracy.csv": table, "spearman.csv": matrix, "results.csv": rows},
         figures={"accuracy.png": "test accuracy after keeping the highest-scoring examples by each score (mean, 16th–84th "
                          "percentile over evaluation seeds), one panel per scoring time; random subsets in black, "
@@ -147,3 +147,6 @@ def _plot_accuracy(labels, curve: list[dict], path):
             (label, parsed.name + (" (label-free)" if free else ""), "^" if free else "o"))
     return figures.accuracy_points(curve, {title: [*methods, ("random", "random", "x")]
                                            for title, methods in panels.items()}, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

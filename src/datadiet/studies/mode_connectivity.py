@@ -42,9 +42,9 @@ from ..errors import ConfigError, DataDietError
 from ..io import atomic_path, read_npy
 from ..runs.scoring import score_model
 from ..training import StartFrom, classification_error, ensure_checkpoints, init_model, resolve_device, train
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
-from .common import write_study_section
+from .common import Study
 NAME = "mode_connectivity"
 TITLE = "Linear mode connectivity: error barriers on easy, hard and random examples"
 SOURCE = "Paul et al. (2021) § 5.2 / Fig. 5 (right) and App. B.3; barrier as in Frankle et al. (2020)"
@@ -79,7 +79,7 @@ class Config:
             raise ConfigError(f"Two children need two different seeds, got {self.child_seeds}.")
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(spawn_epochs=(0.0, 1.0), eval_set_size=100),
     # quick: parent ≈ 12 epochs (≈ 6 s), then 2 children from each of 7 spawn epochs trained to epoch 20:
     # 2 × (20 + 19.5 + 19 + 18 + 16 + 12 + 8) = 225 epochs ≈ 2 min at ≈ 10 s per 20 epochs; 7 paths × 11
@@ -211,7 +211,7 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     plot_paths(path, folder / "error_paths.png")
     plot_barriers(barriers, folder / "barrier.png")
-    return write_study_section(folder, config, findings=findings(barriers, children, config, el2n_epoch),
+    return STUDY.write_section(folder, config, findings=findings(barriers, children, config, el2n_epoch),
         tables={"barrier.csv": barriers, "path.csv": path, "children.csv": children},
         figures={"error_paths.png": f"training error along the linear path between the two children, per evaluation set "
                             f"({config.eval_set_size} examples each), one curve per spawn epoch",
@@ -318,3 +318,6 @@ def findings(barriers: list[dict], children: list[dict], config: Config, el2n_ep
         lines.append(f"Children's final test accuracy: {min(accs):.4f}–{max(accs):.4f} "
                      f"(BatchNorm statistics along the path: {config.bn}).")
     return lines
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

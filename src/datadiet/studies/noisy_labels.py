@@ -47,9 +47,9 @@ from ..errors import ConfigError, DataDietError
 from ..scores.registry import ScoreLabel
 from ..selection import offset_windows, rank_order, select
 from ..stats import auroc
-from ..runs.presets import Setting, standard_scores, study_presets
+from ..runs.presets import ON_SCARCE, Setting, standard_scores, study_presets
 from ..runs.workspace import Workspace
-from .common import accuracy_rows, baseline_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks
 
 NAME = "noisy_labels"
 TITLE = "Noisy labels: pruning windows, EL2N of corrupted examples, and finding them"
@@ -85,7 +85,7 @@ class Config:
                               f"add offsets between 0 and {1 - empty[0]:g}.")
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     # 384 examples: 2 windows × 2 scores × 2 data × 2 seeds + 8 baseline runs, and 2 + 2 score runs.
     smoke=dict(keeps=(0.5,), offsets=(0.0, 0.5)),
     # 4,000 Fashion-MNIST examples, keep 50 %, 5 windows. New evaluation runs: 2 scores × 2 data × 5 offsets × 3 seeds
@@ -279,7 +279,7 @@ def run(config: Config, ws: Workspace) -> dict:
     _plot_auroc(aurocs, folder / "auroc.png")
     el2n_shift = _el2n_shift(means, corrupted, label)
     lines = findings(config, record, aurocs, distributions, el2n_shift, best, window_table)
-    return write_study_section(folder, config, findings=lines,
+    return STUDY.write_section(folder, config, findings=lines,
         tables={"offsets.csv": curve, "best_offsets.csv": best, "auroc.csv": aurocs, "windows.csv": window_table,
          "el2n_distributions.csv": distributions},
         figures={"offsets.png": f"test accuracy (clean test set) against the offset at a fixed kept fraction, clean vs "
@@ -430,3 +430,6 @@ def _plot_auroc(aurocs: list[dict], path):
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

@@ -32,7 +32,7 @@ from ..runs.sweep import Execution, Task, read_run_files
 from ..runs.workspace import ScoreDraws, Workspace
 from ..scores import load_scores
 from ..scores.registry import ScoreLabel
-from .common import baseline_tasks, check_seed_counts, pruning_tasks
+from .common import Study, baseline_tasks, check_seed_counts, pruning_tasks
 
 NAME = "reproduce"
 TITLE = "Pruning curves: scores against random at matched steps"
@@ -244,3 +244,6 @@ def _claim_folder(out: Path, record: dict) -> None:
     if changed:
         raise DataDietError(f"{out} holds another experiment ({previous.get('preset')!r}; differs in "
                             f"{', '.join(changed)}). Use another --out folder, or the same settings to resume.")
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__, claim=claim, rebuild=rebuild)

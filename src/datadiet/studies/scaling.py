@@ -31,12 +31,12 @@ from ..config import TrainConfig, check_keeps
 from ..errors import ConfigError
 from ..report import figures
 from ..report.tables import compare_to_random, curve_table, interval_coverage
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
 from ..methods import RULES as METHOD_RULES, Method
-from .common import accuracy_rows, baseline_tasks, check_seed_counts, pruning_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks, check_seed_counts, pruning_tasks
 from .compare import accuracies
 
 NAME = "scaling"
@@ -66,6 +66,9 @@ class Config:
         if not self.sizes or any(n < 0 for n in self.sizes):
             raise ConfigError(f"--sizes takes training-set sizes >= 0 (0 = the whole training split); got "
                               f"{list(self.sizes)}.")
+        repeated = sorted({n for n in self.sizes if self.sizes.count(n) > 1})
+        if repeated:  # the tables are keyed by size: a repeated size would train twice and show once
+            raise ConfigError(f"--sizes names {', '.join(map(str, repeated))} more than once; give each size once.")
         if self.epochs_per_size and len(self.epochs_per_size) != len(self.sizes):
             raise ConfigError(f"--epochs-per-size gives one budget per size: {len(self.sizes)} sizes but "
                               f"{len(self.epochs_per_size)} epochs.")
@@ -88,7 +91,7 @@ def _check_rule(rule: str) -> None:
                           f"ccs+balanced); got {rule!r} ({exc})") from None
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(sizes=(192, 384), keeps=(0.5,), epochs_per_size=(2, 2)),
     # Chosen to fit 20 minutes on 2 CPU cores (see README "The regime map"); the small CNN of the quick setting,
     # without augmentation, 2 evaluation seeds.  Larger N trains fewer epochs: the same number of steps per
@@ -226,7 +229,7 @@ def run(config: Config, ws: Workspace) -> dict:
     folder = ws.folder(NAME)
     score = config.score or f"EL2N at {SCORE_FRACTION:g} of the budget"
     _plot_regime(regime, crossing, folder / "regime.png", score)
-    return write_study_section(folder, config, findings=findings(regime, redundancy, gaps, crossing, config, labels),
+    return STUDY.write_section(folder, config, findings=findings(regime, redundancy, gaps, crossing, config, labels),
         tables={"regime.csv": regime, "redundancy.csv": redundancy, "hardest_minus_easiest.csv": gaps,
          "crossover.csv": crossing, "results.csv": [r for rows in rows_by_size.values() for r in rows]},
         figures={"regime.png": f"{score}-selected subsets minus random subsets of the same size (test accuracy points, 95 % "
@@ -299,3 +302,6 @@ def _plot_regime(regime: list[dict], crossing: list[dict], path, score: str) -> 
     figures.difference_limits(axes[0][0], shown)
     axes[0][0].set_ylabel(f"{score}: accuracy minus random (points)")
     figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)

@@ -13,9 +13,9 @@ from ..methods import Method
 from ..report import figures
 from ..config import TrainConfig, check_keeps
 from .compare import accuracies, contrast, interval_text, mean_or_nan, relation, verdict
-from ..runs.presets import Setting, study_presets
+from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import ScoreDraws, Workspace
-from .common import accuracy_rows, baseline_tasks, coverage, pruning_tasks, write_study_section
+from .common import Study, accuracy_rows, baseline_tasks, coverage, pruning_tasks
 NAME = "transfer"
 TITLE = "Architecture transfer: scores from one network prune for another"
 SOURCE = "Paul et al. (2021) App. E.2–E.3, Figs. 12–13"
@@ -33,7 +33,7 @@ class Config:
         check_keeps(self.keeps)
 
 
-PRESETS = study_presets(NAME, Config,
+PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
     smoke=dict(architectures=(("smallcnn", 0.25), ("vgg13", 0.125)), keeps=(0.5,)),
     # quick, on 2 CPU cores: VGG13 at width 1/4 trains ≈ 1.7× slower than the small CNN; 2 targets × 21 runs
     # (2 sources × 2 fractions × 3 seeds + 3 random × 2 + 3 full) ≈ 3.5 + 6 min, plus 4 short VGG score runs.
@@ -65,7 +65,7 @@ def run(config: Config, ws: Workspace) -> dict:
     table = transfer_table(rows, origin, config.keeps)
     folder = ws.folder(NAME)
     _plot_transfer(table, folder / "transfer.png", label)
-    return write_study_section(folder, config, findings=[coverage(setting), *findings(table, label)],
+    return STUDY.write_section(folder, config, findings=[coverage(setting), *findings(table, label)],
         tables={"transfer.csv": table, "results.csv": rows},
         figures={"transfer.png": f"test accuracy of each target trained on subsets chosen by each source's {label}"},
         summary={"points": table})
@@ -129,3 +129,6 @@ def _plot_transfer(table: list[dict], path, label: str):
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("final test accuracy")
     return figures.save(fig, path)
+
+
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)
