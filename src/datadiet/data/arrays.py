@@ -18,8 +18,10 @@ Inputs (``x_train``, ``x_test``)
   after the conversion to float32).  Features are normalized per dimension with the training split's mean and
   standard deviation and never augmented.
 
-Anything else (float images, 2-D integer arrays, ...) is refused with the rule above.  Both splits must have
-the same kind and per-example shape.
+Anything else (float images, 2-D integer arrays, ...) is refused with the rule above, and so are empty
+examples (features ``[N, 0]``, images with no channel or a side of 0 pixels: their statistics would be NaN).
+Both splits must have the same kind and per-example shape.  Tensors given in Python must hold their values: a
+meta tensor (a shape without data) or a sparse one is refused naming its argument; bfloat16 becomes float32.
 
 Labels, classes, ids
 --------------------
@@ -142,10 +144,30 @@ def splits_from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, 
     return make_splits(train, test)
 
 
-def _numpy(value: Any) -> np.ndarray:
+def _numpy(value: Any, key: str, where: Callable[[str], str]) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        _check_tensor(value, key, where)
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds every bfloat16 exactly
+            value = value.float()
+        try:
+            return value.numpy()
+        except TypeError as exc:  # a dtype numpy lacks (float8, ...)
+            raise ConfigError(f"{where(key)} is a tensor of dtype {value.dtype}, which numpy cannot hold ({exc}). "
+                              "Convert it first: images to torch.uint8, features to torch.float32, labels and ids "
+                              "to torch.int64.") from exc
     return np.asarray(value)
+
+
+def _check_tensor(value: torch.Tensor, key: str, where: Callable[[str], str]) -> None:
+    """Refuse a tensor whose values cannot be read: a meta tensor has a shape but no data (torch raises a bare
+    NotImplementedError when asked for it), a sparse one has no dense array."""
+    if value.is_meta:
+        raise ConfigError(f"{where(key)} is a tensor on the meta device: it has a shape ({list(value.shape)}) but "
+                          "no values. Pass the tensor that holds the data (on the CPU or a GPU).")
+    if value.layout != torch.strided:
+        raise ConfigError(f"{where(key)} is a {value.layout} tensor; datadiet reads dense tensors. Pass "
+                          f"{key}.to_dense().")
 
 
 def _kind(x: np.ndarray) -> str:
@@ -154,7 +176,7 @@ def _kind(x: np.ndarray) -> str:
 
 def _inputs(value: Any, key: str, where: Callable[[str], str], copy: bool) -> np.ndarray:
     """uint8 NCHW images or float32 features, contiguous; anything else is refused with the rule."""
-    given = _numpy(value)
+    given = _numpy(value, key, where)
     x = given
     if x.dtype == np.uint8 and x.ndim == 3:
         x = x[:, None]
@@ -180,13 +202,26 @@ def _inputs(value: Any, key: str, where: Callable[[str], str], copy: bool) -> np
             "(0..255), or features to float32.")
     if len(out) == 0:
         raise CorruptDataError(f"{where(key)} holds no examples; both splits need at least one.")
+    if 0 in out.shape[1:]:
+        raise CorruptDataError(_empty_examples(where(key), out.shape))
     if (copy and np.may_share_memory(out, given)) or not out.flags.writeable:
         out = out.copy()
     return out
 
 
+def _empty_examples(where: str, shape: tuple[int, ...]) -> str:
+    """Why examples with a zero-length side are refused: each holds no value, so the training split's mean and
+    standard deviation are NaN and every model sees nothing."""
+    if len(shape) == 2:
+        return (f"{where} holds features of shape {list(shape)}: each example has no feature at all (D = 0). "
+                "Features need at least one dimension, [N, D] with D >= 1.")
+    sides = ", ".join(f"{name} {n}" for name, n in zip(("channels", "height", "width"), shape[1:]) if n == 0)
+    return (f"{where} holds empty images of shape {list(shape)} (as [N, C, H, W]: {sides}): they have no pixel. "
+            "Every image needs at least one channel and one pixel; check how the array was built.")
+
+
 def _labels(value: Any, key: str, n: int, x_key: str, where: Callable[[str], str]) -> np.ndarray:
-    y = _numpy(value)
+    y = _numpy(value, key, where)
     if y.dtype.kind not in "iu":
         raise CorruptDataError(f"{where(key)} has dtype {y.dtype}: labels must be integer class indices 0..K-1 "
                                "(e.g. y.astype(np.int64) if they are whole numbers stored as floats).")
@@ -215,7 +250,7 @@ def _check_dense(y_tr: np.ndarray, y_te: np.ndarray, k: int, where: Callable[[st
 def _classes(value: Any, where: Callable[[str], str]) -> tuple[str, ...] | None:
     if value is None:
         return None
-    c = np.asarray(value) if not isinstance(value, torch.Tensor) else _numpy(value)
+    c = _numpy(value, "classes", where)
     if c.ndim != 1 or len(c) == 0 or c.dtype.kind not in "USiu":
         raise CorruptDataError(f"{where('classes')} must be a non-empty 1-D array of class names (strings), got "
                                f"{c.dtype} with shape {list(c.shape)}.")
@@ -232,7 +267,7 @@ def _classes(value: Any, where: Callable[[str], str]) -> tuple[str, ...] | None:
 def _ids(value: Any, n: int, where: Callable[[str], str]) -> np.ndarray:
     if value is None:
         return np.arange(n, dtype=np.int64)
-    ids = _numpy(value)
+    ids = _numpy(value, "ids_train", where)
     if ids.dtype.kind not in "iu" or ids.shape != (n,):
         raise CorruptDataError(f"{where('ids_train')} must be {n} integers, one per training example; got "
                                f"{ids.dtype} with shape {list(ids.shape)}.")

@@ -17,14 +17,24 @@ are ignored.  Every image anywhere below a class folder belongs to that class (s
 
 Which files are read
 --------------------
-Files and folders whose name starts with ``.`` are skipped silently.  Only regular files with an image
-extension (:data:`IMAGE_EXTENSIONS`, any case) are read; every other entry is ignored but listed, with the
-reason where it is not plain (``datadiet data`` shows them): other files (``notes.txt``, ``Thumbs.db``),
-files outside a class folder, a FIFO or device named ``*.png`` ("not a regular file": opening it could
-block forever), a broken link, and a linked folder that was already read (a link loop, or a second link to
-the same folder).  Linked folders and files are followed.  A folder that cannot be listed (no permission,
-a path too long for the system) and a file with an image extension that Pillow cannot decode are errors
-naming them, never skipped: either would silently drop examples.  A dataset needs at least two classes.
+Only regular files with an image extension (:data:`IMAGE_EXTENSIONS`, any case) are read; every other entry is
+ignored but listed, with the reason where it is not plain (``datadiet data`` shows them): other files
+(``notes.txt``, ``Thumbs.db``), files outside a class folder, hidden folders (``.cat/``, a class folder too:
+"hidden") and hidden files named like images, a FIFO or device named ``*.png`` ("not a regular file": opening
+it could block forever), a broken link, and the linked folders that are not followed (below).  Other hidden
+files (``.DS_Store``) are skipped without a word.  A folder that cannot be listed (no permission, a path too
+long for the system) and a file with an image extension that Pillow cannot decode are errors naming them,
+never skipped: either would silently drop examples.  An empty image (a side of 0 pixels) is an error too.  A
+dataset needs at least two classes.
+
+Linked files are followed.  A linked folder is followed once in the whole dataset, and only where its images
+stay in its own class: to a folder outside the image folder (images kept on another disk) or within its own
+class folder.  Listed instead, not read: a link to a folder already read ("a link to a folder already read": a
+loop, or a second link to one folder, in any class or split), to a folder that holds the folder it is in
+("above it", e.g. ``..``: it would read the folder again, and every other class with it under this label), to
+a folder that holds the image folder, and to another class or split of the dataset ("out of its class
+folder", or for a class folder "a link to another folder of the dataset": its images would get a second
+label, or be in both splits).
 
 Canonical order (ids are positions in it)
 -----------------------------------------
@@ -68,10 +78,14 @@ size and modification time: a file rewritten with its old time restored (by ``rs
 checkout) is another image.  Hashing reads every file once per load, about 7 µs per small PNG on a warm disk
 against about 50 µs to decode it.  Replacing, adding or removing a file changes the key, so a cache made
 from other files is never reused: the folder is decoded again and the stale cache file of the same folder
-and options is deleted.  The cache is written atomically (:func:`datadiet.io.atomic_path`); a damaged cache
-file is decoded again and replaced, and the temporary file of a write that was killed is removed the next
-time the cache is used (once it is :data:`ORPHAN_AGE` seconds old, so that a write in progress in another
-process is never touched).  A cache that cannot be written is said so (``cache_status`` in the source notes).
+and options is deleted.  The cache is written atomically (a temporary file, flushed, then renamed); a damaged
+cache file is decoded again and replaced.  A temporary is named after the machine and process writing it
+(``.<cache name>.<host>.<pid>.<random>.tmp``), so the next load removes those left by a write that was killed
+(their process is gone) without looking at the clock, and never one that a live process is writing; those
+of another machine (a shared cache folder: its processes cannot be looked up here) and of earlier versions (no
+process in the name) are removed once :data:`ORPHAN_AGE` seconds old.  A cache that cannot be used
+(``$DATADIET_CACHE`` not a writable folder, or a path too long for the system) is said so, with how to fix
+``$DATADIET_CACHE`` (a warning, and ``cache_status`` in the source notes), and the folder is decoded without it.
 """
 from __future__ import annotations
 
@@ -81,19 +95,22 @@ import json
 import math
 import os
 import re
+import secrets
+import socket
 import stat
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, CorruptDataError, DataDietError, DatasetNotFoundError
-from ..io import atomic_path, read_npz
+from ..io import read_npz
 from .dataset import DatasetSplits, ImageDataset, make_splits
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
@@ -103,7 +120,8 @@ DEFAULT_CACHE = "~/.cache/datadiet"
 CACHE_FORMAT = 2  # bump when the cached arrays' meaning changes: every old cache is then rebuilt (2: 16-bit scaled)
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # integer grayscale wider than 8 bits
-ORPHAN_AGE = 600  # seconds: an atomic_path temporary this old in the cache folder belongs to a killed write
+ORPHAN_AGE = 600  # seconds: a cache temporary whose writer cannot be looked up (another machine's, or an
+                  # earlier version's, which names none) this old is an orphan
 MIN_CLASSES = 2
 _INLINE = 256  # fewer files than this are decoded on the calling thread (no pool to start)
 _CHUNK = 512   # files per work item of the thread pool
@@ -125,8 +143,9 @@ class FolderListing:
         labels: split → int64 labels ``[N]``.
         stats: split → ``(size in bytes, st_mtime_ns)`` of every file, in the same order.
         ignored: paths relative to ``root`` of the entries not read (non-image files, files outside a class
-            folder, folders beside ``train/`` and ``test/``; folders end with ``/``), sorted; an entry ignored
-            for a reason other than its name carries it in parentheses (``"a/x.png (not a regular file)"``).
+            folder, folders beside ``train/`` and ``test/``, hidden folders, linked folders not followed; folders
+            end with ``/``), sorted; an entry ignored for a reason other than its name carries it in parentheses
+            (``"a/x.png (not a regular file)"``, ``".cat/ (hidden)"``, ``"a/up/ (a link to a folder above it)"``).
     """
 
     root: Path
@@ -145,7 +164,7 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root} is not a folder; folder: needs a folder of class folders.")
-    ignored: list[str] = []
+    scan = _Scan(root=root, real_root=os.path.realpath(root), ignored=[], seen=set())
     present = [s for s in SPLITS if (root / s).is_dir()]
     if present:
         missing = [s for s in SPLITS if s not in present]
@@ -154,12 +173,13 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
                 f"{root} has {present[0]}/ but no {missing[0]}/. A folder with train/ or test/ must have both "
                 f"(PATH/train/<class>/... and PATH/test/<class>/...); for one folder of classes with a held-out "
                 f"test fraction, rename {present[0]}/ so that it is not a split folder.")
-        ignored += [_ignored(root, e) for e in _visible(root) if e.name not in SPLITS]
-        scanned = {s: _scan_classes(root, root / s, ignored) for s in SPLITS}
+        scan.ignored += [note for e in _entries(root) if e.name not in SPLITS
+                         for note in [_ignored(root, e)] if note]
+        scanned = {s: _scan_classes(scan, root / s) for s in SPLITS}
         _check_same_classes(root, scanned["train"], scanned["test"])
         layout = "split"
     else:
-        scanned = _hold_out(root, _scan_classes(root, root, ignored), test_fraction, seed)
+        scanned = _hold_out(root, _scan_classes(scan, root), test_fraction, seed)
         layout = "single"
     classes = tuple(scanned["train"])
     _check_class_count(root, classes)
@@ -170,28 +190,42 @@ def list_folder(path: str | os.PathLike, *, test_fraction: float = 0.2, seed: in
         labels[split] = np.asarray([label for label, _ in entries], dtype=np.int64)
         stats[split] = tuple((size, mtime) for _, (_, size, mtime) in entries)
     return FolderListing(root=root, layout=layout, classes=classes, files=files, labels=labels, stats=stats,
-                         ignored=tuple(sorted(ignored)))
+                         ignored=tuple(sorted(scan.ignored)))
 
 
-def _visible(folder: Path) -> list[os.DirEntry]:
+def _entries(folder: Path) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as it:
-            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+            return sorted(it, key=lambda e: e.name)
     except OSError as exc:
         raise _unlistable(folder, exc) from exc
+
+
+def _is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _rel(root: Path, path: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def _ignored(root: Path, entry: os.DirEntry) -> str:
-    """How an entry that is not read is listed: its path (``/`` after a folder), and why, when not by its name."""
+def _ignored(root: Path, entry: os.DirEntry) -> str | None:
+    """How an entry that is not read is listed: its path (``/`` after a folder), and why, when not by its name;
+    ``None`` for a hidden file that is not named like an image (``.DS_Store``): not listed."""
     rel = _rel(root, entry.path)
+    if entry.name.startswith("."):
+        return _hidden(rel, entry.is_dir())
     if entry.is_dir():
         return rel + "/"
     why, _ = _file_stat(entry.path)
     return f"{rel} ({why})" if why else rel
+
+
+def _hidden(rel: str, is_dir: bool) -> str | None:
+    """A hidden folder may hold images and a hidden file may be one: both are listed, never dropped unsaid."""
+    if is_dir:
+        return f"{rel}/ (hidden)"
+    return f"{rel} (hidden)" if _is_image_name(rel) else None
 
 
 def _file_stat(path: str) -> tuple[str, os.stat_result | None]:
@@ -209,18 +243,37 @@ def _file_stat(path: str) -> tuple[str, os.stat_result | None]:
 Entry = tuple[str, int, int]  # (path relative to root, size, st_mtime_ns)
 
 
-def _scan_classes(root: Path, split_dir: Path, ignored: list[str]) -> dict[str, list[Entry]]:
+@dataclass
+class _Scan:
+    """What one listing carries through every folder it reads.
+
+    ``real_root`` is the dataset's real path (links resolved), to tell where a linked folder leads; ``seen`` holds
+    the (device, inode) of every folder read so far, in every class and both splits, so that a folder reached
+    through links is read once in the whole dataset (never under two labels, nor in both splits).
+    """
+
+    root: Path
+    real_root: str
+    ignored: list[str]
+    seen: set[tuple[int, int]]
+
+
+def _scan_classes(scan: _Scan, split_dir: Path) -> dict[str, list[Entry]]:
     """class name → its image files (sorted by relative path), for the class folders of ``split_dir``."""
+    root = scan.root
     classes: dict[str, list[Entry]] = {}
     loose_images = []
-    for entry in _visible(split_dir):
-        if not entry.is_dir():
-            ignored.append(_ignored(root, entry))
-            if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+    for entry in _entries(split_dir):
+        if entry.name.startswith(".") or not entry.is_dir():
+            note = _ignored(root, entry)
+            scan.ignored += [note] if note else []
+            if not entry.name.startswith(".") and _is_image_name(entry.name):
                 loose_images.append(entry.name)
             continue
-        images, others = _scan_class(root, Path(entry.path))
-        ignored += others
+        if not _follow(scan, entry.path, None, scan.ignored):
+            continue
+        images, others = _scan_class(scan, Path(entry.path))
+        scan.ignored += others
         if not images:
             what = f"only {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others else "nothing"
             raise CorruptDataError(
@@ -236,25 +289,33 @@ def _scan_classes(root: Path, split_dir: Path, ignored: list[str]) -> dict[str, 
     return dict(sorted(classes.items()))
 
 
-def _scan_class(root: Path, class_dir: Path) -> tuple[list[Entry], list[str]]:
-    """The image files below ``class_dir`` and the entries ignored there.  Linked folders are followed once
-    each: a link to a folder already read (a loop, or two links to one folder) is listed, not read again."""
+def _scan_class(scan: _Scan, class_dir: Path) -> tuple[list[Entry], list[str]]:
+    """The image files below ``class_dir`` and the entries ignored there.  A linked folder is followed once,
+    and only where it stays in its class: see :func:`_follow`."""
+    root = scan.root
     images: list[Entry] = []
     others: list[str] = []
-    seen = {_folder_identity(class_dir)}
+    inside = os.path.realpath(class_dir)
 
     def refuse(exc: OSError) -> None:  # os.walk would skip an unlistable folder silently
         raise _unlistable(Path(exc.filename or class_dir), exc) from exc
 
     for dirpath, dirnames, filenames in os.walk(class_dir, onerror=refuse, followlinks=True):
-        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
-                       and _first_visit(root, os.path.join(dirpath, d), seen, others)]
+        kept = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if d.startswith("."):
+                others.append(_hidden(_rel(root, full), True))
+            elif _follow(scan, full, inside, others):
+                kept.append(d)
+        dirnames[:] = kept
         for name in filenames:
-            if name.startswith("."):
-                continue
             full = os.path.join(dirpath, name)
             rel = _rel(root, full)
-            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            if name.startswith("."):
+                others += [note for note in [_hidden(rel, False)] if note]
+                continue
+            if not _is_image_name(name):
                 others.append(rel)
                 continue
             why, st = _file_stat(full)
@@ -274,14 +335,38 @@ def _folder_identity(path: str | os.PathLike) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _first_visit(root: Path, path: str, seen: set, others: list[str]) -> bool:
-    """Whether to descend into the folder ``path``: not when it is (a link to) a folder already read."""
+def _follow(scan: _Scan, path: str, inside: str | None, others: list[str]) -> bool:
+    """Whether to read the folder ``path`` (a class folder when ``inside`` is ``None``, else a folder below the
+    class folder whose real path is ``inside``); when not, it is listed in ``others`` with the reason."""
     identity = _folder_identity(path)
-    if identity in seen:
-        others.append(f"{_rel(root, path)}/ (a link to a folder already read)")
+    why = "a link to a folder already read" if identity in scan.seen else (
+        _link_refusal(scan.real_root, path, inside) if os.path.islink(path) else None)
+    if why:
+        others.append(f"{_rel(scan.root, path)}/ ({why})")
         return False
-    seen.add(identity)
+    scan.seen.add(identity)
     return True
+
+
+def _link_refusal(real_root: str, link: str, inside: str | None) -> str | None:
+    """Why the linked folder ``link`` is not followed, or ``None``.  A link may lead out of the dataset (images
+    kept on another disk) or to a folder within its own class, but never to a folder that holds the one it is
+    in (``..``: the walk would read the folder again, and every other class with it under this label), to a
+    folder that holds the dataset, nor to another class or split of the dataset (its images would get a second
+    label, or be in both splits)."""
+    target = os.path.realpath(link)
+    if _within(target, os.path.realpath(os.path.dirname(link))):
+        return "a link to a folder above it"
+    if _within(target, real_root):
+        return "a link to a folder that holds the dataset"
+    if _within(real_root, target) and not (inside is not None and _within(inside, target)):
+        return "a link out of its class folder" if inside is not None else "a link to another folder of the dataset"
+    return None
+
+
+def _within(outer: str, path: str) -> bool:
+    """Whether the real path ``path`` is ``outer`` or lies below it."""
+    return path == outer or path.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 def _unlistable(path: Path, exc: OSError) -> CorruptDataError:
@@ -366,7 +451,7 @@ def load_folder(path: str | os.PathLike, *, name: str | None = None, resize: tup
                           "--test-fraction and --split-seed apply only to a folder without them. Drop them.")
     key, options = cache_key(listing, resize=resize, channels=channels, test_fraction=test_fraction, seed=seed)
     cache = cache_file(listing.root, key, options)
-    remove_cache_orphans(cache.parent)
+    remove_cache_orphans(cache.parent)  # before reading: a write killed since the last load left its temporary
     arrays = _read_cache(cache, key, listing)
     status = "reused"
     if arrays is None:
@@ -455,7 +540,10 @@ def cache_file(root: Path, key: str, options: dict) -> Path:
 
 def _read_cache(path: Path, key: str, listing: FolderListing) -> dict[str, np.ndarray] | None:
     """The cached arrays when ``path`` holds exactly this key's data; ``None`` (decode again) otherwise."""
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return None
+    except OSError:  # a cache folder that cannot be used (a path too long, no permission): the write says why
         return None
     try:
         arrays = read_npz(path, what="a decoded-image cache", required=("key", "x_train", "x_test"), optional=())
@@ -474,40 +562,111 @@ def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray], listing: F
     """Write the cache and delete the ones it supersedes; ``None``, or why it could not be written (warned)."""
     stem = path.name.rsplit("-", 1)[0]
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        with _cache_temporary(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, key=np.asarray(key), x_train=arrays["x_train"], x_test=arrays["x_test"],
                      classes=np.asarray(listing.classes, dtype=str))
         for stale in path.parent.glob(f"{stem}-*.npz"):  # the same folder and options, from files since changed
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError as exc:
-        reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-        warnings.warn(f"Could not write the decoded-image cache {path} ({reason}); the folder {listing.root} will be "
-                      f"decoded again next time. Set ${CACHE_ENV} to a writable folder.", CacheWarning, stacklevel=3)
+        reason = f"{exc.strerror or exc}" + (f": {_shorten(str(exc.filename))}" if exc.filename else "")
+        warnings.warn(f"Could not write the decoded-image cache {_shorten(str(path))} ({reason}); the folder "
+                      f"{listing.root} will be decoded again next time. {_cache_advice(exc)}", CacheWarning,
+                      stacklevel=3)
         return reason
     return None
 
 
-# What atomic_path's temporaries look like: ".<target name>.<8 characters of mkstemp>.tmp".
-_TEMPORARY = re.compile(r"^\..+\.npz\.[A-Za-z0-9_]{8}\.tmp$")
+def _cache_advice(exc: OSError) -> str:
+    """How to make the cache usable: it lives where ``$DATADIET_CACHE`` says, which the user may not know."""
+    where = (f"${CACHE_ENV}, the folder where datadiet keeps decoded image folders," if os.environ.get(CACHE_ENV)
+             else f"The decoded image folders are kept in {DEFAULT_CACHE} (${CACHE_ENV} is not set), which")
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{where} is a path too long for the system: set ${CACHE_ENV} to a shorter folder path."
+    return f"{where} cannot be written: set ${CACHE_ENV} to a writable folder."
+
+
+# The cache's temporaries, ".<target name>.<host>.<pid>.<8 hex digits>.tmp": each names the process writing it,
+# so that the next load removes those of dead writers without looking at the clock.
+_TEMPORARY = re.compile(r"^\.(?P<target>.+\.npz)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp$")
+# What io.atomic_path's temporaries look like (earlier versions wrote the cache with it): no writer in the name,
+# so only their age tells a killed write from one in progress.
+_LEGACY_TEMPORARY = re.compile(r"^\..+\.npz\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _host() -> str:
+    """This machine's name as it appears in a temporary's name (a cache folder may be shared by machines, and a
+    process id means something only on the machine that runs it)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40].strip("-") or "host"
+
+
+@contextmanager
+def _cache_temporary(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` named after this process, moved onto ``path`` when the block succeeds
+    (written, flushed to disk, renamed: never half a cache under the cache's name) and removed if it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666: the umask decides
+            break
+        except FileExistsError:  # the same 8 random hex digits again: draw others
+            continue
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_cache_orphans(folder: Path, *, age: float = ORPHAN_AGE) -> int:
-    """Delete the cache temporaries that killed writes left in ``folder``: those at least ``age`` seconds old
-    (a write in progress keeps its file's modification time fresh).  Returns how many; never fails."""
-    count, now = 0, time.time()
+    """Delete the cache temporaries that killed writes left in ``folder``: those named after a process of this
+    machine that is no longer running, whatever their age.  A process of another machine (a shared cache folder)
+    cannot be looked up from here, and earlier versions named none: such a temporary is deleted once ``age``
+    seconds old (a write in progress keeps its file's modification time fresh).  Returns how many were deleted;
+    never fails."""
     try:
-        candidates = [p for p in folder.glob(".*.tmp") if _TEMPORARY.match(p.name)]
+        names = [p.name for p in folder.glob(".*.tmp")]
     except OSError:
         return 0
-    for tmp in candidates:
-        try:
-            if now - tmp.stat().st_mtime >= age:
-                tmp.unlink()
+    count, host = 0, _host()
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if match and match["host"] == host:
+            orphan = not _running(int(match["pid"]))
+        else:
+            orphan = bool(match or _LEGACY_TEMPORARY.match(name)) and _older_than(folder / name, age)
+        if orphan:
+            try:
+                (folder / name).unlink()
                 count += 1
-        except OSError:  # gone already, or not ours to delete: the cache works without this
-            continue
+            except OSError:  # gone already, or not ours to delete: the cache works without this
+                continue
     return count
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal runs too)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists is checked
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        return True
+    except OverflowError:  # no such process id on this system
+        return False
+    return True
+
+
+def _older_than(path: Path, age: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= age
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -527,6 +686,12 @@ def decode_listing(listing: FolderListing, *, resize: tuple[int, int] | None = N
 
     _for_each(len(paths), probe)
     sizes = [p[0] for p in probes]
+    empty = [i for i, (w, h) in enumerate(sizes) if w == 0 or h == 0]
+    if empty:  # checked here, not by Pillow's loaders (most refuse such a header, not all): NaN statistics else
+        w, h = sizes[empty[0]]
+        raise CorruptDataError(
+            f"{paths[empty[0]]} is an empty image ({w}x{h} pixels, width x height; {len(empty)} such files): it has "
+            "no pixel. Replace it with a real image, or move it out of the folder.")
     floats = [i for i, p in enumerate(probes) if p[1] == "F"]
     if floats:
         raise CorruptDataError(

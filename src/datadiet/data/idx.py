@@ -8,14 +8,18 @@ We only accept what (Fashion-)MNIST actually ships: uint8 images ``[N, H, W]``
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ..errors import CorruptDataError, DatasetNotFoundError
+from ..errors import CorruptDataError, DataDietError, DatasetNotFoundError
+from ..io import check_memory
 from .dataset import DatasetSplits, ImageDataset, make_splits
 
 IMAGES_MAGIC = 0x00000803
@@ -29,12 +33,61 @@ SPLIT_FILES = {
 
 
 def read_idx(path: str | Path, *, expected_magic: int) -> np.ndarray:
-    """Read one IDX file into a uint8 array, validating magic number and size."""
+    """Read one IDX file into a uint8 array, validating magic number and size.
+
+    The header says how many bytes of data follow (the product of the dimensions, one byte each), so exactly
+    that many are read, in chunks, into one preallocated array, and one byte more only to see that nothing
+    follows: a gzipped file that inflates to far more than its header promises (a gzip bomb) costs no more
+    memory than the header's size, and a header that promises more than the memory available is refused
+    before anything is allocated.
+    """
     path = Path(path)
-    raw = _read_maybe_gzip(path)
-    if len(raw) < 4:
-        raise CorruptDataError(f"{path} is too short to be an IDX file ({len(raw)} bytes). Re-download it.")
-    (magic,) = struct.unpack(">I", raw[:4])
+    try:
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            if not compressed:
+                return _read_stream(raw, path, expected_magic, size=os.fstat(raw.fileno()).st_size)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+                return _read_stream(fh, path, expected_magic, size=None)
+    except DataDietError:  # already one paragraph (some error types are also OSError or ValueError)
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise CorruptDataError(
+            f"{path} is a damaged gzip file ({exc}). It was probably cut short while downloading; "
+            "delete it and download it again (`datadiet download <dataset>`), or reinstall the "
+            "Debian package dataset-fashion-mnist."
+        ) from exc
+    except OSError as exc:
+        raise DatasetNotFoundError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+
+
+_READ_CHUNK = 1 << 20  # bytes per read: the decompressor never holds more than this beyond the array
+
+
+def _read_stream(fh: BinaryIO, path: Path, expected_magic: int, *, size: int | None) -> np.ndarray:
+    """The array of an IDX stream: its header, then exactly the bytes the header promises (``size``: the
+    plain file's size, checked before reading any data; ``None`` for a gzip stream, whose length is unknown)."""
+    dims = _read_header(fh, path, expected_magic)
+    expected = math.prod(dims)
+    if size is not None and size - fh.tell() != expected:
+        raise _size_mismatch(path, expected, dims, size - fh.tell())
+    check_memory(expected, str(path))
+    data = np.empty(expected, dtype=np.uint8)
+    got = _read_into(fh, data)
+    if got < expected:
+        raise _size_mismatch(path, expected, dims, got)
+    if fh.read(1):  # the header promised less than the file holds: stop here rather than inflate the rest
+        raise _size_mismatch(path, expected, dims, f"more than {expected}")
+    return data.reshape(dims)
+
+
+def _read_header(fh: BinaryIO, path: Path, expected_magic: int) -> tuple[int, ...]:
+    """The dimensions an IDX header declares, after checking its magic number; ``fh`` is left at the data."""
+    head = fh.read(4)
+    if len(head) < 4:
+        raise CorruptDataError(f"{path} is too short to be an IDX file ({len(head)} bytes). Re-download it.")
+    (magic,) = struct.unpack(">I", head)
     if magic != expected_magic:
         raise CorruptDataError(
             f"{path} has IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x}. "
@@ -43,17 +96,29 @@ def read_idx(path: str | Path, *, expected_magic: int) -> np.ndarray:
             + " file, or it is damaged; re-download it or point --data-root at the right folder."
         )
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    raw_dims = fh.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
         raise CorruptDataError(f"{path}: IDX header is truncated. Re-download the file.")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
-        raise CorruptDataError(
-            f"{path}: header promises {expected} bytes of data for shape {dims}, "
-            f"found {len(raw) - header}. The file is truncated or padded; re-download it."
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return struct.unpack(f">{ndim}I", raw_dims)
+
+
+def _read_into(fh: BinaryIO, data: np.ndarray) -> int:
+    """Fill ``data`` from ``fh`` in chunks; how many bytes there were (fewer than ``data`` holds: truncated)."""
+    view = memoryview(data).cast("B")
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:got + _READ_CHUNK])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _size_mismatch(path: Path, expected: int, dims: tuple[int, ...], found: int | str) -> CorruptDataError:
+    return CorruptDataError(
+        f"{path}: header promises {expected} bytes of data for shape {dims}, "
+        f"found {found}. The file is truncated or padded; re-download it."
+    )
 
 
 def find_idx_file(root: Path, stem: str) -> Path | None:
@@ -108,25 +173,8 @@ def _load_split(root: Path, split: str, name: str, classes: tuple[str, ...]) -> 
     return ImageDataset(
         name=name,
         split=split,
-        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        images=torch.from_numpy(images).unsqueeze(1),  # read_idx's own array: writable, unshared
         labels=torch.from_numpy(labels.astype(np.int64)),
         ids=torch.arange(n, dtype=torch.long),
         classes=classes,
     )
-
-
-def _read_maybe_gzip(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetNotFoundError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    if data[:2] != b"\x1f\x8b":
-        return data
-    try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise CorruptDataError(
-            f"{path} is a damaged gzip file ({exc}). It was probably cut short while downloading; "
-            "delete it and download it again (`datadiet download <dataset>`), or reinstall the "
-            "Debian package dataset-fashion-mnist."
-        ) from exc
