@@ -47,3 +47,13 @@ def test_negative_or_infinite_times_are_refused():
         ScoreLabel("grand", -1.0)
     with pytest.raises(ConfigError):
         ScoreLabel("grand", float("inf"))
+
+
+def test_score_kinds_are_one_enum_and_an_unknown_kind_is_refused():
+    from datadiet.scores.registry import SCORES, ScoreKind, ScoreSpec
+
+    assert {spec.kind for spec in SCORES.values()} == set(ScoreKind)
+    assert ScoreLabel.parse("el2n@epoch2").kind is ScoreKind.MODEL
+    assert ScoreLabel.parse("forgetting@end").kind is ScoreKind.HISTORY and ScoreKind.HISTORY == "history"
+    with pytest.raises(ValueError):
+        ScoreSpec("odd", "sometimes", lambda *a: None, False)

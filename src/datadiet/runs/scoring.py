@@ -37,7 +37,7 @@ from ..errors import ConfigError, DataDietError
 from ..io import atomic_path, folder_lock, read_npz, write_json_atomic
 from ..models import build_model
 from ..scores.functions import forgetting, input_norm, random_score
-from ..scores.registry import GRADIENT_SCORES, ScoreLabel, score_spec
+from ..scores.registry import GRADIENT_SCORES, ScoreKind, ScoreLabel, score_spec
 from ..scores.store import ScoreTable, load_scores, save_scores
 from ..training import Cost, flops_per_example, train
 from ..training.accounting import FIELDS as COST_FIELDS
@@ -68,7 +68,7 @@ class ScoreConfig:
     def labels(self) -> list[ScoreLabel]:
         """Every (score, time) this config produces, one score file each."""
         return [ScoreLabel.at(name, epoch) for name in self.scores
-                for epoch in (self.score_epochs if score_spec(name).kind == "model" else (None,))]
+                for epoch in (self.score_epochs if score_spec(name).kind is ScoreKind.MODEL else (None,))]
 
 
 def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataConfig, splits: DatasetSplits,
@@ -78,10 +78,10 @@ def run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCon
     Returns the written score files.  Finished runs are cached in ``out_dir/.runs`` and reused.
     """
     out_dir = Path(out_dir)
-    if train_cfg.dynamic != "none":
+    if train_cfg.dynamic is not None:
         # Scores are taken at fixed epochs of a static run (hooks placed by the static step schedule); a dynamically
         # pruned run would shift those epochs and score a different model, so score runs never prune.
-        raise ConfigError(f"--dynamic {train_cfg.dynamic}: score runs train on all the data (their scoring epochs "
+        raise ConfigError(f"--dynamic {train_cfg.pruner_name}: score runs train on all the data (their scoring epochs "
                           "are steps of the static schedule); drop --dynamic when scoring. To compare dynamic pruning "
                           "with static scores, use `datadiet analyze compute`.")
     with folder_lock(out_dir, "datadiet score"), _removed_on_failure(out_dir):
@@ -126,8 +126,8 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
                 out_dir: Path, log: Callable[[str], None]) -> list[Path]:
     train_set = splits.train
     specs = [score_spec(n) for n in score_cfg.scores]
-    model_scores = [s.name for s in specs if s.kind == "model"]
-    wants_forgetting = any(s.kind == "history" for s in specs)
+    model_scores = [s.name for s in specs if s.kind is ScoreKind.MODEL]
+    wants_forgetting = any(s.kind is ScoreKind.HISTORY for s in specs)
     steps, stop = scoring_schedule(score_cfg, train_cfg, len(train_set))
     train_cfg = resolve_flip(train_cfg, user_data=splits.user_data)  # the score files say which flip was used
     provenance = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
@@ -158,12 +158,12 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
 
     written = []
     for label in score_cfg.labels():
-        if label.kind == "static":
+        if label.kind is ScoreKind.STATIC:
             rows = _static_rows(label.name, splits, seeds)
         else:
             rows = np.stack([run[str(label)] for run in per_run])
-        step = stop if label.kind == "history" else steps.get(label.epoch)
-        epoch = 0.0 if label.kind == "static" else label.epoch
+        step = stop if label.kind is ScoreKind.HISTORY else steps.get(label.epoch)
+        epoch = 0.0 if label.kind is ScoreKind.STATIC else label.epoch
         meta = {**provenance, "when": label.when, "epoch": epoch, "step": step,
                 "seeds": seeds if label.name != "input_norm" else [], "model": train_cfg.model,
                 "cost": charge(costs, label)}
@@ -179,11 +179,11 @@ def scoring_schedule(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int) -> 
     (the end of the budget when forgetting is asked for, else the last scoring step)."""
     schedule = train_cfg.schedule(train_size=n)
     kinds = {score_spec(name).kind for name in score_cfg.scores}
-    steps = {e: schedule.step_at(e) for e in score_cfg.score_epochs} if "model" in kinds else {}
+    steps = {e: schedule.step_at(e) for e in score_cfg.score_epochs} if ScoreKind.MODEL in kinds else {}
     if any(s > schedule.total for s in steps.values()):
         raise ConfigError(f"Scoring epochs {score_cfg.score_epochs} go beyond the training budget of {schedule.total} "
                           f"steps ({schedule.total / schedule.per_epoch:g} epochs); raise --epochs or score earlier.")
-    stop = schedule.total if "history" in kinds else max(steps.values(), default=0)
+    stop = schedule.total if ScoreKind.HISTORY in kinds else max(steps.values(), default=0)
     return steps, stop
 
 
@@ -381,7 +381,7 @@ def planned_run_cost(score_cfg: ScoreConfig, train_cfg: TrainConfig, n: int,
     steps, stop = scoring_schedule(score_cfg, train_cfg, n)
     batch = train_cfg.schedule(train_size=n).batch
     training = Cost(stop * batch, 0, None if per_example is None else stop * batch * per_example[0], float("nan"))
-    names = [name for name in score_cfg.scores if score_spec(name).kind == "model"]
+    names = [name for name in score_cfg.scores if score_spec(name).kind is ScoreKind.MODEL]
     scoring = [{"score": name, "step": step, **scoring_pass(name, n, per_example, float("nan")).to_dict()}
                for step in sorted(set(steps.values())) for name in names]
     return {"format": COST_FORMAT, "stop": stop, "per_example": None if per_example is None else list(per_example),
@@ -411,10 +411,10 @@ def label_cost(record: dict, label: ScoreLabel | str) -> Cost:
     the training is uniform, so a prefix of s of the run's ``stop`` steps costs s/stop of it) and its own scoring;
     nothing for a score without a model (input_norm, random)."""
     label = ScoreLabel.parse(str(label))
-    if label.kind == "static":
+    if label.kind is ScoreKind.STATIC:
         return Cost()
     training, stop = cost_in(record["training"]), int(record["stop"])
-    if label.kind == "history":
+    if label.kind is ScoreKind.HISTORY:
         return training
     step = _step_of(record, label)
     share = _scaled(training, step / stop) if stop else Cost(0, 0, training.flops, 0.0)
@@ -442,7 +442,7 @@ def charge(records: Sequence[dict], label: ScoreLabel | str | None = None) -> di
     no label everything they did (:func:`run_total`)."""
     costs = [run_total(r) if label is None else label_cost(r, label) for r in records]
     equivalents = sum(pass_equivalents(c, r.get("per_example")) for c, r in zip(costs, records))
-    needed = label is None or ScoreLabel.parse(str(label)).kind != "static"  # input_norm needs no score run
+    needed = label is None or ScoreLabel.parse(str(label)).kind is not ScoreKind.STATIC  # input_norm needs no score run
     return {"runs": len(records) if needed else 0, **sum(costs, Cost()).to_dict(), "pass_equivalents": equivalents}
 
 

@@ -22,7 +22,7 @@ from ..report import figures
 from ..config import check_counts, check_keeps
 from ..report.tables import curve_table, interval_coverage
 from ..errors import ConfigError, DataDietError, NonFiniteLossError
-from ..scores.registry import score_spec
+from ..scores.registry import ScoreKind, score_spec
 from ..scores.store import ScoreFileError
 from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import ScoreDraws, Workspace
@@ -66,7 +66,7 @@ def check_grid(config: Config) -> None:
         raise ConfigError(f"Learning rates must be > 0 and weight decays >= 0; got lrs {config.lrs}, weight decays "
                           f"{config.weight_decays}.")
     check_counts(config, ("runs_per_cell",))
-    if score_spec(config.score).kind != "model":
+    if score_spec(config.score).kind is not ScoreKind.MODEL:
         raise ConfigError(f"{config.score!r} is not scored from a model during training; use el2n, grand or "
                           "score1..3.")
     setting = config.setting
