@@ -134,6 +134,8 @@ def test_config_errors_name_the_flag():
         Config(s, prune_ratios=(1.0,))
     with pytest.raises(ConfigError, match="--rs2-keeps"):
         Config(s, rs2_keeps=(0.0,))
+    with pytest.raises(ConfigError, match=r"--infobatch-delta takes fractions in \(0, 1\]"):
+        Config(s, infobatch_delta=0.0)
     odd = replace(s, train=replace(s.train, epochs=2.5))
     with pytest.raises(ConfigError, match="whole number"):
         Config(odd)

@@ -267,10 +267,10 @@ def test_sample_passes_count_what_the_batches_train():
     (lambda: InfoBatch(10, 0), "--epochs"),
     (lambda: InfoBatch(0, 5), "n "),
     (lambda: InfoBatch(10, 5, seed=-1), "--seed"),
-    (lambda: RS2(10, 0.0), "--keep"),
-    (lambda: RS2(10, 1.2), "--keep"),
-    (lambda: RS2(10, 0.01), "--keep"),  # keeps round(0.1) = 0 rows
-    (lambda: RS2(10, "half"), "--keep"),
+    (lambda: RS2(10, 0.0), "--fraction"),
+    (lambda: RS2(10, 1.2), "--fraction"),
+    (lambda: RS2(10, 0.01), "--fraction"),  # keeps round(0.1) = 0 rows
+    (lambda: RS2(10, "half"), "--fraction"),
     (lambda: InfoBatch(10, 5).epoch_rows(5), "epoch 5"),
     (lambda: batches(np.arange(5), 0), "--batch-size"),
 ])
@@ -318,3 +318,35 @@ def test_infobatch_counts_past_epochs_without_drawing_them_again():
     assert after["epoch"] == state["epoch"] == 1 and np.array_equal(after["rows"], state["rows"])
     with pytest.raises(ConfigError, match="cannot be drawn again"):
         pruner.epoch_rows(0)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_each_registered_pruner_is_built_from_its_parameters_as_by_hand():
+    from datadiet.dynamic import PRUNERS, InfoBatchParameters, RS2Parameters, build_pruner, pruner_name
+
+    assert {name: (p.cls, p.parameters) for name, p in PRUNERS.items()} == {
+        "infobatch": (InfoBatch, InfoBatchParameters), "rs2": (RS2, RS2Parameters)}
+    built = build_pruner(InfoBatchParameters(prune_ratio=0.3, delta=0.5), 40, 10, 7)
+    assert (built.n, built.epochs, built.prune_ratio, built.delta, built.seed) == (40, 10, 0.3, 0.5, 7)
+    rs2 = build_pruner(RS2Parameters(0.25), 40, 10, 7)
+    assert np.array_equal(rs2.epoch_rows(3), RS2(40, 0.25, seed=7).epoch_rows(3))
+    assert pruner_name(RS2Parameters(0.25)) == "rs2" and pruner_name(InfoBatchParameters()) == "infobatch"
+
+
+def test_epoch_sizes_by_hand():
+    # InfoBatch over 10 rows at ratio 0.5: at most 9 rows lie below the mean, floor(0.5 * 9) = 4 of them left out.
+    assert InfoBatch(10, 5, prune_ratio=0.5).epoch_sizes() == (6, 10)
+    assert InfoBatch(10, 5, prune_ratio=0.0).epoch_sizes() == (10, 10)
+    assert RS2(10, 0.3).epoch_sizes() == (3, 3)  # round(0.3 * 10) rows, every epoch
+
+
+def test_a_parameters_class_shared_by_two_pruners_is_refused(monkeypatch):
+    from datadiet.dynamic import PRUNERS, Pruner, RS2Parameters, pruner_name
+
+    monkeypatch.setitem(PRUNERS, "rs2-again", Pruner(RS2, RS2Parameters))
+    with pytest.raises(ConfigError, match="parameters class of rs2 and rs2-again: give each pruner its own"):
+        pruner_name(RS2Parameters(0.5))
+    with pytest.raises(ConfigError, match="no registered pruner's parameters"):
+        pruner_name(object())

@@ -1,5 +1,8 @@
 """The engine with dynamic pruning (InfoBatch, RS2) and compute accounting: what is trained, at which learning
 rate, with which loss weights, what it costs, and that a killed run resumes bit-identically."""
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,7 @@ import torch.nn.functional as F
 
 from fakes import TINY, assert_same_state, learnable_splits, model_state
 from datadiet.config import TrainConfig, resolve_flip
+from datadiet.dynamic import InfoBatchParameters, RS2Parameters
 from datadiet.data.transforms import Normalizer
 from datadiet.errors import ConfigError
 from datadiet.training import (BatchStream, StartFrom, engine, flops_per_example, init_model, load_checkpoint, lr_at,
@@ -82,7 +86,7 @@ def test_a_static_run_is_bit_identical_to_the_loop_before_dynamic_pruning(splits
 
 
 @pytest.mark.parametrize("recipe", [dict(epochs=2), dict(epochs=3, dynamic="infobatch"),
-                                    dict(epochs=3, dynamic="rs2", keep=0.3)], ids=["static", "infobatch", "rs2"])
+                                    dict(epochs=3, dynamic=RS2Parameters(0.3))], ids=["static", "infobatch", "rs2"])
 def test_sample_passes_are_the_examples_of_the_batches_actually_trained(splits, steps_taken, recipe):
     result = train(TrainConfig(**recipe, **TINY), splits, evaluate_test=False, record_correctness=True)
     trained = sum(call["batch"] for call in steps_taken)
@@ -98,7 +102,7 @@ def test_sample_passes_are_the_examples_of_the_batches_actually_trained(splits, 
 
 
 def test_infobatch_trains_fewer_examples_and_its_last_epoch_on_everything(splits, steps_taken):
-    result = train(TrainConfig(epochs=4, dynamic="infobatch", delta=0.75, **TINY), splits, evaluate_test=False)
+    result = train(TrainConfig(epochs=4, dynamic=InfoBatchParameters(delta=0.75), **TINY), splits, evaluate_test=False)
     per_epoch = result.passes_per_epoch
     assert per_epoch[0] == N and per_epoch[-1] == N  # nothing to prune by yet; annealed from epoch 4 × 0.75 = 3
     assert all(p < N for p in per_epoch[1:3]) and all(p % 16 == 0 for p in per_epoch)
@@ -107,7 +111,7 @@ def test_infobatch_trains_fewer_examples_and_its_last_epoch_on_everything(splits
 
 def test_rs2_trains_a_fresh_fraction_each_epoch_within_a_static_subset(splits):
     subset = torch.arange(0, N, 2)  # 128 rows; RS2 keeps 64 of them per epoch
-    result = train(TrainConfig(epochs=3, budget="epochs", dynamic="rs2", keep=0.5, **TINY), splits, positions=subset,
+    result = train(TrainConfig(epochs=3, budget="epochs", dynamic=RS2Parameters(0.5), **TINY), splits, positions=subset,
                    evaluate_test=False, record_correctness=True)
     ids = result.correctness.events()[0]
     assert result.passes_per_epoch == [64, 64, 64] and result.steps == 12
@@ -117,7 +121,7 @@ def test_rs2_trains_a_fresh_fraction_each_epoch_within_a_static_subset(splits):
 
 def test_a_dynamic_run_on_a_subset_with_a_matched_budget_is_refused(splits):
     with pytest.raises(ConfigError, match="--budget epochs"):
-        train(TrainConfig(epochs=2, dynamic="rs2", keep=0.5, **TINY), splits, positions=torch.arange(100))
+        train(TrainConfig(epochs=2, dynamic=RS2Parameters(0.5), **TINY), splits, positions=torch.arange(100))
 
 
 # ----------------------------------------------------------------------------- the learning rate follows progress
@@ -126,7 +130,7 @@ def test_a_dynamic_run_on_a_subset_with_a_matched_budget_is_refused(splits):
 def test_the_learning_rate_follows_progress_through_the_epochs(splits, steps_taken):
     # RS2 keeps 128 of 256 rows: 8 batches per epoch, 4 epochs. Milestones 0.3, 0.6, 0.8 of 4 epochs are reached
     # at epoch 1.2 (batch 1.6 of 8, so from batch 2 on), 2.4 (from batch 4 of epoch 2) and 3.2 (batch 2 of epoch 3).
-    train(TrainConfig(epochs=4, dynamic="rs2", keep=0.5, lr=0.1, lr_decay=0.2, **TINY), splits, evaluate_test=False)
+    train(TrainConfig(epochs=4, dynamic=RS2Parameters(0.5), lr=0.1, lr_decay=0.2, **TINY), splits, evaluate_test=False)
     expected = [0.1] * 8 + [0.1] * 2 + [0.02] * 6 + [0.02] * 4 + [0.004] * 4 + [0.004] * 2 + [0.0008] * 6
     assert [call["lr"] for call in steps_taken] == pytest.approx(expected, rel=1e-12)
 
@@ -144,7 +148,7 @@ def test_lr_at_progress_by_hand():
 
 
 def test_infobatch_passes_its_weights_to_the_step_and_the_last_epoch_none(splits, steps_taken):
-    result = train(TrainConfig(epochs=3, dynamic="infobatch", prune_ratio=0.5, delta=0.6, **TINY), splits,
+    result = train(TrainConfig(epochs=3, dynamic=InfoBatchParameters(0.5, delta=0.6), **TINY), splits,
                    evaluate_test=False)
     weights = [call["weight"] for call in steps_taken]
     epoch_of = np.repeat(np.arange(3), [p // 16 for p in result.passes_per_epoch])
@@ -241,7 +245,7 @@ def test_dynamic_runs_leave_the_global_generators_alone(splits):
     np.random.seed(123)
     torch.manual_seed(123)
     numpy_state, torch_state = np.random.get_state(), torch.get_rng_state()
-    for recipe in (dict(epochs=2, dynamic="infobatch"), dict(epochs=2, dynamic="rs2", keep=0.5)):
+    for recipe in (dict(epochs=2, dynamic="infobatch"), dict(epochs=2, dynamic=RS2Parameters(0.5))):
         train(TrainConfig(**recipe, **TINY), splits, evaluate_test=False)
     after = np.random.get_state()
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]
@@ -253,35 +257,155 @@ def test_dynamic_runs_leave_the_global_generators_alone(splits):
 
 def test_hooks_see_actual_steps_and_an_unreached_one_is_an_error(splits):
     seen = []
-    result = train(TrainConfig(epochs=2, dynamic="rs2", keep=0.5, **TINY), splits, evaluate_test=False,
+    result = train(TrainConfig(epochs=2, dynamic=RS2Parameters(0.5), **TINY), splits, evaluate_test=False,
                    hooks={s: lambda model, step: seen.append(step) for s in (0, 8, 16)})
     assert seen == [0, 8, 16] and result.steps == 16
     with pytest.raises(ConfigError, match="never reached"):  # InfoBatch prunes: it cannot take its most steps
         train(TrainConfig(**INFOBATCH), splits, hooks={64: lambda model, step: None}, evaluate_test=False)
 
 
+# ----------------------------------------------------------------------------- a pruner of your own
+
+
+@dataclass(frozen=True)
+class EveryOtherParameters:
+    phase: int = 0  # which half of the rows epoch 0 trains: 0 the even rows, 1 the odd; the halves then alternate
+
+
+class EveryOther:
+    """The simplest pruner: every other row, the other half the next epoch. It ignores losses (no ``learns``)."""
+
+    def __init__(self, n: int, *, epochs: int, seed: int, phase: int = 0):
+        self.n, self.phase = n, phase
+
+    def epoch_rows(self, epoch: int) -> np.ndarray:
+        return np.arange((self.phase + epoch) % 2, self.n, 2)
+
+    def epoch_sizes(self) -> tuple[int, int]:
+        return self.n // 2, (self.n + 1) // 2
+
+    def state_dict(self) -> dict:
+        return {"phase": self.phase}
+
+    def load_state_dict(self, state: dict) -> None:
+        assert state["phase"] == self.phase
+
+
+def test_a_new_pruner_is_one_class_and_one_entry(monkeypatch, splits):
+    """What ARCHITECTURE.md promises: registered in PRUNERS, a pruner trains through datadiet.train, its parameters
+    are flags, its dict form loads back, and it is a method by name."""
+    import argparse
+
+    import datadiet
+    from datadiet import dynamic
+    from datadiet.config import add_arguments, from_arguments, from_dict, to_dict
+    from datadiet.methods import DynamicMethod
+
+    monkeypatch.setitem(dynamic.PRUNERS, "every-other", dynamic.Pruner(EveryOther, EveryOtherParameters))
+    config = TrainConfig(epochs=2, dynamic=EveryOtherParameters(phase=1), **TINY)
+    result = datadiet.train(config, splits, evaluate_test=False, record_correctness=True)
+    ids = result.correctness.events()[0]  # the ids trained, in order (ids = row positions here)
+    assert result.passes_per_epoch == [N // 2, N // 2] and result.steps == N // 16
+    assert set(ids[:N // 2].tolist()) == set(range(1, N, 2)) and set(ids[N // 2:].tolist()) == set(range(0, N, 2))
+
+    assert to_dict(config)["dynamic"] == {"name": "every-other", "phase": 1}
+    assert from_dict(TrainConfig, to_dict(config)) == config
+    assert TrainConfig(epochs=2, dynamic={"name": "every-other", "phase": 1}, **TINY) == config
+    assert TrainConfig(epochs=2, dynamic="every-other", **TINY).dynamic == EveryOtherParameters(phase=0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, TrainConfig)
+    args = parser.parse_args(["--dynamic", "every-other", "--phase", "1", "--epochs", "2"])
+    assert from_arguments(TrainConfig, args).dynamic == EveryOtherParameters(phase=1)
+    with pytest.raises(ConfigError, match="--phase applies only to --dynamic every-other, not to --dynamic infobatch"):
+        from_arguments(TrainConfig, parser.parse_args(["--dynamic", "infobatch", "--phase", "1", "--epochs", "2"]))
+    assert DynamicMethod("every-other", 1).recipe(TrainConfig(epochs=2, **TINY)) == config
+    assert str(DynamicMethod.parse("every-other:phase=1")) == "every-other"
+
+
+def test_a_pruner_parameter_may_not_take_a_recipe_fields_name(monkeypatch):
+    from datadiet import dynamic
+
+    @dataclass(frozen=True)
+    class Clashing:
+        epochs: int = 1
+
+    monkeypatch.setitem(dynamic.PRUNERS, "clashing", dynamic.Pruner(EveryOther, Clashing))
+    with pytest.raises(ConfigError, match="a parameter named epochs, a TrainConfig field"):
+        TrainConfig(epochs=2, dynamic="clashing")
+
+
 # ----------------------------------------------------------------------------- configuration
 
 
 @pytest.mark.parametrize("fields, flag", [
-    (dict(dynamic="sometimes"), "--dynamic"),
-    (dict(dynamic="rs2"), "--keep"),
-    (dict(dynamic="rs2", keep=0.0), "--keep"),
-    (dict(dynamic="rs2", keep=1.5), "--keep"),
-    (dict(keep=0.5), "--keep"),
-    (dict(dynamic="infobatch", keep=0.5), "--keep"),
-    (dict(prune_ratio=0.3), "--prune-ratio"),
-    (dict(dynamic="rs2", keep=0.5, delta=0.5), "--delta"),
-    (dict(dynamic="infobatch", prune_ratio=1.0), "--prune-ratio"),
-    (dict(dynamic="infobatch", delta=0.0), "--delta"),
+    (dict(dynamic="sometimes"), "--dynamic must be one of none, infobatch, rs2, got 'sometimes'"),
+    (dict(dynamic="rs2"), "--dynamic rs2 needs --fraction"),
+    (dict(dynamic={"name": "rs2", "fraction": 0.0}), "--fraction"),
+    (dict(dynamic={"name": "rs2", "fraction": 1.5}), "--fraction"),
+    (dict(dynamic={"name": "none", "fraction": 0.5}), "--fraction applies only to --dynamic rs2, not to --dynamic none"),
+    (dict(dynamic={"name": "infobatch", "fraction": 0.5}), "--fraction applies only to --dynamic rs2"),
+    (dict(dynamic={"prune_ratio": 0.3}), "--prune-ratio applies only to --dynamic infobatch"),
+    (dict(dynamic={"name": "rs2", "fraction": 0.5, "delta": 0.5}), "--delta applies only to --dynamic infobatch, "
+                                                                   "not to --dynamic rs2"),
+    (dict(dynamic={"name": "infobatch", "gamma": 2}), "--dynamic infobatch has no parameter 'gamma'"),
+    (dict(dynamic={"name": "infobatch", "prune_ratio": 1.0}), "--prune-ratio"),
+    (dict(dynamic={"name": "infobatch", "delta": 0.0}), "--delta"),
+    (dict(dynamic=InfoBatchParameters, epochs=2), "no registered pruner's parameters"),
     (dict(dynamic="infobatch", steps=100), "--steps"),
     (dict(dynamic="infobatch", epochs=2.5), "--epochs"),
-    (dict(dynamic="rs2", keep=0.5, epochs=0.5), "--epochs"),
+    (dict(dynamic={"name": "rs2", "fraction": 0.5}, epochs=0.5), "--epochs"),
     (dict(precision="fp16"), "--precision"),
 ])
 def test_bad_dynamic_and_precision_settings_name_the_flag(fields, flag):
-    with pytest.raises(ConfigError, match=flag):
+    with pytest.raises(ConfigError, match=re.escape(flag)):
         TrainConfig(**fields)
+
+
+def test_a_parameter_is_checked_when_its_parameters_are_built():
+    with pytest.raises(ConfigError, match=re.escape("--prune-ratio must be a number in [0, 1)")):
+        InfoBatchParameters(prune_ratio=1.0)
+    with pytest.raises(ConfigError, match=re.escape("--fraction must be a number in (0, 1]")):
+        RS2Parameters(0.0)
+    with pytest.raises(TypeError):
+        RS2Parameters()  # RS2's fraction has no default (TrainConfig(dynamic="rs2") says which flag is missing)
+
+
+def test_the_pruner_is_one_field_in_every_spelling():
+    """Parameters, a name (its defaults), the dict form: the same frozen, hashable recipe."""
+    as_parameters = TrainConfig(epochs=3, dynamic=InfoBatchParameters(0.3))
+    assert TrainConfig(epochs=3, dynamic={"name": "infobatch", "prune_ratio": 0.3}) == as_parameters
+    assert TrainConfig(epochs=3, dynamic="infobatch") == TrainConfig(epochs=3, dynamic=InfoBatchParameters())
+    assert TrainConfig(dynamic="none") == TrainConfig(dynamic=None) == TrainConfig()
+    assert as_parameters.pruner_name == "infobatch" and TrainConfig().pruner_name == "none"
+    assert len({as_parameters, TrainConfig(epochs=3, dynamic=InfoBatchParameters(0.3)), TrainConfig()}) == 2
+    assert not hasattr(as_parameters, "prune_ratio") and not hasattr(as_parameters, "keep")  # no flat fields
+
+
+@pytest.mark.parametrize("flat, dynamic", [
+    ({"dynamic": "none", "prune_ratio": 0.5, "delta": 0.875, "keep": None}, None),
+    ({"prune_ratio": 0.5, "delta": 0.875, "keep": None}, None),
+    ({"dynamic": "infobatch", "prune_ratio": 0.3, "delta": 0.5, "keep": None}, InfoBatchParameters(0.3, 0.5)),
+    ({"dynamic": "rs2", "prune_ratio": 0.5, "delta": 0.875, "keep": 0.25}, RS2Parameters(0.25)),
+    ({"dynamic": "rs2", "keep": 0.25}, RS2Parameters(0.25)),
+])
+def test_a_flat_config_of_an_earlier_version_loads(flat, dynamic):
+    """config.json and run records written before pruners had their own parameters (RS2's fraction was keep)."""
+    from datadiet.config import from_dict
+
+    assert from_dict(TrainConfig, {"epochs": 3, **flat}) == TrainConfig(epochs=3, dynamic=dynamic)
+
+
+@pytest.mark.parametrize("flat, message", [
+    ({"dynamic": "none", "keep": 0.5}, "--fraction applies only to --dynamic rs2, not to --dynamic none"),
+    ({"dynamic": "rs2", "keep": None}, "--dynamic rs2 needs --fraction"),
+    ({"dynamic": "rs2", "keep": 0.5, "prune_ratio": 0.3}, "--prune-ratio applies only to --dynamic infobatch"),
+    ({"dynamic": "slimming"}, "--dynamic must be one of none, infobatch, rs2, got 'slimming'"),
+])
+def test_an_edited_flat_config_is_refused_naming_the_flag(flat, message):
+    from datadiet.config import from_dict
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_dict(TrainConfig, {"epochs": 3, **flat})
 
 
 def test_new_fields_at_their_defaults_keep_old_identities():
@@ -294,7 +418,7 @@ def test_new_fields_at_their_defaults_keep_old_identities():
     old = {"train": TrainConfig(epochs=4, width=0.5), "data": DataConfig(subset=8000)}
     assert identity(old) == "654884af3f43be967bb7"
     changed = [TrainConfig(epochs=4, width=0.5, **fields) for fields in (
-        dict(dynamic="rs2", keep=0.5), dict(dynamic="infobatch"), dict(dynamic="infobatch", prune_ratio=0.3),
+        dict(dynamic=RS2Parameters(0.5)), dict(dynamic="infobatch"), dict(dynamic=InfoBatchParameters(0.3)),
         dict(precision="bf16"))]
     ids = {identity({"train": t, "data": DataConfig(subset=8000)}) for t in changed}
     assert len(ids) == 4 and "654884af3f43be967bb7" not in ids
@@ -327,6 +451,6 @@ def test_a_graphed_weighted_step_computes_what_the_eager_one_does():
 
 @requires_cuda
 def test_on_cuda_the_losses_reach_infobatch_once_per_epoch(splits):
-    result = train(TrainConfig(epochs=3, dynamic="infobatch", delta=0.6, device="cuda", **TINY), splits,
+    result = train(TrainConfig(epochs=3, dynamic=InfoBatchParameters(delta=0.6), device="cuda", **TINY), splits,
                    evaluate_test=False)
     assert result.passes_per_epoch[0] == N and result.passes_per_epoch[1] < N == result.passes_per_epoch[2]

@@ -167,3 +167,64 @@ def test_scaling_rules_take_the_balance_modifier():
     assert [(r["method"], r["score"]) for r in rows] == [("random", None), ("hardest", "el2n@epoch0.2"),
                                                          ("hardest+balanced", "el2n@epoch0.2"),
                                                          ("ccs+balanced", "el2n@epoch0.2")]
+
+
+# --- dynamic methods: a pruner of the registry and its parameters ---------------------------------------------------
+
+
+def test_a_dynamic_method_is_its_pruner_with_every_parameter_reachable():
+    from datadiet.config import TrainConfig
+    from datadiet.dynamic import InfoBatchParameters, RS2Parameters
+    from datadiet.methods import DynamicMethod
+
+    train = TrainConfig(epochs=4)
+    # The old form: the pruner's first parameter (InfoBatch's prune ratio, RS2's per-epoch fraction).
+    assert DynamicMethod("infobatch", 0.3).recipe(train).dynamic == InfoBatchParameters(prune_ratio=0.3)
+    assert DynamicMethod("rs2", 0.5).recipe(train).dynamic == RS2Parameters(fraction=0.5)
+    assert DynamicMethod("infobatch").recipe(train).dynamic == InfoBatchParameters()
+    # Any parameter by name: InfoBatch's delta too.
+    assert DynamicMethod("infobatch", 0.3, delta=0.75).parameters == InfoBatchParameters(0.3, 0.75)
+    assert DynamicMethod("rs2", fraction=0.5) == DynamicMethod("rs2", 0.5)
+    assert DynamicMethod("infobatch", 0.3).value == 0.3 and DynamicMethod("rs2", 0.5).value == 0.5
+    # str is the run records' method; the parameters are in the recipe.
+    assert str(DynamicMethod("infobatch", 0.3, delta=0.75)) == "infobatch" and str(DynamicMethod("rs2", 0.5)) == "rs2"
+
+
+@pytest.mark.parametrize("text, parameters", [
+    ("infobatch", {}),
+    ("infobatch:0.3", {"prune_ratio": 0.3}),
+    ("infobatch:delta=0.75", {"delta": 0.75}),
+    ("infobatch:prune_ratio=0.3,delta=0.75", {"prune_ratio": 0.3, "delta": 0.75}),
+    ("rs2:0.5", {"fraction": 0.5}),
+    ("rs2:1", {"fraction": 1.0}),
+    ("rs2:fraction=0.25", {"fraction": 0.25}),
+])
+def test_a_dynamic_method_parses_and_writes_every_parameter(text, parameters):
+    from datadiet.methods import DynamicMethod
+
+    name = text.partition(":")[0]
+    method = DynamicMethod.parse(text)
+    assert method == DynamicMethod(name, **parameters)
+    assert DynamicMethod.parse(method.text) == method
+    assert str(method) == name
+    if name == "rs2":
+        assert method.text == f"rs2:fraction={parameters['fraction']!r}" and isinstance(method.value, float)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda M: M("slimming", 0.5), "Unknown dynamic method 'slimming'"),
+    (lambda M: M("rs2"), "--dynamic rs2 needs --fraction"),
+    (lambda M: M("rs2", 1.5), r"--fraction must be a number in \(0, 1\]"),
+    (lambda M: M("infobatch", 0.3, prune_ratio=0.4), "prune_ratio given twice"),
+    (lambda M: M("infobatch", fraction=0.5), "--fraction applies only to --dynamic rs2"),
+    (lambda M: M.parse("infobatch:"), "nothing after ':'"),
+    (lambda M: M.parse("infobatch:ratio=0.3"), "--dynamic infobatch has no parameter 'ratio'"),
+    (lambda M: M.parse("infobatch:0.3,delta=0.75"), "'0.3' is not one PARAMETER=VALUE"),
+    (lambda M: M.parse("infobatch:delta=0.5,delta=0.6"), "'delta=0.6' is not one PARAMETER=VALUE"),
+    (lambda M: M.parse("rs2:half"), "'half' is not a number"),
+])
+def test_a_bad_dynamic_method_is_refused_naming_what_is_wrong(make, message):
+    from datadiet.methods import DynamicMethod
+
+    with pytest.raises(ConfigError, match=message):
+        make(DynamicMethod)

@@ -42,6 +42,12 @@ A plain PyTorch loop (the loss must be per example, ``reduction="none"``, to be 
 
 ``RS2(len(x), fraction=0.3, seed=0)`` drops into the same loop (its weights are all 1).
 
+:data:`PRUNERS` is the registry: a name → the pruner's class and its own frozen parameters dataclass
+(:class:`InfoBatchParameters`, :class:`RS2Parameters`).  ``TrainConfig(dynamic=...)`` holds one pruner's
+parameters, ``datadiet train --dynamic NAME`` gets one flag per parameter, and
+``DynamicMethod(NAME, ...)`` names a pruner as a method: a new pruner is one class (with its parameters
+dataclass) and one entry here.
+
 InfoBatch's choices (where the paper's reference code differs, it is on purpose):
 
 * **Never-seen examples are never pruned** and are left out of the mean: with no loss recorded there is no
@@ -70,7 +76,8 @@ InfoBatch's choices (where the paper's reference code differs, it is on purpose)
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -112,6 +119,8 @@ class InfoBatch:
     Per epoch: ``rows = epoch_rows(epoch)``; per batch: ``weights(batch_rows)`` for the loss and
     ``update(batch_rows, per_example_loss)`` after it.
     """
+
+    learns = True  # the engine weighs each row's loss by weights() and gives the losses to update()
 
     def __init__(self, n: int, epochs: int, prune_ratio: float = 0.5, delta: float = 0.875, seed: int = 0):
         _check_int("n", n, low=1)
@@ -168,6 +177,11 @@ class InfoBatch:
         if epoch in self._drawn and epoch != self._epoch:
             return _trained(self._drawn[epoch], batch_size)
         return _trained(len(self.epoch_rows(epoch)), batch_size)
+
+    def epoch_sizes(self) -> tuple[int, int]:
+        """The fewest and the most rows an epoch can hold: of ``m`` well-learned rows ``floor(prune_ratio * m)`` are
+        left out (the floor guarded as in :meth:`_draw`), and at most ``n - 1`` rows lie strictly below the mean."""
+        return self.n - int(self.prune_ratio * (self.n - 1) + _EPS), self.n
 
     def well_learned(self, epoch: int) -> np.ndarray:
         """The rows ``epoch`` may leave out: fresh (trained in ``epoch - 1``) with loss below the mean of seen rows."""
@@ -228,15 +242,19 @@ class RS2:
     alone (each cycle's permutation comes from a generator built from ``(seed, cycle)``).
     """
 
-    def __init__(self, n: int, fraction: float, seed: int = 0):
+    learns = False  # ignores losses: every weight is 1
+
+    def __init__(self, n: int, fraction: float, seed: int = 0, *, epochs: int | None = None):
+        """``epochs`` is accepted for the registry's one way of building a pruner and unused: RS2's epochs go on
+        for as long as the loop asks."""
         _check_int("n", n, low=1)
         _check_real("fraction", fraction, 0.0, 1.0, low_open=True, high_open=False)
         _check_int("seed", seed, low=0)
         self.n, self.fraction, self.seed = n, float(fraction), seed
         self.n_keep = int(round(self.fraction * n))
         if self.n_keep < 1:
-            raise ConfigError(f"--keep: keeping {fraction} of {n} examples keeps none; raise --keep to at least "
-                              f"{1 / n:.3g}.")
+            raise ConfigError(f"--fraction: keeping {fraction} of {n} examples keeps none; raise --fraction to at "
+                              f"least {1 / n:.3g}.")
         self._cycle = (-1, np.empty(0, dtype=np.int64))  # the latest cycle order built, so epochs walk forward
 
     def epoch_rows(self, epoch: int) -> np.ndarray:
@@ -262,6 +280,10 @@ class RS2:
         """Examples trained on in ``epoch``; with ``batch_size``, as cut by :func:`batches`."""
         _check_epoch(epoch, None)
         return _trained(self.n_keep, batch_size)
+
+    def epoch_sizes(self) -> tuple[int, int]:
+        """The fewest and the most rows an epoch holds: ``n_keep`` every time."""
+        return self.n_keep, self.n_keep
 
     def _order(self, cycle: int) -> np.ndarray:
         """Cycle ``cycle``'s order of all rows, built forward from cycle 0 (or the latest built)."""
@@ -297,9 +319,78 @@ class RS2:
         _check_same_config(self.state_dict(), state)
 
 
+# ----------------------------------------------------------------------------- the registry
+# Each pruner's parameters: a frozen dataclass, checked when built (the message names the flag). Every field is a
+# flag of `datadiet train` (the field's comment its help) and a key of TrainConfig's dict form; ``old_name`` in a
+# field's metadata is the flat TrainConfig field it was before pruners had their own parameters: its old flag still
+# works (with a deprecation line, saying ``why`` it changed), and stored records and run identities keep that spelling.
+
+
+@dataclass(frozen=True)
+class InfoBatchParameters:
+    """InfoBatch's parameters (``--dynamic infobatch``)."""
+
+    prune_ratio: float = 0.5  # fraction of the well-learned examples left out each epoch, in [0, 1)
+    delta: float = 0.875      # fraction of the epochs that may prune, in (0, 1]; the rest train on all rows
+
+    def __post_init__(self) -> None:
+        _check_real("prune_ratio", self.prune_ratio, 0.0, 1.0, low_open=False, high_open=True)
+        _check_real("delta", self.delta, 0.0, 1.0, low_open=True, high_open=False)
+
+
+@dataclass(frozen=True)
+class RS2Parameters:
+    """RS2's parameters (``--dynamic rs2``)."""
+
+    fraction: float = field(metadata={"old_name": "keep", "why": "--keep is a static subset's fraction"})  # fraction of the run's rows drawn each epoch, in (0, 1]
+
+    def __post_init__(self) -> None:
+        _check_real("fraction", self.fraction, 0.0, 1.0, low_open=True, high_open=False)
+
+
+class Pruner(NamedTuple):
+    """A registered pruner: its class and its own parameters dataclass.
+
+    The engine builds the class as ``cls(n, epochs=epochs, seed=seed, **parameters)`` (``n`` rows, ``epochs`` whole
+    epochs, every draw seeded by ``seed``) and uses ``epoch_rows(epoch)``, ``epoch_sizes()`` (the fewest and the most
+    rows an epoch can hold), ``learns`` (whether it weighs the loss by ``weights(rows)`` and records it with
+    ``update(rows, losses)``), ``state_dict()`` / ``load_state_dict(state)`` (resume) and, for loops of your own,
+    ``sample_passes(epoch, batch_size)``."""
+
+    cls: type
+    parameters: type
+
+
+# name → pruner: `--dynamic NAME`, TrainConfig.dynamic, DynamicMethod(NAME, ...). A new pruner is one class and one entry.
+PRUNERS: dict[str, Pruner] = {
+    "infobatch": Pruner(InfoBatch, InfoBatchParameters),  # Qin et al. 2024
+    "rs2": Pruner(RS2, RS2Parameters),                    # Okanovic et al. 2024
+}
+
+
+def pruner_name(parameters: Any) -> str:
+    """The name of the pruner whose parameters ``parameters`` are (each pruner has its own parameters class)."""
+    names = [name for name, pruner in PRUNERS.items() if type(parameters) is pruner.parameters]
+    if len(names) != 1:
+        problem = (f"{type(parameters).__name__} is the parameters class of {' and '.join(names)}: give each pruner "
+                   "its own" if names else f"{parameters!r} is no registered pruner's parameters")
+        raise ConfigError(f"--dynamic: {problem} (datadiet.dynamic.PRUNERS: {', '.join(PRUNERS)}).")
+    return names[0]
+
+
+def parameter_values(parameters: Any) -> dict[str, Any]:
+    """A pruner's parameters as keyword arguments of its class."""
+    return {f.name: getattr(parameters, f.name) for f in fields(parameters)}
+
+
+def build_pruner(parameters: Any, n: int, epochs: int, seed: int) -> Any:
+    """The pruner ``parameters`` belong to, over ``n`` rows and ``epochs`` epochs, every draw seeded by ``seed``."""
+    return PRUNERS[pruner_name(parameters)].cls(n, epochs=epochs, seed=seed, **parameter_values(parameters))
+
+
 # ----------------------------------------------------------------------------- checks
 
-_FLAGS = {"prune_ratio": "--prune-ratio", "delta": "--delta", "fraction": "--keep", "epochs": "--epochs",
+_FLAGS = {"prune_ratio": "--prune-ratio", "delta": "--delta", "fraction": "--fraction", "epochs": "--epochs",
           "seed": "--seed", "batch_size": "--batch-size", "n": "n (the number of examples)", "epoch": "epoch"}
 
 

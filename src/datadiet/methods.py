@@ -15,16 +15,18 @@ studies, run records and reports:
 its parse.
 
 The other kind of method prunes while it trains (:class:`DynamicMethod`: InfoBatch, RS2): it needs no score, and
-is a change of the training recipe (``TrainConfig.dynamic`` and its parameter) on the full data.
+is a change of the training recipe (``TrainConfig.dynamic``: the pruner and its parameters) on the full data.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+import typing
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from .config import DYNAMIC, TrainConfig
+from .config import TrainConfig, pruner_parameters
+from .dynamic import PRUNERS, parameter_values
 from .errors import ConfigError
 from .scores.registry import ScoreLabel
 from .selection import RULES as SELECTION_RULES, select
@@ -131,26 +133,88 @@ class Method:
                       seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset, ids=ids)
 
 
-# A dynamic method's one parameter: the TrainConfig field it sets.
-DYNAMIC_PARAMETER = {"infobatch": "prune_ratio", "rs2": "keep"}
+_DYNAMIC_FORM = "NAME[:VALUE] or NAME:PARAMETER=VALUE[,PARAMETER=VALUE...] (e.g. infobatch:0.3, infobatch:delta=0.75)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DynamicMethod:
-    """A method that prunes while it trains (``datadiet.dynamic``), written as its pruner's name: ``infobatch``
-    with its prune ratio, ``rs2`` with its per-epoch kept fraction. It trains on the full data; its recipe says how."""
+    """A method that prunes while it trains: a pruner of ``datadiet.dynamic.PRUNERS`` and its parameters. It trains on
+    the full data; its recipe says how.
+
+    ``DynamicMethod("infobatch", 0.3)`` gives the pruner's first parameter (InfoBatch's prune ratio, RS2's fraction),
+    any parameter goes by name (``DynamicMethod("infobatch", 0.3, delta=0.75)``, ``DynamicMethod("rs2",
+    fraction=0.5)``); the rest keep their defaults. ``str`` is the pruner's name, the run records' method (the
+    parameters are in the recipe, so in the run's identity); :attr:`text` writes every parameter, and :meth:`parse`
+    reads it back (``infobatch:prune_ratio=0.3,delta=0.75``; ``infobatch:0.3`` gives the first)."""
 
     name: str
-    value: float
+    parameters: object  # the pruner's parameters dataclass
 
-    def __post_init__(self) -> None:
-        if self.name not in DYNAMIC_PARAMETER:
-            raise ConfigError(f"Unknown dynamic method {self.name!r}; one of {', '.join(DYNAMIC_PARAMETER)} "
-                              f"(TrainConfig.dynamic: {', '.join(d for d in DYNAMIC if d != 'none')}).")
+    def __init__(self, name: str, value: float | None = None, **parameters) -> None:
+        if name not in PRUNERS:
+            raise ConfigError(f"Unknown dynamic method {name!r}; one of {', '.join(PRUNERS)} "
+                              "(datadiet.dynamic.PRUNERS).")
+        if value is not None:
+            first = _first_parameter(name)
+            if first is None:
+                raise ConfigError(f"Dynamic method {name} has no parameters: give no value.")
+            if first in parameters:
+                raise ConfigError(f"Dynamic method {name}: {first} given twice (as the value and by name).")
+            parameters = {first: value, **parameters}
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "parameters", pruner_parameters({"name": name, **parameters}))
+
+    @classmethod
+    def parse(cls, text: str) -> "DynamicMethod":
+        """Read ``NAME``, ``NAME:VALUE`` (the first parameter) or ``NAME:PARAMETER=VALUE,...``."""
+        name, colon, rest = str(text).partition(":")
+        if colon and not rest:
+            raise ConfigError(f"Cannot read dynamic method {text!r}: nothing after ':'; a dynamic method is "
+                              f"{_DYNAMIC_FORM}.")
+        if not rest:
+            return cls(name)
+        if "=" not in rest:
+            return cls(name, _number(rest, text, name, _first_parameter(name) if name in PRUNERS else None))
+        given = {}
+        for item in rest.split(","):
+            key, equals, value = item.partition("=")
+            if not (key and equals and value) or key in given:
+                raise ConfigError(f"Cannot read dynamic method {text!r}: {item!r} is not one PARAMETER=VALUE; a "
+                                  f"dynamic method is {_DYNAMIC_FORM}.")
+            given[key] = _number(value, text, name, key)
+        return cls(name, **given)
+
+    @property
+    def text(self) -> str:
+        """Every parameter written out: ``infobatch:prune_ratio=0.3,delta=0.875`` (``parse`` reads it back)."""
+        values = parameter_values(self.parameters)
+        return self.name + (":" + ",".join(f"{k}={v!r}" for k, v in values.items()) if values else "")
+
+    @property
+    def value(self):
+        """The pruner's first parameter (InfoBatch's prune ratio, RS2's fraction): the value a study varies."""
+        first = _first_parameter(self.name)
+        return None if first is None else getattr(self.parameters, first)
 
     def __str__(self) -> str:
-        return self.name  # the run records' method: the value is in the recipe, so in the run's identity
+        return self.name  # the run records' method: the parameters are in the recipe, so in the run's identity
 
     def recipe(self, train: TrainConfig) -> TrainConfig:
         """``train`` pruned dynamically by this method."""
-        return replace(train, dynamic=self.name, **{DYNAMIC_PARAMETER[self.name]: self.value})
+        return replace(train, dynamic=self.parameters)
+
+
+def _first_parameter(name: str) -> str | None:
+    names = [f.name for f in fields(PRUNERS[name].parameters)]
+    return names[0] if names else None
+
+
+def _number(text: str, method: str, name: str, key: str | None):
+    """A parameter's value as written in a method: a whole number for an ``int`` parameter, else a real one (so that
+    ``rs2:1`` is the fraction 1.0 that ``DynamicMethod("rs2", 1.0)`` holds)."""
+    hints = typing.get_type_hints(PRUNERS[name].parameters) if name in PRUNERS else {}
+    try:
+        return int(text) if hints.get(key) is int else float(text)
+    except ValueError:
+        raise ConfigError(f"Cannot read dynamic method {method!r}: {text!r} is not a number; a dynamic method is "
+                          f"{_DYNAMIC_FORM}.") from None

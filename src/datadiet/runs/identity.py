@@ -13,6 +13,10 @@ The package version is not part of identity either: a bug fix must not orphan fi
 For the same reason a config field added after results were stored is left out while it holds the value
 that adds nothing (:data:`ADDED_DEFAULTS`, the options of image folders): identities computed before it
 existed stay the same, and any other value is part of the identity as usual.
+
+Dynamic pruning is hashed as the records written before pruners had their own parameters spelled it: flat in the
+recipe (``dynamic``: the pruner's name, each parameter beside it under its old name: RS2's ``fraction`` as
+``keep``), so that a run keeps its identity whichever form its record holds.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import is_user_data
+from ..config import is_user_data, to_dict
+from ..dynamic import PRUNERS
 
 IGNORED_KEYS = frozenset({"data_root", "device", "cuda_graph", "version"})
 # DataConfig fields added in 0.2 for data brought by the user (folder: sources) → the default they are left
@@ -39,13 +44,28 @@ def canonical(value: Any) -> Any:
     """``value`` as plain JSON data with every ignored key removed, at any depth (dataclasses become dicts,
     tuples become lists)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
+        value = to_dict(value)
     if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in value.items()
+        return {str(k): canonical(v) for k, v in _flat_dynamic(value).items()
                 if k not in IGNORED_KEYS and not _added_default(k, v)}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return json.loads(json.dumps(value, default=str))
+
+
+def _flat_dynamic(value: dict) -> dict:
+    """A recipe's pruner (``"dynamic": None`` or ``{"name": ..., parameter: value}``) spelled flat, as before pruners
+    had their own parameters; a recipe already flat (a stored record) is left as it is."""
+    pruning = value.get("dynamic", "none")
+    if pruning is not None and not (isinstance(pruning, dict) and "name" in pruning):
+        return value
+    rest = {k: v for k, v in value.items() if k != "dynamic"}
+    if pruning is None:
+        return {**rest, "dynamic": "none"}
+    name = pruning["name"]
+    old = {} if name not in PRUNERS else {f.name: f.metadata.get("old_name", f.name)
+                                          for f in dataclasses.fields(PRUNERS[name].parameters)}
+    return {**rest, "dynamic": name, **{old.get(k, k): v for k, v in pruning.items() if k != "name"}}
 
 
 def _added_default(key: Any, value: Any) -> bool:

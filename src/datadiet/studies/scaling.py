@@ -304,4 +304,4 @@ def _plot_regime(regime: list[dict], crossing: list[dict], path, score: str) -> 
     figures.save(fig, path)
 
 
-STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)
+STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__, set_per_point=SET_PER_POINT)

@@ -16,7 +16,7 @@ import torch
 
 from ..config import Schedule, TrainConfig
 from ..data.transforms import augment, default_pad
-from ..dynamic import RS2, InfoBatch
+from ..dynamic import build_pruner
 from ..errors import ConfigError
 
 
@@ -111,28 +111,26 @@ class DynamicBatch:
 
     rows: torch.Tensor           # positions in the run's rows, on the compute device
     x: torch.Tensor              # their inputs, augmented
-    weight: torch.Tensor | None  # per-example loss weights (InfoBatch), on the device; None: all 1 (RS2)
+    weight: torch.Tensor | None  # per-example loss weights (a pruner that learns: InfoBatch), on the device; None: all 1
     epoch: int                   # 0-based
     index: int                   # the batch's place in its epoch, 0-based
     count: int                   # full batches in the epoch
 
 
-def make_pruner(config: TrainConfig, n: int, seed: int) -> InfoBatch | RS2:
-    """The pruner ``config.dynamic`` names, over ``n`` rows, every draw seeded by ``seed``."""
-    if config.dynamic == "infobatch":
-        return InfoBatch(n, int(config.epochs), prune_ratio=config.prune_ratio, delta=config.delta, seed=seed)
-    if config.dynamic == "rs2":
-        return RS2(n, fraction=config.keep, seed=seed)
-    raise ValueError(f"no pruner for dynamic={config.dynamic!r}")
+def make_pruner(config: TrainConfig, n: int, seed: int) -> Any:
+    """The pruner of ``config.dynamic`` (a registered pruner's parameters: ``datadiet.dynamic.PRUNERS``), over ``n``
+    rows and the run's epochs, every draw seeded by ``seed``."""
+    if config.dynamic is None:
+        raise ValueError("make_pruner needs a dynamically pruned recipe (TrainConfig.dynamic is None)")
+    return build_pruner(config.dynamic, n, int(config.epochs), seed)
 
 
-def epoch_size_bounds(pruner: InfoBatch | RS2) -> tuple[int, int]:
-    """The fewest and the most rows an epoch of ``pruner`` can hold."""
-    if isinstance(pruner, RS2):
-        return pruner.n_keep, pruner.n_keep
-    # InfoBatch leaves out floor(ratio * m) of m well-learned rows (the same 1e-9 guards the floor there), and at
-    # most n - 1 rows lie strictly below the mean of the losses.
-    return pruner.n - int(pruner.prune_ratio * (pruner.n - 1) + 1e-9), pruner.n
+def epoch_size_bounds(pruner: Any) -> tuple[int, int]:
+    """The fewest and the most rows an epoch of ``pruner`` can hold (it says: ``epoch_sizes()``)."""
+    fewest, most = pruner.epoch_sizes()
+    if not 1 <= fewest <= most:
+        raise ValueError(f"{type(pruner).__name__}.epoch_sizes() gave {fewest, most}: need 1 <= fewest <= most")
+    return int(fewest), int(most)
 
 
 class DynamicStream:
@@ -153,11 +151,13 @@ class DynamicStream:
         self.images = images
         _, order_seed, _ = seed_streams(config.seed)
         self.epochs = int(config.epochs)
+        self.name = config.pruner_name
         self.pruner = make_pruner(config, len(images), order_seed)
         fewest, most = epoch_size_bounds(self.pruner)
         self.batch = min(config.batch_size, fewest)
         self.most_steps = self.epochs * (most // self.batch)  # exact for RS2; InfoBatch may take fewer
-        self.learns = isinstance(self.pruner, InfoBatch)  # weighs the loss and records per-example losses
+        # Weighs the loss and records per-example losses; a pruner that says nothing ignores losses (weights all 1)
+        self.learns = bool(getattr(self.pruner, "learns", False))
         self.augmentation = Augmentation(images, config)
         self.position = (0, 0)  # (epoch, batch) of the next batch
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # losses not yet given to the pruner
@@ -210,8 +210,9 @@ class DynamicStream:
     def state_dict(self) -> dict[str, Any]:
         """The pruner's state and where the stream stands: what a resumed run needs besides the model."""
         self.flush()
-        return {"pruner": self.pruner.state_dict(), "epoch": self.position[0], "batch": self.position[1],
-                "batch_size": self.batch}
+        # "method" names the pruner whatever its own state says: a resume from another pruner's state is refused
+        return {"pruner": {**self.pruner.state_dict(), "method": self.name}, "epoch": self.position[0],
+                "batch": self.position[1], "batch_size": self.batch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["batch_size"]) != self.batch:
