@@ -17,6 +17,7 @@ from ..runs.scoring import check_score_seeds
 from ..runs.sweep import Task
 from ..runs.workspace import ScoreDraws, Workspace
 from ..selection import is_top_window, offset_windows, select_random
+from .compare import check_labels
 
 
 SEED_COUNTS = ("eval_seeds", "score_runs", "score_draws")  # a study's own counts; None = the setting's
@@ -33,8 +34,6 @@ def check_seed_counts(config) -> None:
 def check_score_labels(config, *names: str) -> None:
     """The score-label fields ``names`` of a study config name scores the standard score runs hold (checked before
     any training)."""
-    from .compare import check_labels  # the kit's sibling; compare imports nothing of the kit
-
     check_labels([label for name in names for label in getattr(config, name)], standard_scores(config.setting))
 
 
