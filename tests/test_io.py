@@ -8,6 +8,7 @@ from io import BytesIO
 import numpy as np
 import pytest
 import torch
+from fakes import PipeGuard
 
 from datadiet import io as datadiet_io
 from datadiet.errors import ConfigError, CorruptDataError
@@ -134,3 +135,116 @@ def test_read_npy_refuses_pickles_and_truncation(tmp_path):
     (tmp_path / "cut.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:-8])
     with pytest.raises(CorruptDataError, match=r"declares 32 bytes of array data but only 24 bytes are stored"):
         read_npy(tmp_path / "cut.npy")
+
+
+# ----------------------------------------------------------------------------- the one strict, bounded JSON reader
+
+def _refused(path, why):
+    with pytest.raises(datadiet_io.UnreadableFileError) as info:
+        datadiet_io.load_json(path)
+    assert str(path) in str(info.value) and why in info.value.why, info.value.why
+    return info.value
+
+
+def test_load_json_reads_strict_json_from_a_regular_file(tmp_path):
+    path = tmp_path / "plan.json"
+    write_json_atomic(path, {"runs": {"a": [1, 2.5, None, "x"]}, "seed": 2**63 - 1})
+    assert datadiet_io.load_json(path) == {"runs": {"a": [1, 2.5, None, "x"]}, "seed": 2**63 - 1}
+
+
+def test_load_json_refuses_what_is_no_regular_file_without_opening_it(tmp_path):
+    """A pipe with no writer would block open() and read(); /dev/zero never ends. Neither is opened for long."""
+    with PipeGuard(tmp_path / "pipe.json", tmp_path / "spare") as pipe:  # a reader that opened it reads nothing
+        _refused(pipe, "a named pipe (FIFO), not a regular file")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    _refused(tmp_path / "zero.json", "a character device (such as /dev/zero), not a regular file")
+    _refused(tmp_path, "a directory, not a regular file")
+    assert _refused(tmp_path / "nope.json", "does not exist").missing
+
+
+def test_load_json_refuses_a_file_beyond_its_limit(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text("[" + "0, " * 100 + "0]")
+    assert datadiet_io.load_json(path, limit=1000) == [0] * 101
+    with pytest.raises(datadiet_io.UnreadableFileError, match=r"big\.json: larger than 100 bytes"):
+        datadiet_io.load_json(path, limit=100)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[" * 100_000 + "]" * 100_000, "nested more than 100 levels deep"),  # the parser's own recursion limit
+    ("[" * 101 + "]" * 101, "nested more than 100 levels deep"),          # beyond datadiet's
+    ("[" + "7" * 5001 + "]", "an integer of 5,001 digits"),               # beyond Python's int-string limit
+    ("[" + "7" * 101 + "]", "an integer of 101 digits"),
+    ('{"a": NaN}', "NaN is not a JSON number"),
+    ('{"a": -Infinity}', "-Infinity is not a JSON number"),
+    ('{"a": 1e999}', "1e999 is too large for a float"),
+    ("{'a': 1}", "not valid JSON (Expecting property name"),
+])
+def test_load_json_refuses_what_datadiet_never_writes(tmp_path, text, why):
+    path = tmp_path / "record.json"
+    path.write_text(text)
+    _refused(path, why)
+
+
+def test_load_json_accepts_the_deepest_and_longest_values_allowed(tmp_path):
+    path = tmp_path / "edge.json"
+    path.write_text("[" * 99 + str(-10**99 - 1) + "]" * 99)  # 100 levels with the number's list; 100 digits
+    value = datadiet_io.load_json(path)
+    for _ in range(99):
+        value = value[0]
+    assert value == -10**99 - 1
+
+
+def test_load_json_refuses_text_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin.json"
+    path.write_bytes(b'{"name": "caf\xe9"}')
+    _refused(path, "not UTF-8 text")
+
+
+def test_read_npz_and_read_npy_refuse_a_pipe_without_waiting_for_it(tmp_path):
+    with PipeGuard(tmp_path / "scores.npz", tmp_path / "spare") as pipe:
+        for read in (read_npz, read_npy):
+            with pytest.raises(CorruptDataError, match=r"scores\.npz .*: it is a named pipe \(FIFO\), not a regular"):
+                read(pipe)
+        assert not datadiet_io.is_zip_archive(pipe)
+
+
+# ----------------------------------------------------------------------------- folders that cannot be written
+
+def _unwritable(folder, monkeypatch):
+    """``folder`` made unwritable by its permissions and, for root whom they do not stop, as on a read-only file
+    system (creating a file in it fails with EROFS)."""
+    import errno
+    import tempfile
+
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        mkstemp = tempfile.mkstemp
+
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and os.path.samefile(dir, folder):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+            return mkstemp(*args, dir=dir, **kwargs)
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+def test_an_unwritable_folder_is_refused_with_the_fix_of_the_command(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "workspace.json").write_text("{}")
+    _unwritable(folder, monkeypatch)
+    try:
+        with pytest.raises(datadiet_io.FolderNotWritableError, match=r"results cannot be written .*another --out"):
+            with datadiet_io.folder_lock(folder, "datadiet reproduce"):
+                pass
+        with pytest.raises(datadiet_io.FolderNotWritableError, match=r"results cannot be written .*Copy it") as info:
+            with datadiet_io.folder_lock(folder, "datadiet migrate", fix="Copy it."):
+                pass
+        assert "--out" not in str(info.value)
+        with pytest.raises(datadiet_io.FolderNotWritableError, match=r"`datadiet report` on the copy") as info:
+            with datadiet_io.report_lock(folder):
+                pass
+        assert "--out" not in str(info.value)
+        assert sorted(os.listdir(folder)) == ["workspace.json"]  # no lock file, no probe left
+    finally:
+        folder.chmod(0o755)

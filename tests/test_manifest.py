@@ -132,7 +132,8 @@ def test_a_manifest_of_other_data_is_refused(tmp_path, ds):
 def test_files_that_are_not_manifests(tmp_path, ds):
     path = tmp_path / "subset.json"
     path.write_text("ids: 1, 2, 3\n")
-    with pytest.raises(ManifestError, match=r"Cannot read subset file .*subset\.json: Expecting value.*not a JSON"):
+    with pytest.raises(ManifestError,
+                       match=r"subset file .*subset\.json: it is not valid JSON \(Expecting value.*not a JSON"):
         load_subset(path, ds)
     path.write_text("[1, 2, 3]")
     with pytest.raises(ManifestError, match=r"subset\.json is not a datadiet subset manifest .*found a JSON list"):
@@ -212,5 +213,5 @@ def test_deeply_nested_json_is_a_manifest_error_naming_the_file(tmp_path, ds):
 
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(ConfigError, match=r"deep\.json: its JSON is nested too deeply"):
+    with pytest.raises(ConfigError, match=r"deep\.json: it is not valid JSON for datadiet \(nested more than 100"):
         load_subset(path, ds)

@@ -14,7 +14,7 @@ from datadiet.runs.presets import PRESETS
 from datadiet.runs.scoring import ScoreConfig, scoring_schedule
 from datadiet.config import TrainConfig, from_dict
 from datadiet.studies import reproduce as rp
-from fakes import forbid_training, runs_dir, score_dirs, study_dir, write_fake_mnist
+from fakes import PipeGuard, forbid_training, runs_dir, score_dirs, study_dir, write_fake_mnist
 
 SMOKE = rp.Config(replace(PRESETS["smoke"], data=replace(PRESETS["smoke"].data, subset=96, test_subset=40)),
                   methods=("input_norm", "el2n@epoch1", "forgetting@end"))
@@ -216,3 +216,19 @@ def test_a_record_without_a_checksum_is_moved_without_one(tmp_path):
     assert migrate(tmp_path, log=lambda _: None).runs_moved == 1
     assert CHECKSUM_KEY not in json.loads((runs_dir(tmp_path) / f"{rid}.json").read_text())  # nothing vouched for
     assert read_run_files(tmp_path / "sweep").unchecked == [rid]
+
+
+@pytest.mark.parametrize("damage", ["pipe", "nested"])
+def test_a_record_that_is_a_pipe_or_nested_deep_is_left_as_damaged(tmp_path, damage):
+    """A reader that opened the pipe would wait for a writer (here: read nothing, thanks to its guard)."""
+    _sealed_run(tmp_path, "0" * 20)
+    record = tmp_path / "runs" / f"{'0' * 20}.json"
+    record.unlink()
+    if damage == "pipe":
+        with PipeGuard(record, tmp_path.parent / f"{tmp_path.name}.spare"):
+            report = migrate(tmp_path, log=lambda _: None)
+    else:
+        record.write_text("[" * 100_000 + "]" * 100_000)
+        report = migrate(tmp_path, log=lambda _: None)
+    assert (report.runs_moved, report.runs_damaged) == (0, 1)
+    assert [p.name for p in runs_dir(tmp_path).iterdir()] == ["0" * 20 + ".json"]  # left as it was, moved only

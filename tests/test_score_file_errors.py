@@ -90,7 +90,7 @@ def test_an_npz_missing_an_array(tmp_path):
 def test_bad_meta(tmp_path):
     path = tmp_path / "s.npz"
     np.savez(path, ids=np.arange(3), runs=np.zeros((1, 3)), meta=np.array("{not json"))
-    _refused(path, NOT_OURS, "meta array is not JSON")
+    _refused(path, NOT_OURS, "meta array is not valid JSON")
     np.savez(path, ids=np.arange(3), runs=np.zeros((1, 3)), meta=np.array("[1, 2]"))
     _refused(path, "meta array is not a JSON object")
     np.savez(path, ids=np.arange(3), runs=np.zeros((1, 3)), meta=np.array(json.dumps({"format": "datadiet-scores/1"})))

@@ -72,3 +72,36 @@ def test_a_pickled_object_array_is_refused(tmp_path):
     np.savez(tmp_path / "p.npz", ids=np.array([object()], dtype=object), runs=np.zeros((1, 1)), meta=np.array("{}"))
     with pytest.raises(ScoreFileError):
         load_scores(tmp_path / "p.npz")
+
+
+def test_a_file_holding_some_of_the_ids_says_so_not_that_the_data_differs(tmp_path):
+    ds = tiny_dataset(20)
+    full = _table(ds)
+    keep = np.r_[0:7, 9:20]  # ids 7 and 8 cut out
+    some = ScoreTable("el2n", full.ids[keep], full.runs[:, keep], full.meta)
+    save_scores(tmp_path / "s.npz", some)
+    with pytest.raises(ScoreFileError) as info:
+        load_scores(tmp_path / "s.npz", dataset=ds)
+    message = " ".join(str(info.value).split())
+    assert str(tmp_path / "s.npz") in message
+    assert "hold 18 example ids" in message and "has 20 examples" in message, message
+    assert f"first missing id: {int(ds.ids[7])}" in message, message
+    assert "not on" not in message and "cut short or edited" in message
+
+
+def test_meta_config_entries_of_the_wrong_type_are_refused_naming_the_key(tmp_path):
+    ds = tiny_dataset(8)
+    for entry, key, value, wanted in [("data", "subset", 384.5, "a whole number or null"),
+                                      ("data", "resize", [2, "x"], "a list of whole numbers or null"),
+                                      ("train", "lr", "fast", "a number"),
+                                      ("train", "milestones", 0.5, "a list of numbers")]:
+        meta = {"dataset": ds.describe(), "when": "epoch2", entry: {key: value}}
+        save_scores(tmp_path / "s.npz", ScoreTable("el2n", ds.ids.numpy(), np.zeros((1, 8)), meta))
+        with pytest.raises(ScoreFileError) as info:
+            load_scores(tmp_path / "s.npz")
+        message = str(info.value)
+        assert str(tmp_path / "s.npz") in message and f"'{entry}.{key}'" in message and wanted in message, message
+    meta = {"dataset": ds.describe(), "data": {"subset": 384, "label_noise": 0, "resize": [8, 8]},
+            "train": {"lr": 0.1, "milestones": [0.5, 1], "steps": None}}
+    save_scores(tmp_path / "s.npz", ScoreTable("el2n", ds.ids.numpy(), np.zeros((1, 8)), meta))
+    assert load_scores(tmp_path / "s.npz").meta["data"]["subset"] == 384  # whole numbers are numbers too

@@ -4,22 +4,27 @@ Results must survive a run killed at any moment, so every write goes to a
 temporary file in the same directory, is flushed to disk, and is then renamed
 over the target (``os.replace`` is atomic on POSIX and Windows).  Every ``.npz``
 datadiet reads goes through :func:`read_npz`, which never unpickles and checks
-declared sizes before decompressing.
+declared sizes before decompressing; every JSON file it reads back goes through
+:func:`load_json` (strict, bounded in size, depth and digits).  Both read regular
+files only (:func:`open_regular`): a named pipe or a device is refused, never
+waited on or read without end.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, BinaryIO, Callable, Iterator, Sequence, TypeVar
 
 from .errors import CorruptDataError, DataDietError, FolderBusyError, NonFiniteLossError
 
@@ -116,13 +121,169 @@ BOMB_FLOOR = 64 * 1024**2  # bytes
 
 
 def is_zip_archive(path: str | os.PathLike) -> bool:
-    """Whether ``path`` starts like a zip (``.npz``) archive. Checked before ``np.load``, which would otherwise
-    read any other file as a pickle and complain about ``allow_pickle``, a message that misleads."""
+    """Whether ``path`` is a regular file that starts like a zip (``.npz``) archive. Checked before ``np.load``,
+    which would otherwise read any other file as a pickle and complain about ``allow_pickle``, a message that
+    misleads."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(4).startswith(ZIP_MAGIC)
-    except OSError:
+    except (OSError, UnreadableFileError):
         return False
+
+
+# ----------------------------------------------------------------------------- reading files: regular, bounded, strict
+
+MAX_JSON_BYTES = 64 * 1024**2  # the most datadiet reads of one JSON file: its plans and records are far smaller
+MAX_JSON_DEPTH = 100           # the deepest nesting a JSON file may have: datadiet's own nest a few levels
+MAX_JSON_DIGITS = 100          # the longest integer a JSON file may hold: ids and seeds have at most 20 digits
+
+
+class UnreadableFileError(CorruptDataError):
+    """A file that cannot be read as what it should be. ``why`` says it in a phrase that follows the file name
+    ("a named pipe (FIFO), not a regular file"); ``missing`` tells a file that does not exist from a bad one,
+    which callers often explain differently. Callers turn it into their own paragraph; uncaught, it still names
+    the file (status 2)."""
+
+    def __init__(self, path: str | os.PathLike, why: str, *, missing: bool = False):
+        super().__init__(f"{path}: {why}.")
+        self.path, self.why, self.missing = Path(path), why, missing
+
+    def sentence(self, subject: str = "it") -> str:
+        """``why`` with a subject: "it is a named pipe (FIFO), ...", "it does not exist"."""
+        verb = "" if self.why.startswith(("does ", "cannot ")) else "is "
+        return f"{subject} {verb}{self.why}"
+
+
+# What each kind of file that is not a regular file is, for the message (stat.S_IFMT → phrase).
+_NOT_REGULAR = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe (FIFO)",
+                stat.S_IFCHR: "a character device (such as /dev/zero)", stat.S_IFBLK: "a block device",
+                stat.S_IFSOCK: "a socket"}
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode cannot be read as data (``None``: a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return f"{_NOT_REGULAR.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for reading in binary, or :class:`UnreadableFileError` unless it is a regular file.
+
+    A named pipe blocks ``open()`` until a writer comes and then whatever it sends; a device such as
+    ``/dev/zero`` never ends. The file is therefore checked before it is opened, opened without blocking (which
+    changes nothing for a regular file) and checked again once open: a file swapped in between is refused too.
+    """
+    try:
+        why = _not_regular(os.stat(path).st_mode)
+        if why is not None:
+            raise UnreadableFileError(path, why)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFileError(path, "does not exist", missing=True) from None
+    except OSError as exc:
+        raise UnreadableFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        why = _not_regular(os.fstat(fd).st_mode)
+        if why is not None:
+            raise UnreadableFileError(path, why)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes_bounded(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (:func:`open_regular`), refused beyond ``limit`` bytes: a file
+    that grows while it is read, or is far larger than its format allows, never fills the memory."""
+    with open_regular(path) as fh:
+        try:
+            if os.fstat(fh.fileno()).st_size > limit:
+                raise UnreadableFileError(path, f"larger than {_size(limit)}, the most datadiet reads of such a file")
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise UnreadableFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise UnreadableFileError(path, f"larger than {_size(limit)}, the most datadiet reads of such a file")
+    return data
+
+
+def load_json(path: str | os.PathLike, *, limit: int | None = None) -> Any:
+    """The JSON value of the file ``path``: the one strict reader of the JSON files datadiet reads back (run
+    records, plans, configs, manifests).
+
+    Refused, as :class:`UnreadableFileError` naming the file: anything but a regular file, more than ``limit``
+    bytes (:data:`MAX_JSON_BYTES` by default), text that is not UTF-8, and what :func:`parse_json` refuses.
+    """
+    data = read_bytes_bounded(path, MAX_JSON_BYTES if limit is None else limit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(path, f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return parse_json(text)
+    except ValueError as exc:
+        raise UnreadableFileError(path, str(exc)) from None
+
+
+class _JsonRefusal(ValueError):
+    pass
+
+
+def parse_json(text: str) -> Any:
+    """``text`` as strict JSON, or a ``ValueError`` whose message is a phrase ("not valid JSON (...)").
+
+    Refused besides what JSON itself forbids: Python's ``NaN`` and ``Infinity`` tokens, a number beyond the range
+    of a float (``1e999``), an integer of more than :data:`MAX_JSON_DIGITS` digits (Python would refuse one of
+    4,300 with a message about its own conversion limit) and nesting deeper than :data:`MAX_JSON_DEPTH` levels
+    (which would otherwise exhaust the stack of the parser, or of whatever walks the value later).
+    """
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                           parse_float=_finite_float)
+    except _JsonRefusal as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"not valid JSON for datadiet (nested more than {MAX_JSON_DEPTH} levels deep)") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"not valid JSON for datadiet (nested more than {MAX_JSON_DEPTH} levels deep)")
+    return value
+
+
+def _refuse_constant(token: str):
+    raise _JsonRefusal(f"{token} is not a JSON number")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_DIGITS:
+        raise _JsonRefusal(f"it holds an integer of {len(digits.lstrip('-')):,} digits, more than the "
+                           f"{MAX_JSON_DIGITS} any datadiet file holds")
+    return int(digits)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JsonRefusal(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is too large for a float")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_JSON_DEPTH:  # deeper is refused anyway: no need to walk on
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 # ----------------------------------------------------------------------------- reading .npz and .npy files safely
@@ -177,7 +338,7 @@ def read_npy(path: str | os.PathLike, *, what: str = "a .npy file of a plain arr
     path = Path(path)
     refuse = _Refusal(path, what, error, fix)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             declared = _declared_bytes(fh, refuse, "it")
             stored = path.stat().st_size - fh.tell()
         if declared > stored:
@@ -185,6 +346,8 @@ def read_npy(path: str | os.PathLike, *, what: str = "a .npy file of a plain arr
                          "(truncated or forged)")
         check_memory(declared, str(path), error)
         return np.load(path, allow_pickle=False)
+    except UnreadableFileError as exc:
+        raise refuse(exc.sentence()) from None
     except DataDietError:  # already one paragraph (some error types are also OSError or ValueError)
         raise
     except ValueError as exc:
@@ -196,10 +359,10 @@ def read_npy(path: str | os.PathLike, *, what: str = "a .npy file of a plain arr
 def _check_npz_head(path: Path, refuse: _Refusal) -> None:
     """Refuse, by its first bytes, a file that is no zip archive: before numpy could take it for a pickle."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(len(NPY_MAGIC))
-    except IsADirectoryError:
-        raise refuse("it is a directory") from None
+    except UnreadableFileError as exc:
+        raise refuse(exc.sentence()) from None
     except OSError as exc:
         raise refuse(f"it cannot be read ({exc.strerror or exc})") from exc
     if not head:
@@ -303,8 +466,36 @@ LOCK_NAME = ".datadiet.lock"
 _held: dict[Path, int] = {}  # folders this process holds → nesting depth (a command may lock a folder twice)
 
 
+class FolderNotWritableError(DataDietError, PermissionError):
+    """A results folder datadiet must write cannot be written (a read-only file system, or its permissions)."""
+
+
+OUT_FIX = "Make it writable, or choose another --out folder."  # what a command with --out suggests
+
+
+def check_writable(folder: Path, fix: str = OUT_FIX) -> None:
+    """Refuse ``folder`` unless this process can create a file in it, before a command starts working there.
+
+    Tried, not inferred from permission bits: a read-only file system refuses even root, and root ignores the
+    bits. ``fix`` says what fits the command: another ``--out`` where it has one; else making the folder
+    writable, or working on a copy. The probe is named like an :func:`atomic_path` temporary, so a probe left
+    by a process killed at that instant is removed like one.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise FolderNotWritableError(f"{folder} cannot be written ({exc.strerror}). {fix}") from None
+        raise
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except FileNotFoundError:  # a command taking the folder's lock just now removed it as an orphan temporary
+        pass
+
+
 @contextmanager
-def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterator[Path]:
+def folder_lock(folder: str | os.PathLike, command: str = "datadiet", fix: str | None = None) -> Iterator[Path]:
     """Hold ``folder`` for one command: a second process that asks for it stops with :class:`FolderBusyError`.
 
     The lock is ``folder/.datadiet.lock``, locked with ``flock`` and holding the holder's pid, host, command and
@@ -314,6 +505,8 @@ def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterato
     Worker processes of the same command do not lock: only the command's own process writes results.
     A folder the lock created itself is removed again when the command fails before writing a result (it then
     holds nothing but the lock, ``config.json`` and ``workspace.json``): a refused command leaves no folder.
+    A folder that cannot be written is refused first (:func:`check_writable`); ``fix`` is what to suggest then,
+    for a command without ``--out`` (``None``: choose another ``--out``, which a busy folder suggests too).
     """
     folder = Path(folder)
     made = _outermost_missing(folder)  # what mkdir creates here, if anything
@@ -326,10 +519,16 @@ def folder_lock(folder: str | os.PathLike, command: str = "datadiet") -> Iterato
         finally:
             _held[key] -= 1
         return
+    try:
+        check_writable(folder, fix or OUT_FIX)
+    except FolderNotWritableError:
+        if made is not None:
+            _remove_if_unused(folder, made)
+        raise
     path = folder / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, path, folder)
+        _acquire(fd, path, folder, elsewhere=fix is None)
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
@@ -382,32 +581,33 @@ def _remove_if_unused(folder: Path, made: Path) -> None:
         pass
 
 
-def _acquire(fd: int, path: Path, folder: Path) -> None:
+def _acquire(fd: int, path: Path, folder: Path, elsewhere: bool = True) -> None:
     if fcntl is not None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            raise _busy(path, folder) from None
+            raise _busy(path, folder, elsewhere) from None
         except OSError:  # a file system without flock (some network mounts): fall back to the pid check
             pass
     holder = _holder(path)
     if holder and holder.get("host") == socket.gethostname() and _alive(holder.get("pid")) \
             and holder.get("pid") != os.getpid():
-        raise _busy(path, folder)
+        raise _busy(path, folder, elsewhere)
 
 
-def _busy(path: Path, folder: Path) -> FolderBusyError:
+def _busy(path: Path, folder: Path, elsewhere: bool = True) -> FolderBusyError:
+    """The folder is held; ``elsewhere``: the command can be pointed at another folder (it has ``--out``)."""
     holder = _holder(path) or {}
     who = (f"{holder.get('command', 'another datadiet command')} (pid {holder.get('pid', '?')} on "
            f"{holder.get('host', '?')}, since {holder.get('since', '?')})")
     return FolderBusyError(f"{folder} is in use by {who}. Two commands writing one results folder would mix "
-                           "their runs: wait for it to finish, or use another --out folder.")
+                           f"their runs: wait for it to finish{', or use another --out folder' if elsewhere else ''}.")
 
 
 def _holder(path: Path) -> dict | None:
-    try:
-        holder = json.loads(path.read_text(encoding="utf-8") or "null")
+    try:  # a lock file holds one short line; anything else in its place is no holder (and is never waited on)
+        holder = json.loads(read_bytes_bounded(path, 64 * 1024).decode("utf-8") or "null")
     except (OSError, ValueError):
         return None
     return holder if isinstance(holder, dict) else None
@@ -458,6 +658,10 @@ REPORT_WAIT_SECONDS = 120.0  # a report builds in seconds; longer means a stuck 
 _reporting: dict[Path, int] = {}  # folders whose report this process is building → nesting depth
 
 
+REPORT_FIX = ("`datadiet report` writes report.md and the sections it rebuilds into it: make it writable, or copy "
+              "the folder somewhere you can write and run `datadiet report` on the copy.")
+
+
 @contextmanager
 def report_lock(folder: str | os.PathLike, wait: float | None = None) -> Iterator[None]:
     """Build the report of ``folder`` alone: reading its runs and writing the report files is one step.
@@ -465,9 +669,10 @@ def report_lock(folder: str | os.PathLike, wait: float | None = None) -> Iterato
     ``datadiet report`` takes no folder lock, so that a running experiment can be reported, but two builds that
     overlap (a ``report`` that reads, then the ``reproduce`` that finishes and writes, then the ``report`` that
     writes) would leave the older report on disk. Builds therefore take turns: an ``flock`` on the folder itself
-    (no file is created), waited for up to ``wait`` seconds (:data:`REPORT_WAIT_SECONDS`), after which
+    (no lock file is created), waited for up to ``wait`` seconds (:data:`REPORT_WAIT_SECONDS`), after which
     :class:`FolderBusyError` says so. A folder that holds no results is not locked (reading it fails, with its
-    own message), and neither is one on a file system without ``flock``.
+    own message), and neither is one on a file system without ``flock``. A results folder that cannot be written
+    is refused before anything is read (:data:`REPORT_FIX` says what to do).
     """
     folder = Path(folder)
     if fcntl is None or not folder.is_dir() or not is_results_folder(folder):
@@ -481,6 +686,7 @@ def report_lock(folder: str | os.PathLike, wait: float | None = None) -> Iterato
         finally:
             _reporting[key] -= 1
         return
+    check_writable(folder, REPORT_FIX)
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         _wait_for_report_lock(fd, folder, REPORT_WAIT_SECONDS if wait is None else wait)

@@ -29,7 +29,7 @@ import torch
 
 from .version import __version__
 from .errors import ConfigError, DataDietError
-from .io import write_json_atomic
+from .io import UnreadableFileError, load_json, write_json_atomic
 from .selection import class_counts
 
 FORMAT = "datadiet-subset/1"
@@ -119,19 +119,16 @@ def load_subset(path: str | Path, dataset) -> torch.Tensor:
     of ``dataset``, and whose dataset fingerprint is ``dataset``'s.
     """
     path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:  # JSON nested thousands deep: no manifest looks like that
-        raise ManifestError(f"Cannot read subset file {path}: its JSON is nested too deeply to be a subset "
-                            "manifest. Recreate it with `datadiet prune`.") from None
-    except FileNotFoundError:
-        raise ManifestError(f"Subset file {path} does not exist. Create it with `datadiet prune`.") from None
-    except IsADirectoryError:
-        raise ManifestError(f"Subset file {path} is a directory; pass the .json manifest written by "
-                            "`datadiet prune --out`.") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"Cannot read subset file {path}: {exc}. It is not a JSON subset manifest; "
-                            "recreate it with `datadiet prune`.") from exc
+    try:  # strict JSON from a regular file of bounded size: a pipe or device is refused, never waited on
+        record = load_json(path)
+    except UnreadableFileError as exc:
+        if exc.missing:
+            raise ManifestError(f"Subset file {path} does not exist. Create it with `datadiet prune`.") from None
+        if exc.why.endswith("not a regular file"):  # a directory, a pipe, a device
+            raise ManifestError(f"Subset file {path} is {exc.why}; pass the .json manifest written by "
+                                "`datadiet prune --out`.") from None
+        raise ManifestError(f"Cannot read subset file {path}: {exc.sentence()}. It is not a JSON subset manifest; "
+                            "recreate it with `datadiet prune`.") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         found = f"format {record.get('format')!r}" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
         raise ManifestError(f"{path} is not a datadiet subset manifest (expected a JSON object with format "

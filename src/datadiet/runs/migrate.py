@@ -33,7 +33,8 @@ import numpy as np
 
 from ..config import DataConfig, TrainConfig, from_dict
 from ..errors import DataDietError
-from ..io import RESULT_MARKERS, atomic_path, folder_lock, is_results_folder, read_npz, write_json_atomic
+from ..io import (RESULT_MARKERS, UnreadableFileError, atomic_path, folder_lock, is_results_folder, load_json, read_npz,
+                  write_json_atomic)
 from ..methods import Method
 from ..scores.registry import ScoreLabel
 from .scoring import ScoreConfig, draw_seed, run_cache_name, scoring_schedule
@@ -64,7 +65,7 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
             "migrate changes nothing there. Give the --out folder of `datadiet reproduce`, `datadiet analyze` or "
             "`datadiet score`.")
     report = MigrationReport()
-    with folder_lock(folder, "datadiet migrate"):
+    with folder_lock(folder, "datadiet migrate", fix=MIGRATE_FIX):
         if _is_old_reproduce_folder(folder):
             _move_into_workspace_layout(folder, log)
         if (folder / "sweep" / "runs").is_dir():
@@ -79,6 +80,9 @@ def migrate(folder: str | Path, *, log: Callable[[str], None] = print) -> Migrat
     return report
 
 
+# What to do with a folder migrate cannot write (it has no --out: it renames files where they are).
+MIGRATE_FIX = ("`datadiet migrate` renames the files inside it where they are: make it writable, or copy the folder "
+               "somewhere you can write and migrate the copy.")
 STUDY = "reproduce"  # the study whose folder an old reproduce folder becomes
 # What an old reproduce folder kept at its top besides runs and scores (the report rebuilds the tables and figures)
 OLD_STUDY_FILES = ("plan.json", "summary.json", "results.csv", "curve.csv", "vs_random.csv",
@@ -117,7 +121,7 @@ def _move_into_workspace_layout(folder: Path, log: Callable[[str], None]) -> Non
 def _old_config(path: Path) -> dict:
     """The ``config.json`` of an old reproduce folder, checked to hold what the move needs."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = load_json(path)
         from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]), int(record["score_runs"])
         [Method.parse(m) for m in record.get("methods", [])]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, DataDietError) as exc:
@@ -157,7 +161,7 @@ def _remove_if_empty(path: Path) -> None:
 def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:
     for path in sorted(runs.glob("*.json")):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            record = load_json(path)
             spec = RunSpec(from_dict(DataConfig, record["data"]), from_dict(TrainConfig, record["train"]),
                            record["method"], record["keep"], record.get("offset"), record.get("subset_digest", ""),
                            record.get("data_fingerprint", ""))  # user data: without it a current id looks old
@@ -180,7 +184,7 @@ def _migrate_sweep_runs(runs: Path, report: MigrationReport) -> None:
 
 
 def _migrate_score_runs(score_dir: Path, report: MigrationReport) -> None:
-    old = json.loads((score_dir / "score_config.json").read_text(encoding="utf-8"))
+    old = _score_config(score_dir / "score_config.json")
     if "scores" in old.get("score", {}):
         return  # written by 0.2 already
     new = {**old, "score": {RENAMED_SCORE_FIELDS.get(k, k): v for k, v in old["score"].items()}}
@@ -201,6 +205,21 @@ def _migrate_score_runs(score_dir: Path, report: MigrationReport) -> None:
         os.unlink(path)
         report.score_runs_moved += 1
     write_json_atomic(score_dir / "score_config.json", new)
+
+
+def _score_config(path: Path) -> dict:
+    """A score folder's ``score_config.json``, which says what its runs were: migrate cannot rename them without."""
+    try:
+        old = load_json(path)
+    except UnreadableFileError as exc:
+        raise DataDietError(f"{exc.sentence(str(path))}, so migrate cannot tell what the score runs beside it are; "
+                            "nothing there was renamed. Restore the file, or delete its folder (its score runs are "
+                            "computed again).") from None
+    if not isinstance(old, dict) or not isinstance(old.get("score"), dict):
+        raise DataDietError(f"{path} is not a datadiet score config, so migrate cannot tell what the score runs "
+                            "beside it are. Restore the file, or delete its folder (its score runs are computed "
+                            "again).")
+    return old
 
 
 def _renamed_score_rows(path: Path) -> dict[str, np.ndarray] | None:

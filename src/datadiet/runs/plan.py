@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataDietError
-from ..io import write_json_atomic
+from ..io import UnreadableFileError, load_json, write_json_atomic
 from ..methods import Method
 from ..selection import class_counts
 from ..version import __version__
@@ -53,11 +53,10 @@ def plan_class_counts(tasks: Sequence[Task], train_set) -> dict:
 def read_plan(path: Path) -> dict:
     """A ``plan.json``, checked to be one."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataDietError(f"{path} is damaged or missing ({type(exc).__name__}: {exc}). Re-run the study with "
-                            "the same --out and options: it trains nothing already finished and writes the plan "
-                            "again.") from None
+        record = load_json(path)
+    except UnreadableFileError as exc:
+        raise DataDietError(f"{exc.sentence(f'The plan {path}')}. Re-run the study with the same --out and "
+                            "options: it trains nothing already finished and writes the plan again.") from None
     if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
         raise DataDietError(f"{path} is not a datadiet plan. Re-run the study with the same --out and options to "
                             "write it again.")

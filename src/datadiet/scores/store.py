@@ -17,13 +17,16 @@ dataset is given, that the file was computed on exactly that dataset.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..config import DataConfig, TrainConfig
 from ..errors import DataDietError
-from ..io import atomic_path, read_npz
+from ..io import atomic_path, parse_json, read_npz
 from .registry import ScoreLabel
 
 FORMAT = "datadiet-scores/1"
@@ -81,20 +84,36 @@ class ScoreTable:
     def check_dataset(self, dataset) -> None:
         """Raise unless this table was computed on ``dataset`` (an ImageDataset), example for example.
 
-        The message names the score file (when loaded from one) and both dataset fingerprints.
+        The message names the score file (when loaded from one) and both dataset fingerprints; where they agree
+        but the ids do not cover the dataset, it says how many ids there are and which is missing.
         """
         want = dataset.describe()
         have = self.meta.get("dataset", {})
         have = have if isinstance(have, dict) else {}
         where = f"score file {self.source}" if self.source else "score table"
-        if have.get("fingerprint") != want["fingerprint"] or len(self.ids) != len(dataset):
+        if have.get("fingerprint") != want["fingerprint"]:
             raise ScoreFileError(
                 f"These {self.label} scores ({where}) were computed on {have.get('name')} ({have.get('split')}, "
                 f"{have.get('size')} examples, fingerprint {have.get('fingerprint')}), not on {want['name']} "
                 f"({want['split']}, {want['size']} examples, fingerprint {want['fingerprint']}). A different "
                 "subset, label noise or data version changes the fingerprint; recompute the scores on this "
                 "dataset with `datadiet score`.")
-        if not np.array_equal(self.ids, dataset.ids.numpy()):
+        self._check_ids(dataset, where)
+
+    def _check_ids(self, dataset, where: str) -> None:
+        """The ids of a table whose dataset fingerprint matches: every example of ``dataset``, in its order. A
+        table that holds some of them (a file cut short, or edited) is said to be that, not other data."""
+        want, expected = dataset.describe(), dataset.ids.numpy()
+        missing, foreign = np.setdiff1d(expected, self.ids), np.setdiff1d(self.ids, expected)
+        if len(missing) or len(foreign):  # ids are distinct (ScoreTable checks), so the counts differ or these do
+            found = [f"first missing id: {int(missing[0])}"] if len(missing) else []
+            found += [f"{len(foreign)} ids name no example of it, the first {int(foreign[0])}"] if len(foreign) else []
+            raise ScoreFileError(
+                f"These {self.label} scores ({where}) hold {len(self.ids)} example ids, but {want['name']} "
+                f"({want['split']}, fingerprint {want['fingerprint']}) has {len(expected)} examples, which a score "
+                f"file covers one for one ({'; '.join(found)}). The dataset fingerprint matches, so the file was "
+                "cut short or edited. Recompute it with `datadiet score`.")
+        if not np.array_equal(self.ids, expected):
             raise ScoreFileError(f"{self.label} ({where}): example ids are not in the dataset's order although the "
                                  "fingerprint matches; the file was altered. Recompute it with `datadiet score`.")
 
@@ -120,7 +139,7 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
     if path.is_dir():
         raise ScoreFileError(f"Score file {path} is a directory; pass one of the .npz files `datadiet score` "
                              "wrote in it (e.g. el2n-epoch2.npz).")
-    if not path.is_file():
+    if not path.exists():  # a pipe or device exists: read_npz refuses it as not a regular file
         raise ScoreFileError(f"Score file {path} does not exist. Create it with `datadiet score ... --out DIR`.")
     not_ours = f"{path} is not {_WHAT}"
     arrays = read_npz(path, what=_WHAT,
@@ -128,10 +147,9 @@ def load_scores(path: str | Path, *, dataset=None) -> ScoreTable:
                       fix="Recompute it with `datadiet score`.")
     ids, runs, meta_text = arrays["ids"], arrays["runs"], arrays["meta"]
     try:
-        meta = json.loads(str(meta_text))
-    except ValueError as exc:
-        raise ScoreFileError(f"{not_ours}: its meta array is not JSON ({exc}). Recompute it with "
-                             "`datadiet score`.") from exc
+        meta = parse_json(str(meta_text))
+    except ValueError as exc:  # the message is a phrase: "not valid JSON (...)"
+        raise ScoreFileError(f"{not_ours}: its meta array is {exc}. Recompute it with `datadiet score`.") from None
     if not isinstance(meta, dict):
         raise ScoreFileError(f"{not_ours}: its meta array is not a JSON object. Recompute it with `datadiet score`.")
     if meta.get("format") != FORMAT:
@@ -186,6 +204,43 @@ def _check_meta_types(path: Path, meta: dict) -> None:
             raise refuse(f"dataset.{key}", value, kinds)
     if any(not isinstance(seed, int) or isinstance(seed, bool) for seed in meta.get("seeds", [])):
         raise refuse("seeds", meta["seeds"], (list,), "a list of whole numbers")
+    for entry, config in (("data", DataConfig), ("train", TrainConfig)):
+        hints = typing.get_type_hints(config)
+        for key, value in meta.get(entry, {}).items():
+            if key in hints and not _fits(value, hints[key]):
+                raise refuse(f"{entry}.{key}", value, (), _kind_name(hints[key]))
+
+
+def _fits(value, kind) -> bool:
+    """Whether the JSON value ``value`` can be a config field of type ``kind`` (a whole number for an int, any
+    number for a float, a list for a tuple); a type JSON has no form of passes (the config checks it)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, list):
+            return False
+        items = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        return len(items) == len(value) and all(_fits(v, k) for v, k in zip(value, items))
+    if origin is typing.Literal:
+        return value in args
+    plain = {type(None): value is None, bool: isinstance(value, bool), str: isinstance(value, str),
+             int: isinstance(value, int) and not isinstance(value, bool),
+             float: isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return plain.get(kind, True)
+
+
+def _kind_name(kind) -> str:
+    """A config field's type in JSON's words: "a whole number or null", "a list of numbers"."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind_name(a) for a in args)
+    if origin is tuple:
+        return "a list of " + (_kind_name(args[0]).partition(" ")[2] + "s" if args else "values")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in args)
+    return {int: "a whole number", float: "a number", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        kind, getattr(kind, "__name__", str(kind)))
 
 
 _JSON_NAMES = {str: "a string", int: "a whole number", float: "a number", dict: "an object", list: "a list",

@@ -13,7 +13,6 @@ compute here; the report's Compute section says what each point and the whole fo
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -201,7 +200,7 @@ def compute_inputs(draws: list[Path], config: dict, records: list[dict]) -> dict
 def _recipe_flops(score_config: Path, train: dict) -> tuple[int, int] | None:
     """FLOPs per example of the folder's model, on the data its score runs describe; None when unknown."""
     try:
-        dataset = json.loads(score_config.read_text(encoding="utf-8"))["dataset"]
+        dataset = load_json(score_config)["dataset"]
         return recipe_flops(from_dict(TrainConfig, train), dataset["shape"], int(dataset["num_classes"]))
     except (OSError, ValueError, KeyError, TypeError, DataDietError):
         return None
