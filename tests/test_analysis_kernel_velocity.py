@@ -159,3 +159,20 @@ def test_bad_configurations_are_clear_errors(workspace):
         kv.run(replace(smoke, gap=0.0), ws)
     with pytest.raises(DataDietError, match="Unknown ranking score 'el2n@epoch7'"):
         kv.run(replace(smoke, score="el2n@epoch7"), ws)
+
+
+def test_a_damaged_kernel_cache_file_is_computed_again_not_fatal(tmp_path):
+    import os
+
+    from datadiet.studies.kernel_velocity import _cached_kernel_distance
+
+    good = tmp_path / "good.json"
+    good.write_text('{"distance": 0.5, "norm_a": 1.0, "norm_b": 2.0}')
+    assert _cached_kernel_distance(good) == {"distance": 0.5, "norm_a": 1.0, "norm_b": 2.0}
+    assert _cached_kernel_distance(tmp_path / "absent.json") is None
+    (tmp_path / "cut.json").write_text('{"distance": 0.')
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "other.json").write_text('{"distance": 0.5}')
+    os.mkfifo(tmp_path / "pipe.json")  # read naively, this would block forever
+    for name in ("cut.json", "deep.json", "other.json", "pipe.json"):
+        assert _cached_kernel_distance(tmp_path / name) is None, name

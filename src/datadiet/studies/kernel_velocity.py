@@ -18,7 +18,6 @@ atomically) and each (pair of steps, block) result, so a re-run neither retrains
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ..selection import rank_order
 from ..stats import spearman
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError, unknown_name
-from ..io import write_json_atomic
+from ..io import UnreadableFileError, load_json, write_json_atomic
 from ..training import ensure_checkpoints, init_model, restore
 from ..training.engine import resolve_device
 from ..runs.identity import digest_ids
@@ -237,9 +236,8 @@ def velocity_rows(config: Config, pairs, blocks: dict[int, np.ndarray], table, s
         for start, rows in blocks.items():
             block_ids = ids[rows]
             path = cache / "kernels" / f"{a:09d}-{b:09d}-{digest_ids(block_ids)}.json"
-            if path.is_file():
-                result = json.loads(path.read_text())
-            else:
+            result = _cached_kernel_distance(path)
+            if result is None:
                 k_a, k_b = kernels(a)[start], kernels(b)[start]
                 result = {"distance": kernel_distance(k_a, k_b), "norm_a": float(torch.linalg.norm(k_a)),
                           "norm_b": float(torch.linalg.norm(k_b))}
@@ -313,5 +311,17 @@ def findings(rows: list[dict], label: str, config: Config) -> list[str]:
                      f"to {mean_last:.3g} at epoch {last:g} (ratio {mean_first / max(mean_last, 1e-300):.3g}).")
     return lines
 
+
+
+def _cached_kernel_distance(path) -> dict | None:
+    """A block's cached kernel distance, or None when there is none or the cache file is damaged (it is then
+    computed again and rewritten: a cache never decides an error)."""
+    if not path.exists():
+        return None
+    try:
+        result = load_json(path)
+    except UnreadableFileError:
+        return None
+    return result if isinstance(result, dict) and {"distance", "norm_a", "norm_b"} <= set(result) else None
 
 STUDY = Study(NAME, TITLE, SOURCE, Config, PRESETS, run, doc=__doc__)
