@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 import datadiet.runs.sweep as sweep_mod
 from fakes import write_fake_mnist
+from gates import blocked, wait_until
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.errors import ConfigError
 from datadiet.runs import digest_ids
@@ -58,7 +58,7 @@ def test_sweep_writes_one_result_per_run_and_skips_them_next_time(root, tmp_path
     record = json.loads(next((out / "runs").glob("*.json")).read_text())
     assert {"run_id", "train", "data", "method", "keep", "test_accuracy", "steps", "dataset_fingerprint"} <= set(record)
     assert {r["steps"] for r in first.results} == {64 // 16}  # matched budget for every fraction
-    monkeypatch.setattr(sweep_mod, "execute_run", lambda *a: pytest.fail("a finished run was run again"))
+    monkeypatch.setattr(sweep_mod, "execute_run", lambda *a, **k: pytest.fail("a finished run was run again"))
     again = run_sweep(_tasks(root), out, log=lambda _: None)
     assert again.ran == 0
     assert again.skipped == 4
@@ -70,10 +70,10 @@ def test_a_failed_run_is_recorded_does_not_stop_the_sweep_and_is_retried(root, t
     real = sweep_mod.execute_run
     broken = _tasks(root)[1].spec.run_id
 
-    def flaky(spec, positions, threads=None):
+    def flaky(spec, positions, threads=None, **options):
         if spec.run_id == broken:
             raise FloatingPointError("loss is NaN")
-        return real(spec, positions, threads)
+        return real(spec, positions, threads, **options)
 
     monkeypatch.setattr(sweep_mod, "execute_run", flaky)
     outcome = run_sweep(_tasks(root), out, log=lambda _: None)
@@ -91,39 +91,49 @@ def test_a_failed_run_is_recorded_does_not_stop_the_sweep_and_is_retried(root, t
 
 
 SWEEP_SCRIPT = """
-import sys, time
+import sys
 sys.path.insert(0, {tests!r})
-import test_sweep
-from datadiet.runs.sweep import run_sweep
-tasks = test_sweep._tasks({root!r}, seeds=range(6), keeps=(1.0,))
-run_sweep(tasks, {out!r}, log=lambda m: print(m, flush=True))
+import datadiet.runs.sweep as sweep
+from gates import BlockRuns
+from test_sweep import _tasks
+sweep.execute_run = BlockRuns({gate!r}, finish={finish})
+sweep.run_sweep(_tasks({root!r}, seeds=range({n}), keeps=(1.0,)), {out!r}, log=lambda _: None)
 """
 
 
 def test_a_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tmp_path):
-    out = tmp_path / "sweep"
-    script = SWEEP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(list((out / "runs").glob("*.json"))) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    """The sweep process trains seeds 0 and 1, then blocks in its third run (gates.BlockRuns): the test kills it
+    there, at a known state whatever the machine's speed, and resumes."""
+    out, gate, n, finish = tmp_path / "sweep", tmp_path / "gate", 4, 2
+    script = SWEEP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), out=str(out), gate=str(gate),
+                                 finish=finish, n=n)
+    with open(tmp_path / "stderr", "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_until(lambda: blocked(gate) or proc.poll() is not None, "the sweep to block in its third run")
+        assert proc.poll() is None, f"the sweep ended before the kill: {(tmp_path / 'stderr').read_text()}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    tasks = _tasks(root, seeds=range(n), keeps=(1.0,))
     survivors = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
-    assert 2 <= len(survivors) < 6, "the kill should land mid-sweep"
+    assert sorted(survivors) == sorted(f"{t.spec.run_id}.json" for t in tasks[:finish])  # what it finished, no more
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(survivors)  # no temporary file left behind
     for content in survivors.values():
         json.loads(content)  # every result on disk is complete
-    outcome = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), out, log=lambda _: None)
-    assert outcome.skipped == len(survivors)
-    assert outcome.ran == 6 - len(survivors)
+    outcome = run_sweep(tasks, out, log=lambda _: None)
+    assert outcome.skipped == finish
+    assert outcome.ran == n - finish
+    assert not outcome.failures
     results = load_results(out)
-    assert len(results) == 6
-    assert len({r["run_id"] for r in results}) == 6
+    assert sorted(r["run_id"] for r in results) == sorted(t.spec.run_id for t in tasks)  # each run once
     for name, content in survivors.items():  # finished runs were not redone
         assert (out / "runs" / name).read_bytes() == content
-    fresh = run_sweep(_tasks(root, seeds=range(6), keeps=(1.0,)), tmp_path / "fresh", log=lambda _: None)
-    by_id = {r["run_id"]: r["test_accuracy"] for r in fresh.results}
-    assert all(by_id[r["run_id"]] == r["test_accuracy"] for r in results)  # resumed = uninterrupted
+    fresh = run_sweep(tasks, tmp_path / "fresh", log=lambda _: None)
+    by_id = {r["run_id"]: (r["test_accuracy"], r["test_loss"]) for r in fresh.results}
+    assert {r["run_id"]: (r["test_accuracy"], r["test_loss"]) for r in results} == by_id  # resumed = uninterrupted
 
 
 def test_unknown_executor_is_a_clear_error(root, tmp_path):
@@ -176,7 +186,7 @@ def test_a_record_edited_anywhere_is_caught_by_its_checksum(one_run, tmp_path, m
     assert path.stem not in files.records
     assert files.invalid[path] == "its content does not match its record_sha256 (edited after it was written)"
     trained = []
-    monkeypatch.setattr(sweep_mod, "execute_run", lambda spec, *a: trained.append(spec) or record)
+    monkeypatch.setattr(sweep_mod, "execute_run", lambda spec, *a, **k: trained.append(spec) or record)
     run_sweep(_tasks(root, seeds=(0,), keeps=(1.0,)), out, log=lambda _: None)
     assert len(trained) == 1  # an edited record is trained again, like a damaged one
     assert sweep_mod.read_run_files(out).records[path.stem]["test_accuracy"] == record["test_accuracy"]

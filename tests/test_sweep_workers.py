@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from datadiet.errors import ConfigError
 from datadiet.runs.sweep import Execution, default_workers, load_results, run_sweep
 from fakes import write_fake_mnist
+from gates import blocked, wait_until
 from test_sweep import _tasks
 
 
@@ -50,35 +50,56 @@ def test_default_is_one_worker_on_the_cpu_and_zero_is_refused(root, tmp_path):
 
 SCRIPT = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {tests!r})  # spawned workers get this path too: they unpickle gates.BlockRuns
 from pathlib import Path
+import datadiet.runs.sweep as sweep
+from gates import BlockRuns
 from test_sweep import _tasks
-from datadiet.runs.sweep import Execution, run_sweep
-run_sweep(_tasks(Path({root!r}), seeds=range(8), keeps=(1.0,)), Path({out!r}), Execution(workers=2), threads=1, log=lambda _: None)
+sweep.execute_run = BlockRuns({gate!r}, finish={finish})
+sweep.run_sweep(_tasks(Path({root!r}), seeds=range({n}), keeps=(1.0,)), Path({out!r}), sweep.Execution(workers=2),
+                threads=1, log=lambda _: None)
 """
 
 
 def test_a_concurrent_sweep_killed_with_sigkill_resumes_without_loss_or_duplicates(root, tmp_path):
-    out = tmp_path / "sweep"
-    script = SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 180
-    while len(list((out / "runs").glob("*.json"))) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, all at once
-    proc.wait()
+    """Two workers train seeds 0 and 1, then each blocks in a later run (gates.BlockRuns): the test kills the sweep
+    and its workers there, with exactly those two records written, whatever the machine's speed, and resumes."""
+    out, gate, n, finish = tmp_path / "sweep", tmp_path / "gate", 6, 2
+    script = SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), out=str(out), gate=str(gate),
+                           finish=finish, n=n)
+    tasks = _tasks(root, seeds=range(n), keeps=(1.0,))
+    finished = sorted(f"{t.spec.run_id}.json" for t in tasks[:finish])
+    with open(tmp_path / "stderr", "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: (len(blocked(gate)) == 2 and _names(out / "runs") == finished) or proc.poll() is not None,
+                   "both workers to block with the first two records written")
+        assert proc.poll() is None, f"the sweep ended before the kill: {(tmp_path / 'stderr').read_text()}"
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, all at once
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     survivors = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
-    assert 2 <= len(survivors) < 8, "the kill should land mid-sweep"
+    assert sorted(survivors) == finished  # a blocked run never returns, so nothing was written after the wait
     for content in survivors.values():
         json.loads(content)
-    outcome = run_sweep(_tasks(root, seeds=range(8), keeps=(1.0,)), out, Execution(workers=2), threads=1, log=lambda _: None)
-    assert outcome.skipped == len(survivors)
-    assert outcome.ran == 8 - len(survivors)
+    outcome = run_sweep(tasks, out, Execution(workers=2), threads=1, log=lambda _: None)
+    assert outcome.skipped == finish
+    assert outcome.ran == n - finish
+    assert not outcome.failures
     results = load_results(out)
-    assert len({r["run_id"] for r in results}) == len(results) == 8
+    assert sorted(r["run_id"] for r in results) == sorted(t.spec.run_id for t in tasks)  # each run once
     for name, content in survivors.items():
         assert (out / "runs" / name).read_bytes() == content
+    fresh = run_sweep(tasks, tmp_path / "fresh", Execution(workers=1), threads=1, log=lambda _: None)
+    by_id = {r["run_id"]: (r["test_accuracy"], r["test_loss"]) for r in fresh.results}
+    assert {r["run_id"]: (r["test_accuracy"], r["test_loss"]) for r in results} == by_id  # resumed = uninterrupted
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.json"))
 
 
 ORPHAN_SCRIPT = """
@@ -86,19 +107,27 @@ import os, sys, time
 from pathlib import Path
 from datadiet.runs.sweep import worker_pool
 
+SAFETY_LIMIT = 600  # seconds: only ends processes that a failed test left behind
+
 def hold(flag):
-    Path(flag).write_text(str(os.getpid()))
-    time.sleep(120)  # a run that outlives its parent
+    hidden = Path(flag).with_name("." + Path(flag).name)
+    hidden.write_text(str(os.getpid()))
+    os.replace(hidden, flag)  # whole: the test reads the pid as soon as the name appears
+    time.sleep(SAFETY_LIMIT)  # a run that outlives its parent; held until killed
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
     pool = worker_pool(2)  # the pool of `--workers 2`
-    for i in range(2):
-        pool.submit(hold, str(folder / f"worker-{i}"))
+    runs = [pool.submit(hold, str(folder / f"worker-{i}")) for i in range(2)]
+    give_up = time.monotonic() + SAFETY_LIMIT
     while len(list(folder.glob("worker-*"))) < 2:
-        time.sleep(0.05)
+        if any(run.done() for run in runs) or time.monotonic() > give_up:  # hold() never returns: a worker failed
+            print("workers did not start:", [run.exception() for run in runs if run.done()], flush=True)
+            os._exit(1)
+        time.sleep(0.02)
     print("running", flush=True)
-    time.sleep(120)
+    sys.stdin.read()  # held until the test kills this process (or dies itself: end of input)
+    os._exit(0)
 """
 
 
@@ -116,20 +145,20 @@ def test_workers_die_with_a_sigkilled_parent(tmp_path):
     script = tmp_path / "orphans.py"  # a file: spawned workers import the task function from it
     script.write_text(ORPHAN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    workers = []
     try:
         assert parent.stdout.readline().strip() == "running"
         workers = [int((tmp_path / f"worker-{i}").read_text()) for i in range(2)]
-        assert all(_alive(pid) for pid in workers)
+        assert all(_alive(pid) for pid in workers)  # held in hold(): they end only if something kills them
         parent.kill()  # SIGKILL: no cleanup runs in the parent
         parent.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(_alive(pid) for pid in workers), "workers outlived their parent"
+        wait_until(lambda: not any(_alive(pid) for pid in workers), "the workers to die with their parent", limit=60)
     finally:
         parent.kill()
-        for pid in workers if "workers" in locals() else ():
+        parent.wait()
+        for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
@@ -141,33 +170,35 @@ sweep._kernel_kills_on_parent_death = lambda: False  # as where prctl is missing
 import os
 sweep.die_with_parent(os.getppid())
 print("watching", flush=True)
-time.sleep(120)
+time.sleep(600)  # held until the watcher ends this process; the limit only ends one a failed test left behind
 """
 POLLING_PARENT = """
-import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+import os, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         text=True)
 assert child.stdout.readline().strip() == "watching"
 print(child.pid, flush=True)
-import time; time.sleep(120)
+sys.stdin.read()  # held until the test kills this process (or dies itself: end of input)
+os._exit(0)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_without_prctl_a_worker_polls_for_its_parent_and_exits(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    parent = subprocess.Popen([sys.executable, "-c", POLLING_PARENT, POLLING_CHILD], stdout=subprocess.PIPE, text=True,
-                              env=env)
+    parent = subprocess.Popen([sys.executable, "-c", POLLING_PARENT, POLLING_CHILD], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
     child = None
     try:
-        child = int(parent.stdout.readline())
-        assert _alive(child)
+        line = parent.stdout.readline().strip()
+        assert line.isdigit(), "the parent did not start its watching child"
+        child = int(line)
+        assert _alive(child)  # held in its sleep: it ends only when its watcher sees the parent gone
         parent.kill()
         parent.wait()
-        deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(child), "the polling worker outlived its parent"
+        wait_until(lambda: not _alive(child), "the polling worker to exit after its parent died", limit=60)
     finally:
         parent.kill()
+        parent.wait()
         if child is not None and _alive(child):
             os.kill(child, signal.SIGKILL)

@@ -149,49 +149,33 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     started = time.perf_counter()
     config = resolve_flip(config, user_data=splits.user_data)  # flip=None: the data's default, recorded as used
     device = resolve_device(config.device)
-    rows = _subset_rows(len(splits.train), positions)
-    images, labels, ids = (t[rows].to(device) for t in (splits.train.images, splits.train.labels, splits.train.ids))
+    images, labels, ids = _rows_on_device(splits.train, positions, device)
     course = _course(config, images, len(splits.train), start_from)
-    end = course.most_steps if stop_after is None else min(stop_after, course.most_steps)
-    start = _start_step(start_from, end)
+    start, end = _step_range(course.most_steps, start_from, stop_after)
     _check_steps(checkpoint_steps, hooks, end, start)
 
     model, optimizer = _model_and_optimizer(config, splits.train, device, start_from)
     normalize = Normalizer(splits.mean, splits.std, device)
     sgd_step = make_step(model, optimizer, device, amp=config.amp, cuda_graph=config.cuda_graph,
                          precision=config.precision)
+
+    def train_on(batch: _Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return sgd_step(to_layout(normalize(batch.x), config), labels[batch.rows], batch.lr, batch.weight)
+
     at_step = _StepEvents(model, optimizer, config, device, checkpoint_dir, checkpoint_steps, hooks, course.state)
     record = _Record(config, course.of_steps(end), end, device, labels, ids, record_correctness, log or _stderr)
-    bar = _progress_bar(end - start, progress)
-
     model.train()
-    at_step(start)
-    clock, last, passes = time.perf_counter(), None, []
-    for batch in course.batches(start, end):
-        logits, loss, per_example = sgd_step(to_layout(normalize(batch.x), config), labels[batch.rows], batch.lr,
-                                             batch.weight)
-        record.step(batch.step, loss, logits, batch.rows)  # raises NonFiniteLossError once the loss is not finite
-        course.record(batch, per_example)  # before the step's checkpoint, which saves the pruner's losses
-        _add_passes(passes, batch.epoch, len(batch.rows))
-        at_step(batch.step)
-        bar.update(1)
-        record.end_of_epoch(batch, quiet=bar.active)
-        last = batch
-    bar.close()
-    # No batch trained (a run resumed at its last step, or a dynamic run whose epochs ended before ``end``): it
-    # stands where it started, not at the budget's upper bound.
-    steps = start if last is None else last.step
-    record.raise_if_diverged(steps)
-    seconds = time.perf_counter() - clock
-    _check_reached(checkpoint_steps, hooks, steps, config)
+    done = _take_steps(course, start, end, train_on, at_step, record, _progress_bar(end - start, progress))
+    _check_reached(checkpoint_steps, hooks, done.steps, config)
 
     test_acc = test_loss = None
     if evaluate_test:
         test_acc, test_loss = evaluate(model, splits.test, normalize, batch_size=config.eval_batch_size)
-    return TrainResult(model=model, steps=steps, epochs_seen=course.epochs_seen(steps, last), test_accuracy=test_acc,
-                       test_loss=test_loss, train_loss=record.losses, wall_seconds=time.perf_counter() - started,
-                       correctness=record.correctness, config=to_dict(config),
-                       cost=_training_cost(model, splits.train, sum(passes), seconds), passes_per_epoch=passes)
+    return TrainResult(model=model, steps=done.steps, epochs_seen=course.epochs_seen(done.steps, done.last),
+                       test_accuracy=test_acc, test_loss=test_loss, train_loss=record.losses,
+                       wall_seconds=time.perf_counter() - started, correctness=record.correctness,
+                       config=to_dict(config), passes_per_epoch=done.passes,
+                       cost=_training_cost(model, splits.train, sum(done.passes), done.seconds))
 
 
 def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: str | Path, steps: Sequence[int], *,
@@ -221,14 +205,17 @@ def ensure_checkpoints(config: TrainConfig, splits: DatasetSplits, directory: st
 
 
 def _can_continue(start: StartFrom, config: TrainConfig) -> bool:
-    return start.optimizer is not None and (config.dynamic == "none" or start.dynamic is not None or start.step == 0)
+    return start.optimizer is not None and (config.dynamic is None or start.dynamic is not None or start.step == 0)
 
 
-def _subset_rows(n: int, positions: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
-    rows = torch.arange(n) if positions is None else torch.as_tensor(positions, dtype=torch.long)
+def _rows_on_device(train_set: ImageDataset, positions: torch.Tensor | Sequence[int] | None,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The images, labels and ids of the run's rows (all of ``train_set``, or its rows ``positions``), on
+    ``device``: every batch is gathered from them there."""
+    rows = torch.arange(len(train_set)) if positions is None else torch.as_tensor(positions, dtype=torch.long)
     if rows.numel() == 0:
         raise ConfigError("Cannot train on an empty subset; keep at least one example.")
-    return rows
+    return tuple(t[rows].to(device) for t in (train_set.images, train_set.labels, train_set.ids))
 
 
 def _model_and_optimizer(config: TrainConfig, dataset: ImageDataset, device: torch.device,
@@ -254,6 +241,41 @@ def _add_passes(passes: list[int], epoch: int, examples: int) -> None:
     passes[epoch] += examples
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What the training loop did: the steps the model stands at, the last batch trained (None: none was),
+    the examples trained per epoch and the loop's seconds."""
+
+    steps: int
+    last: _Batch | None
+    passes: list[int]
+    seconds: float
+
+
+def _take_steps(course: _StaticCourse | _DynamicCourse, start: int, end: int,
+                train_on: Callable[[_Batch], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+                at_step: _StepEvents, record: _Record, bar) -> _Trained:
+    """Train the course's batches from step ``start`` to ``end``, with each step's events (checkpoint, hook) and
+    records (loss, correctness, the pruner's losses) in the order that checkpoints and resumes rely on."""
+    at_step(start)
+    clock, last, passes = time.perf_counter(), None, []
+    for batch in course.batches(start, end):
+        logits, loss, per_example = train_on(batch)
+        record.step(batch.step, loss, logits, batch.rows)  # raises NonFiniteLossError once the loss is not finite
+        course.record(batch, per_example)  # before the step's checkpoint, which saves the pruner's losses
+        _add_passes(passes, batch.epoch, len(batch.rows))
+        at_step(batch.step)
+        bar.update(1)
+        record.end_of_epoch(batch, quiet=bar.active)
+        last = batch
+    bar.close()
+    # No batch trained (a run resumed at its last step, or a dynamic run whose epochs ended before ``end``): it
+    # stands where it started, not at the budget's upper bound.
+    steps = start if last is None else last.step
+    record.raise_if_diverged(steps)
+    return _Trained(steps, last, passes, time.perf_counter() - clock)
+
+
 # ----------------------------------------------------------------------------- the two kinds of run
 
 
@@ -272,7 +294,7 @@ class _Batch:
 
 
 def _course(config: TrainConfig, images: torch.Tensor, full_size: int, start_from: StartFrom | None):
-    if config.dynamic == "none":
+    if config.dynamic is None:
         return _StaticCourse(config, images, full_size)
     return _DynamicCourse(config, images, full_size, start_from)
 
@@ -312,7 +334,7 @@ class _DynamicCourse:
 
     def __init__(self, config: TrainConfig, images: torch.Tensor, full_size: int, start_from: StartFrom | None):
         if config.budget == "matched" and len(images) < full_size:
-            raise ConfigError(f"--dynamic {config.dynamic} trains --epochs epochs over the run's own rows, so it "
+            raise ConfigError(f"--dynamic {config.pruner_name} trains --epochs epochs over the run's own rows, so it "
                               f"cannot match the steps of the full data (--budget matched) on this {len(images)}-row "
                               "subset; pass --budget epochs.")
         self.config = config
@@ -343,9 +365,9 @@ class _DynamicCourse:
 def _saved_dynamic_state(start_from: StartFrom, config: TrainConfig) -> Mapping:
     state = start_from.dynamic
     method = None if state is None else state.get("pruner", {}).get("method")
-    if method != config.dynamic:
+    if method != config.pruner_name:
         saved = "no pruner state" if state is None else f"the state of --dynamic {method}"
-        raise ConfigError(f"Cannot resume a --dynamic {config.dynamic} run at step {start_from.step} from a "
+        raise ConfigError(f"Cannot resume a --dynamic {config.pruner_name} run at step {start_from.step} from a "
                           f"checkpoint with {saved}: which rows its epochs keep depends on the pruner's state. "
                           "Resume from a checkpoint of the same --dynamic run, or start from step 0.")
     return state
@@ -429,18 +451,21 @@ def _check_reached(checkpoint_steps: Sequence[int], hooks: Mapping[int, Hook] | 
     and hook calls asked for."""
     missed = sorted(s for s in {*checkpoint_steps, *(hooks or {})} if s > steps)
     if missed:
-        raise ConfigError(f"This --dynamic {config.dynamic} run ended after {steps} steps, its pruning having left "
+        raise ConfigError(f"This --dynamic {config.pruner_name} run ended after {steps} steps, its pruning having left "
                           f"fewer batches than its most, so checkpoint/hook steps {missed} were never reached. Ask "
                           f"for steps up to {steps}.")
 
 
-def _start_step(start_from: StartFrom | None, end: int) -> int:
+def _step_range(most_steps: int, start_from: StartFrom | None, stop_after: int | None) -> tuple[int, int]:
+    """The steps this call trains, ``start..end``: from the resumed state's step (0 for a fresh run) to the run's
+    most steps, or ``stop_after`` when that comes first."""
+    end = most_steps if stop_after is None else min(stop_after, most_steps)
     if start_from is None:
-        return 0
+        return 0, end
     if not 0 <= start_from.step <= end:
         raise ConfigError(f"Cannot resume at step {start_from.step}: this run takes steps 0..{end}. Resume from "
                           "a checkpoint of a run with the same budget, at or before its last step.")
-    return int(start_from.step)
+    return int(start_from.step), end
 
 
 def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, start_from: StartFrom) -> None:
