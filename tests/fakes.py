@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -408,3 +410,39 @@ def score_dirs(out: Path) -> list[Path]:
 
     config = json.loads((study_dir(out) / "config.json").read_text(encoding="utf-8"))
     return [Path(out) / folder for folder in config["score_folders"]]
+
+
+# A named pipe where a file belongs (tests of readers that must refuse it). Its guard uses no clock.
+class PipeGuard:
+    """A named pipe at ``path`` that can never hang the test: a thread opens it for writing and closes it at once,
+    again and again, so a reader that opens it (the defect) reads an empty file instead of waiting forever for a
+    writer. ``stop`` releases the thread by opening the reading end itself: no clock involved. The pipe has a
+    second name, ``spare`` (in the test's own folder), which stays when ``path`` is replaced by a file."""
+
+    def __init__(self, path: Path, spare: Path):
+        os.mkfifo(spare)
+        os.link(spare, path)
+        self.path, self.spare, self.stopping = path, spare, False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping:
+            try:
+                if not os.path.samefile(self.path, self.spare):
+                    return  # replaced (a resumed sweep writes a record in its place)
+                os.close(os.open(self.spare, os.O_WRONLY))  # blocks until someone opens it for reading
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.stopping = True
+        reader = os.open(self.spare, os.O_RDONLY | os.O_NONBLOCK)  # lets a writer blocked in open() through
+        self.thread.join()
+        os.close(reader)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

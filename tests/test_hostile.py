@@ -1148,3 +1148,32 @@ def test_real_process_exits_2_with_one_paragraph(name, processes):
         assert re.search(pattern, norm(err)), f"{pattern!r} not in stderr:\n{err}"
     assert not list(tmp.rglob("*.tmp"))
     assert not (tmp / "m.json").exists() and not (tmp / "t").exists()
+
+
+# ----------------------------------------------------------------------------- the Python API: select
+
+@pytest.mark.parametrize("scores, dtype", [
+    (np.array(["0.3", "0.1", "0.2", "0.4"]), r"<U3 \(text"),  # numbers as text: numpy would have converted them
+    (np.array(["high", "low", "mid", "low"]), r"<U4 \(text"),
+    (np.array([b"1", b"2", b"3", b"4"]), r"\|S1 \(bytes"),
+    (np.array([0.3, None, 0.2, 0.4], dtype=object), r"object \(Python objects"),
+    (np.array([0.3, 0.1, 0.2, 0.4], dtype=object), r"object \(Python objects"),
+    (np.array([1 + 2j, 0.1, 0.2, 0.4]), r"complex128 \(complex numbers"),
+    (["0.3", 0.1, 0.2, 0.4], r"<U32 \(text"),
+])
+def test_select_refuses_scores_that_are_no_numbers_naming_the_dtype(scores, dtype):
+    from datadiet.errors import ConfigError
+    from datadiet.selection import select
+
+    with pytest.raises(ConfigError, match=r"Scores must be numbers .*dtype " + dtype):
+        select(scores, keep=0.5, rule="hardest")
+
+
+def test_select_refuses_ragged_scores_and_still_takes_numbers_of_any_kind():
+    from datadiet.errors import ConfigError
+    from datadiet.selection import select
+
+    with pytest.raises(ConfigError, match=r"1-D array of numbers; the list given"):
+        select([[0.1, 0.2], [0.3]], keep=0.5)
+    for scores in ([0.3, 0.1, 0.2, 0.4], np.array([3, 1, 2, 4], dtype=np.uint8), np.float16([0.3, 0.1, 0.2, 0.4])):
+        assert select(scores, keep=0.5, rule="hardest").tolist() == [0, 3]

@@ -76,3 +76,71 @@ def test_registry_covers_every_score_and_names_unknown_ones():
     assert score_spec("input-norm").name == "input_norm"
     with pytest.raises(UnknownNameError, match="Unknown score 'grad'"):
         score_spec("grad")
+
+
+# ----------------------------------------------------------------------------- models whose output is no logits
+
+class Outputs(nn.Module):
+    """A linear model whose forward returns ``shape_of(logits)``: a tuple, a dict, an extra dimension, ..."""
+
+    def __init__(self, shape_of):
+        super().__init__()
+        self.linear, self.shape_of = nn.Linear(4, 3), shape_of
+
+    def forward(self, x):
+        return self.shape_of(self.linear(x))
+
+
+def _every_model_score(model, x, y):
+    from datadiet.scores import grand, score1, score3, self_confidence
+
+    yield "el2n", lambda: el2n(model, x, y)
+    yield "self_confidence", lambda: self_confidence(model, x, y)
+    yield "score2", lambda: score2(model, x)
+    for method in ("fast", "vmap", "loop", "auto"):
+        yield f"grand-{method}", lambda m=method: grand(model, x, y, method=m)
+        yield f"score1-{method}", lambda m=method: score1(model, x, method=m)
+        yield f"score3-{method}", lambda m=method: score3(model, x, method=m)
+
+
+# (what the model returns, the words of the refusal, whether a model run on one example at a time shows it too)
+NO_LOGITS = {
+    "tuple": (lambda logits: (logits, logits), r"returned a tuple from its forward pass", True),
+    "dict": (lambda logits: {"logits": logits}, r"returned a dict from its forward pass", True),
+    "extra-dimension": (lambda logits: logits.unsqueeze(-1), r"returned a tensor of shape \[\d, 3, 1\] for \d inputs?",
+                        True),
+    # pooled over the batch: the vmap and loop paths run one example at a time, where that changes nothing
+    "batch-pooled": (lambda logits: logits.sum(0, keepdim=True), r"returned a tensor of shape \[1, 3\] for 5 inputs",
+                     False),
+    "integers": (lambda logits: logits.argmax(1, keepdim=True).expand(-1, 3), r"dtype torch.int64", True),
+}
+
+
+@pytest.mark.parametrize("case", NO_LOGITS)
+def test_every_model_score_refuses_an_output_that_is_no_logits_tensor_and_says_what_it_expects(case):
+    """Before, a tuple gave a raw AttributeError ('tuple' object has no attribute 'shape' / 'detach'), and an
+    output [N, 3, 1] a broadcast of the wrong numbers or a raw shape error."""
+    from datadiet.errors import DataDietError
+    from datadiet.scores.inputs import ScoreInputError
+
+    shape_of, words, per_example_too = NO_LOGITS[case]
+    torch.manual_seed(0)
+    model = Outputs(shape_of)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    for name, call in _every_model_score(model, x, y):
+        if not per_example_too and name.endswith(("-vmap", "-loop")):
+            continue
+        with pytest.raises(ScoreInputError, match=words) as info:
+            call()
+        assert isinstance(info.value, DataDietError), name
+        assert "a tensor of logits [N, classes]" in str(info.value), (name, str(info.value))
+    assert model.training  # the eval mode of scoring was undone on the way out
+
+
+def test_a_right_model_still_scores_after_the_output_check():
+    torch.manual_seed(0)
+    model = Outputs(lambda logits: logits)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    probs = torch.softmax(model(x), 1).detach()
+    expected = (probs - torch.nn.functional.one_hot(y, 3)).norm(dim=1)
+    torch.testing.assert_close(el2n(model, x, y, batch_size=2), expected)

@@ -1,8 +1,11 @@
 """Bring your own model: ``--model package.module:factory``, the built-in mlp, and GraNd on user models."""
+import os
 import re
+import subprocess
 import sys
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from torch import nn
 
 import datadiet.runs.sweep as sweep_mod
 import datadiet.scores.gradnorm as gradnorm
+import hostile_models
 import user_models
 from datadiet.config import DataConfig, TrainConfig
 from datadiet.errors import ConfigError, DataDietError, UnknownNameError
@@ -22,6 +26,8 @@ from datadiet.training import train
 from fakes import learnable_splits, write_fake_mnist
 
 TINY = dict(width=0.5, batch_size=16, eval_batch_size=64)
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
 
 
 def _build(name, **kwargs):
@@ -137,6 +143,11 @@ UNFIT = {  # factory in hostile_models → words of the message
     "NoParameters": ("without trainable parameters",),
     "on_meta": ("on the meta device", "to_empty"),
     "exits": ("hostile_models:exits called sys.exit(0) while building the model",),
+    # right for one example in eval mode, which was all the check ran: refused by the two examples in both modes
+    "TrainModeColumn": ("hostile_models:TrainModeColumn maps a batch of 2 examples to an output of shape [2, 3, 1] "
+                        "in train mode, not [2, 3]", "[N, 3] ([N, num_classes])"),
+    "PoolsOverTheBatch": ("hostile_models:PoolsOverTheBatch maps a batch of 2 examples to an output of shape [1, 3] "
+                          "in eval mode", "[N, 3]"),
 }
 
 
@@ -153,8 +164,8 @@ def test_a_module_that_exits_on_import_is_refused_not_obeyed():
 
 
 def test_a_model_that_cannot_run_on_the_data_shape_is_named_with_the_shape():
-    with pytest.raises(ModelFactoryError, match=r"user_models:no_width cannot run on one example of this data "
-                                                r"\(shape \[1, 3, 8, 8\]\)"):
+    with pytest.raises(ModelFactoryError, match=r"user_models:no_width cannot run on a batch of 2 examples of this "
+                                                r"data in eval mode \(shape \[2, 3, 8, 8\]\)"):
         build_model("user_models:no_width", num_classes=3, in_channels=1, input_shape=(3, 8, 8))
 
 
@@ -197,6 +208,228 @@ def test_the_cli_refuses_a_model_with_more_outputs_than_classes_before_writing(t
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "12 outputs per example, but this data has 10 classes" in err
     assert not out.exists()
+
+
+def test_the_two_example_check_in_both_modes_leaves_every_tensor_mode_and_random_stream_as_it_was():
+    """Train mode updates BatchNorm's running statistics and its batch counter; this model also bumps a
+    non-persistent buffer in place and replaces another. All come back: the same tensor objects, the same values."""
+    from datadiet.models.user import check_user_model
+
+    torch.manual_seed(0)
+    model = hostile_models.CountsItsCalls(3, 1, SHAPE)
+    model.body.eval()  # a sub-module the user left in eval mode
+    before = {name: (t, t.detach().clone()) for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    modes = [m.training for m in model.modules()]
+    torch.manual_seed(1)
+    check_user_model(model, "hostile_models:CountsItsCalls", 3, SHAPE)
+    after_check = torch.rand(4)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(4), after_check)  # the check drew nothing from the global stream
+    after = dict([*model.named_parameters(), *model.named_buffers()])
+    assert after.keys() == before.keys()
+    for name, (tensor, value) in before.items():
+        assert after[name] is tensor, f"{name} was replaced"
+        assert torch.equal(tensor, value), f"{name} changed"
+    assert int(model.calls) == 0 and int(model.norm.num_batches_tracked) == 0
+    assert [m.training for m in model.modules()] == modes
+    # and the check did run the model, in both modes: a copy of it, run the same way, changes
+    probe = hostile_models.CountsItsCalls(3, 1, SHAPE)
+    with torch.no_grad():
+        probe.eval()(torch.zeros(2, *SHAPE))
+        probe.train()(torch.zeros(2, *SHAPE))
+    assert int(probe.calls) == 2 and int(probe.norm.num_batches_tracked) == 1
+
+
+def test_out_of_memory_in_train_mode_is_left_to_training_which_names_the_batch_size():
+    model = build_model("hostile_models:OutOfMemoryInTraining", num_classes=3, in_channels=1, input_shape=SHAPE)
+    assert isinstance(model, hostile_models.OutOfMemoryInTraining)
+
+
+def _features(tmp_path, n: int = 24, d: int = 4, classes: int = 3):
+    """``arrays:`` data of float features [n, d] in ``classes`` classes (and half as many test examples)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "features.npz"
+    np.savez(path, x_train=rng.normal(size=(n, d)).astype(np.float32), y_train=np.arange(n) % classes,
+             x_test=rng.normal(size=(n // 2, d)).astype(np.float32), y_test=np.arange(n // 2) % classes)
+    return f"arrays:{path}"
+
+
+def _train_argv(data: str, model: str, out) -> list[str]:
+    return ["train", "--dataset", data, "--model", model, "--steps", "2", "--batch-size", "8", "--device", "cpu",
+            "--out", str(out)]
+
+
+@pytest.mark.parametrize("model, words", [
+    ("TrainModeColumn", ("hostile_models:TrainModeColumn", "train mode", "[2, 3, 1]", "[N, 3]")),
+    ("PoolsOverTheBatch", ("hostile_models:PoolsOverTheBatch", "eval mode", "[1, 3]", "[N, 3]")),
+])
+def test_the_cli_refuses_a_model_wrong_only_in_train_mode_or_for_batches_before_writing(model, words, tmp_path,
+                                                                                        capsys):
+    from datadiet.cli import main
+
+    out = tmp_path / "run"
+    code = main(_train_argv(_features(tmp_path), f"hostile_models:{model}", out))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    assert not out.exists()
+
+
+def test_a_factory_interrupted_is_named_and_still_exits_130(tmp_path, capsys):
+    from datadiet.cli import main
+
+    out = tmp_path / "run"
+    code = main(_train_argv(_features(tmp_path), "hostile_models:interrupted", out))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 130, err
+    assert "interrupted while model factory hostile_models:interrupted was building the model" in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_interrupted_import_of_a_model_module_names_it():
+    with pytest.raises(KeyboardInterrupt, match=r"while importing module 'hostile_models_interrupt' of model "
+                                                r"hostile_models_interrupt:net"):
+        model_factory("hostile_models_interrupt:net")
+
+
+def test_a_real_interrupt_still_says_only_interrupted(tmp_path, capsys, monkeypatch):
+    import datadiet.data
+    from datadiet.cli import main
+
+    def ctrl_c(config):  # Ctrl-C while the data loads: nothing of the user's to name
+        raise KeyboardInterrupt
+    monkeypatch.setattr(datadiet.data, "load_data", ctrl_c)
+    assert main(_train_argv(_features(tmp_path), "mlp", tmp_path / "run")) == 130
+    assert capsys.readouterr().err == "datadiet: interrupted; finished results are on disk and a re-run resumes.\n"
+
+
+# ----------------------------------------------------------------------------- threads a factory leaves running
+
+def _watchers() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "hostile-model-watcher" and t.is_alive()]
+
+
+def test_main_called_from_python_returns_and_leaves_the_users_threads_alone(tmp_path, capsys):
+    from datadiet.cli import main
+
+    try:
+        assert main(_train_argv(_features(tmp_path), "hostile_models:starts_a_thread", tmp_path / "run")) == 0
+        assert _watchers(), "the factory's thread should still run: main() must not end it nor the process"
+        assert "non-daemon" not in capsys.readouterr().err
+    finally:
+        hostile_models.RELEASE.set()
+        for thread in _watchers():
+            thread.join()
+        hostile_models.RELEASE.clear()
+
+
+def _program(argv: list[str], cwd) -> subprocess.CompletedProcess:
+    """``python -m datadiet ARGV`` in a real process, with tests/ (the hostile models) on its path. The timeout is
+    only a safety net against a hang: the assertions are on the exit status and the output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATADIET_DATA", "DATADIET_DEBUG")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), str(TESTS), env.get("PYTHONPATH")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([sys.executable, "-m", "datadiet", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_the_program_exits_when_done_although_a_factory_left_a_thread_running(tmp_path):
+    out = tmp_path / "run"
+    done = _program(_train_argv(_features(tmp_path), "hostile_models:starts_a_thread", out), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "done:" in done.stdout and (out / "result.json").is_file()
+    err = " ".join(done.stderr.split())
+    assert "Traceback" not in err
+    warnings = [line for line in done.stderr.splitlines() if "non-daemon" in line]
+    assert len(warnings) == 1, done.stderr  # one line, after the command's own output
+    # two threads: the factory ran for the check before writing and for the training
+    assert warnings[0].startswith("datadiet: warning: done, but 2 non-daemon threads") and \
+        "('hostile-model-watcher' ×2)" in warnings[0], warnings[0]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_program_says_nothing_about_threads_when_none_is_left(tmp_path):
+    done = _program(["prune", "--help"], tmp_path)
+    assert done.returncode == 0 and "--keep" in done.stdout
+    assert done.stderr == ""
+
+
+def test_the_console_script_is_the_program_entry():
+    import tomllib
+
+    from datadiet import cli
+
+    scripts = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"datadiet": "datadiet.cli:console"}
+    assert "console()" in (SRC / "datadiet" / "__main__.py").read_text()
+    assert callable(cli.console)
+
+
+# ----------------------------------------------------------------------------- score runs of a model that fails
+
+def _score_argv(data: str, model: str, out, runs: int = 2) -> list[str]:
+    return ["score", "--dataset", data, "--model", model, "--scores", "el2n", "--score-epochs", "1", "--epochs", "1",
+            "--batch-size", "8", "--runs", str(runs), "--device", "cpu", "--out", str(out)]
+
+
+def _files(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".datadiet.lock"}
+
+
+def test_a_score_command_whose_model_fails_in_its_second_run_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """The first run is cached in .runs/ before the second fails: the failed command removes it and the folder it
+    made (the cause, a model returning a tuple while scoring, is named: item 4)."""
+    from datadiet.cli import main
+
+    monkeypatch.setattr(hostile_models.TupleOnSecondScoring, "scorings", 0)
+    data, out = _features(tmp_path), tmp_path / "scores"
+    code = main(_score_argv(data, "hostile_models:TupleOnSecondScoring", out))
+    printed, err = capsys.readouterr()
+    err = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert "run 1/2 (seed 0): 3 steps and scoring" in printed  # the first run finished (and was cached)
+    assert "The model returned a tuple from its forward pass" in err and "[N, classes]" in err, err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.npz"]
+
+
+def test_a_failed_score_command_in_an_existing_folder_leaves_it_as_it_was(tmp_path, capsys, monkeypatch):
+    """Only what the failed command wrote goes: the runs and score files of an earlier command stay."""
+    from datadiet.cli import main
+
+    monkeypatch.setattr(hostile_models.TupleOnSecondScoring, "scorings", 0)
+    data, out = _features(tmp_path), tmp_path / "scores"
+    assert main(_score_argv(data, "hostile_models:TupleOnSecondScoring", out, runs=1)) == 0  # scoring number 1
+    before = _files(out)
+    assert any(name.startswith(".runs/run-seed0-") for name in before) and "score_config.json" in before
+    code = main(_score_argv(data, "hostile_models:TupleOnSecondScoring", out, runs=2))  # seed 0 cached, seed 1 fails
+    printed, err = capsys.readouterr()
+    assert code == 2 and "run 1/2 (seed 0): cached" in printed, err
+    assert _files(out) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_runs_cached_before_running_out_of_memory_are_kept_and_resumed(tmp_path, capsys, monkeypatch):
+    """Out of memory (or a full disk) is no fault of the runs: the command line says to re-run, which resumes."""
+    from datadiet.cli import main
+
+    monkeypatch.setattr(hostile_models.OutOfMemoryOnSecondScoring, "scorings", 0)
+    data, out = _features(tmp_path), tmp_path / "scores"
+    argv = _score_argv(data, "hostile_models:OutOfMemoryOnSecondScoring", out)
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "out of memory while training or scoring" in err and "--score-batch-size" in err, err
+    kept = sorted(p.name.split("-")[1] + p.suffix for p in (out / ".runs").iterdir())
+    assert kept == ["seed0.json", "seed0.npz"]
+    assert main(argv) == 0  # scoring number 3: no longer out of memory
+    printed = capsys.readouterr().out
+    assert "run 1/2 (seed 0): cached" in printed and "run 2/2 (seed 1): 3 steps" in printed
+    assert (out / "el2n-epoch1.npz").is_file()
 
 
 # ----------------------------------------------------------------------------- the mlp built-in
@@ -335,10 +568,10 @@ def test_a_resumed_user_model_sweep_trains_nothing_twice(root, tmp_path, monkeyp
     done = {t.spec.run_id for t in tasks[:3]}
     real, trained = sweep_mod.execute_run, []
 
-    def guarded(spec, positions, threads=None):
+    def guarded(spec, positions, threads=None, **options):
         assert spec.run_id not in done, "a finished run was trained again"
         trained.append(spec.run_id)
-        return real(spec, positions, threads)
+        return real(spec, positions, threads, **options)
 
     monkeypatch.setattr(sweep_mod, "execute_run", guarded)
     second = run_sweep(tasks, out, Execution(workers=1), log=lambda _: None)

@@ -173,6 +173,113 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+TIE_WARNING_SHARE = 0.1  # above this share, a tie (of the scores, or of a subset's picks) is worth a warning
+
+
+def tie_summary(values) -> dict:
+    """How much of ``values`` (``[N]`` scores) ties: the largest group of equal scores and the tied share.
+
+    Returns ``{"largest_tie_value": float | None, "largest_tie_count": int, "largest_tie_share": float,
+    "tied_share": float}``: the value shared by the most examples (the lowest such value when several groups are
+    equally large) and how many share it, that count over N, and the share of the N examples whose value at
+    least one other example shares. Equality is exact (``==`` on float64), as :func:`rank_order` sees ties. Without
+    any tie: value None, count 0, both shares 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ConfigError(f"Scores must be a 1-D array, got shape {values.shape}.")
+    unique, counts = np.unique(values, return_counts=True)
+    n = len(values)
+    if n == 0 or counts.max() < 2:
+        return {"largest_tie_value": None, "largest_tie_count": 0, "largest_tie_share": 0.0, "tied_share": 0.0}
+    largest = int(np.argmax(counts))  # the first of the largest groups: the lowest of their values
+    return {"largest_tie_value": float(unique[largest]), "largest_tie_count": int(counts[largest]),
+            "largest_tie_share": float(counts[largest] / n), "tied_share": float(counts[counts > 1].sum() / n)}
+
+
+def tie_phrase(summary: dict) -> str:
+    """A :func:`tie_summary` in words: ``89 % of the scores (8,900 of 10,000) tie at 0``."""
+    count = summary["largest_tie_count"]
+    if not count:
+        return "no two scores are equal"
+    total = round(count / summary["largest_tie_share"])
+    return (f"{percent(summary['largest_tie_share'])} of the scores ({count:,} of {total:,}) tie at "
+            f"{summary['largest_tie_value']:g}")
+
+
+def percent(share: float) -> str:
+    """``0.891`` → ``89 %``; shares under 1 % keep two significant digits (``0.0012`` → ``0.12 %``)."""
+    value = 100 * share
+    return f"{value:.0f} %" if value >= 1 or value == 0 else f"{value:.2g} %"
+
+
+def tie_decided(values, ids, kept_ids, *, rule: str = "window", labels=None, class_balanced=False,
+                keep: float | None = None, beta: float | None = None, **_) -> int | None:
+    """How many of the kept examples the seeded tie order picked, not the score.
+
+    A kept example is tie-decided when an example left out ties with it in the rule's ranking (inside its class,
+    for a class-balanced selection): its tie group straddles the selection boundary, so swapping the two gives a
+    selection the same rule keeps under another tie order (``--tie-seed``). Per rule:
+
+    - window, hardest, easiest: equal scores; a group crossing either edge of the kept window counts;
+    - moderate: equal distances to the median (of the class, when balanced), the ranking that rule sorts;
+    - ccs: only the cut of the hardest ``beta`` fraction is a ranking boundary (the rest is a seeded draw, which the
+      sample seed decides by design): kept examples tied with a cut one;
+    - random: not applicable (it reads no score): None.
+
+    Args:
+        values: ``[N]`` scores (a ScoreTable's mean).
+        ids: ``[N]`` distinct example ids.
+        kept_ids: ``[K]`` the ids the selection kept, all among ``ids``.
+        rule, class_balanced, keep, beta: as given to ``select`` (``selection_parameters`` holds them all; other
+            keys are ignored). ``keep`` is needed only by ccs without ``beta``.
+        labels: ``[N]`` class indices; needed when ``class_balanced``.
+    Returns:
+        the count, in ``[0, K]``, summed over classes when balanced; None for the random rule.
+    """
+    if rule not in RULES:
+        raise ConfigError(f"--rule: rule must be one of {tuple(RULES)}, got {rule!r}.")
+    if rule == "random":
+        return None
+    values, ids = np.asarray(values, dtype=np.float64), np.asarray(ids, dtype=np.int64)
+    kept = np.isin(ids, np.asarray(kept_ids, dtype=np.int64))
+    if kept.sum() != len(np.unique(np.asarray(kept_ids))):
+        raise ConfigError("tie_decided: some kept ids are not among the scored ids; pass the ids select() returned "
+                          "for these scores.")
+    groups = _class_members(values, labels, None) if class_balanced else [np.arange(len(values))]
+    if rule == "ccs":
+        beta = default_ccs_beta(keep) if beta is None else beta
+        return sum(_tied_with_cut(values[m], kept[m], beta) for m in groups)
+    key = _moderate_key if rule == "moderate" else (lambda v: v)
+    return sum(_tied_with_left_out(key(values[m]), kept[m]) for m in groups)
+
+
+def _tied_with_left_out(keys: np.ndarray, kept: np.ndarray) -> int:
+    """Kept entries whose ranking key some left-out entry shares."""
+    return int(np.isin(keys[kept], keys[~kept]).sum())
+
+
+def _tied_with_cut(values: np.ndarray, kept: np.ndarray, beta: float) -> int:
+    """CCS: kept entries that tie with one of the hardest ``beta`` fraction cut before sampling.
+
+    The cut takes the top ``floor(beta · n)`` of the ascending ranking; it splits a tie group exactly when the
+    lowest cut value equals the highest value left in the pool, and the kept members of that group are the count.
+    """
+    n_cut = math.floor(beta * len(values) + _EPS)  # as _ccs_positions cuts
+    if n_cut == 0 or n_cut >= len(values):
+        return 0
+    ranked = np.sort(values)
+    boundary = ranked[len(values) - n_cut]
+    if ranked[len(values) - n_cut - 1] != boundary:
+        return 0
+    return int((values[kept] == boundary).sum())
+
+
+def _moderate_key(values: np.ndarray) -> np.ndarray:
+    """What the moderate rule ranks: the distance to the median (shared, so ties are judged on the same floats)."""
+    return np.abs(values - np.median(values))
+
+
 def class_counts(kept_labels, num_classes: int) -> np.ndarray:
     """How many kept examples each class has (``[num_classes]`` int64; absent classes count 0)."""
     return np.bincount(np.asarray(kept_labels, dtype=np.int64), minlength=num_classes)[:num_classes]
@@ -300,7 +407,7 @@ def _sample(positions: np.ndarray, ids: np.ndarray, count: int, rng, tie_seed: i
 
 def _moderate_positions(values: np.ndarray, ids: np.ndarray, n_keep: int, rng, *, tie_seed: int, **_) -> np.ndarray:
     """Positions of the ``n_keep`` scores closest to the median (equal distances: in tie-key order)."""
-    return rank_order(np.abs(values - np.median(values)), ids, tie_seed)[:n_keep]
+    return rank_order(_moderate_key(values), ids, tie_seed)[:n_keep]
 
 
 def _class_members(values: np.ndarray, labels, num_classes: int | None) -> list[np.ndarray]:
@@ -441,7 +548,7 @@ def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(scores, "runs") and hasattr(scores, "ids"):  # a ScoreTable
         ids = _table_ids(scores, ids, source)
         scores = scores.mean
-    values = np.asarray(scores, dtype=np.float64)
+    values = _numeric_scores(scores)
     if values.ndim != 1 or len(values) == 0:
         raise ConfigError(f"Scores must be a non-empty 1-D array, got shape {values.shape}.")
     ids = np.arange(len(values), dtype=np.int64) if ids is None else _integer_ids(ids)
@@ -463,6 +570,23 @@ def _scores_and_ids(scores, ids) -> tuple[np.ndarray, np.ndarray]:
             "the ranking; the scoring run diverged. Recompute the scores (lower the learning rate if training "
             "diverged) before selecting.")
     return values, ids
+
+
+def _numeric_scores(scores) -> np.ndarray:
+    """``scores`` as float64, refusing what is no number: numpy would turn the strings "3" and "1e2" into numbers
+    silently (and fail on "a" with a raw ValueError), and object or complex arrays have no order to rank by."""
+    try:
+        raw = np.asarray(scores)
+    except (ValueError, TypeError) as error:  # ragged nested lists, or objects numpy cannot hold
+        raise ConfigError(f"Scores must be a 1-D array of numbers; the {type(scores).__name__} given cannot be "
+                          f"read as one ({error}).") from None
+    if raw.dtype.kind not in "biuf":
+        what = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",
+                "m": "durations"}.get(raw.dtype.kind, "records")
+        raise ConfigError(f"Scores must be numbers (a float or integer array), got an array of dtype {raw.dtype} "
+                          f"({what}, shape {raw.shape}); convert them first, e.g. np.asarray(scores, dtype=float) "
+                          "for numbers held as text.")
+    return raw.astype(np.float64)
 
 
 def _table_ids(table, ids, source) -> np.ndarray:

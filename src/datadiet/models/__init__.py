@@ -67,8 +67,9 @@ def build_model(name: str, *, num_classes: int, in_channels: int, width: float =
 def check_model(name: str, *, num_classes: int, input_shape: Sequence[int], width: float = 1.0) -> None:
     """Refuse model ``name`` for data of ``num_classes`` classes and examples of ``input_shape``, before a command
     writes anything. The model is built once, on a forked RNG so that nothing later changes: a user model is run on
-    one example as it is built (:func:`~datadiet.models.user.check_user_model`); a built-in one is run on one
-    all-zero image, which catches images smaller than its pooling allows (2x2 through the small CNN's two max-pools).
+    two examples in eval and in train mode as it is built (:func:`~datadiet.models.user.check_user_model`); a
+    built-in one is run on one all-zero image, which catches images smaller than its pooling allows (2x2 through the
+    small CNN's two max-pools).
 
     Raises:
         UnknownNameError, ModelFactoryError, ConfigError: as :func:`build_model`, or images too small.

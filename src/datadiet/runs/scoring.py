@@ -19,7 +19,6 @@ randomness of the score runs, not only that of the evaluation runs.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ from ..config import DataConfig, TrainConfig, from_dict, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
 from ..errors import ConfigError, DataDietError
-from ..io import atomic_path, folder_lock, read_npz, write_json_atomic
+from ..io import atomic_path, folder_lock, load_json, read_npz, write_json_atomic
 from ..models import build_model
 from ..scores.functions import forgetting, input_norm, random_score
 from ..scores.registry import GRADIENT_SCORES, ScoreKind, ScoreLabel, score_spec
@@ -398,7 +397,7 @@ def read_run_cost(cache: Path) -> dict | None:
     """The cost record beside cached run ``cache``, or None (cached before costs were recorded, or unreadable:
     then the step schedule says what it cost)."""
     try:
-        record = json.loads(run_cost_path(cache).read_text(encoding="utf-8"))
+        record = load_json(run_cost_path(cache))  # strict and bounded; a pipe or device is refused
         run_total(record)  # every part readable: an edited or damaged record is no record
         stop, steps = int(record["stop"]), [int(v) for v in record.get("steps_by_epoch", {}).values()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -496,7 +495,7 @@ def score_run_costs(score_dir: str | Path) -> list[dict]:
     each run wrote, or for runs cached before that, the step schedule's (wall time unknown). Empty without a config."""
     score_dir = Path(score_dir)
     try:
-        provenance = json.loads((score_dir / "score_config.json").read_text(encoding="utf-8"))
+        provenance = load_json(score_dir / "score_config.json")
         score_cfg = from_dict(ScoreConfig, provenance["score"])
         train_cfg = from_dict(TrainConfig, provenance["train"])
         dataset = provenance["dataset"]

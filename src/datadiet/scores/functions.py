@@ -18,7 +18,8 @@ Conventions, following the original Data Diet code (seed 001) and Kirsch (2023):
 Input checks (:mod:`.inputs`): inputs must be finite tensors (float, or integer indices for models that embed
 them; raw ``uint8`` images are refused), labels an integer tensor ``[N]`` of class indices in ``[0, K)`` with
 ``K`` the model's number of outputs.  Anything else raises :class:`ScoreInputError` (a ``ValueError``) instead
-of silently scoring against an all-zero target or returning NaN.  The checks cost one reduction over the
+of silently scoring against an all-zero target or returning NaN; so does a model whose forward pass returns
+anything but a floating-point tensor of logits ``[N, K]`` (a tuple, a dict, ``[N, K, 1]``), naming what it returned.  The checks cost one reduction over the
 inputs and one over the labels per call.
 """
 from __future__ import annotations
@@ -30,8 +31,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .gradnorm import _softmax, cross_entropy_cotangent, per_example_grad_norms, eval_mode, model_device
-from .inputs import (ScoreInputError, check_batch_size, check_correctness_history, check_score_inputs,
-                     explain_forward_errors)
+from .inputs import (ScoreInputError, check_batch_size, check_correctness_history, check_logits,
+                     check_score_inputs, explain_forward_errors)
 
 __all__ = ["ScoreInputError", "el2n", "forgetting", "grand", "input_norm", "random_score", "score1", "score2",
            "score3", "self_confidence"]
@@ -179,11 +180,11 @@ def _map_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int,
             x = inputs[s:s + batch_size].to(device)
             if s == 0:
                 with explain_forward_errors(model, inputs):
-                    logits = model(x)
+                    logits = check_logits(model(x), len(x))
                 if check_classes is not None:
                     check_classes(logits.shape[-1])
             else:
-                logits = model(x)
+                logits = check_logits(model(x), len(x))
             out.append(per_chunk(_softmax(logits), s))
     if not out:
         return torch.zeros(0)

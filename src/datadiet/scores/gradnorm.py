@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .inputs import (LabelRange, ScoreInputError, check_batch_size, check_model_values,  # noqa: F401 (re-export)
-                     check_score_inputs, explain_forward_errors)
+from .inputs import (LabelRange, ScoreInputError, check_batch_size, check_logits,  # noqa: F401 (re-export)
+                     check_model_values, check_score_inputs, explain_forward_errors)
 
 # Logit cotangent: (logits [B, K], labels [B] or None) -> v [B, K].  The result is ‖∇_θ (v·f(x;θ))‖ per example.
 Cotangent = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -187,7 +187,7 @@ def _fast_chunk(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cotan
     clone_ids = set() if clone_ids is None else clone_ids
     records: list[_Record] = []
     with _recording(model, records, clone_ids), torch.enable_grad():
-        logits = model(x)
+        logits = check_logits(model(x), len(x))
     if not records:
         raise UnsupportedLayerError("The model has no trainable parameters to take a gradient norm over.")
     modified = {id(r.module) for r in records if r.output._version != r.version}
@@ -465,7 +465,7 @@ def _vmap_chunk(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cotan
     frozen = {k: p for k, p in model.named_parameters() if not p.requires_grad}
 
     def scalar(p, xi, yi):
-        logits = functional_call(model, (p, buffers, frozen), (xi.unsqueeze(0),))
+        logits = check_logits(functional_call(model, (p, buffers, frozen), (xi.unsqueeze(0),)), 1)
         v = cotangent(logits.detach(), None if yi is None else yi.unsqueeze(0))
         return (logits * v).sum()
 
@@ -479,7 +479,7 @@ def _loop_chunk(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cotan
     out = []
     for i in range(x.shape[0]):
         with torch.enable_grad():
-            logits = model(x[i:i + 1])
+            logits = check_logits(model(x[i:i + 1]), 1)
             v = cotangent(logits.detach(), None if y is None else y[i:i + 1])
             grads = torch.autograd.grad((logits * v).sum(), params, allow_unused=True)
         out.append(sum(g.pow(2).sum() for g in grads if g is not None).sqrt())

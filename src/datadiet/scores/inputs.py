@@ -200,6 +200,25 @@ def _format(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def check_logits(output, n: int) -> torch.Tensor:
+    """``output``, the model's forward pass on ``n`` inputs, if it is a tensor of logits ``[n, K]``; otherwise a
+    :class:`ScoreInputError` naming what the model returned. Host metadata only (type, shape, dtype): no sync."""
+    expected = "a tensor of logits [N, classes] (one row of class scores per input)"
+    if not isinstance(output, torch.Tensor):
+        raise ScoreInputError(
+            f"The model returned a {_type_name(output)} from its forward pass, but the score functions expect "
+            f"{expected}. Return only the logits (e.g. `return logits`, not `return logits, features`), or score a "
+            "wrapper module whose forward picks them out.")
+    if output.dim() != 2 or output.shape[0] != n:
+        raise ScoreInputError(
+            f"The model returned a tensor of shape {list(output.shape)} for {n} input{'s' if n != 1 else ''}, but "
+            f"the score functions expect {expected}, here [{n}, K].")
+    if not output.is_floating_point():
+        raise ScoreInputError(f"The model returned a tensor of dtype {output.dtype}, but the score functions expect "
+                              f"{expected} of floating-point values.")
+    return output
+
+
 # ----------------------------------------------------------------------------- forward errors
 
 # RuntimeError texts of a model that is handed inputs of the wrong shape or dtype (conv, linear, norms, matmul).
