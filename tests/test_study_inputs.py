@@ -7,17 +7,17 @@ import pytest
 
 from datadiet.config import check_counts, check_fractions, check_keeps, check_offsets
 from datadiet.errors import ConfigError
-from datadiet.studies import MODULES, get_analysis
+from datadiet.studies import MODULES, get_study
 
 
 def _studies_with(field: str) -> list[str]:
     return [name for name in MODULES
-            if field in {f.name for f in dataclasses.fields(get_analysis(name).Config)}]
+            if field in {f.name for f in dataclasses.fields(get_study(name).config)}]
 
 
 @pytest.mark.parametrize("name", _studies_with("keeps"))
 def test_every_study_refuses_the_same_kept_fractions(name):
-    smoke = get_analysis(name).PRESETS["smoke"]
+    smoke = get_study(name).presets["smoke"]
     replace(smoke, keeps=(0.5,))  # a subset size: accepted
     for keeps in [(1.0,), (0.5, 0.0), (0.5, 1.5)]:
         with pytest.raises(ConfigError, match="^" + re.escape(f"--keeps takes fractions in (0, 1); got {list(keeps)}.")):
@@ -26,7 +26,7 @@ def test_every_study_refuses_the_same_kept_fractions(name):
 
 @pytest.mark.parametrize("name", _studies_with("eval_seeds"))
 def test_every_study_refuses_zero_seeds_as_a_config_error(name):
-    smoke = get_analysis(name).PRESETS["smoke"]
+    smoke = get_study(name).presets["smoke"]
     for field in ("eval_seeds", "score_runs", "score_draws"):
         with pytest.raises(ConfigError, match=rf"^--{field.replace('_', '-')} must be at least 1; got 0\.$"):
             replace(smoke, **{field: 0})
