@@ -12,9 +12,9 @@ from scipy import stats
 from datadiet.cli import main
 from datadiet.errors import ConfigError, DataDietError
 from datadiet.report.tables import read_csv
-from datadiet.runs import Execution, Workspace, digest_ids
+from datadiet.runs import digest_ids
 from datadiet.selection import select
-from datadiet.studies.averaging import PRESETS, n_run_curve, pruning_table, run, run_subsets
+from datadiet.studies.averaging import PRESETS, n_run_curve, pruning_table, run_subsets
 from fakes import copy_workspace, forbid_training, run_files, smoke_analysis, stored_scores
 
 
@@ -47,21 +47,21 @@ def test_n_run_curve_matches_scipy_on_the_score_files(workspace):
             assert math.isnan(row["disjoint"])
     el2n = next(r for r in curve if r["score"] == "el2n@epoch1" and r["n"] == 1)
     assert summary["single_run_spearman"]["el2n@epoch1"] == pytest.approx(el2n["mean"])
-    assert f"el2n@epoch1 {el2n['mean']:.2f} ({el2n['min']:.2f}–{el2n['max']:.2f})" in summary["findings"][0]
+    assert f"el2n@epoch1 {el2n['mean']:.2f} ({el2n['min']:.2f}–{el2n['max']:.2f})" in summary["findings"][1]  # [0]: what the intervals cover
 
 
 def test_single_run_and_mean_select_the_subsets_they_claim(workspace):
     ws, _, tables = workspace
     ids = tables["el2n@epoch1"].ids
     records = [json.loads(p.read_text()) for p in (ws.root / "sweep" / "runs").glob("*.json")]
+    draws = ws.score_draws(PRESETS["smoke"].setting)  # evaluation seed s prunes with draw s mod 2
     for label in ("el2n@epoch1", "grand@epoch1"):
-        runs = tables[label].runs
-        for method, values in ((f"{label}/run0", runs[0]), (label, runs.mean(0))):
-            mine = [r for r in records if r["method"] == method]
-            assert len(mine) == 2
-            assert {r["train"]["seed"] for r in mine} == {1000, 1001}
-            want = digest_ids(select(values, keep=0.5, ids=ids))
-            assert all(r["subset_digest"] == want for r in mine)
+        for s, seed in enumerate((1000, 1001)):
+            runs = draws.for_seed(s)[label].runs
+            for method, values in ((f"{label}/run0", runs[0]), (label, runs.mean(0))):
+                mine = [r for r in records if r["method"] == method and r["train"]["seed"] == seed]
+                assert len(mine) == 1, (method, seed)
+                assert mine[0]["subset_digest"] == digest_ids(select(values, keep=0.5, ids=ids))
     # one run's scores rank differently from the mean, so the two subsets (and run ids) differ
     assert digest_ids(select(tables["el2n@epoch1"].runs[0], keep=0.5, ids=ids)) != \
         digest_ids(select(tables["el2n@epoch1"].mean, keep=0.5, ids=ids))
@@ -138,15 +138,17 @@ def test_errors_are_clear(workspace, tmp_path):
     with pytest.raises(DataDietError, match=r"n = \[4\].*1\.\.3"):
         n_run_curve(np.ones((3, 5)), ns=[4])
     # unknown labels and impossible n fail before any training, whatever the workspace holds
-    empty = Workspace(tmp_path / "ws", Execution(data_root=str(tmp_path / "nowhere")), log=lambda _: None)
+    # unknown labels, impossible n and a run that does not exist are refused when the config is built
     with pytest.raises(DataDietError, match="Unknown score label.*'el2n@epoch7'.*el2n@epoch1"):
-        run(replace(PRESETS["smoke"], prune_scores=("el2n@epoch7",)), empty)
+        replace(PRESETS["smoke"], prune_scores=("el2n@epoch7",))
     with pytest.raises(DataDietError, match="Unknown score label.*'nonsense'"):
-        run(replace(PRESETS["smoke"], curve_scores=("nonsense",)), empty)
+        replace(PRESETS["smoke"], curve_scores=("nonsense",))
     with pytest.raises(DataDietError, match=r"n = \[3\] runs out of 2"):
-        run(replace(PRESETS["smoke"], ns=(1, 3)), empty)
+        replace(PRESETS["smoke"], ns=(1, 3))
     with pytest.raises(ConfigError, match="single_run 2 does not exist.*0..1"):
-        run(replace(PRESETS["smoke"], single_run=2), ws)
+        replace(PRESETS["smoke"], single_run=2)
+    with pytest.raises(ConfigError, match="--max-subsets must be at least 1"):
+        replace(PRESETS["smoke"], max_subsets=0)
 
 
 def test_cli_options_resume_without_retraining(workspace, tmp_path, capsys, monkeypatch):

@@ -23,10 +23,13 @@ def workspace(tmp_path_factory):
     return ws, summary, tables
 
 
-def _split(tables):
-    """The grid's score tables (seeds from 100) and the default ensemble's (seeds from 0)."""
-    grid = sorted((t for t in tables if min(t.meta["seeds"]) >= 100), key=lambda t: t.meta["seeds"][0])
-    (default,) = [t for t in tables if min(t.meta["seeds"]) < 100]
+def _split(tables, draw: int = 0):
+    """Score draw ``draw``'s grid tables (seeds from 100, draw d's cells after draw d − 1's) and default ensemble
+    (seeds from d·n, n = the grid's runs): the smoke preset has 2 draws of a 3-cell grid."""
+    cells = len(SMOKE.lrs) * len(SMOKE.weight_decays)
+    grid = sorted((t for t in tables if 100 + draw * cells <= min(t.meta["seeds"]) < 100 + (draw + 1) * cells),
+                  key=lambda t: t.meta["seeds"][0])
+    (default,) = [t for t in tables if min(t.meta["seeds"]) == draw * cells]
     return grid, default
 
 
@@ -39,9 +42,12 @@ def test_grid_runs_use_their_recipe_and_distinct_seeds(workspace):
     assert seeds == [100, 101, 102]
     assert default.meta["seeds"] == [0, 1, 2]
     assert (default.meta["train"]["lr"], default.meta["train"]["weight_decay"]) == (0.1, 5e-4)
+    grid_1, default_1 = _split(tables, draw=1)  # the second score draw: the next seeds, the same recipes
+    assert [s for t in grid_1 for s in t.meta["seeds"]] == [103, 104, 105] and default_1.meta["seeds"] == [3, 4, 5]
+    assert [t.meta["train"]["lr"] for t in grid_1] == [t.meta["train"]["lr"] for t in grid]
     # different seeds and recipes give different networks: no two runs score alike
-    rows = np.concatenate([t.runs for t in grid] + [default.runs])
-    assert len({r.tobytes() for r in rows}) == 6
+    rows = np.concatenate([t.runs for t in grid + grid_1] + [default.runs, default_1.runs])
+    assert len({r.tobytes() for r in rows}) == 12
 
 
 def test_spearman_numbers_match_scipy_on_the_score_files(workspace):
@@ -56,7 +62,7 @@ def test_spearman_numbers_match_scipy_on_the_score_files(workspace):
         assert (cell["lr"], cell["status"], cell["runs"]) == (table.meta["train"]["lr"], "ok", 1)
         assert cell["spearman_vs_default"] == pytest.approx(stats.spearmanr(table.mean, default.mean).statistic)
         assert cell["spearman_vs_grid"] == pytest.approx(stats.spearmanr(table.mean, grid_mean).statistic)
-    assert f"Spearman **{summary['spearman']:.2f}**" in summary["findings"][0]
+    assert f"Spearman **{summary['spearman']:.2f}**" in summary["findings"][1]  # [0]: what the intervals cover
 
 
 def test_pruning_table_matches_the_results(workspace):
@@ -104,7 +110,8 @@ def test_grid_cells_and_split_half():
     (dict(lrs=(0.1, -0.1)), "Learning rates must be > 0"),
     (dict(weight_decays=(-1e-4,)), "weight decays >= 0"),
     (dict(runs_per_cell=0), "--runs-per-cell must be at least 1; got 0"),
-    (dict(grid_seed=1), r"Grid seeds 1..3 overlap the seeds of the default ensemble \(0..2\)"),
+    # 3 cells × 1 run × the smoke preset's 2 score draws: grid seeds 1..6, default ensembles 0..5
+    (dict(grid_seed=1), r"Grid seeds 1..6 overlap the seeds of the default ensemble \(0..5\)"),
     (dict(grid_seed=999), r"overlap the seeds of the evaluation runs \(1000..1001\)"),
     (dict(score="forgetting"), "not scored from a model during training"),
 ])
@@ -179,7 +186,7 @@ def test_default_ensemble_reuses_the_standard_runs_when_there_are_enough(lrs, sh
     assert [c["seed"] for c in cells] == list(range(100, 100 + len(lrs)))
     assert all(c["labels"] == ("el2n@epoch1",) for c in cells)
     assert all(c["runs"] == 1 for c in cells)
-    assert "seed" not in default
+    assert default.get("seed", 0) == 0  # draw 0's default ensemble: seeds from 0
     # up to the smoke setting's 2 standard score runs, those (every score, shared) serve as the default
     if shared:
         assert default.get("runs") is None

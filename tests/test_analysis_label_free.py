@@ -67,7 +67,9 @@ def test_accuracy_table_matches_the_results(workspace):
             assert row["vs_counterpart"] == pytest.approx(a.mean() - accs(row["counterpart"]).mean())
         else:
             assert math.isnan(row["vs_counterpart"])
-    assert summary["findings"] == findings(summary["points"])
+    # first what the intervals cover (2 seeds × 2 score draws), then the findings of the table
+    assert summary["findings"][0].startswith("Intervals cover 2 evaluation seeds × 2 independent score draws")
+    assert summary["findings"][1:] == findings(summary["points"])
     assert sum(f.startswith("score") for f in summary["findings"]) == 6
 
 

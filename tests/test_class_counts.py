@@ -50,12 +50,44 @@ def test_warnings_name_the_method_fraction_and_class():
     warnings = class_warnings(class_count_rows(CLASSES))
     assert warnings == [
         "el2n@epoch2+moderate at keep 0.5 keeps 0 of the 10 examples of class '1', under half of its proportional "
-        "share (5); a +balanced method keeps every class's share"]
+        "share (5); a +balanced method keeps every class's proportional share, so an imbalanced dataset stays as "
+        "imbalanced; a +equal method keeps the same count from every class"]
     # the smallest of several subsets counts: random keeping 1 of class "2" once (share 2, half 1) is fine,
     # keeping 0 once is not
     shaky = {**CLASSES, "counts": {**CLASSES["counts"], "r2": [4, 6, 0]}}
     assert "random at keep 0.5 keeps as few as 0 (the fewest in its 2 subsets) of the 4 examples of class '2'" in \
         " ".join(class_warnings(class_count_rows(shaky)))
+
+
+def test_an_equal_method_is_not_warned_about_its_proportional_share():
+    # +equal keeps 2 of each class of 10, 10 and 2 at keep 0.3 (shares 3, 3, 0.6): by design, not a vanished class
+    equal = {"names": ["0", "1", "2"], "sizes": [10, 10, 2], "counts": {"e": [1, 1, 2]},
+             "runs": {"e": {"method": "el2n@epoch2+equal/run1", "keep": 0.3, "offset": None, "seed": 1000}}}
+    assert class_warnings(class_count_rows(equal)) == []
+    moderate = {**equal, "runs": {"e": {**equal["runs"]["e"], "method": "el2n@epoch2+moderate"}}}
+    assert len(class_warnings(class_count_rows(moderate))) == 2
+
+
+def test_the_data_command_prints_counts_per_class_and_the_imbalance_ratio(tmp_path, capsys):
+    from test_class_quota import write_imbalanced_mnist
+    from datadiet.cli import main
+
+    root = write_imbalanced_mnist(tmp_path / "data")  # class 0: 16 training examples, classes 1-9: 2 each
+    assert main(["data", "--dataset", "mnist", "--data-root", str(root)]) == 0
+    stdout = capsys.readouterr().out
+    assert "  train examples per class: 0 16, 1 2, 2 2, 3 2, 4 2, 5 2, 6 2, 7 2, 8 2, 9 2\n" in stdout
+    assert "  imbalance ratio (largest class / smallest): 8 ('0' 16 / '1' 2)\n" in stdout
+
+
+def test_the_data_command_names_a_class_without_training_examples(capsys):
+    from datadiet.cli import _say_class_balance
+
+    _say_class_balance(tiny_dataset(10, classes=4))  # labels 0 1 2 3 0 1 2 3 0 1: c0, c1 3 each, c2, c3 2 each
+    assert capsys.readouterr().out.splitlines()[-1].endswith("1.5 ('c0' 3 / 'c2' 2)")
+    dataset = tiny_dataset(4, classes=4)
+    dataset.labels[3] = 0  # c3 has none left
+    _say_class_balance(dataset)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("infinite, no training example of class 'c3'")
 
 
 def test_markdown_shows_a_column_per_class_or_the_fewest_kept():
@@ -98,7 +130,8 @@ def test_write_plan_and_the_report_carry_the_counts(tmp_path):
     summary = write_pruning_report(tmp_path, {"title": "t"}, records, {"a": np.arange(5.0)}, classes=classes)
     assert summary["class_warnings"] == [
         "el2n@epoch2 at keep 0.5 keeps 0 of the 4 examples of class 'c2', under half of its proportional share (2); "
-        "a +balanced method keeps every class's share"]
+        "a +balanced method keeps every class's proportional share, so an imbalanced dataset stays as imbalanced; a "
+        "+equal method keeps the same count from every class"]
     text = (tmp_path / "section.md").read_text()  # the section the workspace's report.md gathers
     assert text.splitlines()[2].startswith("**Warning**: some subsets keep a class at under half")
     assert "| el2n@epoch2 | keep 0.5 | 4 | 2 | 0 |" in text

@@ -76,6 +76,10 @@ STORED_RUNS = {
     "infobatch-delta": ("7ef92d135a7860a3cae4", {"dynamic": "infobatch", "prune_ratio": 0.7, "delta": 0.5},
                         "infobatch", 1.0, ""),
     "rs2": ("f43cd0ff24caed386372", {"dynamic": "rs2", "keep": 0.5}, "rs2", 1.0, ""),
+    # class weights (added after 0.2.0): records of "none" hold the key and keep the ids above; "balanced" is hashed
+    "class-weighted": ("4a0543fbfd405e53e02c", {"class_weights": "balanced"}, "full", 1.0, ""),
+    "class-weighted-equal": ("758156fe93b59276158c", {"class_weights": "balanced", "budget": "epochs"},
+                             "el2n@epoch2+equal", 0.5, "0123456789abcdef0123"),
 }
 _BEFORE_DYNAMIC = ("dynamic", "prune_ratio", "delta", "keep", "precision")  # keys records of 0.2.0 do not have
 
@@ -120,7 +124,9 @@ def _recipe_today(kind: str) -> TrainConfig:
     return {"full": base, "static": replace(base, budget="epochs"), "infobatch": replace(base, dynamic="infobatch"),
             "infobatch-ratio": DynamicMethod("infobatch", 0.3).recipe(base),
             "infobatch-delta": DynamicMethod.parse("infobatch:prune_ratio=0.7,delta=0.5").recipe(base),
-            "rs2": DynamicMethod("rs2", 0.5).recipe(base)}[kind]
+            "rs2": DynamicMethod("rs2", 0.5).recipe(base),
+            "class-weighted": replace(base, class_weights="balanced"),
+            "class-weighted-equal": replace(base, class_weights="balanced", budget="epochs")}[kind]
 
 
 @pytest.mark.parametrize("kind", sorted(STORED_RUNS))
@@ -133,3 +139,17 @@ def test_a_run_specified_today_has_its_stored_run_id_and_so_does_its_record(kind
     written = json.loads(json.dumps(spec.describe()))  # the record as it lies on disk
     assert identity(_spec_of(written)) == run_id
     assert "prune_ratio" not in written["train"] and "keep" not in written["train"]  # the pruner's own dict instead
+
+
+@pytest.mark.parametrize("kind", ["full", "static", "infobatch", "rs2"])
+def test_class_weights_none_written_into_a_record_keeps_its_run_id(kind):
+    record = _stored_record(kind)
+    record["train"]["class_weights"] = "none"  # what records written today hold
+    assert identity(_spec_of(record)) == record["run_id"]
+    record["train"]["class_weights"] = "balanced"
+    assert identity(_spec_of(record)) != record["run_id"]
+
+
+def test_a_run_specified_today_writes_class_weights_into_its_record():
+    spec = RunSpec(DataConfig(dataset="fashion-mnist", subset=8000), _recipe_today("full"), "full", 1.0, None, "")
+    assert spec.describe()["train"]["class_weights"] == "none" and spec.run_id == STORED_RUNS["full"][0]

@@ -215,3 +215,28 @@ def test_deeply_nested_json_is_a_manifest_error_naming_the_file(tmp_path, ds):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError, match=r"deep\.json: it is not valid JSON for datadiet \(nested more than 100"):
         load_subset(path, ds)
+
+
+# --- ties (issue 26 §4) ------------------------------------------------------------------------------------------
+
+TIES = {"largest_tie_value": 0.0, "largest_tie_count": 15, "largest_tie_share": 0.75, "tied_share": 0.75}
+
+
+def test_the_manifest_records_the_score_ties_and_the_tie_decided_count(tmp_path, ds):
+    path = save_subset(tmp_path / "t.json", [1, 4, 7, 9], ds, {"keep": 0.2}, score_ties=TIES, tie_decided=3)
+    record = json.loads(path.read_text())
+    assert record["score_ties"] == TIES and record["tie_decided"] == 3
+    random_rule = json.loads(save_subset(tmp_path / "r.json", [1], ds, {}, score_ties=TIES).read_text())
+    assert random_rule["tie_decided"] is None  # not applicable: the random rule reads no score
+    assert "tie_decided" not in json.loads(_save(tmp_path, ds).read_text())  # no ties given, none recorded
+
+
+def test_a_manifest_without_ties_still_loads(tmp_path, ds):
+    path = save_subset(tmp_path / "t.json", [2, 3], ds, {}, score_ties=TIES, tie_decided=1)
+    assert load_subset(_edit(path, score_ties=None, tie_decided=None), ds).tolist() == [2, 3]
+
+
+def test_an_impossible_tie_decided_count_is_refused_before_writing(tmp_path, ds):
+    with pytest.raises(ManifestError, match=r"t\.json: 5 tie-decided examples of 2 kept"):
+        save_subset(tmp_path / "t.json", [2, 3], ds, {}, score_ties=TIES, tie_decided=5)
+    assert not (tmp_path / "t.json").exists()

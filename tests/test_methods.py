@@ -1,4 +1,4 @@
-"""Methods SCORE[+RULE][+balanced]: the one parse, its refusals, and the subsets they select (by hand)."""
+"""Methods SCORE[+RULE][+balanced|+equal]: the one parse, its refusals, and the subsets they select (by hand)."""
 import numpy as np
 import pytest
 
@@ -46,6 +46,12 @@ def test_how_is_the_method_without_its_score():
     ("el2n@epoch2++ccs", "an empty part"),
     ("+ccs", "an empty part"),
     ("el2n@epoch2+Balanced", "Unknown selection rule 'Balanced'"),
+    ("el2n@epoch2+balanced+equal", "'\\+balanced' and '\\+equal' exclude each other \\(\\+balanced keeps every "
+                                   "class's proportional share \\(so the imbalance\\), \\+equal the same count"),
+    ("el2n@epoch2+equal+balanced", "'\\+balanced' and '\\+equal' exclude each other"),
+    ("el2n@epoch2+ccs+equal+equal", "'\\+equal' given twice"),
+    ("el2n@epoch2+equal+ccs", "'\\+equal' comes last, after the rule"),
+    ("el2n@epoch2+hardest+equal", r"Write 'el2n@epoch2\+equal', not 'el2n@epoch2\+hardest\+equal'"),
 ])
 def test_bad_forms_are_config_errors_naming_the_problem(text, message):
     with pytest.raises(ConfigError, match=message):
@@ -228,3 +234,38 @@ def test_a_bad_dynamic_method_is_refused_naming_what_is_wrong(make, message):
 
     with pytest.raises(ConfigError, match=message):
         make(DynamicMethod)
+
+
+# --- +equal: the same count from every class ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, rule", [("el2n@epoch2+equal", "hardest"), ("el2n@epoch2+ccs+equal", "ccs"),
+                                        ("input_norm+moderate+equal/run2", "moderate")])
+def test_equal_parses_and_writes_back(text, rule):
+    method = Method.parse(text)
+    assert (method.rule, method.balanced, method.equal, method.class_quota) == (rule, False, True, "equal")
+    assert str(method) == text and Method.parse(str(method)) == method
+    assert Method.of(method.label, method.how) == Method.parse(text.split("/")[0])
+    assert Method.parse("el2n@epoch2+balanced").class_quota == "proportional"
+    assert Method.parse("el2n@epoch2").class_quota is None
+
+
+def test_old_method_strings_are_unchanged():
+    for text in ("el2n@epoch2", "el2n@epoch2+balanced", "el2n@epoch2+ccs+balanced", "grand@init+moderate/hp-grid"):
+        assert str(Method.parse(text)) == text
+    assert Method("el2n@epoch2", "ccs", True) == Method.parse("el2n@epoch2+ccs+balanced")  # positional, as before
+    with pytest.raises(ConfigError, match="\\+balanced and \\+equal exclude each other"):
+        Method("el2n@epoch2", balanced=True, equal=True)
+
+
+def test_equal_keeps_the_same_count_of_every_class():
+    # class 0: 9 examples (ids 0-8, scores 9 down to 1), class 1: 3 (ids 9-11, scores 0.9, 0.8, 0.7). keep 0.5: 6 kept.
+    labels = np.repeat([0, 1], [9, 3])
+    scores = np.array([9.0, 8, 7, 6, 5, 4, 3, 2, 1, 0.9, 0.8, 0.7])
+    assert Method.parse("el2n@epoch2").select(scores, keep=0.5).tolist() == [0, 1, 2, 3, 4, 5]
+    balanced = Method.parse("el2n@epoch2+balanced").select(scores, keep=0.5, labels=labels, num_classes=2)
+    # shares 4.5 and 1.5, remainders tied: class 0 first, so 5 and 1 (the imbalance kept)
+    assert balanced.tolist() == [0, 1, 2, 3, 4, 9]
+    equal = Method.parse("el2n@epoch2+equal").select(scores, keep=0.5, labels=labels, num_classes=2)
+    assert equal.tolist() == [0, 1, 2, 9, 10, 11]  # 3 of each: the hardest 3 of class 0, class 1 whole
+    with pytest.raises(ConfigError, match="labels"):
+        Method.parse("el2n@epoch2+equal").select(scores, keep=0.5)

@@ -114,3 +114,67 @@ def test_folder_data_lists_each_kept_file(tmp_path, capsys, monkeypatch):
         assert np.array_equal(pixels, train.images[row, 0].numpy()), path
     assert manifest["class_counts"] == {name: sum(p.startswith(f"{name}/") for p in manifest["files"])
                                         for name in ("ant", "bee")}
+
+
+# --- ties (issue 26 §4): a constructed score file, counted by hand ------------------------------------------------
+
+def _tied_scores(score_file, tmp_path):
+    """30 of the 40 examples score 0 (ids not divisible by 4), the other 10 score their id + 1, all distinct."""
+    table = load_scores(score_file)
+    runs = np.where(table.ids % 4 == 0, table.ids + 1.0, 0.0)[None, :]
+    path = tmp_path / "tied.npz"
+    save_scores(path, replace(table, runs=runs))
+    return path
+
+
+def test_prune_names_the_tie_and_warns_when_the_tie_order_picked_the_subset(score_file, tmp_path, capsys):
+    tied = _tied_scores(score_file, tmp_path)
+    # keep 0.5 keeps 20: the 10 positive scores, then 10 of the 30 zeros, which only the tie order tells apart.
+    code, stdout, _ = _prune(capsys, tied, tmp_path / "t.json", "--keep", "0.5")
+    assert code == 0
+    manifest = json.loads((tmp_path / "t.json").read_text())
+    assert manifest["tie_decided"] == 10
+    assert manifest["score_ties"] == {"largest_tie_value": 0.0, "largest_tie_count": 30, "largest_tie_share": 0.75,
+                                      "tied_share": 0.75}
+    assert "ties: 75 % of the scores (30 of 40) tie at 0; the seeded tie order picked 10 of the 20 kept examples " \
+           "(50 %)" in stdout
+    assert "warning: the seeded tie order, not random, picked 10 of the 20 kept examples (50 %)" in stdout
+    assert "--tie-seed" in stdout
+
+
+def test_class_balanced_tie_decided_is_counted_per_class(score_file, tmp_path, capsys):
+    tied = _tied_scores(score_file, tmp_path)
+    code, stdout, _ = _prune(capsys, tied, tmp_path / "b.json", "--keep", "0.5", "--class-balanced")
+    assert code == 0
+    # Class c holds ids c, c+10, c+20, c+30 (label = id % 10) and keeps 2; with p positive scores, 2 - p zeros are
+    # picked among the 4 - p zeros by the tie order when p < 2, none otherwise.
+    positives = [sum((c + 10 * k) % 4 == 0 for k in range(4)) for c in range(10)]
+    expected = sum(max(0, 2 - p) for p in positives)
+    assert json.loads((tmp_path / "b.json").read_text())["tie_decided"] == expected == 10
+
+
+def test_no_tie_no_warning_and_random_is_not_applicable(score_file, tmp_path, capsys):
+    code, stdout, _ = _prune(capsys, score_file, tmp_path / "n.json", "--keep", "0.5")
+    assert code == 0 and "ties: no two scores are equal; the seeded tie order picked 0 of the 20" in stdout
+    assert "warning: the seeded tie order" not in stdout
+    assert json.loads((tmp_path / "n.json").read_text())["tie_decided"] == 0
+    code, stdout, _ = _prune(capsys, _tied_scores(score_file, tmp_path), tmp_path / "r.json", "--keep", "0.5",
+                             "--rule", "random")
+    assert code == 0 and "ties: 75 % of the scores (30 of 40) tie at 0 (the random rule reads no score)" in stdout
+    assert "warning: the seeded tie order" not in stdout
+    assert json.loads((tmp_path / "r.json").read_text())["tie_decided"] is None
+
+
+def test_score_names_each_files_largest_tie_and_warns_over_a_tenth(score_file, tmp_path, capsys):
+    from datadiet.cli import _say_score_ties
+
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)
+    assert main(["score", "--dataset", "mnist", "--data-root", str(root), *TINY, "--epochs", "1", "--scores",
+                 "random", "--runs", "1", "--out", str(tmp_path / "s")]) == 0
+    stdout = capsys.readouterr().out
+    assert "random: no two scores are equal" in stdout and "warning" not in stdout.replace(str(tmp_path), "")
+    _say_score_ties(_tied_scores(score_file, tmp_path))
+    stdout = capsys.readouterr().out
+    assert "random: 75 % of the scores (30 of 40) tie at 0" in stdout
+    assert ("warning: random: 75 % of examples tie at 0; a selection whose boundary falls among them picks those "
+            "examples by the seeded tie order (--tie-seed), not by the score") in stdout

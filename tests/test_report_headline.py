@@ -260,3 +260,87 @@ def test_the_report_says_what_its_intervals_cover(tmp_path):
     shared = _summary([], [], None, {"eval_seeds": 3, "score_runs": 2, "score_draws": 2})["coverage"]
     assert "the score runs (seeds that share a draw share its scores, so they cover it only in part" in shared
 
+
+
+# --- ties (issue 26 §4) ------------------------------------------------------------------------------------------
+
+def _tied_means():
+    """100 examples: 89 score 0, the 11 even ids 0..20 score 1..11 (distinct). Classes by parity: all 11 positive
+    scores are in class 0."""
+    forgetting = np.zeros(100)
+    forgetting[0:22:2] = np.arange(1.0, 12.0)
+    return {"forgetting@end": forgetting, "el2n@epoch2": np.linspace(0.0, 1.0, 100)}
+
+
+TIE_ACCURACIES = {("random", 0.1): [0.5, 0.51, 0.49], ("random", 0.3): [0.6, 0.61, 0.59],
+                  ("forgetting@end", 0.1): [0.5, 0.52, 0.48], ("forgetting@end", 0.3): [0.6, 0.62, 0.58],
+                  ("forgetting@end+balanced", 0.1): [0.5, 0.5, 0.5], ("el2n@epoch2", 0.3): [0.6, 0.6, 0.61]}
+
+
+def test_the_report_names_each_scores_tie_and_warns_where_the_tie_order_picked_the_subset(tmp_path):
+    folder = tmp_path / "reproduce"
+    folder.mkdir()
+    summary = write_pruning_report(folder, {"title": "ties"}, _records(TIE_ACCURACIES), _tied_means())
+    assert summary["score_ties"] == {
+        "el2n@epoch2": {"largest_tie_value": None, "largest_tie_count": 0, "largest_tie_share": 0.0,
+                        "tied_share": 0.0},
+        "forgetting@end": {"largest_tie_value": 0.0, "largest_tie_count": 89, "largest_tie_share": 0.89,
+                           "tied_share": 0.89}}
+    # Counted by hand. keep 0.1 keeps the 10 highest of the 11 positive scores: no tie at the boundary. keep 0.3 keeps
+    # all 11 and 19 of the 89 zeros. +balanced needs the labels, which this call does not give.
+    rows = {(r["method"], r["keep"]): r for r in summary["tie_decided"]}
+    assert set(rows) == {("forgetting@end", 0.1), ("forgetting@end", 0.3), ("forgetting@end+balanced", 0.1),
+                         ("el2n@epoch2", 0.3)}
+    assert [rows[("forgetting@end", k)]["tie_decided_max"] for k in (0.1, 0.3)] == [0, 19]
+    assert rows[("forgetting@end", 0.3)]["kept"] == 30 and rows[("forgetting@end", 0.3)]["share_max"] == 19 / 30
+    assert rows[("el2n@epoch2", 0.3)]["tie_decided_max"] == 0
+    assert rows[("forgetting@end+balanced", 0.1)]["tie_decided_max"] is None
+    assert summary["tie_warnings"] == [
+        "forgetting@end: the seeded tie order, not the score, picked 19 of the 30 kept examples (63 %) at keep 0.3; "
+        "its curve there measures the tie order as much as the score"]
+    text = (folder / "section.md").read_text()
+    assert text.splitlines()[2].startswith("**Warning**: the seeded tie order, not the score, picked over 10 % of the "
+                                           "kept examples of some subsets (1 method;")
+    assert "- **forgetting@end**: 89 % of the scores (89 of 100) tie at 0; 89 % of the examples share their score " \
+           "with another." in text
+    assert "- **el2n@epoch2**: no two scores are equal." in text
+    assert "| forgetting@end | keep 0.3 | 30 | 19 | 63 % |" in text
+    assert "| forgetting@end+balanced | keep 0.1 | 10 | — | — |" in text
+    assert [r["tie_decided_max"] for r in read_csv(folder / "ties.csv")] == [0, None, 0, 19]  # by keep, method
+    assert json.loads((folder / "summary.json").read_text())["tie_warnings"] == summary["tie_warnings"]
+
+
+def test_with_labels_the_report_counts_class_quota_methods_per_class(tmp_path):
+    # Class 1 (odd ids) is all zeros: +balanced at keep 0.1 keeps 5 of each class, and class 1's 5 are tie order.
+    summary = write_pruning_report(tmp_path, {"title": "ties"}, _records(TIE_ACCURACIES), _tied_means(),
+                                   labels=np.arange(100) % 2)
+    rows = {(r["method"], r["keep"]): r for r in summary["tie_decided"]}
+    assert rows[("forgetting@end+balanced", 0.1)]["tie_decided_max"] == 5
+    assert rows[("forgetting@end", 0.1)]["tie_decided_max"] == 0  # all examples ranked at once: no tie at the cut
+    assert summary["tie_warnings"][0].startswith("forgetting@end: ")
+    assert summary["tie_warnings"][1] == (
+        "forgetting@end+balanced: the seeded tie order, not the score, picked 5 of the 10 kept examples (50 %) at keep "
+        "0.1; its curve there measures the tie order as much as the score")
+
+
+def test_a_report_without_ties_has_no_tie_warning(tmp_path):
+    summary = write_pruning_report(tmp_path, {"title": "t"}, _records(), {"a": np.arange(5.0)})
+    assert summary["tie_warnings"] == [] and summary["tie_decided"] == []  # no method is a score of the report
+    text = (tmp_path / "section.md").read_text()
+    assert "- **a**: no two scores are equal." in text and "tie order, not the score" not in text
+
+
+def test_tie_warnings_name_every_point_over_a_tenth_and_the_worst():
+    from datadiet.report.pruning import tie_warnings
+
+    def row(method, keep, decided, kept):
+        return {"method": method, "keep": keep, "offset": None, "kept": kept, "subsets": 3,
+                "tie_decided_mean": decided, "tie_decided_max": decided, "share_max": decided / kept}
+
+    rows = [row("f", 0.3, 3, 30), row("f", 0.5, 39, 50), row("f", 0.7, 8, 70), row("g", 0.5, 5, 50)]
+    # 3/30 = 10 % is not over a tenth; 8/70 ≈ 11 % is; g's 5/50 = 10 % is not
+    assert tie_warnings(rows) == [
+        "f: the seeded tie order, not the score, picked over 10 % of the kept examples at keep 0.5, keep 0.7 (the "
+        "most: 39 of the 50 kept examples (78 %) at keep 0.5); its curve there measures the tie order as much as the "
+        "score"]
+    assert tie_warnings([{**rows[0], "tie_decided_max": None, "share_max": None}]) == []

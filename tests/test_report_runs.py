@@ -129,6 +129,26 @@ def test_damaged_run_file_is_trained_again_on_resume(finished, tmp_path, content
     assert again["test_accuracy"] == good["test_accuracy"]  # the same run, retrained bit for bit
 
 
+CLASS_KEYS = ("test_balanced_accuracy", "test_worst_class_accuracy", "test_class_recall", "test_majority_rate")
+
+
+def test_runs_carry_every_class_and_old_records_without_it_still_report(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    rows = read_csv(study_dir(out) / "results.csv")
+    assert len(rows) == 3 * 7 and all(0 <= r["test_balanced_accuracy"] <= 1 for r in rows)
+    assert all(r["test_worst_class_accuracy"] <= r["test_balanced_accuracy"] for r in rows)
+    for path in runs_dir(out).glob("*.json"):  # as written before runs measured classes: sealed without the keys
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps(seal_record({k: v for k, v in record.items() if k not in CLASS_KEYS})))
+    assert main(["report", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    summary = json.loads((study_dir(out) / "summary.json").read_text())
+    assert summary["runs"]["aggregated"] == 3 * 7 and summary["runs"]["damaged"] == []  # counted, none to retrain
+    old = read_csv(study_dir(out) / "results.csv")
+    assert len(old) == 3 * 7 and all(r[k] is None for r in old for k in CLASS_KEYS)  # unknown: empty cells
+    assert [r["test_accuracy"] for r in old] == [r["test_accuracy"] for r in rows]
+
+
 def test_folder_without_plan_says_how_to_get_one(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path)
     (study_dir(out) / "plan.json").unlink()

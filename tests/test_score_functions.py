@@ -1,4 +1,6 @@
 """EL2N, input norm, Score2, forgetting and random on hand-computed cases; the registry."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from torch import nn
 
 from datadiet.errors import ConfigError, UnknownNameError
 from datadiet.scores import SCORES, el2n, forgetting, input_norm, random_score, score2, score_spec
+from datadiet.scores.functions import NeverPresentedWarning
 
 
 class FixedLogits(nn.Module):
@@ -55,12 +58,21 @@ def test_never_learned_outranks_the_most_forgotten_possible():
     assert forgetting(torch.cat([most, never]))[1] > forgetting(torch.cat([most, never]))[0]
 
 
-def test_forgetting_accepts_bool_and_rejects_unpresented_examples():
+def test_forgetting_accepts_bool_and_scores_unpresented_examples_as_never_learned():
     assert forgetting(torch.tensor([[True, False]])).tolist() == [1]
-    with pytest.raises(ConfigError, match="never presented"):
-        forgetting(torch.tensor([[1, 0], [-1, -1]]))
+    # P = 2 presentations at most: forgotten once, never presented (P + 1 = 3, as never learned), never forgotten
+    with pytest.warns(NeverPresentedWarning, match="1 of 3 examples were never presented"):
+        assert forgetting(torch.tensor([[1, 0], [-1, -1], [1, 1]])).tolist() == [1, 3, 0]
+    with pytest.raises(ConfigError, match="None of the 2 examples was presented"):
+        forgetting(torch.zeros(2, 0, dtype=torch.int8))
     with pytest.raises(ConfigError, match=r"\[N, presentations\]"):
         forgetting(torch.tensor([1, 0]))
+
+
+def test_forgetting_warns_only_when_an_example_was_never_presented():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every example presented: no warning, the values as ever
+        assert forgetting(torch.tensor([[1, 0, 1], [0, -1, -1]])).tolist() == [1, 4]
 
 
 def test_random_score_is_a_seeded_permutation():

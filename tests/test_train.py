@@ -1,13 +1,19 @@
 import copy
+import json
+import re
 
+import numpy as np
 import pytest
 import torch
 
-from fakes import TINY, assert_same_state, learnable_splits, model_state
+from fakes import TINY, assert_same_state, learnable_splits, model_state, write_fake_mnist
+from datadiet.cli import main
 from datadiet.config import TrainConfig
 from datadiet.data.dataset import DatasetSplits
+from datadiet.data.transforms import Normalizer
 from datadiet.errors import CheckpointError, ConfigError, NonFiniteLossError
-from datadiet.training import available_steps, init_model, load_checkpoint, lr_at, restore, train
+from datadiet.training import (available_steps, correct_per_example, init_model, load_checkpoint, lr_at, restore,
+                               train)
 
 
 
@@ -41,6 +47,34 @@ def test_training_learns_a_learnable_task():
     result = train(TrainConfig(epochs=6, lr=0.05, flip=False, **TINY), learnable_splits())
     assert result.test_accuracy > 0.9
     assert result.train_loss[-1][1] < result.train_loss[0][1]
+
+
+def test_a_run_reports_every_class_of_its_test_split():
+    splits = learnable_splits()
+    result = train(TrainConfig(steps=4, **TINY), splits)
+    labels = splits.test.labels.numpy()
+    correct = correct_per_example(result.model, splits.test.images, splits.test.labels,
+                                  Normalizer(splits.mean, splits.std), TrainConfig(**TINY))
+    recall = [correct[labels == c].mean() for c in range(4)]  # every class is in this test split
+    assert list(result.test_classes.recall) == pytest.approx(recall)
+    summary = result.summary()
+    assert summary["test_balanced_accuracy"] == pytest.approx(sum(recall) / 4)
+    assert summary["test_worst_class_accuracy"] == pytest.approx(min(recall))
+    assert summary["test_majority_rate"] == pytest.approx(max(np.bincount(labels)) / len(labels))
+    assert train(TrainConfig(steps=1, **TINY), splits, evaluate_test=False).test_classes is None
+
+
+def test_datadiet_train_prints_balanced_and_worst_class_accuracy_beside_accuracy(tmp_path, capsys):
+    root = write_fake_mnist(tmp_path / "data", n_train=32, n_test=16)
+    assert main(["train", "--dataset", "mnist", "--data-root", str(root), "--steps", "2", "--model", "smallcnn",
+                 "--width", "0.25", "--batch-size", "8", "--out", str(tmp_path / "run")]) == 0
+    stdout = capsys.readouterr().out
+    result = json.loads((tmp_path / "run" / "result.json").read_text())["result"]
+    shown = re.search(r"final test accuracy ([\d.]+) \(balanced ([\d.]+), worst class ([\d.]+); majority-class "
+                      r"rate ([\d.]+)\)", stdout)
+    assert shown, stdout
+    keys = ("test_accuracy", "test_balanced_accuracy", "test_worst_class_accuracy", "test_majority_rate")
+    assert [float(v) for v in shown.groups()] == pytest.approx([result[k] for k in keys], abs=5e-5)
 
 
 def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not():

@@ -69,6 +69,25 @@ def test_evaluate_sums_per_batch_losses_in_float64_as_it_always_did(data):
     assert evaluate(model, test, normalize, batch_size=32) == (correct / len(test), loss_sum / len(test))
 
 
+def test_evaluate_split_reads_the_per_class_numbers_off_its_one_pass(data):
+    from datadiet.training.evaluate import evaluate_split
+
+    test, normalize = data
+    model = _tiny_model()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    result = evaluate_split(model, test, normalize, batch_size=32)
+    assert len(calls) == 3  # 70 examples in batches of 32: one pass, no second one for the classes
+    correct, loss = _by_hand(model, normalize(test.images), test.labels)
+    labels = test.labels.numpy()
+    recall = [correct[labels == c].mean() if (labels == c).any() else None for c in range(test.num_classes)]
+    assert result.accuracy == pytest.approx(correct.mean()) and result.mean_loss == pytest.approx(loss.mean(), rel=1e-5)
+    assert list(result.classes.recall) == pytest.approx(recall)
+    assert result.classes.balanced_accuracy == pytest.approx(np.mean(recall))
+    assert result.classes.worst_class_accuracy == pytest.approx(min(recall))
+    assert result.classes.majority_rate == pytest.approx(np.bincount(labels).max() / len(labels))
+
+
 def test_evaluating_nothing_gives_empty_results(data):
     test, normalize = data
     model = _tiny_model()

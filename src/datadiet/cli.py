@@ -54,7 +54,7 @@ def __getattr__(name: str):  # `datadiet.cli.MODULES` from outside (tests replac
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model and report its final-step test accuracy."""
-    data_cfg = from_arguments(DataConfig, args)  # a refused flag answers before the heavy imports below
+    data_cfg = _train_data(args)  # a refused flag answers before the heavy imports below
     train_cfg = _train_config(args, data_cfg)
     import torch
 
@@ -67,6 +67,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(f"{splits.name}: {len(splits.train)} train / {len(splits.test)} test examples, "
          f"fingerprint {splits.train.fingerprint}; model {train_cfg.model} (width {train_cfg.width}), "
          f"{torch.get_num_threads()} threads")
+    hint = size_hint(tuple(splits.train.shape), train_cfg.model, data_cfg.dataset)
+    if hint:
+        _say(hint)
     out = Path(args.out) if args.out else None
     record = {"version": __version__, "data": to_dict(data_cfg), "train": to_dict(train_cfg),
               "dataset": splits.train.describe(), "test_dataset": splits.test.describe()}
@@ -87,9 +90,103 @@ def cmd_train(args: argparse.Namespace) -> int:
     steps = (steps_in_words(train_cfg, result.steps, n_run, len(splits.train)) if train_cfg.dynamic is None else
              f"{result.steps} steps ({result.epochs_seen:g} epochs of {train_cfg.pruner_name} pruning over {n_run:,} examples)")
     _say(f"done: {steps} in {result.wall_seconds:.1f}s; final test accuracy {result.test_accuracy:.4f}"
-         + (f"; results in {out}" if out else ""))
+         + _class_numbers(result.test_classes) + (f"; results in {out}" if out else ""))
     _say(cost_in_words(train_cfg, result.cost, len(splits.train)))
     return 0
+
+
+def _class_numbers(classes) -> str:
+    """`` (balanced 0.4500, worst class 0.0000; majority-class rate 0.5750)``: what overall accuracy hides on
+    imbalanced data ("" when the test split was not evaluated)."""
+    if classes is None or classes.balanced_accuracy is None:
+        return ""
+    return (f" (balanced {classes.balanced_accuracy:.4f}, worst class {classes.worst_class_accuracy:.4f}; "
+            f"majority-class rate {classes.majority_rate:.4f})")
+
+
+HINT_PIXELS = 128 * 128  # images above this get the --resize hint: the built-in models were made for 28–32 px ones
+
+
+def size_hint(shape: tuple[int, ...], model: str, dataset: str) -> str | None:
+    """One line for images of more than 128×128 pixels on a built-in model, whose time per step grows about with
+    the pixels: how much slower than 32×32 (an estimate), and how to make them smaller; None otherwise."""
+    from .models import MODELS
+
+    if len(shape) != 3 or shape[1] * shape[2] <= HINT_PIXELS or model.lower() not in MODELS:
+        return None
+    smaller = ("--resize 32 32 (or 64 64) trains on smaller copies" if dataset.strip().lower().startswith("folder:")
+               else "save them smaller (--resize applies to folder: data only)")
+    return (f"hint: {shape[1]}×{shape[2]} images make each step of {model} about {shape[1] * shape[2] / 1024:.0f}× "
+            f"slower than 32×32 ones (an estimate: the ratio of pixels); {smaller}.")
+
+
+# Data options that leave the training split as it is: they may differ from those a subset manifest records.
+NOT_THE_TRAINING_DATA = ("data_root", "test_subset")
+
+
+def _train_data(args: argparse.Namespace) -> DataConfig:
+    """The data `train` loads: the data flags given; with ``--subset-file``, the data its manifest was selected from,
+    which a flag may repeat or re-point (``--data-root``, the new path of a folder:/arrays: source that moved) but
+    not contradict."""
+    if not args.subset_file:
+        return from_arguments(DataConfig, args)
+    from .manifest import read_manifest
+
+    record = read_manifest(args.subset_file)
+    given = given_arguments(DataConfig, args)
+    recorded = _manifest_data(record, args.subset_file)
+    if recorded is None:  # written before manifests recorded their data: the dataset it names, the flags for the rest
+        name = record["dataset"].get("name") if isinstance(record.get("dataset"), dict) else None
+        return DataConfig(**{**({"dataset": name} if isinstance(name, str) and name.strip() else {}), **given})
+    _refuse_contradictions(given, recorded, args.subset_file)
+    data = _found_again(recorded, record.get("data_path"), f"Subset file {args.subset_file} was selected from",
+                        data_root=given.get("data_root"), dataset=given.get("dataset"))
+    return replace(data, **{k: v for k, v in given.items() if k not in ("data_root", "dataset")})
+
+
+def _manifest_data(record: dict, path) -> DataConfig | None:
+    """The data config a manifest records (None: written before manifests recorded it)."""
+    values = record.get("data")
+    if values is None:
+        return None
+    try:
+        if not isinstance(values, dict):
+            raise TypeError(f"a JSON {type(values).__name__}, not an object")
+        return from_dict(DataConfig, values)
+    except (DataDietError, TypeError, ValueError) as exc:
+        raise ConfigError(f"Subset file {path}: its recorded data config cannot be used ({exc}). Re-run `datadiet "
+                          "prune` to write a new manifest.") from None
+
+
+def _refuse_contradictions(given: dict, recorded: DataConfig, path) -> None:
+    """Refuse a data flag whose value changes which examples the manifest's ids index, naming both values; the same
+    value, an option of :data:`NOT_THE_TRAINING_DATA`, or a new path for data of the same kind (folder:, arrays:;
+    the fingerprint then decides) passes."""
+    for name, value in given.items():
+        have = getattr(recorded, name)
+        if name in NOT_THE_TRAINING_DATA or _same_data_value(name, value, have):
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        had = ("" if name == "dataset" else f" with {flag} {_flag_text(have)}" if have is not None else
+               f" with no {flag}")
+        raise ConfigError(f"{flag} {_flag_text(value)} contradicts subset file {path}, whose examples were selected "
+                          f"from {recorded.dataset}{had}. Leave {flag} out (`train --subset-file` loads the data its "
+                          "manifest records), or prune scores of the data you mean to train on.")
+
+
+def _same_data_value(name: str, value, have) -> bool:
+    if name != "dataset":
+        return value == have
+    if is_user_data(value) and is_user_data(have):  # the same kind of source, perhaps moved: the fingerprint decides
+        return value.partition(":")[0].strip().lower() == have.partition(":")[0].strip().lower()
+    return value.strip().lower() == have.strip().lower()
+
+
+def _flag_text(value) -> str:
+    """A value as its flag is written: ``--resize 32 32``, ``--label-noise 0.1``."""
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def cost_in_words(train_cfg: TrainConfig, cost, n_full: int) -> str:
@@ -148,7 +245,23 @@ def cmd_score(args: argparse.Namespace) -> int:
          f"{', '.join(score_cfg.scores)} at epochs {', '.join(f'{e:g}' for e in score_cfg.score_epochs)}")
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
         _say(f"wrote {path}")
+        _say_score_ties(path)
     return 0
+
+
+def _say_score_ties(path) -> None:
+    """Print the largest tie of a score file just written, and warn when it holds over a tenth of the examples: a
+    selection whose boundary falls inside it is then chosen by the seeded tie order, not by the score."""
+    from .scores import load_scores
+    from .selection import TIE_WARNING_SHARE, percent, tie_phrase, tie_summary
+
+    table = load_scores(path)
+    ties = tie_summary(table.mean)
+    _say(f"{table.label}: {tie_phrase(ties)}")
+    if ties["largest_tie_share"] > TIE_WARNING_SHARE:
+        _say(f"warning: {table.label}: {percent(ties['largest_tie_share'])} of examples tie at "
+             f"{ties['largest_tie_value']:g}; a selection whose boundary falls among them picks those examples by "
+             "the seeded tie order (--tie-seed), not by the score")
 
 
 @dataclass(frozen=True)
@@ -171,7 +284,12 @@ class PruneConfig:
     # every rule: seed of the order among equal scores (default 0; ties are ordered by a seeded hash of the example
     # id, never by id, so no class is favoured)
     tie_seed: int | None = None
-    class_balanced: bool = False       # apply the rule within every class, each keeping its share
+    # apply the rule within every class, each keeping its proportional share (so an imbalanced dataset stays as
+    # imbalanced): the older spelling of --class-quota proportional
+    class_balanced: bool = False
+    # apply the rule within every class: proportional (each class keeps its share, so the imbalance) or equal (the
+    # same count from every class, a smaller class whole and the rest spread over the larger ones); default: none
+    class_quota: Literal["proportional", "equal"] | None = None
     # where the scored data lies now, when it moved: folder:PATH or arrays:PATH (default: the path the score file
     # records, then its absolute path); checked by fingerprint
     dataset: str | None = None
@@ -190,29 +308,53 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .data import load_data
     from .manifest import save_subset
     from .scores import load_scores
-    from .selection import select, selection_parameters
+    from .selection import select, selection_parameters, tie_decided, tie_summary
 
     table = load_scores(prune.score_file)
-    train_set = load_data(_scored_data(table, prune)).train
+    data_cfg = _scored_data(table, prune)
+    train_set = load_data(data_cfg).train
     table.check_dataset(train_set)  # a score file of other data is refused here, not later at `train`
-    options = dict(rule=prune.rule, class_balanced=prune.class_balanced, **_rule_options(prune))
+    options = dict(rule=prune.rule, class_balanced=prune.class_balanced, class_quota=prune.class_quota,
+                   **_rule_options(prune))
     parameters = selection_parameters(keep=prune.keep, **options)  # every parameter used, defaults resolved
-    balance = dict(labels=train_set.labels.numpy(), num_classes=train_set.num_classes) if prune.class_balanced else {}
+    quota = parameters.get("class_quota")
+    balance = dict(labels=train_set.labels.numpy(), num_classes=train_set.num_classes) if quota else {}
     ids = select(table, keep=prune.keep, **options, **balance)
+    score_ties = tie_summary(table.mean)
+    decided = tie_decided(table.mean, table.ids, ids, labels=balance.get("labels"), **parameters)
     selection = {"scores": str(prune.score_file), "score": table.label, **parameters,
                  "scores_fingerprint": table.meta.get("dataset", {}).get("fingerprint")}
-    save_subset(prune.out, ids, train_set, selection)
-    shown = {k: v for k, v in parameters.items() if k not in ("rule", "keep", "class_balanced")}
+    save_subset(prune.out, ids, train_set, selection, score_ties=score_ties, tie_decided=decided,
+                data=_data_record(data_cfg, train_set))
+    shown = {k: v for k, v in parameters.items() if k not in ("rule", "keep", "class_balanced", "class_quota")}
     chosen = "at random (the rule reads no score)" if prune.rule == "random" else f"by {table.label}"
     _say(f"kept {len(ids)} of {len(table.ids)} examples {chosen} ({prune.rule} rule, keep {prune.keep:g}"
          + "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in shown.items())
-         + (", class-balanced" if prune.class_balanced else "") + f"); wrote {prune.out}")
-    _say_class_counts(train_set, ids, prune.keep)
+         + (f", class quota {quota}" if quota else "") + f"); wrote {prune.out}")
+    _say_ties(table.label, score_ties, decided, len(ids))
+    _say_class_counts(train_set, ids, prune.keep, quota)
     return 0
 
 
-def _say_class_counts(train_set, ids, keep: float) -> None:
-    """Print the kept count of every class, and a warning for each class kept at under half its share."""
+def _say_ties(label: str, score_ties: dict, decided: int | None, kept: int) -> None:
+    """Print the largest tie of the scores and how many kept examples the tie order picked; warn when those are over
+    a tenth of the subset (then the seeded tie order, not the score, chose much of it)."""
+    from .selection import TIE_WARNING_SHARE, percent, tie_phrase
+
+    if decided is None:
+        _say(f"ties: {tie_phrase(score_ties)} (the random rule reads no score)")
+        return
+    _say(f"ties: {tie_phrase(score_ties)}; the seeded tie order picked {decided} of the {kept} kept examples "
+         f"({percent(decided / kept)})")
+    if decided > TIE_WARNING_SHARE * kept:
+        _say(f"warning: the seeded tie order, not {label}, picked {decided} of the {kept} kept examples "
+             f"({percent(decided / kept)}): they tie with examples left out at the selection boundary; use a score "
+             "with fewer ties, or prune again with another --tie-seed to see how much the subset depends on it")
+
+
+def _say_class_counts(train_set, ids, keep: float, quota: str | None = None) -> None:
+    """Print the kept count of every class, and a warning for each class kept at under half its share (not under
+    ``--class-quota equal``, which gives up proportional shares on purpose)."""
     from .manifest import class_names
     from .selection import class_counts, short_classes
 
@@ -221,10 +363,15 @@ def _say_class_counts(train_set, ids, keep: float) -> None:
     sizes = class_counts(labels, train_set.num_classes)
     names = class_names(train_set)
     _say("kept per class: " + ", ".join(f"{n} {c}/{s}" for n, c, s in zip(names, counts, sizes)))
-    for c in short_classes(counts, sizes, keep):
+    for c in short_classes(counts, sizes, keep) if quota != "equal" else []:
         _say(f"warning: class {names[c]!r} keeps {counts[c]} of its {sizes[c]} examples, under half of its "
-             f"proportional share ({keep:g} x {sizes[c]} = {keep * sizes[c]:g}); --class-balanced keeps every "
-             "class's share")
+             f"proportional share ({keep:g} x {sizes[c]} = {keep * sizes[c]:g}); {CLASS_REMEDIES}")
+
+
+# What the class warnings offer: both quotas, and what each does to an imbalanced dataset.
+CLASS_REMEDIES = ("--class-balanced (a method's +balanced) keeps every class's proportional share, so an imbalanced "
+                  "dataset stays as imbalanced; --class-quota equal (+equal) keeps the same count from every class, "
+                  "evening the classes out")
 
 
 def _rule_options(prune: PruneConfig) -> dict:
@@ -238,30 +385,44 @@ def _rule_options(prune: PruneConfig) -> dict:
 
 
 def _scored_data(table, args: PruneConfig) -> DataConfig:
-    """The data a score file was computed on: its recorded config, with the data found again from any folder.
-
-    ``--dataset`` re-points it (your folder or arrays moved, or were named relative to another folder), and
-    ``--data-root`` says where a built-in dataset lies.  Without them, data you brought is looked for at the path
-    recorded, then at the absolute path the file also records.  The fingerprint is checked once it is loaded."""
+    """The data a score file was computed on: its recorded config, with the data found again from any folder
+    (:func:`_found_again`: ``--dataset`` and ``--data-root`` re-point it)."""
     try:
         data = from_dict(DataConfig, table.meta.get("data", {}))
     except (DataDietError, TypeError, ValueError) as exc:
         raise ConfigError(f"Score file {table.source}: its recorded data config cannot be used ({exc}). Recompute the "
                           "scores with `datadiet score`.") from None
-    recorded = data.data_root if data.data_root and Path(data.data_root).is_dir() else None  # scored elsewhere?
-    data = replace(data, data_root=args.data_root or recorded)
-    if args.dataset:
-        return replace(data, dataset=args.dataset)
+    return _found_again(data, table.meta.get("data_path"), f"Score file {table.source} was computed on",
+                        data_root=args.data_root, dataset=args.dataset)
+
+
+def _found_again(data: DataConfig, absolute: str | None, recorded_by: str, *, data_root: str | None = None,
+                 dataset: str | None = None) -> DataConfig:
+    """``data`` as a file recorded it, found again from any folder.
+
+    ``dataset`` re-points it (your folder or arrays moved, or were named relative to another folder), and
+    ``data_root`` says where a built-in dataset lies.  Without them, data you brought is looked for at the path
+    recorded, then at the ``absolute`` path the file also records.  The fingerprint is checked once it is loaded."""
+    recorded = data.data_root if data.data_root and Path(data.data_root).is_dir() else None  # recorded elsewhere?
+    data = replace(data, data_root=data_root or recorded)
+    if dataset:
+        return replace(data, dataset=dataset)
     if not is_user_data(data.dataset):
         return data
     kind, _, path = data.dataset.partition(":")
-    absolute = table.meta.get("data_path")
     if Path(path).expanduser().exists() or not absolute:
         return data
     if Path(absolute).exists():
         return replace(data, dataset=f"{kind}:{absolute}")
-    raise ConfigError(f"Score file {table.source} was computed on {data.dataset} (at {absolute}), which is in neither "
-                      f"place now. Give its new location: --dataset {kind}:PATH; the fingerprint is checked.")
+    raise ConfigError(f"{recorded_by} {data.dataset} (at {absolute}), which is in neither place now. Give its new "
+                      f"location: --dataset {kind}:PATH; the fingerprint is checked.")
+
+
+def _data_record(data_cfg: DataConfig, dataset) -> dict:
+    """What a subset manifest records of its data, so that `train --subset-file` loads it again: the data config and,
+    for data the user brought, its absolute path (found from any folder)."""
+    path = dataset.notes.get("source", {}).get("path")
+    return {"data": to_dict(data_cfg), **({"data_path": path} if path else {})}
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -355,6 +516,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     for ds in (splits.train, splits.test):
         _say(f"  {ds.split}: {len(ds)} examples of shape {ds.shape}, {ds.num_classes} classes, "
              f"fingerprint {ds.fingerprint}")
+    _say_class_balance(splits.train)
     _say(f"  augmentation (the default recipe's; a preset may turn it off): "
          f"{describe_augmentation(TrainConfig(), splits.train.shape, user_data=splits.user_data)}")
     if splits.train.is_features:
@@ -364,6 +526,26 @@ def cmd_data(args: argparse.Namespace) -> int:
         _say(f"  normalization mean {tuple(round(m, 4) for m in splits.mean)} "
              f"std {tuple(round(s, 4) for s in splits.std)}")
     return 0
+
+
+def _say_class_balance(train_set, shown: int = 20) -> None:
+    """Print the training split's examples per class (the first ``shown`` classes) and its imbalance ratio, largest
+    class over smallest: what ``--class-quota``, ``+balanced`` / ``+equal`` and ``--class-weights`` are about."""
+    from .manifest import class_names
+    from .selection import class_counts
+
+    counts, names = class_counts(train_set.labels.numpy(), train_set.num_classes), class_names(train_set)
+    listed = ", ".join(f"{n} {c}" for n, c in zip(names[:shown], counts[:shown].tolist()))
+    _say(f"  train examples per class: {listed}" + (f" ... ({len(counts)} classes)" if len(counts) > shown else ""))
+    largest, smallest = int(counts.max()), int(counts.min())
+    if smallest == 0:
+        empty = [name for name, count in zip(names, counts) if count == 0]
+        _say("  imbalance ratio (largest class / smallest): infinite, no training example of class "
+             + ", ".join(map(repr, empty[:5])) + (" ..." if len(empty) > 5 else ""))
+        return
+    big, small = names[int(counts.argmax())], names[int(counts.argmin())]
+    _say(f"  imbalance ratio (largest class / smallest): {largest / smallest:.3g} ({big!r} {largest} / {small!r} "
+         f"{smallest})")
 
 
 def cmd_download(args: argparse.Namespace) -> int:

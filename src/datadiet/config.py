@@ -18,7 +18,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from .dynamic import PRUNERS, parameter_values, pruner_name
 from .errors import ConfigError
@@ -108,6 +108,8 @@ class TrainConfig:
     # dynamic pruning, drawn again each epoch: a pruner of datadiet.dynamic.PRUNERS (infobatch: Qin et al. 2024; rs2: Okanovic et al. 2024), each of its parameters a flag of its own; the run trains --epochs whole epochs over its rows
     dynamic: Optional[Any] = field(default=None, metadata={"pruner": True})
     precision: str = "fp32"           # the CPU's arithmetic: "fp32", or "bf16" (bfloat16 autocast of forward and loss, fastest on CPUs with avx512_bf16/AMX); on CUDA --amp decides instead
+    # loss weight of each class: "none" (the plain mean cross-entropy), or "balanced": w_c = n / (K n_c) over the run's training rows (scikit-learn's convention: K classes present, n_c rows of class c), the batch's mean of weighted losses
+    class_weights: Literal["none", "balanced"] = "none"
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -149,6 +151,8 @@ class TrainConfig:
         _check(self.flip is None or isinstance(self.flip, bool), f"--flip must be true or false, got {self.flip!r}")
         _check_int("seed", self.seed, low=0)
         _check(self.precision in ("fp32", "bf16"), f"--precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        _check(self.class_weights in ("none", "balanced"),
+               f"--class-weights must be 'none' or 'balanced', got {self.class_weights!r}")
         self._check_dynamic()
 
     def _check_dynamic(self) -> None:

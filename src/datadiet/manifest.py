@@ -5,11 +5,17 @@ A manifest is a small JSON file::
     {"format": "datadiet-subset/1", "ids": [...], "ids_sha256": "...",
      "dataset": {"name", "split", "size", "fingerprint", ...},
      "selection": {"scores": ..., "rule": ..., "keep": ..., "offset": ..., "tie_seed": ..., ...},
-     "class_counts": {"T-shirt/top": 2980, ...}, "files": [...], "version": "..."}
+     "class_counts": {"T-shirt/top": 2980, ...}, "files": [...],
+     "score_ties": {"largest_tie_value": 0.0, "largest_tie_count": ..., "largest_tie_share": ..., "tied_share": ...},
+     "tie_decided": 812, "data": {"dataset": ..., "subset": ..., ...}, "data_path": "...", "version": "..."}
 
 ``selection`` holds every parameter the selection used, defaults resolved (``selection.selection_parameters``);
 ``class_counts`` the kept examples per class (every class, 0 included), named by the dataset's class names;
-``files`` (image folders only) each kept example's file, relative to the folder, in the order of ``ids``.
+``files`` (image folders only) each kept example's file, relative to the folder, in the order of ``ids``;
+``score_ties`` how the scores tie (``selection.tie_summary``) and ``tie_decided`` how many kept examples the seeded
+tie order picked rather than the score (``selection.tie_decided``; null for the random rule, which reads no score).
+``data`` is the data config the scores were computed on (``config.DataConfig``; ``data_path``: the absolute path of
+data brought by the user), so that ``datadiet train --subset-file`` loads that data without being told again.
 Manifests written before these fields existed load all the same: training reads only the ids and the dataset.
 
 ``ids`` are example ids (canonical order); training maps them back to rows after checking the
@@ -48,12 +54,15 @@ def ids_digest(ids) -> str:
     return hashlib.sha256(np.asarray(ids, dtype="<i8").tobytes()).hexdigest()
 
 
-def save_subset(path: str | Path, ids, dataset, selection: dict) -> Path:
+def save_subset(path: str | Path, ids, dataset, selection: dict, *, score_ties: dict | None = None,
+                tie_decided: int | None = None, data: dict | None = None) -> Path:
     """Write the manifest of ``ids``, examples of ``dataset`` (the ImageDataset scored), atomically.
 
     ``selection`` says how the ids were chosen (``selection.selection_parameters`` and where the scores came
     from). The manifest adds the dataset's description, the kept count of every class and, for image folders,
-    the kept files. Refuses (``ManifestError``) ids that are not a non-empty 1-D list of distinct non-negative
+    the kept files. With ``score_ties`` (a ``selection.tie_summary`` of the scores), it also records them and
+    ``tie_decided`` (None: not applicable, the random rule). ``data`` (``{"data": DataConfig dict, "data_path":
+    absolute path of data brought by the user}``) says how to load the data again: `train --subset-file` reads it. Refuses (``ManifestError``) ids that are not a non-empty 1-D list of distinct non-negative
     integers naming examples of ``dataset``, so datadiet never writes a manifest it would refuse to read.
     """
     path = Path(path)
@@ -87,9 +96,20 @@ def save_subset(path: str | Path, ids, dataset, selection: dict) -> Path:
         raise ManifestError(f"Refusing to write subset manifest {path}: {exc}") from None
     record = {"format": FORMAT, "ids": arr.tolist(), DIGEST_KEY: ids_digest(arr), "dataset": dataset.describe(),
               "selection": selection, "class_counts": class_count_record(dataset, positions),
-              **kept_files(dataset, positions), "version": __version__}
+              **kept_files(dataset, positions), **_tie_record(path, score_ties, tie_decided, len(arr)),
+              **(data or {}), "version": __version__}
     write_json_atomic(path, record)
     return path
+
+
+def _tie_record(path: Path, score_ties: dict | None, tie_decided: int | None, kept: int) -> dict:
+    """``{"score_ties": ..., "tie_decided": ...}`` when the ties are given, else ``{}`` (a manifest without them)."""
+    if score_ties is None:
+        return {}
+    if tie_decided is not None and not 0 <= int(tie_decided) <= kept:
+        raise ManifestError(f"Refusing to write subset manifest {path}: {tie_decided} tie-decided examples of {kept} "
+                            "kept cannot be; pass selection.tie_decided of the ids written.")
+    return {"score_ties": dict(score_ties), "tie_decided": None if tie_decided is None else int(tie_decided)}
 
 
 def class_names(dataset) -> list[str]:
@@ -119,6 +139,40 @@ def load_subset(path: str | Path, dataset) -> torch.Tensor:
     of ``dataset``, and whose dataset fingerprint is ``dataset``'s.
     """
     path = Path(path)
+    record = read_manifest(path)
+    ids = _checked_ids(path, record)
+    have, want = record.get("dataset"), dataset.describe()
+    if not isinstance(have, dict) or not have.get("fingerprint"):
+        raise ManifestError(f"Subset file {path} does not say which dataset it was selected from (its \"dataset\" "
+                            f"entry is {json.dumps(have)[:80]}, not an object with a fingerprint). {_REDO}")
+    if have.get("fingerprint") != want["fingerprint"]:
+        raise ManifestError(
+            f"Subset {path} was selected from {have.get('name')} ({have.get('size')} examples, fingerprint "
+            f"{have.get('fingerprint')}) but the training data is {want['name']} ({want['size']} examples, "
+            f"fingerprint {want['fingerprint']}). Train on the data it was selected from (`datadiet train "
+            "--subset-file` loads the data a manifest records when --dataset and the data options are left out; "
+            "older manifests need the same --dataset/--subset/--label-noise options as for scoring), or re-run "
+            "`datadiet prune` on scores of this dataset.")
+    known = set(dataset.ids.tolist())
+    absent = [i for i in ids if i not in known]
+    if absent:
+        raise ManifestError(
+            f"Subset file {path}: {len(absent)} ids are not examples of {want['name']}/{want['split']} "
+            f"({want['size']} examples; first absent: {_listing(absent)}) although the dataset fingerprint "
+            f"matches, so the ids were edited. {_REDO}")
+    # Manifests written by datadiet 0.2.0 have no digest; they are accepted on the checks above alone.
+    if DIGEST_KEY in record and record[DIGEST_KEY] != ids_digest(ids):
+        raise ManifestError(
+            f"Subset file {path}: the ids do not match their digest ({DIGEST_KEY}) stored by `datadiet prune`, so "
+            f"they were edited after the file was written and are not the recorded selection. {_REDO}")
+    return dataset.positions_of(ids)
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The JSON object of subset manifest ``path``, read strictly, or a ``ManifestError`` naming the file (missing,
+    not a regular file, not JSON, not a datadiet subset manifest); its ids and dataset are checked by
+    :func:`load_subset`."""
+    path = Path(path)
     try:  # strict JSON from a regular file of bounded size: a pipe or device is refused, never waited on
         record = load_json(path)
     except UnreadableFileError as exc:
@@ -133,30 +187,7 @@ def load_subset(path: str | Path, dataset) -> torch.Tensor:
         found = f"format {record.get('format')!r}" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
         raise ManifestError(f"{path} is not a datadiet subset manifest (expected a JSON object with format "
                             f"{FORMAT!r}, found {found}). Create one with `datadiet prune`.")
-    ids = _checked_ids(path, record)
-    have, want = record.get("dataset"), dataset.describe()
-    if not isinstance(have, dict) or not have.get("fingerprint"):
-        raise ManifestError(f"Subset file {path} does not say which dataset it was selected from (its \"dataset\" "
-                            f"entry is {json.dumps(have)[:80]}, not an object with a fingerprint). {_REDO}")
-    if have.get("fingerprint") != want["fingerprint"]:
-        raise ManifestError(
-            f"Subset {path} was selected from {have.get('name')} ({have.get('size')} examples, fingerprint "
-            f"{have.get('fingerprint')}) but the training data is {want['name']} ({want['size']} examples, "
-            f"fingerprint {want['fingerprint']}). Use the same --subset/--label-noise options as for scoring, "
-            "or re-run `datadiet prune` on scores of this dataset.")
-    known = set(dataset.ids.tolist())
-    absent = [i for i in ids if i not in known]
-    if absent:
-        raise ManifestError(
-            f"Subset file {path}: {len(absent)} ids are not examples of {want['name']}/{want['split']} "
-            f"({want['size']} examples; first absent: {_listing(absent)}) although the dataset fingerprint "
-            f"matches, so the ids were edited. {_REDO}")
-    # Manifests written by datadiet 0.2.0 have no digest; they are accepted on the checks above alone.
-    if DIGEST_KEY in record and record[DIGEST_KEY] != ids_digest(ids):
-        raise ManifestError(
-            f"Subset file {path}: the ids do not match their digest ({DIGEST_KEY}) stored by `datadiet prune`, so "
-            f"they were edited after the file was written and are not the recorded selection. {_REDO}")
-    return dataset.positions_of(ids)
+    return record
 
 
 def _checked_ids(path: Path, record: dict) -> list[int]:

@@ -1,13 +1,15 @@
-"""Methods: a score label, the rule that chooses from its ranking, and whether each class keeps its share.
+"""Methods: a score label, the rule that chooses from its ranking, and how the classes share the budget.
 
-A method is written ``SCORE[+RULE][+balanced]``, the one string form used by ``reproduce --methods``, the
+A method is written ``SCORE[+RULE][+balanced|+equal]``, the one string form used by ``reproduce --methods``, the
 studies, run records and reports:
 
 * ``el2n@epoch2`` keeps the highest scores (Data Diet's window; the rule ``hardest`` is never written);
 * ``el2n@epoch2+easiest`` keeps the lowest; ``+ccs`` samples by coverage (Zheng et al., 2023) and ``+moderate``
   keeps the scores nearest the median (Xia et al., 2023);
-* ``+balanced`` applies the rule inside every class, each keeping its share of the budget
-  (``el2n@epoch2+balanced``, ``el2n@epoch2+ccs+balanced``);
+* ``+balanced`` applies the rule inside every class, each keeping its proportional share of the budget
+  (``el2n@epoch2+balanced``, ``el2n@epoch2+ccs+balanced``): an imbalanced dataset stays as imbalanced;
+* ``+equal`` applies it inside every class too, with the same count from every class (a smaller class whole, the
+  rest spread over the larger ones: ``selection.class_quotas``), evening the classes out; one of the two at most;
 * ``/TAG`` (last) names where the scores came from when a study has several of the same label: one score run
   (``el2n@epoch2/run3``), a hyperparameter grid (``/hp-grid``), another architecture (``/from-vgg13``).
 
@@ -35,55 +37,59 @@ from .selection import RULES as SELECTION_RULES, select
 # offset the B.3 sweep sets, nor random, which ignores the score).
 RULES = tuple(name for name, rule in SELECTION_RULES.items() if rule.by_method)
 BALANCED = "balanced"
-_FORM = (f"SCORE[+RULE][+balanced][/TAG], RULE one of {', '.join(r for r in RULES if r != 'hardest')} "
+EQUAL = "equal"
+QUOTA_OF = {BALANCED: "proportional", EQUAL: "equal"}  # a method's modifier → the class quota it selects with
+_FORM = (f"SCORE[+RULE][+balanced|+equal][/TAG], RULE one of {', '.join(r for r in RULES if r != 'hardest')} "
          "(e.g. el2n@epoch2+ccs+balanced)")
 _TAG = re.compile(r"[^\s/]+")
 
 
 @dataclass(frozen=True)
 class Method:
-    """A score label (``ScoreLabel`` text), a rule of ``RULES``, the class balance and a tag (where the scores came
-    from, when that is not the study's standard score runs)."""
+    """A score label (``ScoreLabel`` text), a rule of ``RULES``, the class quota (``balanced``: every class its
+    proportional share; ``equal``: the same count from every class; neither: no quota) and a tag (where the scores
+    came from, when that is not the study's standard score runs)."""
 
     label: str
     rule: str = "hardest"
     balanced: bool = False
     tag: str = ""
+    equal: bool = False  # last, so that positional Method(label, rule, balanced, tag) keeps its meaning
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ConfigError(f"Unknown selection rule {self.rule!r}; a method is {_FORM}.")
-        if not isinstance(self.balanced, bool):
-            raise ConfigError(f"Method.balanced is True or False, got {self.balanced!r}.")
+        for name in ("balanced", "equal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"Method.{name} is True or False, got {getattr(self, name)!r}.")
+        if self.balanced and self.equal:
+            raise ConfigError(f"Method {self.label}: +balanced and +equal exclude each other; {_QUOTA_CHOICE}.")
         ScoreLabel.parse(self.label)  # an unknown score is named here, not when its file is missing
         if self.tag and not _TAG.fullmatch(self.tag):
             raise ConfigError(f"Method tag {self.tag!r}: no spaces and no '/'; a method is {_FORM}.")
 
     @classmethod
     def parse(cls, text: str) -> "Method":
-        """Read ``SCORE[+RULE][+balanced][/TAG]``; a ConfigError names the method and what is wrong with it."""
+        """Read ``SCORE[+RULE][+balanced|+equal][/TAG]``; a ConfigError names the method and what is wrong with it."""
         body, slash, tag = str(text).partition("/")
         if slash and not tag:
             raise ConfigError(f"Cannot read method {text!r}: an empty tag after '/'; a method is {_FORM}.")
         label, *suffixes = body.split("+")
         if not label or "" in suffixes:
             raise ConfigError(f"Cannot read method {text!r}: an empty part between '+' signs; a method is {_FORM}.")
-        balanced = suffixes[-1:] == [BALANCED]
-        rules = suffixes[:-1] if balanced else suffixes
-        if BALANCED in rules:
-            problem = "'+balanced' given twice" if rules.count(BALANCED) > 1 or balanced else \
-                "'+balanced' comes last, after the rule"
-            raise ConfigError(f"Cannot read method {text!r}: {problem}; a method is {_FORM}.")
+        modifier = _modifier(text, suffixes)
+        rules = [s for s in suffixes if s not in QUOTA_OF]
         if len(rules) > 1:
             raise ConfigError(f"Cannot read method {text!r}: one rule at most (found {', '.join(rules)}); a method "
                               f"is {_FORM}.")
+        balanced, equal = modifier == BALANCED, modifier == EQUAL
         if rules == ["hardest"]:
-            plain = str(cls(label, "hardest", balanced, tag))
+            plain = str(cls(label, "hardest", balanced, tag, equal))
             raise ConfigError(f"Write {plain!r}, not {text!r}: keeping the hardest is what a bare score label does "
                               "(the two would train the same subset twice under two names).")
         if rules and rules[0] not in RULES:
             raise ConfigError(f"Unknown selection rule {rules[0]!r} in method {text!r}; a method is {_FORM}.")
-        return cls(label, rules[0] if rules else "hardest", balanced, tag)
+        return cls(label, rules[0] if rules else "hardest", balanced, tag, equal)
 
     @classmethod
     def coerce(cls, value: "Method | str") -> "Method":
@@ -93,7 +99,8 @@ class Method:
 
     @classmethod
     def of(cls, label: str, how: str) -> "Method":
-        """The method of ``label`` chosen ``how``: a rule, optionally ``+balanced`` (``"hardest"``, ``"ccs+balanced"``).
+        """The method of ``label`` chosen ``how``: a rule, optionally ``+balanced`` or ``+equal`` (``"hardest"``,
+        ``"ccs+balanced"``, ``"hardest+equal"``).
 
         The scaling study names its rules this way, apart from the score (which differs between sizes).
         """
@@ -104,12 +111,22 @@ class Method:
 
     def __str__(self) -> str:
         rule = "" if self.rule == "hardest" else f"+{self.rule}"
-        return self.label + rule + (f"+{BALANCED}" if self.balanced else "") + (f"/{self.tag}" if self.tag else "")
+        return self.label + rule + self._modifier_text + (f"/{self.tag}" if self.tag else "")
 
     @property
     def how(self) -> str:
-        """The method without its score: ``"hardest"``, ``"easiest"``, ``"ccs+balanced"``, ..."""
-        return self.rule + (f"+{BALANCED}" if self.balanced else "")
+        """The method without its score: ``"hardest"``, ``"easiest"``, ``"ccs+balanced"``, ``"hardest+equal"``, ..."""
+        return self.rule + self._modifier_text
+
+    @property
+    def class_quota(self) -> str | None:
+        """The class quota it selects with (``selection.class_quotas``): "proportional" (``+balanced``), "equal"
+        (``+equal``), or None (the rule ranks all examples at once)."""
+        return QUOTA_OF[BALANCED] if self.balanced else QUOTA_OF[EQUAL] if self.equal else None
+
+    @property
+    def _modifier_text(self) -> str:
+        return f"+{BALANCED}" if self.balanced else f"+{EQUAL}" if self.equal else ""
 
     @property
     def seeded(self) -> bool:
@@ -122,15 +139,37 @@ class Method:
         default ``0..N-1``).
 
         ``seed`` draws CCS's sample; ``labels`` (and ``num_classes``, so that an absent class is an error) are
-        needed when the method is balanced. ``offset`` moves the window of the hardest rule (Data Diet B.3).
+        needed when the method has a class quota (``+balanced``, ``+equal``). ``offset`` moves the window of the
+        hardest rule (Data Diet B.3).
         """
         if offset is not None and self.rule != "hardest":
             raise ConfigError(f"Method {self}: an offset window applies to the hardest rule only (a bare score "
                               f"label), not to +{self.rule}.")
         rule = "window" if offset is not None else self.rule  # the B.3 sweep moves the hardest window
-        return select(scores, keep=keep, rule=rule, labels=labels if self.balanced else None,
-                      class_balanced=self.balanced, num_classes=num_classes if self.balanced else None,
-                      seed=seed if self.seeded else 0, tie_seed=tie_seed, offset=offset, ids=ids)
+        quota = self.class_quota
+        return select(scores, keep=keep, rule=rule, labels=labels if quota else None, class_quota=quota,
+                      num_classes=num_classes if quota else None, seed=seed if self.seeded else 0,
+                      tie_seed=tie_seed, offset=offset, ids=ids)
+
+
+_QUOTA_CHOICE = ("+balanced keeps every class's proportional share (so the imbalance), +equal the same count from "
+                 "every class; give one")
+
+
+def _modifier(text: str, suffixes: list[str]) -> str | None:
+    """The class-quota modifier of a method's ``+`` parts (``balanced``, ``equal`` or None): one at most, last."""
+    given = [s for s in suffixes if s in QUOTA_OF]
+    if not given:
+        return None
+    if len(set(given)) > 1:
+        problem = f"'+{BALANCED}' and '+{EQUAL}' exclude each other ({_QUOTA_CHOICE})"
+    elif len(given) > 1:
+        problem = f"'+{given[0]}' given twice"
+    elif suffixes[-1] != given[0]:
+        problem = f"'+{given[0]}' comes last, after the rule"
+    else:
+        return given[0]
+    raise ConfigError(f"Cannot read method {text!r}: {problem}; a method is {_FORM}.")
 
 
 _DYNAMIC_FORM = "NAME[:VALUE] or NAME:PARAMETER=VALUE[,PARAMETER=VALUE...] (e.g. infobatch:0.3, infobatch:delta=0.75)"

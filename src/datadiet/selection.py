@@ -7,8 +7,11 @@
 4. drop the rest.
 
 ``offset = 1 − keep`` (the default) keeps the highest scores; ``order="lowest"`` keeps the lowest.
-Class-balanced selection applies the same rule inside every class, keeping a ``keep`` fraction of
-each class (largest-remainder rounding makes the total exact for unequal class sizes).
+A class quota applies the same rule inside every class, the budget ``round(keep × N)`` shared out by
+:func:`class_quotas`: ``"proportional"`` (``class_balanced=True``, a method's ``+balanced``) keeps a ``keep``
+fraction of each class (largest-remainder rounding makes the total exact for unequal class sizes), so an
+imbalanced dataset stays as imbalanced; ``"equal"`` (a method's ``+equal``) keeps the same count of every class,
+a class smaller than that count whole, evening the classes out.
 Every selector returns example ids sorted ascending: indices in the dataset's canonical order.
 
 Why ties are not broken by id: datasets are often stored sorted by class (an image folder, MNIST's test set), so
@@ -36,6 +39,7 @@ import numpy as np
 from .errors import ConfigError
 
 ORDERS = ("highest", "lowest")
+CLASS_QUOTAS = ("proportional", "equal")  # how a class quota shares the budget out (see class_quotas)
 _DEFAULT_BINS = 50  # CCS's number of strata
 _EPS = 1e-9  # fractions such as 0.3 + 0.7 are compared with this slack
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment: 2**64 / golden ratio, odd
@@ -47,7 +51,8 @@ class SelectionError(ConfigError):
 
 
 def select(scores, *, keep: float, rule: str = "window", ids=None, labels=None, class_balanced: bool = False,
-           num_classes: int | None = None, seed: int = 0, tie_seed: int = 0, **options) -> np.ndarray:
+           class_quota: str | None = None, num_classes: int | None = None, seed: int = 0, tie_seed: int = 0,
+           **options) -> np.ndarray:
     """Ids of the examples kept by ``rule`` (a name of :data:`RULES`; default the offset-window rule).
 
     Args:
@@ -57,9 +62,12 @@ def select(scores, *, keep: float, rule: str = "window", ids=None, labels=None, 
             ``"moderate"`` or ``"random"``.
         ids: ``[N]`` distinct integer example ids (default ``0..N−1``; a ScoreTable carries its own, and other
             ids given beside it are refused).
-        labels: ``[N]`` class indices (integers, or floats with integer values); needed for ``class_balanced``.
-        class_balanced: apply the rule inside each class, keeping each class's share of the budget.
-        num_classes: with ``class_balanced``, the number of classes expected (an empty class is an error).
+        labels: ``[N]`` class indices (integers, or floats with integer values); needed for a class quota.
+        class_balanced: the older spelling of ``class_quota="proportional"`` (True means exactly that).
+        class_quota: None (the rule applied to all examples at once), or apply the rule inside each class with
+            the budget shared by :func:`class_quotas`: ``"proportional"`` (each class its share) or ``"equal"``
+            (the same count from every class, capped by its size).
+        num_classes: with a class quota, the number of classes expected (an empty class is an error).
         seed: rules that draw (ccs, random): the seed of the draw (a non-negative integer); each class of a
             class-balanced selection draws from its own stream.
         tie_seed: every rule: seed of the order among equal scores (see ``rank_order``); a non-negative integer.
@@ -73,7 +81,7 @@ def select(scores, *, keep: float, rule: str = "window", ids=None, labels=None, 
     """
     values, ids = _scores_and_ids(scores, ids)
     params = selection_parameters(keep=keep, rule=rule, seed=seed, tie_seed=tie_seed, class_balanced=class_balanced,
-                                  **options)
+                                  class_quota=class_quota, **options)
     _check_bins_fit(params, len(values))
     chosen = RULES[rule]
     own = {name: params[name] for name in chosen.options if name in params}
@@ -82,10 +90,10 @@ def select(scores, *, keep: float, rule: str = "window", ids=None, labels=None, 
         rng = np.random.default_rng(seed if group is None else [seed, group]) if chosen.seeded else None
         return chosen.positions(values, ids, n_keep, rng, keep=keep, tie_seed=tie_seed, group=group, **own)
 
-    if not class_balanced:
+    if "class_quota" not in params:
         return np.sort(ids[pick(values, ids, _count(keep, len(values)), None)])
     members = _class_members(values, labels, num_classes)
-    quotas = _apportion([len(m) for m in members], _count(keep, len(values)))
+    quotas = class_quotas([len(m) for m in members], _count(keep, len(values)), params["class_quota"])
     kept = [m[pick(values[m], ids[m], q, i)] for i, (m, q) in enumerate(zip(members, quotas))]
     return np.sort(ids[np.concatenate(kept)])
 
@@ -108,20 +116,24 @@ def default_ccs_beta(keep: float) -> float:
     return min(beta, 1.0 - keep)
 
 
-def select_random(ids, *, keep: float, seed: int, labels=None, class_balanced: bool = False) -> np.ndarray:
-    """A seeded random ``keep`` fraction of ``ids`` (optionally class-balanced), sorted ascending: the random rule."""
+def select_random(ids, *, keep: float, seed: int, labels=None, class_balanced: bool = False,
+                  class_quota: str | None = None) -> np.ndarray:
+    """A seeded random ``keep`` fraction of ``ids`` (optionally with a class quota), sorted ascending: the random
+    rule."""
     ids = np.asarray(ids, dtype=np.int64)
     return select(np.zeros(len(ids)), keep=keep, rule="random", ids=ids, seed=seed, labels=labels,
-                  class_balanced=class_balanced)
+                  class_balanced=class_balanced, class_quota=class_quota)
 
 
 def selection_parameters(*, keep: float, rule: str = "window", seed: int = 0, tie_seed: int = 0,
-                         class_balanced: bool = False, **options) -> dict:
+                         class_balanced: bool = False, class_quota: str | None = None, **options) -> dict:
     """Every parameter ``select`` uses with these options, defaults resolved: what a subset manifest records.
 
     Checks the options as ``select`` does (a ConfigError naming the flag): the rule's own options are resolved by
     the rule (the window its ``offset``, and the ``order`` when the order chose it; CCS its ``beta`` and ``bins``),
-    a rule that draws records its ``seed``, every rule ``tie_seed`` and ``class_balanced``.
+    a rule that draws records its ``seed``, every rule ``tie_seed`` and ``class_balanced`` (True: the proportional
+    quota, as it always meant), and a selection made inside each class its ``class_quota`` ("proportional" or
+    "equal"; absent when the rule ran on all examples at once, so such records read as before).
     """
     if rule not in RULES:
         raise ConfigError(f"--rule: rule must be one of {tuple(RULES)}, got {rule!r}.")
@@ -131,7 +143,9 @@ def selection_parameters(*, keep: float, rule: str = "window", seed: int = 0, ti
     given = {name: value for name, value in options.items() if value is not None}
     for name, value in given.items():
         _refuse_unused(rule, chosen, name, value)
-    common = {"rule": rule, "keep": float(keep), "tie_seed": int(tie_seed), "class_balanced": bool(class_balanced)}
+    quota = resolve_class_quota(class_balanced, class_quota)
+    common = {"rule": rule, "keep": float(keep), "tie_seed": int(tie_seed), "class_balanced": quota == "proportional",
+              **({"class_quota": quota} if quota is not None else {})}
     if chosen.seeded:
         _check_seed("sample-seed", seed)  # named as `datadiet prune` names it
         common["seed"] = int(seed)
@@ -139,6 +153,56 @@ def selection_parameters(*, keep: float, rule: str = "window", seed: int = 0, ti
         raise ConfigError(f"--sample-seed {seed} means nothing with --rule {rule}; drop it (it applies to the "
                           f"{_rules_with(None)} rules only).")
     return {**common, **(chosen.resolve(keep, given) if chosen.resolve else {})}
+
+
+def resolve_class_quota(class_balanced: bool = False, class_quota: str | None = None) -> str | None:
+    """The one class quota meant: ``class_quota`` (None, "proportional" or "equal"), or "proportional" for the older
+    ``class_balanced=True``; the two together must agree (``--class-balanced`` is ``--class-quota proportional``)."""
+    if class_quota is not None and class_quota not in CLASS_QUOTAS:
+        raise ConfigError(f"--class-quota: class_quota must be one of {', '.join(CLASS_QUOTAS)}, got {class_quota!r} "
+                          "(proportional: every class keeps its share; equal: the same count from every class).")
+    if class_balanced and class_quota == "equal":
+        raise ConfigError("--class-balanced means --class-quota proportional (every class keeps its share, so the "
+                          "imbalance); it cannot be given with --class-quota equal. Drop --class-balanced to keep the "
+                          "same count from every class.")
+    return "proportional" if class_balanced else class_quota
+
+
+def class_quotas(sizes, total: int, quota: str) -> list[int]:
+    """How many of ``total`` kept examples each class gives, for classes of ``sizes`` (``total <= sum(sizes)``).
+
+    ``"proportional"``: ``total × size / sum(sizes)`` each, rounded by largest remainder (ties by class index), so
+    every class keeps its share and the classes stay as imbalanced as they were. ``"equal"``: water-filling, the
+    same count from every class. The level ``L`` is the largest whole number with ``Σ min(size, L) <= total``;
+    every class gives ``min(size, L)`` (a class smaller than the level whole), and the ``r = total − Σ min(size,
+    L)`` left over (fewer than the classes larger than ``L``, since ``L`` is the largest) go one each to the first
+    ``r`` classes larger than ``L``, in class-index order (the same tie rule as the proportional quota). So the
+    kept counts differ by at most one between any two classes that are not kept whole.
+    """
+    sizes = [int(s) for s in sizes]
+    if quota == "proportional":
+        return _apportion(sizes, total)
+    if quota != "equal":
+        raise ConfigError(f"class quota must be one of {', '.join(CLASS_QUOTAS)}, got {quota!r}.")
+    level = _fill_level(sizes, total)
+    quotas = [min(s, level) for s in sizes]
+    larger = [c for c, s in enumerate(sizes) if s > level]
+    for c in larger[:total - sum(quotas)]:
+        quotas[c] += 1
+    return quotas
+
+
+def _fill_level(sizes: list[int], total: int) -> int:
+    """The largest ``L`` with ``Σ min(size, L) <= total``: classes taken whole from the smallest up while each fits in
+    an equal share of what is left; the share at the first that does not is ``L`` (every class whole: the largest).
+    The shares never shrink as small classes are taken, so every class taken whole is at most ``L``."""
+    left, ordered = total, sorted(sizes)
+    for taken, size in enumerate(ordered):
+        share = left // (len(ordered) - taken)
+        if size > share:
+            return share
+        left -= size
+    return ordered[-1] if ordered else 0
 
 
 def rank_order(values, ids=None, tie_seed: int = 0) -> np.ndarray:
@@ -214,15 +278,16 @@ def percent(share: float) -> str:
 
 
 def tie_decided(values, ids, kept_ids, *, rule: str = "window", labels=None, class_balanced=False,
-                keep: float | None = None, beta: float | None = None, **_) -> int | None:
+                class_quota: str | None = None, keep: float | None = None, beta: float | None = None,
+                **_) -> int | None:
     """How many of the kept examples the seeded tie order picked, not the score.
 
     A kept example is tie-decided when an example left out ties with it in the rule's ranking (inside its class,
-    for a class-balanced selection): its tie group straddles the selection boundary, so swapping the two gives a
-    selection the same rule keeps under another tie order (``--tie-seed``). Per rule:
+    for a selection made inside each class, whatever its quota): its tie group straddles the selection boundary,
+    so swapping the two gives a selection the same rule keeps under another tie order (``--tie-seed``). Per rule:
 
     - window, hardest, easiest: equal scores; a group crossing either edge of the kept window counts;
-    - moderate: equal distances to the median (of the class, when balanced), the ranking that rule sorts;
+    - moderate: equal distances to the median (the class's median, inside each class), the ranking it sorts;
     - ccs: only the cut of the hardest ``beta`` fraction is a ranking boundary (the rest is a seeded draw, which the
       sample seed decides by design): kept examples tied with a cut one;
     - random: not applicable (it reads no score): None.
@@ -231,11 +296,11 @@ def tie_decided(values, ids, kept_ids, *, rule: str = "window", labels=None, cla
         values: ``[N]`` scores (a ScoreTable's mean).
         ids: ``[N]`` distinct example ids.
         kept_ids: ``[K]`` the ids the selection kept, all among ``ids``.
-        rule, class_balanced, keep, beta: as given to ``select`` (``selection_parameters`` holds them all; other
-            keys are ignored). ``keep`` is needed only by ccs without ``beta``.
-        labels: ``[N]`` class indices; needed when ``class_balanced``.
+        rule, class_balanced, class_quota, keep, beta: as given to ``select`` (``selection_parameters`` holds them
+            all; other keys are ignored). ``keep`` is needed only by ccs without ``beta``.
+        labels: ``[N]`` class indices; needed with ``class_balanced`` or a ``class_quota``.
     Returns:
-        the count, in ``[0, K]``, summed over classes when balanced; None for the random rule.
+        the count, in ``[0, K]``, summed over the classes when selected inside each; None for the random rule.
     """
     if rule not in RULES:
         raise ConfigError(f"--rule: rule must be one of {tuple(RULES)}, got {rule!r}.")
@@ -246,7 +311,8 @@ def tie_decided(values, ids, kept_ids, *, rule: str = "window", labels=None, cla
     if kept.sum() != len(np.unique(np.asarray(kept_ids))):
         raise ConfigError("tie_decided: some kept ids are not among the scored ids; pass the ids select() returned "
                           "for these scores.")
-    groups = _class_members(values, labels, None) if class_balanced else [np.arange(len(values))]
+    per_class = class_balanced or class_quota is not None  # any class quota ranks inside each class
+    groups = _class_members(values, labels, None) if per_class else [np.arange(len(values))]
     if rule == "ccs":
         beta = default_ccs_beta(keep) if beta is None else beta
         return sum(_tied_with_cut(values[m], kept[m], beta) for m in groups)

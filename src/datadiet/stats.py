@@ -139,6 +139,39 @@ def pooled_spread(a, b) -> float:
     return math.sqrt(sum((len(g) - 1) * g.var(ddof=1) for g in groups) / dof)
 
 
+def learned(full_accuracies, majority_rate: float | None, level: float = 0.95, *,
+            against: str = "the majority-class rate") -> tuple[bool | None, str]:
+    """The "did it learn?" gate a report passes before any verdict: whether the full-data runs beat the accuracy of
+    always predicting the most common test class, and why, in a sentence for the report.
+
+    ``full_accuracies``: the full-data runs' test accuracies (``None`` or NaN entries, unknown, are left out);
+    ``majority_rate``: the test split's majority-class rate, the level to beat (for balanced accuracy pass the
+    chance level 1/K instead, and name it in ``against``).
+
+    * no known accuracy, or no ``majority_rate`` (records written before runs measured it): ``None``, unknown;
+    * fewer than :data:`MIN_SEEDS` runs: decided on the mean alone (mean above the rate), and the reason says so,
+      since one or two runs give no informative interval;
+    * every run equal: exact, the mean against the rate;
+    * otherwise True only when the one-sample t interval of the mean at ``level`` lies wholly above the rate.
+    """
+    values = np.asarray([float(a) for a in full_accuracies if a is not None and math.isfinite(float(a))])
+    if majority_rate is None or not math.isfinite(float(majority_rate)):
+        return None, f"unknown: the runs do not record {against} (written before runs measured it)"
+    if not len(values):
+        return None, "unknown: no full-data run to judge"
+    rate, mean, n = float(majority_rate), float(values.mean()), len(values)
+    runs = f"{n} full-data run{'s' if n > 1 else ''}"
+    if n < MIN_SEEDS or np.ptp(values) == 0:
+        how = f"decided on the mean alone ({runs}: no interval)" if n < MIN_SEEDS else f"exact ({runs}, no spread)"
+        beat = mean > rate
+        return beat, f"mean accuracy {mean:.4f} {'above' if beat else 'not above'} {against} {rate:.4f}, {how}"
+    half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
+    low, high = mean - half, mean + half
+    where = "above" if low > rate else "below" if high < rate else "holding"
+    return low > rate, (f"mean accuracy {mean:.4f} of {runs}, {level * 100:g} % CI [{low:.4f}, {high:.4f}], "
+                        f"{where} {against} {rate:.4f}")
+
+
 SEEDS_LIMIT = 100_000  # seeds_to_resolve looks no further: beyond it, "more than 100000"
 
 

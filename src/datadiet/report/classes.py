@@ -11,9 +11,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..methods import EQUAL
 from ..selection import short_classes
 from .tables import point_label
 
+# What a class warning offers: both class quotas, and what each does to an imbalanced dataset.
+CLASS_REMEDIES = ("a +balanced method keeps every class's proportional share, so an imbalanced dataset stays as "
+                  "imbalanced; a +equal method keeps the same count from every class")
 WIDE_LIMIT = 20  # classes shown one column each; beyond, the table shows the fewest kept and the CSV has all
 
 
@@ -42,16 +46,19 @@ def class_count_rows(classes: dict | None) -> list[dict]:
 
 
 def class_warnings(rows: list[dict]) -> list[str]:
-    """One sentence per (method, fraction, class) whose smallest kept count is under half the proportional share."""
+    """One sentence per (method, fraction, class) whose smallest kept count is under half the proportional share
+    (not for a ``+equal`` method, which gives up proportional shares on purpose)."""
     lines = []
     for point in _by_point(rows):
+        if EQUAL in str(point[0]["method"]).partition("/")[0].split("+")[1:]:
+            continue
         counts = [r["kept_min"] for r in point]
         for c in short_classes(counts, [r["size"] for r in point], point[0]["keep"]):
             r = point[c]
             fewest = "" if r["subsets"] == 1 else f"as few as {r['kept_min']} (the fewest in its {r['subsets']} subsets)"
             lines.append(f"{r['method']} at {point_label(r)} keeps {fewest or r['kept_min']} of the {r['size']} "
                          f"examples of class {r['class']!r}, under half of its proportional share "
-                         f"({r['share']:.4g}); a +balanced method keeps every class's share")
+                         f"({r['share']:.4g}); {CLASS_REMEDIES}")
     return lines
 
 

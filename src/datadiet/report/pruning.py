@@ -3,6 +3,9 @@
 :func:`write_pruning_report` takes what a reproduction holds (its config, the finished run records and the mean
 scores), recomputes every table and figure from them, and writes them with the study's ``section.md`` into its
 folder; the workspace report gathers the section.  Reading the folder is the reproduce study's job.
+
+Its *Ties in the scores* section names each score's largest tie and warns where the seeded tie order, not the
+score, picked over a tenth of a method's kept examples (:func:`tie_rows` says how those are counted).
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataDietError
+from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic, write_text_atomic
+from ..methods import Method
+from ..selection import TIE_WARNING_SHARE, percent, tie_decided, tie_phrase, tie_summary
 from ..stats import MIN_SEEDS, VERDICTS, interval_cell, interval_text, seeds_text, spearman_matrix, verdict_phrase
 from . import figures
 from .classes import class_count_markdown, class_count_rows, class_warnings
@@ -26,12 +31,14 @@ FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearma
 
 def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                          score_means: dict[str, np.ndarray], *, accounting: dict | None = None,
-                         classes: dict | None = None, compute: dict | None = None) -> dict:
+                         classes: dict | None = None, compute: dict | None = None, labels=None) -> dict:
     """(Re)write every table, figure and the report of a pruning experiment into ``folder``; returns the
     summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores, and
     ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say.
     ``compute`` says what the score runs cost: ``charges`` (method → its score runs' charge), ``score_runs``
-    (one cost per score run) and ``per_example`` (the model's FLOPs, for records that predate run costs)."""
+    (one cost per score run) and ``per_example`` (the model's FLOPs, for records that predate run costs).
+    ``labels`` (optional, ``[N]`` classes of the scored examples) lets the tie counts cover methods with a class
+    quota (:func:`tie_rows`)."""
     folder = Path(folder)
     rows = flatten_results(records)
     if not rows:
@@ -65,11 +72,17 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
     summary["class_warnings"] = class_warnings(class_rows)
     if class_rows:
         write_csv(folder / "class_counts.csv", class_rows)
+    summary["score_ties"] = score_tie_summaries(score_means)
+    ties = tie_rows(score_means, records, labels)
+    summary["tie_decided"], summary["tie_warnings"] = ties, tie_warnings(ties)
+    if ties:
+        write_csv(folder / "ties.csv", ties, TIE_COLUMNS)
     write_json_atomic(folder / "summary.json", summary)
+    tie_lines = tie_markdown(summary["score_ties"], ties, summary["tie_warnings"])
     class_lines = class_count_markdown(class_rows, summary["class_warnings"])
     compute_lines = compute_markdown(compute_rows, summary["compute"], config)
     write_text_atomic(folder / "section.md", _markdown(folder, config, curve, versus, names, rho, summary,
-                                                       class_lines, compute_lines))
+                                                       class_lines, compute_lines, tie_lines))
     return summary
 
 
@@ -270,13 +283,18 @@ def _p_cell(p: float) -> str:
     return f"{p:.3g}" if np.isfinite(p) else "—"
 
 
-def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=(), compute_lines=()) -> str:
+def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=(), compute_lines=(),
+              tie_lines=()) -> str:
     """The section (``section.md``): headings one level below the workspace report's, figures linked from it."""
     here = folder.name  # report.md lies in the workspace above the study's folder
     out = [f"## Pruning curves: {config.get('title', folder.name)}", ""]
     if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
         out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
                 f"({len(summary['class_warnings'])} cases; see *Kept examples per class* below).", ""]
+    if summary.get("tie_warnings"):  # so is a subset the tie order chose
+        out += [f"**Warning**: the seeded tie order, not the score, picked over {percent(TIE_WARNING_SHARE)} of the "
+                f"kept examples of some subsets ({_methods_count(len(summary['tie_warnings']))}; see *Ties in the "
+                "scores* below).", ""]
     if summary["headline"]:
         out += [f"- {line}" for line in summary["headline"]] + [""]
         for line in _verdict_summary(summary):
@@ -306,6 +324,7 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
                 for i, n in enumerate(names)]
     if summary["spearman_grand_init_input_norm"] is not None:
         out += ["", "### GraNd at initialization against input norm", "", f"![scatter]({here}/{FIGURES['scatter']})"]
+    out += ["", *tie_lines] if tie_lines else []
     out += ["", *class_lines] if class_lines else []
     out += ["", *compute_lines] if compute_lines else []
     out += ["", "### Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
@@ -381,3 +400,135 @@ def _flops(value) -> str:
 
 def _seconds(value) -> str:
     return f"{value:.1f} s" if np.isfinite(value) else "unknown"
+
+
+# --- ties (issue 26 §4) ------------------------------------------------------------------------------------------
+
+TIE_COLUMNS = ("method", "keep", "offset", "kept", "subsets", "tie_decided_mean", "tie_decided_max", "share_max")
+_NOT_SCORE_METHODS = ("random", "full")  # the baselines: "random" also names a score, but these runs read none
+
+
+def score_tie_summaries(score_means: dict[str, np.ndarray]) -> dict[str, dict]:
+    """``{score label: selection.tie_summary of its mean scores}``, labels sorted."""
+    return {label: tie_summary(score_means[label]) for label in sorted(score_means)}
+
+
+def tie_rows(score_means: dict[str, np.ndarray], records: list[dict], labels=None) -> list[dict]:
+    """How many kept examples the seeded tie order picked, per score method's point (method, kept fraction, offset).
+
+    Computed at report time: the plan does not record it, so each point's subset is selected again from
+    ``score_means`` (the mean scores the report is given: the first score draw's) at its kept fraction, and
+    counted with ``selection.tie_decided``. For the ranking rules (the window, hardest, easiest, moderate) the count
+    depends only on the scores and the kept fraction, not on the tie order or the ids, so it is the count of the
+    subsets chosen from that draw (with several draws, the other draws' subsets are not counted). CCS draws its
+    sample, so it is counted once per evaluation seed of the point's runs (its sample seed), over positions as ids:
+    an estimate. A method with a class quota (+balanced, +equal) needs ``labels`` (``[N]``, the scored examples'
+    classes): without them its row says None. Rows: ``TIE_COLUMNS``; ``share_max`` = ``tie_decided_max / kept``.
+    """
+    points: dict[tuple, set[int]] = {}
+    for r in records:
+        if r.get("method") not in _NOT_SCORE_METHODS:
+            key = (r["method"], float(r["keep"]), None if r.get("offset") is None else float(r["offset"]))
+            points.setdefault(key, set()).add(int((r.get("train") or {}).get("seed", 0)))
+    rows = []
+    for (name, keep, offset), seeds in sorted(points.items(), key=lambda item: _point_key(*item[0])):
+        method = _score_method(name)
+        if method is None or method.label not in score_means:
+            continue  # a dynamic method, or scores the report was not given
+        counted = _tie_counts(method, np.asarray(score_means[method.label], dtype=np.float64), keep, offset,
+                              sorted(seeds), labels)
+        if counted is not None:
+            rows.append({"method": name, "keep": keep, "offset": offset, **counted})
+    return rows
+
+
+def _point_key(method: str, keep: float, offset: float | None) -> tuple:
+    return (keep, method, -1.0 if offset is None else offset)
+
+
+def _score_method(name: str) -> Method | None:
+    """The score method a run's method name spells, or None (a dynamic method, or one tagged with other scores)."""
+    try:
+        method = Method.parse(name)
+    except DataDietError:  # an unknown score or rule names no score method this report can count
+        return None
+    return None if method.tag else method
+
+
+def _tie_counts(method: Method, values: np.ndarray, keep: float, offset: float | None, seeds: list[int],
+                labels) -> dict | None:
+    """The point's kept count and its tie-decided counts (mean, max, largest share) over ``seeds`` (one selection
+    when the rule draws nothing); None where the selection cannot be made again from these scores."""
+    quota = method.class_quota
+    rule = "window" if offset is not None else method.rule
+    positions = np.arange(len(values))
+    counts, kept_count = [], None
+    try:
+        for seed in seeds if method.seeded else seeds[:1]:
+            if quota is not None and labels is None:
+                kept_count = int(round(keep * len(values)))
+                break
+            kept = method.select(values, keep=keep, seed=seed, labels=labels, offset=offset)
+            kept_count = len(kept)
+            counts.append(tie_decided(values, positions, kept, rule=rule, labels=labels, class_quota=quota,
+                                      keep=keep))
+    except ConfigError:  # scores of another size than the subsets' data, a fraction that keeps none, ...
+        return None
+    if not counts:
+        return {"kept": kept_count, "subsets": len(seeds), "tie_decided_mean": None, "tie_decided_max": None,
+                "share_max": None}
+    return {"kept": kept_count, "subsets": len(seeds), "tie_decided_mean": float(np.mean(counts)),
+            "tie_decided_max": int(max(counts)), "share_max": max(counts) / kept_count}
+
+
+def tie_warnings(rows: list[dict]) -> list[str]:
+    """One sentence per method whose subsets had over a tenth of their kept examples picked by the tie order."""
+    by_method: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["share_max"] is not None and r["share_max"] > TIE_WARNING_SHARE:
+            by_method.setdefault(r["method"], []).append(r)
+    lines = []
+    for method, points in sorted(by_method.items()):
+        worst = max(points, key=lambda r: r["share_max"])
+        most = (f"{worst['tie_decided_max']:,} of the {worst['kept']:,} kept examples ({percent(worst['share_max'])})"
+                f" at {point_label(worst)}")
+        where = most if len(points) == 1 else (
+            f"over {percent(TIE_WARNING_SHARE)} of the kept examples at {', '.join(point_label(r) for r in points)} "
+            f"(the most: {most})")
+        lines.append(f"{method}: the seeded tie order, not the score, picked {where}; its curve there measures the "
+                     "tie order as much as the score")
+    return lines
+
+
+def tie_markdown(score_ties: dict[str, dict], rows: list[dict], warnings: list[str]) -> list[str]:
+    """The report's *Ties in the scores* section: each score's largest tie, the warnings, the tie-decided table."""
+    if not score_ties:
+        return []
+    out = ["### Ties in the scores", ""]
+    out += [f"- **{label}**: {tie_phrase(ties)}" + (f"; {percent(ties['tied_share'])} of the examples share their "
+                                                     "score with another" if ties["largest_tie_count"] else "") + "."
+            for label, ties in score_ties.items()]
+    out += [""] + [f"- **Warning**: {w}." for w in warnings] + ([""] if warnings else [])
+    if rows:
+        out += markdown_table([_tie_cell(r) for r in rows], limit=len(rows))
+        out += ["", "*tie-decided*: kept examples that tie, in the rule's ranking (inside their class for +balanced "
+                "and +equal), with an example left out: the seeded tie order (`--tie-seed`), not the score, put them "
+                "in the subset. Counted at report time on the first score draw's mean scores (the window, hardest, "
+                "easiest and moderate rules: exact for that draw's subsets, whatever the tie order; CCS: only ties "
+                "across its hardest cut count, one count per evaluation seed's sample, an estimate). — : a method "
+                "with a class quota, whose count needs the examples' labels."]
+    return out
+
+
+def _methods_count(n: int) -> str:
+    return f"{n} method" + ("" if n == 1 else "s")
+
+
+def _tie_cell(row: dict) -> dict:
+    if row["tie_decided_mean"] is None:
+        return {"method": row["method"], "subset": point_label(row), "kept": f"{row['kept']:,}", "tie-decided": "—",
+                "share of kept": "—"}
+    mean, most = row["tie_decided_mean"], row["tie_decided_max"]
+    shown = f"{mean:,.0f}" if mean == most else f"{mean:,.1f} (max {most:,})"  # the subsets differ: CCS draws
+    return {"method": row["method"], "subset": point_label(row), "kept": f"{row['kept']:,}", "tie-decided": shown,
+            "share of kept": percent(row["share_max"])}

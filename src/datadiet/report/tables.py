@@ -21,19 +21,37 @@ from ..io import atomic_path
 from ..stats import compare_groups, holm_correct, summarize
 
 
+# The per-class numbers a run record carries (runs.sweep.execute_run) and results.csv shows beside the accuracy.
+CLASS_COLUMNS = ("test_balanced_accuracy", "test_worst_class_accuracy", "test_majority_rate", "test_class_recall")
+
+
 def flatten_results(records: Iterable[dict]) -> list[dict]:
-    """One flat row per run (the CSV's columns), sorted by method, keep and seed."""
+    """One flat row per run (the CSV's columns), sorted by method, keep and seed.
+
+    The per-class columns (:data:`CLASS_COLUMNS`) are empty for a record written before runs measured them: unknown,
+    never an error and never a reason to train the run again."""
     rows = []
     for r in records:
         rows.append({
             "run_id": r["run_id"], "method": r["method"], "keep": r["keep"], "offset": r.get("offset"),
             "seed": r["train"]["seed"], "test_accuracy": r["test_accuracy"], "test_loss": r["test_loss"],
-            "steps": r["steps"], "n_train": r["n_train"], "wall_seconds": r["wall_seconds"],
+            **class_cells(r), "steps": r["steps"], "n_train": r["n_train"], "wall_seconds": r["wall_seconds"],
             "model": r["train"]["model"], "width": r["train"]["width"], "dataset": r["data"]["dataset"],
             "subset": r["data"]["subset"], "epochs": r["train"]["epochs"],
             "dataset_fingerprint": r.get("dataset_fingerprint"),
         })
     return sorted(rows, key=lambda x: (x["method"], x["keep"], _offset_key(x), x["seed"]))
+
+
+def class_cells(record: dict) -> dict:
+    """A run record's per-class numbers as CSV cells: balanced and worst-class accuracy and the majority-class rate
+    as numbers, the per-class recall as one cell in class order (``0.9100 0.0000 nan``: nan for a class absent from
+    the test split); None (an empty cell) where the record predates them."""
+    cells = {k: record.get(k) for k in CLASS_COLUMNS[:3]}
+    recall = record.get("test_class_recall")
+    cells["test_class_recall"] = None if recall is None else " ".join(
+        "nan" if x is None else f"{float(x):.4f}" for x in recall)
+    return cells
 
 
 def point_of(row: dict) -> tuple[str, float, float | None]:

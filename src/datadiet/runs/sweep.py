@@ -118,8 +118,11 @@ def execute_run(spec: RunSpec, positions: np.ndarray | None, threads: int | None
     finally:
         torch.set_num_threads(previous)
     n_train = len(splits.train) if positions is None else len(positions)
+    # The per-class keys (test_balanced_accuracy, test_worst_class_accuracy, test_class_recall, test_majority_rate)
+    # are results, not identity: records written before them still verify and keep their names.
     return {**spec.describe(), "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-            "steps": result.steps, "n_train": n_train, "wall_seconds": round(time.perf_counter() - started, 3),
+            **result.class_fields(), "steps": result.steps, "n_train": n_train,
+            "wall_seconds": round(time.perf_counter() - started, 3),
             "cost": result.cost.to_dict(), "passes_per_epoch": result.passes_per_epoch,  # training only: no scoring
             "dataset_fingerprint": splits.train.fingerprint, "version": __version__}
 

@@ -24,6 +24,7 @@ inputs and one over the labels per call.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -34,8 +35,8 @@ from .gradnorm import _softmax, cross_entropy_cotangent, per_example_grad_norms,
 from .inputs import (ScoreInputError, check_batch_size, check_correctness_history, check_logits,
                      check_score_inputs, explain_forward_errors)
 
-__all__ = ["ScoreInputError", "el2n", "forgetting", "grand", "input_norm", "random_score", "score1", "score2",
-           "score3", "self_confidence"]
+__all__ = ["NeverPresentedWarning", "ScoreInputError", "el2n", "forgetting", "grand", "input_norm", "random_score",
+           "score1", "score2", "score3", "self_confidence"]
 
 
 def grand(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
@@ -127,6 +128,10 @@ def score3(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256, met
     return per_example_grad_norms(model, inputs, None, _prob_cotangent, batch_size=batch_size, method=method)
 
 
+class NeverPresentedWarning(UserWarning):
+    """Some examples were never presented during the run whose forgetting is scored: they count as never learned."""
+
+
 def forgetting(correct: torch.Tensor) -> torch.Tensor:
     """Forgetting score from a correctness history (Toneva et al., 2019).
 
@@ -137,25 +142,32 @@ def forgetting(correct: torch.Tensor) -> torch.Tensor:
         ``[N]`` float: the number of forgetting events (a correct presentation followed by
         an incorrect one).  Examples never classified correctly get ``P + 1``: they rank
         above every learned example, since none can be forgotten more than ``P // 2``
-        times.  (DeepCore gives them 0, ranking them as the easiest: a known bug.)
+        times.  (DeepCore gives them 0, ranking them as the easiest: a known bug.)  An example
+        never presented (each epoch drops its last partial batch, so a short run on a small
+        dataset can miss a few) was never learned either: it gets ``P + 1`` too, with a
+        :class:`NeverPresentedWarning` saying how many.
     Raises:
         ScoreInputError: ``correct`` is not a tensor, holds values other than 1, 0 and -1 (e.g. 2 or 0.5),
             or has a -1 before a presentation.
-        ConfigError: ``correct`` is not 2-D, or some example was never presented.
+        ConfigError: ``correct`` is not 2-D, or no example was presented at all.
     """
     check_correctness_history(correct)
     history = correct.to(torch.int8)
     if history.dim() != 2:
         raise ConfigError(f"Correctness history must be [N, presentations], got shape {tuple(correct.shape)}.")
-    presented = history >= 0
-    if history.shape[1] == 0 or not bool(presented.any(1).all()):
-        missing = int((~presented.any(1)).sum()) if history.shape[1] else len(history)
-        raise ConfigError(f"{missing} examples were never presented during training, so their forgetting score "
-                          "is undefined. Each epoch drops its last partial batch, so a run of very few epochs can "
-                          "miss some examples: train for more epochs, or score only the examples the run trained on.")
+    if history.shape[1] == 0 and len(history):
+        raise ConfigError(f"None of the {len(history)} examples was presented during training, so there is no "
+                          "forgetting score to compute: train for at least one step before scoring forgetting.")
+    missing = int((~(history >= 0).any(1)).sum())
+    if missing:
+        warnings.warn(NeverPresentedWarning(
+            f"{missing} of {len(history)} examples were never presented during training (each epoch drops its last "
+            f"partial batch); their forgetting score is that of never-learned examples, {history.shape[1] + 1}, the "
+            "highest. Train for more epochs, or with a --batch-size that divides the data, to present every one."),
+            stacklevel=2)
     was_right, now_wrong = history[:, :-1] == 1, history[:, 1:] == 0
     events = (was_right & now_wrong).sum(1).to(torch.float32)
-    never_learned = ~(history == 1).any(1)
+    never_learned = ~(history == 1).any(1)  # a row of -1 only (never presented) is never learned too
     return torch.where(never_learned, torch.tensor(float(history.shape[1] + 1)), events)
 
 

@@ -57,8 +57,10 @@ class Config:
         check_counts(self, ("max_subsets",))
         check_score_labels(self, "curve_scores", "prune_scores")
         check_ns(self.ns, self.setting.score_runs)
-        if not (isinstance(self.single_run, int) and 0 <= self.single_run < self.setting.score_runs):
-            raise ConfigError(f"--single-run {self.single_run}: the score runs are numbered 0..{self.setting.score_runs - 1}.")
+        R = self.setting.score_runs
+        if not (isinstance(self.single_run, int) and 0 <= self.single_run < R):
+            raise ConfigError(f"single_run {self.single_run} does not exist: the setting has {R} score runs "
+                              f"(0..{R - 1}). Choose a run in that range (--single-run).")
 
 
 PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,

@@ -44,9 +44,9 @@ class Config:
 
     setting: Setting
     # Methods (datadiet.methods): el2n@epoch2 keeps the hardest, +easiest the easiest, +ccs samples by coverage,
-    # +moderate keeps the scores nearest the median; +balanced (last) keeps each class's share. Empty = Kirsch's five
-    # scores at the early epoch.
-    methods: tuple[Method, ...] = ()    # SCORE[+RULE][+balanced], RULE easiest, ccs or moderate; empty = Kirsch's five
+    # +moderate keeps the scores nearest the median; +balanced (last) keeps each class's proportional share, +equal
+    # (last) the same count from every class. Empty = Kirsch's five scores at the early epoch.
+    methods: tuple[Method, ...] = ()    # SCORE[+RULE][+balanced|+equal], RULE easiest, ccs or moderate; empty = Kirsch's five
     keeps: tuple[float, ...] = ()       # kept fractions; empty = the setting's
     # Explicit B.3 windows: for each kept fraction, also drop the lowest ``offset`` fraction first and keep
     # the next ``keep`` (windows past the top, offset + keep > 1, are skipped). Empty = keep the highest only.

@@ -87,8 +87,8 @@ def _check_rule(rule: str) -> None:
     try:
         Method.of("el2n@epoch1", rule)
     except ConfigError as exc:
-        raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced (e.g. "
-                          f"ccs+balanced); got {rule!r} ({exc})") from None
+        raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced or +equal "
+                          f"(e.g. ccs+balanced); got {rule!r} ({exc})") from None
 
 
 PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,

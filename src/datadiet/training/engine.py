@@ -31,10 +31,10 @@ from ..models import build_model
 from .accounting import Cost, cost, flops_per_example
 from .checkpoints import available_steps, load_checkpoint, save_checkpoint
 from .correctness import CorrectnessLog
-from .evaluate import evaluate
+from .evaluate import ClassMetrics, evaluate, evaluate_split
 from .placement import place_model, resolve_device, to_layout
-from .step import make_step
-from .stream import BatchStream, DynamicStream, seed_streams
+from .step import balanced_class_weights, make_step
+from .stream import BatchStream, DynamicStream, seed_streams, warn_if_large
 
 __all__ = ["Hook", "StartFrom", "TrainResult", "ensure_checkpoints", "evaluate", "init_model", "lr_at",
            "lr_at_progress", "place_model", "resolve_device", "seed_streams", "to_layout", "train"]
@@ -51,6 +51,9 @@ class TrainResult:
     (None when they cannot be counted), its seconds those of the training loop.  Scoring passes are not in
     it: the score runs add their own.  ``passes_per_epoch[e]`` is the examples this call trained in epoch
     ``e`` (a pass over the run's rows; a dynamically pruned run's epoch as its pruner cut it).
+    ``test_classes``: the per-class numbers of the same test pass (recall per class, balanced and worst-class
+    accuracy, the test split's majority-class rate; :class:`~datadiet.training.evaluate.ClassMetrics`), None when
+    the test split was not evaluated.
     """
 
     model: nn.Module
@@ -64,10 +67,20 @@ class TrainResult:
     config: dict = field(default_factory=dict)
     cost: Cost = field(default_factory=Cost)
     passes_per_epoch: list[int] = field(default_factory=list)
+    test_classes: ClassMetrics | None = None
+
+    def class_fields(self) -> dict:
+        """The per-class numbers under the keys run records and ``result.json`` carry (None: not evaluated)."""
+        c = self.test_classes
+        return {"test_balanced_accuracy": None if c is None else c.balanced_accuracy,
+                "test_worst_class_accuracy": None if c is None else c.worst_class_accuracy,
+                "test_class_recall": None if c is None else list(c.recall),
+                "test_majority_rate": None if c is None else c.majority_rate}
 
     def summary(self) -> dict:
         return {"steps": self.steps, "epochs_seen": self.epochs_seen, "test_accuracy": self.test_accuracy,
-                "test_loss": self.test_loss, "final_train_loss": self.train_loss[-1][1] if self.train_loss else None,
+                "test_loss": self.test_loss, **self.class_fields(),
+                "final_train_loss": self.train_loss[-1][1] if self.train_loss else None,
                 "wall_seconds": round(self.wall_seconds, 3), "cost": self.cost.to_dict(),
                 "passes_per_epoch": list(self.passes_per_epoch)}
 
@@ -147,7 +160,7 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     does not reach is a ConfigError once training ends.
     """
     started = time.perf_counter()
-    config = resolve_flip(config, user_data=splits.user_data)  # flip=None: the data's default, recorded as used
+    config = _augmentation_decided(config, splits)
     device = resolve_device(config.device)
     images, labels, ids = _rows_on_device(splits.train, positions, device)
     course = _course(config, images, len(splits.train), start_from)
@@ -157,7 +170,7 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     model, optimizer = _model_and_optimizer(config, splits.train, device, start_from)
     normalize = Normalizer(splits.mean, splits.std, device)
     sgd_step = make_step(model, optimizer, device, amp=config.amp, cuda_graph=config.cuda_graph,
-                         precision=config.precision)
+                         precision=config.precision, class_weight=_class_weight(config, labels, splits.train))
 
     def train_on(batch: _Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return sgd_step(to_layout(normalize(batch.x), config), labels[batch.rows], batch.lr, batch.weight)
@@ -168,11 +181,11 @@ def train(config: TrainConfig, splits: DatasetSplits, *, positions: torch.Tensor
     done = _take_steps(course, start, end, train_on, at_step, record, _progress_bar(end - start, progress))
     _check_reached(checkpoint_steps, hooks, done.steps, config)
 
-    test_acc = test_loss = None
-    if evaluate_test:
-        test_acc, test_loss = evaluate(model, splits.test, normalize, batch_size=config.eval_batch_size)
+    test = evaluate_split(model, splits.test, normalize, batch_size=config.eval_batch_size) if evaluate_test else None
     return TrainResult(model=model, steps=done.steps, epochs_seen=course.epochs_seen(done.steps, done.last),
-                       test_accuracy=test_acc, test_loss=test_loss, train_loss=record.losses,
+                       test_accuracy=None if test is None else test.accuracy,
+                       test_loss=None if test is None else test.mean_loss, train_loss=record.losses,
+                       test_classes=None if test is None else test.classes,
                        wall_seconds=time.perf_counter() - started, correctness=record.correctness,
                        config=to_dict(config), passes_per_epoch=done.passes,
                        cost=_training_cost(model, splits.train, sum(done.passes), done.seconds))
@@ -208,6 +221,14 @@ def _can_continue(start: StartFrom, config: TrainConfig) -> bool:
     return start.optimizer is not None and (config.dynamic is None or start.dynamic is not None or start.step == 0)
 
 
+def _augmentation_decided(config: TrainConfig, splits: DatasetSplits) -> TrainConfig:
+    """``config`` with its flip decided for the data (flip=None: the data's default, recorded as used), and a warning
+    where the built-in augmentation meets images larger than it was made for."""
+    config = resolve_flip(config, user_data=splits.user_data)
+    warn_if_large(config, tuple(splits.train.shape), user_data=splits.user_data)
+    return config
+
+
 def _rows_on_device(train_set: ImageDataset, positions: torch.Tensor | Sequence[int] | None,
                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The images, labels and ids of the run's rows (all of ``train_set``, or its rows ``positions``), on
@@ -216,6 +237,12 @@ def _rows_on_device(train_set: ImageDataset, positions: torch.Tensor | Sequence[
     if rows.numel() == 0:
         raise ConfigError("Cannot train on an empty subset; keep at least one example.")
     return tuple(t[rows].to(device) for t in (train_set.images, train_set.labels, train_set.ids))
+
+
+def _class_weight(config: TrainConfig, labels: torch.Tensor, train_set: ImageDataset) -> torch.Tensor | None:
+    """Each class's loss weight for ``--class-weights balanced``, from ``labels``, those of the run's own rows (a
+    subset's counts, not the full split's: the weights even out what this run trains on); None for the plain loss."""
+    return balanced_class_weights(labels, train_set.num_classes) if config.class_weights == "balanced" else None
 
 
 def _model_and_optimizer(config: TrainConfig, dataset: ImageDataset, device: torch.device,
@@ -266,6 +293,7 @@ def _take_steps(course: _StaticCourse | _DynamicCourse, start: int, end: int,
         _add_passes(passes, batch.epoch, len(batch.rows))
         at_step(batch.step)
         bar.update(1)
+        record.after_first_step(batch, since=clock, quiet=bar.active)
         record.end_of_epoch(batch, quiet=bar.active)
         last = batch
     bar.close()
@@ -407,6 +435,7 @@ class _Record:
         self.losses: list[tuple[int, float]] = []
         self.window: list[torch.Tensor] = []  # the losses of the current epoch
         self.diverged = torch.zeros((), dtype=torch.bool, device=device)
+        self.first: tuple[int, float] | None = None  # the step this call trained first, and when it was done
 
     def step(self, step: int, loss: torch.Tensor, logits: torch.Tensor, idx: torch.Tensor) -> None:
         self.diverged |= ~torch.isfinite(loss)
@@ -416,6 +445,25 @@ class _Record:
         # On CPU checking every step is free; on GPU it would stall the queue, so check every 50.
         if not self.on_cuda or step % 50 == 0 or step == self.end:
             self.raise_if_diverged(step)
+
+    def after_first_step(self, batch: _Batch, since: float, quiet: bool) -> None:
+        """Once this call's first step is done, say its pace and an ETA: a slow run (large images, a big model on the
+        CPU) says how long it will take within a step of starting, not at the end of its first epoch."""
+        if self.first is not None:
+            return
+        self.raise_if_diverged(batch.step)  # waits for the step (on a GPU: the queued work) before it is timed
+        now = time.perf_counter()
+        self.first = (batch.step, now)
+        if not quiet and batch.step < self.end:  # a run of one step says its time when it is done
+            self.log(f"step {batch.step}{self.of_steps}: {_pace(now - since, self.end - batch.step)} (from the first "
+                     "step, start-up included)")
+
+    def pace(self, step: int) -> str:
+        """The pace since the first step (whose start-up it leaves out) and the ETA, in words; "" before it."""
+        if self.first is None or step <= self.first[0]:
+            return ""
+        first_step, first_done = self.first
+        return ", " + _pace((time.perf_counter() - first_done) / (step - first_step), self.end - step)
 
     def end_of_epoch(self, batch: _Batch, quiet: bool) -> None:
         """At the end of an epoch (or of the run), keep its mean train loss and, unless ``quiet``, log it."""
@@ -427,7 +475,7 @@ class _Record:
         self.window = []
         if not quiet:
             self.log(f"step {batch.step}{self.of_steps} (epoch {batch.epochs_done:.2f}) lr {batch.lr:.4g} "
-                     f"train loss {epoch_loss:.4f}")
+                     f"train loss {epoch_loss:.4f}{self.pace(batch.step)}")
 
     def raise_if_diverged(self, step: int) -> None:
         if bool(self.diverged):
@@ -476,6 +524,20 @@ def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, start_from: 
                           "dataset of the run that saved it.") from exc
     if start_from.optimizer is not None:
         optimizer.load_state_dict(start_from.optimizer)
+
+
+def _pace(seconds_per_step: float, steps_left: int) -> str:
+    """"3.2 s/step, ETA 4.1 min" or "41.7 steps/s, ETA 12 s" (no ETA once no step is left)."""
+    per_step = max(seconds_per_step, 1e-9)
+    rate = f"{per_step:.3g} s/step" if per_step >= 1 else f"{1 / per_step:.3g} steps/s"
+    return rate + (f", ETA {_duration(per_step * steps_left)}" if steps_left > 0 else "")
+
+
+def _duration(seconds: float) -> str:
+    """"0.4 s", "12 s", "4.1 min", "2.3 h"."""
+    if seconds < 90:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
 
 
 def _stderr(message: str) -> None:

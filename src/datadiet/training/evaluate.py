@@ -1,7 +1,15 @@
-"""Evaluation: one eval-mode pass of a model over a set of examples, and the numbers read off it."""
+"""Evaluation: one eval-mode pass of a model over a set of examples, and the numbers read off it.
+
+Overall accuracy hides a useless model on imbalanced data (always predicting the majority class scores that class's
+share), so every evaluation also reads per-class numbers off the same pass (:class:`ClassMetrics`): each class's
+recall, their mean (balanced accuracy), the smallest (worst-class accuracy) and the majority-class rate of the
+evaluated labels, the accuracy of always predicting the most common class.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -76,10 +84,97 @@ def _raise_if_non_finite(bad: int, total: int) -> None:
             "(--lr), check the inputs for NaN/inf, or try another seed; no accuracy was recorded for this model.")
 
 
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Per-class numbers of one evaluation (:func:`class_metrics`).
+
+    ``recall[c]``: the fraction of the evaluated examples labelled ``c`` that the model predicts as ``c`` (class
+    order; ``None`` for a class with no evaluated example, whose recall is unknown, not 0). ``balanced_accuracy``
+    and ``worst_class_accuracy`` are the mean and the minimum over the classes present only, and
+    ``majority_rate`` the share of the most common evaluated label; each is ``None`` when nothing was evaluated.
+    """
+
+    recall: tuple[float | None, ...]
+    balanced_accuracy: float | None
+    worst_class_accuracy: float | None
+    majority_rate: float | None
+
+
+def class_recall(labels, correct, num_classes: int) -> list[float | None]:
+    """Per-class recall, a list of ``num_classes`` in class order: ``correct`` among the examples of each label.
+
+    ``labels``: int [n] in ``0..num_classes-1``; ``correct``: bool [n], the prediction is the label (so recall needs
+    no predicted classes: a class never predicted has recall 0). A class with no example gets ``None``.
+    """
+    labels, correct = _labels_and_correct(labels, correct, num_classes)
+    examples = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels[correct], minlength=num_classes)
+    return [None if n == 0 else float(h) / float(n) for h, n in zip(hits.tolist(), examples.tolist())]
+
+
+def balanced_accuracy(recall: Sequence[float | None]) -> float | None:
+    """The mean per-class recall over the classes present (``None`` entries left out); ``None`` if none is."""
+    present = _present(recall)
+    return math.fsum(present) / len(present) if present else None
+
+
+def worst_class_accuracy(recall: Sequence[float | None]) -> float | None:
+    """The smallest per-class recall over the classes present (``None`` entries left out); ``None`` if none is."""
+    present = _present(recall)
+    return min(present) if present else None
+
+
+def majority_rate(labels, num_classes: int) -> float | None:
+    """The share of the most common label in ``labels`` (int [n]): the accuracy of always predicting that class.
+    ``None`` for no labels."""
+    labels, _ = _labels_and_correct(labels, np.zeros(len(labels), dtype=bool), num_classes)
+    if len(labels) == 0:
+        return None
+    return float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
+
+
+def class_metrics(labels, correct, num_classes: int) -> ClassMetrics:
+    """Every per-class number of one evaluation pass, from its labels (int [n]) and correctness (bool [n])."""
+    recall = class_recall(labels, correct, num_classes)
+    return ClassMetrics(tuple(recall), balanced_accuracy(recall), worst_class_accuracy(recall),
+                        majority_rate(labels, num_classes))
+
+
+def _present(recall: Sequence[float | None]) -> list[float]:
+    return [float(r) for r in recall if r is not None and not math.isnan(r)]
+
+
+def _labels_and_correct(labels, correct, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    correct = np.asarray(correct, dtype=bool).reshape(-1)
+    if len(labels) != len(correct):
+        raise ValueError(f"{len(labels)} labels but {len(correct)} correctness values")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    return labels, correct
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one pass over a labelled set gives: accuracy, mean cross-entropy and the per-class numbers."""
+
+    accuracy: float
+    mean_loss: float
+    classes: ClassMetrics
+
+
+def evaluate_split(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, batch_size: int = 1024
+                   ) -> Evaluation:
+    """Accuracy, mean cross-entropy and per-class numbers on un-augmented ``dataset`` (eval mode), in one pass."""
+    result = predict(model, dataset.images, dataset.labels, batch_size=batch_size, normalize=normalize)
+    classes = class_metrics(dataset.labels.cpu().numpy(), result.correct.numpy(), dataset.num_classes)
+    return Evaluation(result.accuracy, result.mean_loss, classes)
+
+
 def evaluate(model: nn.Module, dataset: ImageDataset, normalize: Normalizer, *, batch_size: int = 1024
              ) -> tuple[float, float]:
     """Accuracy and mean cross-entropy on un-augmented ``dataset`` (eval mode): images or features."""
-    result = predict(model, dataset.images, dataset.labels, batch_size=batch_size, normalize=normalize)
+    result = evaluate_split(model, dataset, normalize, batch_size=batch_size)
     return result.accuracy, result.mean_loss
 
 

@@ -7,9 +7,10 @@ the launch differs.  The learning rate is a constant of a recorded graph, so one
 learning rate of the schedule (four for the papers' three milestones).
 
 The loss is the batch's mean cross-entropy.  A dynamically pruned run (InfoBatch) passes a per-example
-``weight`` and gets the mean of ``weight × loss``, plus the per-example losses its pruner records; a run
-without weights computes exactly what it always did.  On the CPU, ``precision="bf16"`` autocasts the forward
-pass and the loss to bfloat16 (on CUDA the ``amp`` flag does the same).
+``weight`` and gets the mean of ``weight × loss``, plus the per-example losses its pruner records; a run with
+class weights (``TrainConfig.class_weights``) multiplies each example's loss by its class's weight as well (one
+weighted mean, :func:`batch_loss`); a run with neither computes exactly what it always did.  On the CPU,
+``precision="bf16"`` autocasts the forward pass and the loss to bfloat16 (on CUDA the ``amp`` flag does the same).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from .placement import cpu_bf16_support
 class EagerStep:
     """The step as plain PyTorch calls (every device)."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast: torch.autocast):
-        self.model, self.optimizer, self.autocast = model, optimizer, autocast
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast: torch.autocast,
+                 class_weight: torch.Tensor | None = None):
+        self.model, self.optimizer, self.autocast, self.class_weight = model, optimizer, autocast, class_weight
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, weight: torch.Tensor | None = None):
         """One step at learning rate ``lr``; returns the batch's logits, loss and, with ``weight``, per-example
@@ -35,24 +37,47 @@ class EagerStep:
             group["lr"] = lr
         with self.autocast:
             logits = self.model(x)
-            loss, per_example = batch_loss(logits, y, weight)
+            loss, per_example = batch_loss(logits, y, weight, self.class_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return logits.detach(), loss.detach(), _detached(per_example)
 
 
-def batch_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None):
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None,
+               class_weight: torch.Tensor | None = None):
     """The loss to minimize and the per-example losses behind it (None without ``weight``).
 
     Without weights this is the papers' mean cross-entropy, computed as it always was, so that unweighted runs
-    keep their numbers to the bit.  With weights: the mean over the batch of ``weight × loss`` (InfoBatch's
-    rescaled loss; the batch size, not the sum of the weights, divides, which is what keeps it unbiased).
+    keep their numbers to the bit.  With weights: the mean over the batch of ``weight × class_weight[y] × loss``
+    (either factor 1 when absent): the mean of the weighted per-example losses, divided by the batch size, not by
+    the sum of the batch's weights (which PyTorch's ``cross_entropy(weight=...)`` divides by).  For InfoBatch that
+    is what keeps its rescaled loss unbiased.  For class weights (:func:`balanced_class_weights`, whose mean over
+    the run's rows is 1) it keeps the loss, and so the learning rate, on the scale of the unweighted run, and an
+    example's pull on the model the same whatever classes its batch happens to hold (dividing by the batch's sum
+    of weights would shrink a rare class's step in a batch that holds several of it).  The per-example losses
+    returned (for the pruner) are the plain cross-entropies, unweighted.
     """
-    if weight is None:
+    if weight is None and class_weight is None:
         return F.cross_entropy(logits.float(), y), None
     per_example = F.cross_entropy(logits.float(), y, reduction="none")
-    return (per_example * weight).mean(), per_example
+    factor = weight
+    if class_weight is not None:
+        factor = class_weight[y] if weight is None else weight * class_weight[y]
+    return (per_example * factor).mean(), None if weight is None else per_example
+
+
+def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The "balanced" loss weight of each class: ``w_c = n / (K · n_c)`` for the ``n`` rows ``labels`` (the run's
+    training rows), ``n_c`` of class ``c`` and ``K`` the classes present among them (scikit-learn's
+    ``class_weight="balanced"`` convention).  A class absent from the rows gets 0: no example of it is ever
+    weighted, and counting it in ``K`` would shrink every other weight.  float32, on the labels' device; the
+    weights' mean over the rows is exactly 1 (``Σ_c n_c · n / (K n_c) = n``)."""
+    counts = torch.bincount(labels.long(), minlength=num_classes)[:num_classes].double()
+    present = counts > 0
+    weights = torch.zeros(num_classes, dtype=torch.float64, device=labels.device)
+    weights[present] = len(labels) / (int(present.sum()) * counts[present])
+    return weights.float()
 
 
 def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
@@ -70,8 +95,10 @@ class GraphedStep:
 
     WARMUP = 3
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast_dtype: torch.dtype | None):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, autocast_dtype: torch.dtype | None,
+                 class_weight: torch.Tensor | None = None):
         self.model, self.optimizer, self.autocast_dtype = model, optimizer, autocast_dtype
+        self.class_weight = class_weight  # on the device already: indexed by the static labels inside the graph
         self.graphs: dict[float, tuple] = {}  # lr → (graph, logits, loss, per-example losses or None)
         self.x: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
@@ -109,7 +136,8 @@ class GraphedStep:
             self._restore(self.before)
         self.graphs.clear()
         self.eager = EagerStep(self.model, self.optimizer, torch.autocast(
-            "cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None))
+            "cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None),
+            self.class_weight)
         return self.eager(x, y, lr, weight)
 
     def _forward_backward_update(self):
@@ -117,7 +145,7 @@ class GraphedStep:
         with torch.autocast("cuda", dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None,
                             cache_enabled=False):
             logits = self.model(self.x)
-            loss, per_example = batch_loss(logits, self.y, self.w)
+            loss, per_example = batch_loss(logits, self.y, self.w, self.class_weight)
         loss.backward()
         self.optimizer.step()
         return logits.detach(), loss.detach(), _detached(per_example)
@@ -170,19 +198,21 @@ class GraphedStep:
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *, amp: bool,
-              cuda_graph: bool, precision: str = "fp32"):
+              cuda_graph: bool, precision: str = "fp32", class_weight: torch.Tensor | None = None):
     """The step for this device: graphed on CUDA when asked, eager everywhere else.
 
     One rule for the arithmetic: ``amp`` decides on CUDA (bfloat16 autocast), ``precision`` on the CPU ("bf16":
     bfloat16 autocast); each is ignored on the other device, and MPS always computes in float32.
+    ``class_weight``: each class's loss weight (``[num_classes]``, on ``device``), or None for the plain loss.
     """
     if device.type == "cpu" and precision == "bf16":
         warn_if_bf16_is_slow()
-        return EagerStep(model, optimizer, torch.autocast("cpu", dtype=torch.bfloat16))
+        return EagerStep(model, optimizer, torch.autocast("cpu", dtype=torch.bfloat16), class_weight)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and amp else None
     if device.type == "cuda" and cuda_graph:
-        return GraphedStep(model, optimizer, amp_dtype)
-    return EagerStep(model, optimizer, torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp_dtype is not None))
+        return GraphedStep(model, optimizer, amp_dtype, class_weight)
+    return EagerStep(model, optimizer, torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp_dtype is not None),
+                     class_weight)
 
 
 _WARNED: set[str] = set()  # warnings already given in this process

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import Schedule, TrainConfig
-from ..data.transforms import augment, default_pad
+from ..data.transforms import augment, default_pad, describe_augmentation
 from ..dynamic import build_pruner
 from ..errors import ConfigError
 
@@ -31,6 +31,21 @@ LARGE_IMAGE = 64  # pixels: beyond this the papers' pad-and-crop augmentation is
 
 class AugmentationScaleWarning(UserWarning):
     """The built-in augmentation was made for small images (28–32 px)."""
+
+
+def warn_if_large(config: TrainConfig, shape: tuple[int, ...], *, user_data: bool) -> None:
+    """Warn when a run's built-in augmentation meets images larger than it was made for, saying what it does to
+    each batch: the pad, and whether flips are on or off and why (the data's default, or the flag given)."""
+    if len(shape) == 1 or not config.augment or max(shape[-2:]) <= LARGE_IMAGE:
+        return
+    # A flip equal to the data's default is said as that default (the CLI decides it before training starts); one
+    # against it can only come from --flip / --no-flip.
+    chosen = replace(config, flip=None) if config.flip in (None, not user_data) else config
+    what = describe_augmentation(chosen, shape, user_data=user_data)
+    warnings.warn(AugmentationScaleWarning(
+        f"The built-in augmentation does this to every batch: {what}. "
+        f"That is the papers' recipe for 28–32 px images; at {shape[-2]}×{shape[-1]} it is a mild jitter. Pass "
+        "--no-augment, or a --pad that suits your images."), stacklevel=3)
 
 
 class BatchStream:
@@ -82,12 +97,6 @@ class Augmentation:
         self.flip = config.flip
         if self.on and self.flip is None:  # None means "the data's default": only the engine knows the data
             raise ValueError("The stream needs the flip decided: pass config.resolve_flip(config, user_data=...).")
-        if self.on and max(images.shape[-2:]) > LARGE_IMAGE:
-            warnings.warn(AugmentationScaleWarning(
-                f"The built-in augmentation pads {self.pad} px and crops back to the image's own size "
-                f"({images.shape[-2]}×{images.shape[-1]}), plus random flips: the papers' recipe for 28–32 px "
-                "images, a mild jitter at this size. Pass --no-augment, or a --pad that suits your images."),
-                stacklevel=3)
 
     def generator(self) -> torch.Generator:
         """A fresh generator of the augmentation seed.  On a GPU the augmentation is drawn there (no host round
