@@ -197,9 +197,43 @@ def test_smoke_charges_each_score_method_its_score_runs_of_every_draw(workspace)
     assert points["random", 0.5]["passes_with_scoring"] == points["random", 0.5]["passes"]
     versus = {(v["method"], v["value"], v["basis"]): v for v in summary["versus_full"]}
     assert versus["el2n@epoch1", 0.5, "with scoring"]["note"].startswith("outside the baseline's range")
-    assert versus["random", 0.5, "training"]["verdict"] == "not resolved"  # 2 seeds
+    # 2 seeds: not resolved; random pixels may teach nothing, and then the gate says "not judged"
+    assert versus["random", 0.5, "training"]["verdict"] == ("not resolved" if summary["learned"] else "not judged")
+    assert summary["metric"] == "accuracy" and summary["learned"] is not None  # cycling labels: balanced classes
 
 
 def test_a_second_run_trains_nothing(workspace, tmp_path):
     from fakes import copy_workspace
     assert_rerun_trains_nothing(copy_workspace(workspace[0], tmp_path / "ws"), "compute")
+
+
+def test_the_chosen_metric_judges_every_comparison_and_records_without_it_are_left_out():
+    from datadiet.studies.compute import judged_rows, metric_findings
+
+    rows = (_curve(0, [(100, 0.50), (200, 0.70)]) + _curve(1, [(100, 0.60), (200, 0.90)])
+            + _curve(2, [(100, 0.40), (200, 0.60)]))
+    rows += [_row("random", 0.5, s, x, a) for s, x, a in zip((0, 1, 2), (150, 120, 180), (0.66, 0.70, 0.55))]
+    [by_accuracy] = versus_full(rows)
+    # the chosen metric: full data 0.1 below its accuracy, random 0.2 above → the difference grows by 0.3
+    judged = [{**r, "judged": r["test_accuracy"] + (0.2 if r["method"] == "random" else -0.1)} for r in rows]
+    [by_metric] = versus_full(judged)
+    assert by_metric["diff"] == pytest.approx(by_accuracy["diff"] + 0.3)
+    assert point_table(judged)[-1]["mean"] == pytest.approx(np.mean([0.86, 0.90, 0.75]))
+    lacking = judged + [{**_row("random", 0.5, 3, 150, 0.9), "judged": None}]  # a record written before the metric
+    assert judged_rows(lacking) == judged
+    lines = metric_findings("balanced", "the default on imbalanced data", {"learned": False, "reason": "mean "
+                            "balanced accuracy 0.1000 not above chance (1/10) 0.1000, exact"}, 1)
+    assert lines[0].startswith("**The model did not learn the task on this setting**: mean balanced accuracy")
+    assert lines[1] == ("Judged by **balanced accuracy** (`--metric balanced`: the default on imbalanced data). 1 run "
+                        "records predate this metric and are left out.")
+
+
+def test_point_rows_carry_the_chosen_metric():
+    records = [{"run_id": f"r{s}", "method": "full", "keep": 1.0, "offset": None, "test_accuracy": 0.8,
+                "test_balanced_accuracy": 0.6 if s else None, "test_loss": 0.5, "steps": 4, "n_train": 10,
+                "wall_seconds": 1.0, "cost": {"sample_passes": 40, "forward_passes": 0, "flops": None,
+                                              "wall_seconds": 1.0}, "train": {"seed": s}} for s in (0, 1)]
+    points = {f"r{s}": {"method": "full", "value": 1.0, "seed": s} for s in (0, 1)}
+    rows = point_rows(records, points, {}, metric="balanced")
+    assert [r["judged"] for r in rows] == [None, 0.6] and [r["test_accuracy"] for r in rows] == [0.8, 0.8]
+    assert [r["judged"] for r in point_rows(records, points, {})] == [0.8, 0.8]

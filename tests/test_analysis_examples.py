@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from datadiet.errors import UnknownNameError
+from datadiet.errors import ConfigError, DataDietError
 from datadiet.report.tables import read_csv
 from datadiet.studies import examples as ex
 from fakes import smoke_analysis, stored_scores
@@ -100,6 +100,8 @@ def test_small_classes_and_percentiles():
 
 def test_unknown_score_is_a_clear_error(workspace):
     ws, _, _ = workspace
-    config = replace(ex.PRESETS["smoke"], scores=("el2n@epoch7",))
-    with pytest.raises(UnknownNameError, match="el2n@epoch7.*Choose one of"):
-        ex.run(config, ws)
+    # refused when the config is built, before any data is loaded or model trained
+    with pytest.raises(DataDietError, match="Unknown score label.*'el2n@epoch7'.*Use one of these labels"):
+        replace(ex.PRESETS["smoke"], scores=("el2n@epoch7",))
+    with pytest.raises(ConfigError, match="--per-side must be at least 1; got -1"):
+        replace(ex.PRESETS["smoke"], per_side=-1)

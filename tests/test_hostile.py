@@ -805,10 +805,10 @@ simple("manifest-of-another-dataset",
        lambda c: ["train", "--data-root", c.w.other, *SMOKE_DATA, "--test-subset", "20", *TINY,
                   "--subset-file", c.w.manifest, "--out", c.out("train-out")],
        r"subset\.json", r"fingerprint")
-simple("manifest-of-another-subset",
+simple("manifest-of-another-subset",  # the manifest records its data: the contradicting flag is named
        lambda c: ["train", "--data-root", c.data, "--subset", "200", "--test-subset", "20", *TINY,
                   "--subset-file", c.w.manifest, "--out", c.out("train-out")],
-       r"subset\.json", r"fingerprint")
+       r"subset\.json", r"--subset 200 contradicts", r"--subset 384")
 
 
 # ============================================================================= 6. data

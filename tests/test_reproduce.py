@@ -57,8 +57,20 @@ def test_smoke_writes_every_output(smoke):
     assert any(line.startswith("| full | keep 1 | 2 | 0.") for line in lines)
     # The difference table: every score against random at the same kept fraction, with a verdict.
     versus = [line for line in lines if line.startswith("| el2n@epoch1 | keep 0.5 | 2 | ") and line.endswith(" |")
-              and any(f"| {v} |" in line for v in ("better", "no different", "worse", "not resolved", "not measured"))]
+              and any(f"| {v} |" in line for v in ("better", "no different", "worse", "not resolved", "not measured",
+                                                     "not judged"))]
     assert len(versus) == 1
+    # random pixels teach nothing: the did-it-learn gate decides (on two runs' mean) and the report says how
+    assert summary["learned"] is not None and summary["metric"] == "accuracy"
+    assert json.loads((study / "config.json").read_text())["metric"] == "accuracy"  # cycling labels: balanced
+    if summary["learned"] is False:
+        assert any(line.startswith("**The model did not learn the task on this setting**") for line in lines)
+    # a method is flagged exactly where its score file says its network had not learned when it scored
+    from datadiet.scores import load_scores
+    untrained = {t.label for d in score_dirs(out) for t in map(load_scores, sorted(d.glob("*.npz")))
+                 if t.meta.get("untrained")}
+    assert set(summary["untrained_scorers"]) == untrained & methods
+    assert all(load_scores(d / "grand-init.npz").meta["untrained"] is None for d in draws)  # at init by design
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "<script" not in html
@@ -69,7 +81,7 @@ def test_smoke_writes_every_output(smoke):
 
 @pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy, on near-identical tiny-model accuracies
 def test_report_numbers_match_independent_computations(smoke):
-    _, out, _ = smoke
+    _, out, summary = smoke
     rows = read_csv(study_dir(out) / "results.csv")
     curve = {(r["method"], r["keep"]): r for r in read_csv(study_dir(out) / "curve.csv")}
     accs = [r["test_accuracy"] for r in rows if r["method"] == "el2n@epoch1"]
@@ -81,7 +93,8 @@ def test_report_numbers_match_independent_computations(smoke):
     # two evaluation seeds a side: no p-value or interval is claimed (datadiet.stats.MIN_SEEDS), the verdict waits
     assert len(accs) == len(rand) == 2
     assert np.isnan(versus["el2n@epoch1"]["p_value"]) and np.isnan(versus["el2n@epoch1"]["ci_low"])
-    assert versus["el2n@epoch1"]["verdict"] == "not resolved"
+    # (random pixels may teach nothing: then the gate makes every verdict "not judged")
+    assert versus["el2n@epoch1"]["verdict"] == ("not resolved" if summary["learned"] else "not judged")
 
 
 def test_report_command_rebuilds_the_same_tables(smoke, tmp_path, capsys):
@@ -96,6 +109,32 @@ def test_report_command_rebuilds_the_same_tables(smoke, tmp_path, capsys):
         assert (out / name).read_text() == text, name
     assert (out / "report.html").is_file()
     assert "report:" in capsys.readouterr().out
+
+
+def test_metric_flag_judges_the_report_and_old_folders_are_judged_by_accuracy(smoke, tmp_path, monkeypatch):
+    root, _, _ = smoke
+    out = tmp_path / "results"
+    shutil.copytree(smoke[1], out)
+    forbid_training(monkeypatch)  # a metric changes what the report reads, never a run
+    summary = reproduce(replace(PRESETS["smoke"], metric="balanced"), out, data_root=str(root), log=lambda _: None)
+    study = study_dir(out)
+    config = json.loads((study / "config.json").read_text())
+    assert config["metric"] == "balanced" and config["metric_reason"].startswith("chosen with --metric")
+    rows = read_csv(study / "results.csv")
+    curve = {(r["method"], r["keep"]): r for r in read_csv(study / "curve.csv")}
+    balanced = [r["test_balanced_accuracy"] for r in rows if r["method"] == "el2n@epoch1"]
+    assert curve[("el2n@epoch1", 0.5)]["mean"] == pytest.approx(np.mean(balanced))
+    assert summary["metric"] == "balanced"
+    assert (study / "section.md").read_text().splitlines()[2].startswith("Judged by **balanced accuracy**")
+    # a folder written before --metric: judged by accuracy, and the report says why
+    del config["metric"], config["metric_reason"]
+    (study / "config.json").write_text(json.dumps(config))
+    assert main(["report", str(out)]) == 0
+    assert json.loads((study / "summary.json").read_text())["metric"] == "accuracy"
+    curve = {(r["method"], r["keep"]): r for r in read_csv(study / "curve.csv")}
+    accuracies = [r["test_accuracy"] for r in rows if r["method"] == "el2n@epoch1"]
+    assert curve[("el2n@epoch1", 0.5)]["mean"] == pytest.approx(np.mean(accuracies))
+    assert "this folder predates --metric, so accuracy" in (study / "section.md").read_text()
 
 
 def test_rerunning_resumes_and_refuses_another_preset(smoke, tmp_path, monkeypatch):

@@ -170,3 +170,61 @@ def test_score_seeds_never_reach_the_evaluation_seeds():
         check_score_seeds(251, 4, 1000)
     with pytest.raises(ConfigError, match=r"Use at most 1000 score runs"):
         check_score_seeds(1, 1001, 1000)
+
+
+def test_score_runs_record_how_well_their_network_fits_the_training_data(tmp_path, splits):
+    import json
+    import math
+
+    from datadiet.training.evaluate import evaluate
+
+    cfg = ScoreConfig(scores=("el2n",), score_epochs=(0, 1), runs=1, seed=0)
+    run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    table = load_scores(tmp_path / "el2n-epoch1.npz")
+    # the same run stopped after one epoch (3 steps of 32): its training loss and accuracy, computed independently
+    model = train(TRAIN, splits, stop_after=3, evaluate_test=False).model
+    accuracy, loss = evaluate(model, splits.train, Normalizer(splits.mean, splits.std))
+    assert table.meta["fit"] == [{"train_loss": pytest.approx(loss), "train_accuracy": pytest.approx(accuracy)}]
+    limit = 0.9 * math.log(splits.train.num_classes)
+    assert (table.meta["untrained"] is not None) == (loss > limit)
+    assert load_scores(tmp_path / "el2n-init.npz").meta["untrained"] is None  # scored at init by design
+    # a run cached before runs measured their fit: unknown, never a reason to train it again
+    cost_file = next((tmp_path / ".runs").glob("*.cost.json"))
+    record = json.loads(cost_file.read_text())
+    del record["fit"]
+    cost_file.write_text(json.dumps(record))
+    run_scores(cfg, TRAIN, DATA, splits, tmp_path, log=lambda _: None)
+    old = load_scores(tmp_path / "el2n-epoch1.npz")
+    assert old.meta["fit"] is None and old.meta["untrained"] is None
+
+
+def test_untrained_scorer_rule_by_hand():
+    from datadiet.runs.scoring import untrained_reason
+
+    # ten classes: ln 10 = 2.3026, 0.9 × ln 10 = 2.0723
+    assert untrained_reason([{"train_loss": 2.2, "train_accuracy": 0.12}, {"train_loss": 2.1, "train_accuracy": 0.1}],
+                            10, 2.0) == ("its network had not learned to fit the training data when scored: mean "
+                                         "training loss 2.150 over 2 runs, above 0.9 × ln 10 = 2.072, training "
+                                         "accuracy 0.110 (chance 0.100)")
+    assert untrained_reason([{"train_loss": 2.0, "train_accuracy": 0.3}], 10, 2.0) is None
+    assert untrained_reason([{"train_loss": 2.3, "train_accuracy": 0.1}], 10, 0.0) is None  # at init by design
+    assert untrained_reason(None, 10, 2.0) is None  # unknown
+    assert untrained_reason([{"train_loss": None, "train_accuracy": None}], 10, 2.0) is None  # diverged: unknown
+
+
+def test_score_command_warns_of_an_untrained_scorer(tmp_path, capsys):
+    import math
+
+    from fakes import write_fake_mnist
+    from datadiet.cli import main
+
+    root = write_fake_mnist(tmp_path / "data", n_train=40, n_test=8)  # random pixels: little to fit in one epoch
+    assert main(["score", "--dataset", "mnist", "--data-root", str(root), "--model", "smallcnn", "--width", "0.25",
+                 "--batch-size", "8", "--eval-batch-size", "16", "--epochs", "1", "--scores", "el2n",
+                 "--score-epochs", "1", "--runs", "1", "--out", str(tmp_path / "s")]) == 0
+    said = "".join(capsys.readouterr())
+    table = load_scores(tmp_path / "s" / "el2n-epoch1.npz")
+    (fit,) = table.meta["fit"]
+    untrained = fit["train_loss"] > 0.9 * math.log(10)  # the rule, applied here by hand
+    assert (table.meta["untrained"] is not None) == untrained
+    assert ("warning: el2n@epoch1: its network had not learned" in said) == untrained

@@ -165,7 +165,7 @@ def test_train_subset_file_finds_a_folder_scored_by_a_relative_path_and_follows_
 
 # ----------------------------------------------------------------------------- 3. progress, and the --resize hint
 
-FIRST_STEP = re.compile(r"^step 1/(\d+): [\d.]+ (steps/s|s/step), ETA \d", re.MULTILINE)
+FIRST_STEP = re.compile(r"^step 1/(\d+): [\d.,]+ (steps/s|s/step), ETA \d", re.MULTILINE)
 
 
 def test_train_says_its_pace_and_eta_after_its_first_step(tmp_path, capsys):
@@ -176,7 +176,14 @@ def test_train_says_its_pace_and_eta_after_its_first_step(tmp_path, capsys):
     assert first and first.group(1) == "8"  # 16 / 4 = 4 steps an epoch, 2 epochs
     epoch_line = err.index("(epoch 1.00)")
     assert first.start() < epoch_line  # before the first epoch's line, whatever the time it took
-    assert re.search(r"\(epoch 1\.00\) .* train loss [\d.]+, [\d.]+ (steps/s|s/step), ETA \d", err)
+    assert re.search(r"\(epoch 1\.00\) .* train loss [\d.]+, [\d.,]+ (steps/s|s/step), ETA \d", err)
+
+
+def test_a_fast_pace_is_written_in_plain_digits():
+    from datadiet.training.engine import _pace
+
+    assert _pace(1 / 12345.0, 0) == "12,345 steps/s"  # never 1.23e+04
+    assert _pace(1 / 41.7, 500) == "41.7 steps/s, ETA 12 s" and _pace(3.2, 77) == "3.2 s/step, ETA 4.1 min"
 
 
 def test_the_first_step_line_comes_once_per_call_and_the_last_step_has_no_eta():

@@ -246,7 +246,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
         _say(f"wrote {path}")
         _say_score_ties(path)
+        _say_untrained(path)
     return 0
+
+
+def _say_untrained(path) -> None:
+    """Warn when a score file's network had not learned to fit its training data when it scored (training loss
+    above 0.9 × ln K; runs.scoring.untrained_reason): its ranking then says little about the examples."""
+    from .scores import load_scores
+
+    table = load_scores(path)
+    if table.meta.get("untrained"):
+        _say(f"warning: {table.label}: {table.meta['untrained']}; score later (--score-epochs), train longer or check "
+             "the recipe before pruning by it")
 
 
 def _say_score_ties(path) -> None:

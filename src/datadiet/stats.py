@@ -15,8 +15,9 @@ from scipy import stats as _scipy
 from .errors import ConfigError
 
 # Verdicts of a comparison, strongest first. "not resolved": fewer than MIN_SEEDS runs on a side, so no interval is
-# claimed; "not measured": a side has no runs at all.
-VERDICTS = ("better", "no different", "worse", "not resolved", "not measured")
+# claimed; "not measured": a side has no runs at all; "not judged": a report's own verdict (compare_groups never
+# gives it) where the full-data runs did not learn the task (:func:`learned`), so no comparison means anything.
+VERDICTS = ("better", "no different", "worse", "not resolved", "not measured", "not judged")
 
 # Runs per arm below which a Welch interval is not informative: with two runs a side the t quantile has one to two
 # degrees of freedom (12.7 at one) and the spread is estimated from a single difference, so the interval swings from
@@ -205,7 +206,8 @@ def summarize(values) -> dict:
 # ---------------------------------------------------------------- the words of a comparison
 
 RELATIONS = {"better": "better than", "no different": "no different from", "worse": "worse than",
-             "not resolved": "not resolved against", "not measured": "not compared with"}
+             "not resolved": "not resolved against", "not measured": "not compared with",
+             "not judged": "not judged against"}
 
 
 def verdict_phrase(verdict: str, other: str, note: str = "") -> str:

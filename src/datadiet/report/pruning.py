@@ -18,12 +18,14 @@ from ..errors import ConfigError, DataDietError
 from ..io import write_json_atomic, write_text_atomic
 from ..methods import Method
 from ..selection import TIE_WARNING_SHARE, percent, tie_decided, tie_phrase, tie_summary
-from ..stats import MIN_SEEDS, VERDICTS, interval_cell, interval_text, seeds_text, spearman_matrix, verdict_phrase
+from ..stats import (MIN_SEEDS, VERDICTS, interval_cell, interval_text, learned, seeds_text, spearman_matrix,
+                     verdict_phrase)
 from . import figures
 from .classes import class_count_markdown, class_count_rows, class_warnings
 from .markdown import markdown_table
-from .tables import (compare_to_random, compute_table, compute_total, cost_rows, curve_table, flatten_results,
-                     holm_family_size, interval_coverage, point_label, write_csv)
+from .tables import (CLASS_RECALL_COLUMNS, METRIC_NAMES, METRICS, class_recall_table, compare_to_random, compute_table,
+                     compute_total, cost_rows, curve_table, flatten_results, holm_family_size, interval_coverage,
+                     lacking_metric, metric_value, point_label, write_csv)
 
 FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearman": "spearman.png",
            "scatter": "grand_init_vs_input_norm.png"}
@@ -31,21 +33,28 @@ FIGURES = {"curve": "pruning_curve.png", "offsets": "offset_curve.png", "spearma
 
 def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                          score_means: dict[str, np.ndarray], *, accounting: dict | None = None,
-                         classes: dict | None = None, compute: dict | None = None, labels=None) -> dict:
+                         classes: dict | None = None, compute: dict | None = None, labels=None,
+                         untrained: dict[str, str] | None = None) -> dict:
     """(Re)write every table, figure and the report of a pruning experiment into ``folder``; returns the
     summary. ``records`` are finished run records, ``score_means`` maps score labels to mean scores, and
     ``accounting`` lists the run files left out (missing, extra, foreign, damaged), for the report to say.
     ``compute`` says what the score runs cost: ``charges`` (method → its score runs' charge), ``score_runs``
     (one cost per score run) and ``per_example`` (the model's FLOPs, for records that predate run costs).
     ``labels`` (optional, ``[N]`` classes of the scored examples) lets the tie counts cover methods with a class
-    quota (:func:`tie_rows`)."""
+    quota (:func:`tie_rows`). ``untrained`` (optional): score label → why its network had not learned when it scored
+    (:func:`datadiet.runs.scoring.untrained_reason`); every method selecting by such a score is flagged."""
     folder = Path(folder)
     rows = flatten_results(records)
     if not rows:
         raise DataDietError(f"{folder} has no finished run of its plan (sweep/runs/*.json); run the experiment "
                             "first.")
     write_csv(folder / "results.csv", rows)
-    curve, versus = curve_table(rows), compare_to_random(rows)
+    metric = config.get("metric", "accuracy")  # folders written before --metric judged by accuracy
+    if metric not in METRICS:  # an edited config.json: an error here, not a silent accuracy
+        raise DataDietError(f"{folder / 'config.json'} names the metric {metric!r}; it is one of "
+                            f"{', '.join(METRICS)}. Restore it, or run the reproduction again with --metric.")
+    gate = learned_gate(records, metric)
+    curve, versus = curve_table(rows, metric), judged(compare_to_random(rows, metric=metric), gate["learned"])
     write_csv(folder / "curve.csv", curve)
     write_csv(folder / "vs_random.csv", versus)
     figures.pruning_curve(curve, folder / FIGURES["curve"], title=config.get("title", ""))
@@ -62,7 +71,14 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
         figures.score_scatter(score_means["input_norm"], score_means["grand@init"], folder / FIGURES["scatter"],
                               xlabel="input norm", ylabel="GraNd at init", rho=grand_vs_norm)
     summary = _summary(curve, versus, grand_vs_norm, config)
+    summary.update(metric=metric, metric_reason=config.get("metric_reason"), lacking_metric=lacking_metric(rows, metric),
+                   learned=gate["learned"], learned_reason=gate["reason"], learned_level=gate["level"])
     summary["runs"] = {"aggregated": len(rows), **(accounting or {})}
+    summary["untrained_scorers"] = untrained_methods(records, untrained or {})
+    recall_rows = class_recall_table(records)
+    if recall_rows:
+        write_csv(folder / "class_recall.csv", recall_rows, CLASS_RECALL_COLUMNS)
+    summary["dropped_classes"] = dropped_class_warnings(recall_rows)
     compute = compute or {}
     costs = cost_rows(records, compute.get("per_example"))
     compute_rows = compute_table(costs, compute.get("charges"))
@@ -82,8 +98,119 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
     class_lines = class_count_markdown(class_rows, summary["class_warnings"])
     compute_lines = compute_markdown(compute_rows, summary["compute"], config)
     write_text_atomic(folder / "section.md", _markdown(folder, config, curve, versus, names, rho, summary,
-                                                       class_lines, compute_lines, tie_lines))
+                                                       class_lines, compute_lines, tie_lines, recall_rows))
     return summary
+
+
+# --- the metric and the "did it learn?" gate (issue 26 §2, §3) ------------------------------------------------------
+
+NOT_JUDGED = "not judged"
+
+
+def learned_gate(records: list[dict], metric: str = "accuracy") -> dict:
+    """Whether the full-data runs learned the task, on ``metric``: their values must beat the majority-class rate
+    (accuracy) or chance, 1/K over the K classes present in the test split (balanced and worst-class accuracy), with
+    their interval excluding it (:func:`datadiet.stats.learned`). ``learned``: True, False, or None (unknown: records
+    written before runs measured the rate, or no full-data run); ``reason``: a sentence; ``level``: the rate beaten."""
+    full = [r for r in records if r.get("method") == "full"]
+    if not full:
+        return {"learned": None, "reason": "unknown: no full-data run to judge", "level": None}
+    level, against = _gate_level(full, metric)
+    ok, reason = learned([metric_value(r, metric) for r in full], level, against=against)
+    return {"learned": ok, "reason": reason.replace("mean accuracy", f"mean {METRIC_NAMES[metric]}"), "level": level}
+
+
+def _gate_level(full: list[dict], metric: str) -> tuple[float | None, str]:
+    """The level the full-data runs must beat on ``metric``, and its name; None when a record lacks what it needs."""
+    if metric == "accuracy":
+        rates = [r.get("test_majority_rate") for r in full]  # one test split: one rate (the largest, to be safe)
+        return (None if None in rates else max(map(float, rates))), "the majority-class rate"
+    recalls = [r.get("test_class_recall") for r in full]
+    if None in recalls:
+        return None, "chance (1/K)"
+    classes = max(sum(1 for x in recall if x is not None) for recall in recalls)
+    return (1.0 / classes if classes else None), f"chance (1/{classes})"
+
+
+def untrained_methods(records: list[dict], untrained: dict[str, str]) -> dict[str, str]:
+    """{method: why its score's network counts as untrained} for the records' score methods whose score label is
+    in ``untrained``."""
+    out = {}
+    for name in sorted({r["method"] for r in records if r.get("method") not in _NOT_SCORE_METHODS}):
+        method = _score_method(name)
+        if method is not None and untrained.get(method.label):
+            out[name] = f"{method.label}: {untrained[method.label]}"
+    return out
+
+
+def judged(versus: list[dict], learned_task: bool | None) -> list[dict]:
+    """The comparisons with random as the report states them: every verdict, Holm's too, "not judged" where the
+    full-data runs did not learn the task (their differences and intervals stay in the table); unchanged
+    otherwise."""
+    if learned_task is not False:
+        return versus
+    return [{**v, "verdict": NOT_JUDGED, "verdict_holm": NOT_JUDGED} for v in versus]
+
+
+def not_learned_lines(summary: dict) -> list[str]:
+    """The section's first lines where the model did not learn the task: what happened and what to change."""
+    return [f"**The model did not learn the task on this setting**: {summary['learned_reason']}. Every comparison "
+            f"with random is therefore \"{NOT_JUDGED}\" (a subset cannot be told better or worse than random when "
+            "full data learned nothing), and `summary.json` records `\"learned\": false`.",
+            "",
+            "To change: train longer (`--epochs`), a larger or better-suited model (`--model`, `--width`), larger "
+            "images for a built-in model (`--resize H W` on folder data), or another learning rate (`--lr`); check "
+            "the labels if none of these helps.", ""]
+
+
+def metric_lines(summary: dict, config: dict) -> list[str]:
+    """The sentence naming the metric that judges every table and verdict, and why; a metric other than accuracy
+    opens the section, accuracy (the default on balanced data) is said among the findings."""
+    metric = summary["metric"]
+    why = summary.get("metric_reason") or ("chosen" if "metric" in config else
+                                           "this folder predates --metric, so accuracy")
+    line = f"Judged by **{METRIC_NAMES[metric]}** (`--metric {metric}`: {why})."
+    if summary.get("lacking_metric"):
+        line += (f" {summary['lacking_metric']} run records predate this metric and are left out of its tables "
+                 "(their runs count in *Compute*).")
+    return [line]
+
+
+def unknown_gate_line(summary: dict) -> list[str]:
+    """Where whether the model learned is not known, a finding that says so."""
+    if summary.get("learned") is not None:
+        return []
+    reason = summary["learned_reason"]
+    return [f"Did the model learn the task? {reason[0].upper()}{reason[1:]}; the verdicts are given unchecked."]
+
+
+def dropped_class_warnings(rows: list[dict]) -> list[str]:
+    """One sentence per point and class of :func:`class_recall_table` that fell to recall 0 where full data had
+    it above 0."""
+    return [f"{r['method']} at {point_label(r)}: class {r['class']} recognised in none of its {r['runs']} runs "
+            f"(recall 0; full data {r['full_recall']:.4f})" for r in rows if r["dropped"]]
+
+
+def class_recall_markdown(rows: list[dict], warnings: list[str]) -> list[str]:
+    """The report's *Recall per class* section: mean test recall per point (rows) and class (columns)."""
+    if not rows:
+        return []
+    classes = sorted({r["class"] for r in rows})
+    points: dict[tuple, dict] = {}
+    for r in rows:
+        cells = points.setdefault((r["method"], r["keep"], r["offset"]), {"method": r["method"],
+                                                                         "subset": point_label(r)})
+        cells[f"class {r['class']}"] = "—" if r["mean_recall"] is None else (
+            f"{r['mean_recall']:.3f}" + (" (dropped)" if r["dropped"] else ""))
+    table = [{**{"method": "", "subset": ""}, **dict.fromkeys((f"class {c}" for c in classes), "—"), **cells}
+             for cells in points.values()]
+    out = ["### Recall per class", ""]
+    out += [f"- **Warning**: {w}." for w in warnings] + ([""] if warnings else [])
+    out += markdown_table(table, limit=len(table))
+    out += ["", "Mean test recall of each class over the point's runs (`class_recall.csv`); *dropped*: recall 0 "
+            "where full data had it above 0. — : no run recorded it (records written before runs measured "
+            "classes, or a class absent from the test split)."]
+    return out
 
 
 def describe_accounting(accounting: dict) -> list[str]:
@@ -125,7 +252,8 @@ def _summary(curve, versus, grand_vs_norm, config) -> dict:
     offset_verdicts: dict[str, dict[str, list]] = {}
     for v in versus:
         target, entry = (verdicts, v["keep"]) if v.get("offset") is None else (offset_verdicts, [v["keep"], v["offset"]])
-        target.setdefault(v["method"], {kind: [] for kind in VERDICTS})[v["verdict"]].append(entry)
+        kinds = target.setdefault(v["method"], {kind: [] for kind in VERDICTS if kind != NOT_JUDGED})
+        kinds.setdefault(v["verdict"], []).append(entry)
     methods = set(verdicts) | set(offset_verdicts)
     empty = {"better": [], "worse": []}
     beat = sorted(m for m in methods
@@ -166,9 +294,11 @@ def _verdict_lists(rows, column: str) -> str:
     """``better — a; no different — b, c; worse — none`` (and "not resolved" or "not measured" only when some
     were)."""
     parts = []
+    if rows and all(v.get(column) == NOT_JUDGED for v in rows):  # the model did not learn: no verdict to list
+        return f"{NOT_JUDGED} — {', '.join(sorted(v['method'] for v in rows))}"
     for kind in VERDICTS:
         methods = sorted(v["method"] for v in rows if v.get(column) == kind)
-        if methods or kind not in ("not resolved", "not measured"):
+        if methods or kind not in ("not resolved", "not measured", NOT_JUDGED):
             parts.append(f"{kind} — {', '.join(methods) if methods else 'none'}")
     return "; ".join(parts)
 
@@ -200,6 +330,9 @@ def _better_somewhere(better_at: dict[str, list[str]]) -> str:
 
 def _verdict_summary(summary: dict) -> list[str]:
     """What the headline adds up to, without letting one verdict per score hide a fraction where it won."""
+    if summary.get("learned") is False:
+        return ["No comparison is judged: the full-data runs did not learn the task (see above).",
+                summary["coverage"]]
     beat = summary["beat_random"]
     lines = [(f"Better than random at some kept fraction (95 % Welch interval above zero): "
              f"{_better_somewhere(summary['better_at'])}; of these, never worse anywhere: "
@@ -233,8 +366,10 @@ def _finding_lines(summary: dict, versus) -> list[str]:
                                                                  for v in changed))
         largest = max(points, key=lambda v: abs(v["diff"]))  # in size: -54.74 is larger than -3.34
         which = "largest difference in size" if len(points) > 1 else "difference"
+        flag = summary.get("untrained_scorers", {}).get(method)
         lines.append(f"**{method}**: {'; '.join(parts)} ({which} at {point_label(largest)}: "
-                     f"{interval_text(largest['diff'], largest['ci_low'], largest['ci_high'], largest['note'])}).")
+                     f"{interval_text(largest['diff'], largest['ci_low'], largest['ci_high'], largest['note'])})."
+                     + (f" **Untrained scorer**: {flag}." if flag else ""))
     if summary["spearman_grand_init_input_norm"] is not None:
         lines.append(f"Spearman rank correlation of GraNd at initialization with the input norm: "
                      f"**{summary['spearman_grand_init_input_norm']:.3f}**.")
@@ -284,10 +419,22 @@ def _p_cell(p: float) -> str:
 
 
 def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=(), compute_lines=(),
-              tie_lines=()) -> str:
+              tie_lines=(), recall_rows=()) -> str:
     """The section (``section.md``): headings one level below the workspace report's, figures linked from it."""
     here = folder.name  # report.md lies in the workspace above the study's folder
     out = [f"## Pruning curves: {config.get('title', folder.name)}", ""]
+    if summary["metric"] != "accuracy":  # what judged every number below, said first when it is not accuracy
+        out += metric_lines(summary, config) + [""]
+    if summary.get("learned") is False:
+        out += not_learned_lines(summary)
+    if summary.get("untrained_scorers"):
+        out += [f"**Warning**: some methods select by a score taken from a network that had not learned to fit its "
+                f"training data (training loss above 0.9 × ln K when it scored): "
+                f"{', '.join(summary['untrained_scorers'])}; their verdicts say little about the score "
+                "(see *Findings*).", ""]
+    if summary.get("dropped_classes"):
+        out += [f"**Warning**: some methods recognise none of a class that full data recognised "
+                f"({len(summary['dropped_classes'])} cases; see *Recall per class* below).", ""]
     if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
         out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
                 f"({len(summary['class_warnings'])} cases; see *Kept examples per class* below).", ""]
@@ -304,7 +451,13 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
     out += ["### Findings", ""]
     out += [f"- {line}" for line in _finding_lines(summary, versus)]
     if summary["full_data_accuracy"] is not None:
-        out += [f"- Full data: final test accuracy {summary['full_data_accuracy']:.4f}."]
+        out += [f"- Full data: final test {METRIC_NAMES[summary.get('metric', 'accuracy')]} "
+                f"{summary['full_data_accuracy']:.4f}."]
+    if summary.get("learned"):
+        out += [f"- The model learned the task: {summary['learned_reason']}."]
+    out += [f"- {line}" for line in unknown_gate_line(summary)]
+    if summary["metric"] == "accuracy":
+        out += [f"- {line}" for line in metric_lines(summary, config)]
     out += ["", f"Aggregated {summary['runs']['aggregated']} runs of this experiment's plan."]
     out += [f"- {line[0].upper()}{line[1:]}." for line in describe_accounting(summary["runs"])]
     out += ["", "### Pruning curves", "", f"![pruning curves]({here}/{FIGURES['curve']})", ""]
@@ -326,6 +479,8 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
         out += ["", "### GraNd at initialization against input norm", "", f"![scatter]({here}/{FIGURES['scatter']})"]
     out += ["", *tie_lines] if tie_lines else []
     out += ["", *class_lines] if class_lines else []
+    recall_lines = class_recall_markdown(list(recall_rows), summary.get("dropped_classes", []))
+    out += ["", *recall_lines] if recall_lines else []
     out += ["", *compute_lines] if compute_lines else []
     out += ["", "### Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
     return "\n".join(out)

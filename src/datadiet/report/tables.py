@@ -18,6 +18,7 @@ from ..config import TrainConfig
 from ..runs.scoring import cost_in
 from ..training.accounting import Cost
 from ..io import atomic_path
+from ..selection import class_counts
 from ..stats import compare_groups, holm_correct, summarize
 
 
@@ -83,21 +84,73 @@ def read_csv(path: str | Path) -> list[dict]:
         return [_typed(row) for row in csv.DictReader(fh)]
 
 
-def _accuracies_by_point(rows: Sequence[dict]) -> dict[tuple, list[float]]:
+# The metrics a report may judge by (``--metric``): name → the run record's (and results.csv's) column.
+METRICS = {"accuracy": "test_accuracy", "balanced": "test_balanced_accuracy",
+           "worst-class": "test_worst_class_accuracy"}
+METRIC_NAMES = {"accuracy": "accuracy", "balanced": "balanced accuracy", "worst-class": "worst-class accuracy"}
+
+
+# A training split whose largest class has more than this many times the examples of its smallest is judged by
+# balanced accuracy unless --metric says otherwise: there, accuracy rewards predicting the large classes.
+IMBALANCE = 1.5
+
+
+def choose_metric(metric: str, train_labels, num_classes: int) -> tuple[str, str]:
+    """The metric the report judges by and why, in words for its first lines: ``metric`` as given, or for
+    ``"auto"`` accuracy, or balanced accuracy where the training split's largest class (of those present) has over
+    :data:`IMBALANCE` times the examples of its smallest."""
+    counts = class_counts(train_labels, num_classes)
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min()) if len(present) else 1.0
+    split = f"the training split's largest class has {ratio:.2f}× the examples of its smallest"
+    if metric != "auto":
+        return metric, f"chosen with --metric; {split}"
+    if ratio > IMBALANCE:
+        return "balanced", f"the default on imbalanced data: {split}, over {IMBALANCE:g}×"
+    return "accuracy", f"the default: {split}, at most {IMBALANCE:g}×"
+
+
+def metric_column(metric: str) -> str:
+    """The column of ``metric`` (a key of :data:`METRICS`)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric is one of {', '.join(METRICS)}, not {metric!r}")
+    return METRICS[metric]
+
+
+def metric_value(row: dict, metric: str = "accuracy") -> float | None:
+    """A run's value of ``metric``; None where the record predates it (or holds no number)."""
+    value = row.get(metric_column(metric))
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def lacking_metric(rows: Sequence[dict], metric: str) -> int:
+    """How many runs hold no value of ``metric`` (records written before runs measured it): left out of its tables."""
+    return sum(1 for r in rows if metric_value(r, metric) is None)
+
+
+def _accuracies_by_point(rows: Sequence[dict], metric: str = "accuracy") -> dict[tuple, list[float]]:
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
-        groups[point_of(r)].append(float(r["test_accuracy"]))
+        value = metric_value(r, metric)
+        if value is not None:  # a record without the metric is left out (lacking_metric counts it)
+            groups[point_of(r)].append(value)
     return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _offset_key({"offset": kv[0][2]}))))
 
 
-def curve_table(rows: Sequence[dict]) -> list[dict]:
-    """Mean and 16th/84th percentiles of final test accuracy per (method, keep, offset), as in Data Diet B.3."""
+def curve_table(rows: Sequence[dict], metric: str = "accuracy") -> list[dict]:
+    """Mean and 16th/84th percentiles of final test accuracy (or another of :data:`METRICS`) per (method, keep,
+    offset), as in Data Diet B.3."""
     return [{"method": method, "keep": keep, "offset": offset, **summarize(accs)}
-            for (method, keep, offset), accs in _accuracies_by_point(rows).items()]
+            for (method, keep, offset), accs in _accuracies_by_point(rows, metric).items()]
 
 
-def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95) -> list[dict]:
-    """For each point: mean accuracy minus random's at the same kept fraction, its Welch interval and verdict
+def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: float = 0.95,
+                      metric: str = "accuracy") -> list[dict]:
+    """For each point: mean accuracy (or ``metric``'s value) minus random's at the same kept fraction, its Welch
+    interval and verdict
     (:func:`datadiet.stats.compare_groups`: fewer than 3 runs a side is "not resolved" with no interval, no spread
     on either side an exact difference), the per-run accuracies of both sides (``accuracies``,
     ``random_accuracies``) and the runs per arm that would resolve a difference of this size (``seeds_needed``).
@@ -106,7 +159,7 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
     comparisons in the table that have a p-value at once (Holm–Bonferroni: the family-wise error rate stays below
     ``1 − level``); the others keep their verdict.
     """
-    groups = _accuracies_by_point(rows)
+    groups = _accuracies_by_point(rows, metric)
     out = []
     for (method, keep, offset), accs in groups.items():
         ref = groups.get((baseline, keep, None))
@@ -115,6 +168,42 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
         out.append({"method": method, "keep": keep, "offset": offset, "n": len(accs), "n_random": len(ref),
                     **compare_groups(accs, ref, level).row(), "accuracies": _values(accs), "random_accuracies": _values(ref)})
     return holm_correct(out, level)
+
+
+# class_recall.csv: per point and class, the mean test recall over the point's runs and full data's, and whether
+# the class fell to 0 there while full data recognised it.
+CLASS_RECALL_COLUMNS = ("method", "keep", "offset", "class", "runs", "mean_recall", "full_recall", "dropped")
+
+
+def class_recall_table(records: Iterable[dict]) -> list[dict]:
+    """One row per (method, keep, offset, class): the mean test recall of the class over the point's runs that
+    recorded it (``runs``; a class absent from the test split, or records written before runs measured it, add
+    nothing), full data's mean recall of the class, and ``dropped``: the point recognised none of the class (mean
+    recall 0, so every run's was 0) while full data recognised some (above 0)."""
+    groups: dict[tuple, list[list]] = defaultdict(list)
+    for r in records:
+        if r.get("test_class_recall") is not None:
+            groups[point_of(r)].append(r["test_class_recall"])
+    full = _class_means(groups.get(("full", 1.0, None), []))
+    rows = []
+    for (method, keep, offset), recalls in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                                  _offset_key({"offset": kv[0][2]}))):
+        for c, (mean, runs) in enumerate(_class_means(recalls)):
+            full_mean = full[c][0] if c < len(full) else None
+            rows.append({"method": method, "keep": keep, "offset": offset, "class": c, "runs": runs,
+                         "mean_recall": mean, "full_recall": full_mean,
+                         "dropped": method != "full" and mean == 0 and full_mean is not None and full_mean > 0})
+    return rows
+
+
+def _class_means(recalls: Sequence[Sequence]) -> list[tuple[float | None, int]]:
+    """(mean, runs) per class over runs' recall lists; None entries (the class absent) left out."""
+    classes = max((len(r) for r in recalls), default=0)
+    out = []
+    for c in range(classes):
+        known = [float(r[c]) for r in recalls if c < len(r) and r[c] is not None and math.isfinite(float(r[c]))]
+        out.append((math.fsum(known) / len(known) if known else None, len(known)))
+    return out
 
 
 def _values(accs: Sequence[float]) -> str:

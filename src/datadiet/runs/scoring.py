@@ -15,10 +15,16 @@ A *score draw* is one set of R score runs.  Several independent draws (:func:`dr
 d·R … d·R+R−1; ``Workspace.score_draws`` runs and caches them, ``ScoreDraws`` says which draw an evaluation
 seed selects from) let the evaluation seeds of an experiment select from different scores, so its intervals cover the
 randomness of the score runs, not only that of the evaluation runs.
+
+At each scoring time a run also measures how well its network fits the training split (its mean training loss
+and accuracy, un-augmented, in eval mode: ``fit`` in ``<run>.cost.json``; the pass is not charged to the score), and
+each score file's meta carries its label's ``fit`` per run and ``untrained`` (:func:`untrained_reason`): a score
+taken from a network that had not yet learned to fit its data says little about the examples.
 """
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,7 +38,7 @@ from ..version import __version__
 from ..config import DataConfig, TrainConfig, from_dict, resolve_flip, to_dict
 from ..data.dataset import DatasetSplits
 from ..data.transforms import Normalizer
-from ..errors import ConfigError, DataDietError
+from ..errors import ConfigError, DataDietError, NonFiniteLossError
 from ..io import atomic_path, folder_lock, load_json, read_npz, write_json_atomic
 from ..models import build_model
 from ..scores.functions import forgetting, input_norm, random_score
@@ -40,6 +46,7 @@ from ..scores.registry import GRADIENT_SCORES, ScoreKind, ScoreLabel, score_spec
 from ..scores.store import ScoreTable, load_scores, save_scores
 from ..training import Cost, flops_per_example, train
 from ..training.accounting import FIELDS as COST_FIELDS
+from ..training.evaluate import evaluate
 from .identity import identity
 
 
@@ -166,6 +173,9 @@ def _run_scores(score_cfg: ScoreConfig, train_cfg: TrainConfig, data_cfg: DataCo
         meta = {**provenance, "when": label.when, "epoch": epoch, "step": step,
                 "seeds": seeds if label.name != "input_norm" else [], "model": train_cfg.model,
                 "cost": charge(costs, label)}
+        if label.kind is ScoreKind.MODEL:  # how well each run's network fitted its data when it scored
+            fits = label_fit(costs, step)
+            meta.update(fit=fits, untrained=untrained_reason(fits, train_set.num_classes, label.epoch))
         path = out_dir / f"{label.file_stem}.npz"
         save_scores(path, ScoreTable(label.name, train_set.ids.numpy(), rows, meta))
         written.append(path)
@@ -229,12 +239,17 @@ def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[s
     for epoch, step in steps.items():
         by_step.setdefault(step, []).append(epoch)
     scored: dict[tuple[str, int], float] = {}  # (score, step) → seconds: each scored once, whatever its labels
+    fits: dict[int, dict] = {}                 # step → how well the network fits the training split then
+    fit_seconds = [0.0]
 
     def hook(model, step):
         seconds: dict[str, float] = {}
         values = score_model(model, splits, model_scores, batch_size=score_cfg.score_batch_size,
                              method=score_cfg.method, seconds=seconds)
         scored.update({(name, step): t for name, t in seconds.items()})
+        started = time.perf_counter()
+        fits[step] = training_fit(model, splits)
+        fit_seconds[0] += time.perf_counter() - started
         for epoch in by_step[step]:
             for name, v in values.items():
                 results[str(ScoreLabel(name, epoch))] = v
@@ -242,13 +257,61 @@ def _score_one_run(cfg: TrainConfig, splits: DatasetSplits, model_scores: list[s
     started = time.perf_counter()
     outcome = train(cfg, splits, hooks={s: hook for s in by_step}, record_correctness=wants_forgetting,
                     stop_after=stop, evaluate_test=False)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - fit_seconds[0]  # the fit check is neither training nor scoring
     if wants_forgetting:
         results[str(ScoreLabel("forgetting"))] = forgetting(outcome.correctness.history(splits.train.ids)).numpy().astype(np.float64)
     with torch.random.fork_rng(devices=[]):  # counting may run the model: never on the caller's random stream
         per_example = flops_per_example(outcome.model, tuple(splits.train.shape), splits.train.num_classes)
-    return results, measured_run_cost(outcome.cost, steps, outcome.steps, seconds, scored, len(splits.train),
-                                      per_example)
+    cost = measured_run_cost(outcome.cost, steps, outcome.steps, seconds, scored, len(splits.train), per_example)
+    cost["fit"] = [{"step": step, **fit} for step, fit in sorted(fits.items())]
+    return results, cost
+
+
+def training_fit(model: torch.nn.Module, splits: DatasetSplits) -> dict:
+    """``train_loss`` (mean cross-entropy) and ``train_accuracy`` of ``model`` on the un-augmented training split,
+    in eval mode (its mode restored); both None where its outputs are not finite (a diverged network)."""
+    device = next(model.parameters()).device
+    try:
+        accuracy, loss = evaluate(model, splits.train, Normalizer(splits.mean, splits.std, device))
+    except NonFiniteLossError:
+        return {"train_loss": None, "train_accuracy": None}
+    return {"train_loss": float(loss) if math.isfinite(loss) else None, "train_accuracy": float(accuracy)}
+
+
+# A score taken from a network whose training loss is above this share of ln K (the loss of predicting every class
+# alike, K classes) comes from a network that had not yet learned to fit its data: a report flags it. Scores at
+# initialization (epoch 0: GraNd at init) are untrained by design and never flagged; forgetting reads the whole run.
+UNTRAINED_LOSS_SHARE = 0.9
+
+
+def label_fit(costs: Sequence[dict], step: int | None) -> list[dict] | None:
+    """Each run's fit (``train_loss``, ``train_accuracy``) at scoring step ``step``; None where some run does not
+    record it (cached before runs measured it: unknown)."""
+    fits = []
+    for cost in costs:
+        found = [f for f in (cost or {}).get("fit") or [] if f.get("step") == step]
+        if not found:
+            return None
+        fits.append({"train_loss": found[0].get("train_loss"), "train_accuracy": found[0].get("train_accuracy")})
+    return fits
+
+
+def untrained_reason(fits: list[dict] | None, num_classes: int, epoch: float | None) -> str | None:
+    """Why a score's network counts as untrained, or None (trained, unknown, or scored at initialization by
+    design): the runs' mean training loss above :data:`UNTRAINED_LOSS_SHARE` × ln K."""
+    if not fits or not epoch or num_classes < 2:
+        return None
+    losses = [f["train_loss"] for f in fits if f.get("train_loss") is not None]
+    if not losses:
+        return None
+    loss, limit = float(np.mean(losses)), UNTRAINED_LOSS_SHARE * math.log(num_classes)
+    if loss <= limit:
+        return None
+    accuracies = [f["train_accuracy"] for f in fits if f.get("train_accuracy") is not None]
+    accuracy = f", training accuracy {np.mean(accuracies):.3f} (chance {1 / num_classes:.3f})" if accuracies else ""
+    return (f"its network had not learned to fit the training data when scored: mean training loss {loss:.3f} over "
+            f"{len(losses)} run{'s' if len(losses) > 1 else ''}, above {UNTRAINED_LOSS_SHARE:g} × ln {num_classes} = "
+            f"{limit:.3f}{accuracy}")
 
 
 # Examples per scoring chunk by device type: on a GPU the per-example norms cost 1.97×, 1.47× and 1.38× a plain

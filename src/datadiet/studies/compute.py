@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from ..config import TrainConfig, check_fractions, check_keeps
 from ..errors import ConfigError
 from ..methods import DynamicMethod, Method
 from ..report import figures
-from ..report.tables import cost_rows, interval_coverage
+from ..report.pruning import NOT_JUDGED, judged, learned_gate
+from ..report.tables import METRIC_NAMES, choose_metric, class_cells, cost_rows, interval_coverage, metric_column
 from ..runs.presets import Setting, study_presets
 from ..runs.scoring import add_charges, recipe_flops
 from ..runs.workspace import ScoreDraws, Workspace
@@ -63,6 +64,10 @@ class Config:
     eval_seeds: int | None = None                 # evaluation runs per point; None = the setting's
     score_runs: int | None = None                 # score runs per draw; None = the setting's
     score_draws: int | None = None                # score draws (eval seed s: draw s mod K); None = the setting's
+    # What judges every point and comparison and the did-it-learn gate: test accuracy, balanced accuracy or
+    # worst-class accuracy. auto: accuracy, or balanced where the training split's largest class has over 1.5× the
+    # examples of its smallest.
+    metric: Literal["auto", "accuracy", "balanced", "worst-class"] = "auto"
 
     def __post_init__(self) -> None:
         check_fractions("--fractions", self.fractions, "(0, inf)")
@@ -160,14 +165,19 @@ def _seed_points(ws: Workspace, config: Config, setting: Setting, methods: Seque
     return out
 
 
-def point_rows(records: list[dict], points: dict[str, dict], charges: dict[str, dict], per_example=None) -> list[dict]:
-    """One row per finished run: its point, test accuracy and cost, training only and with its method's charge
-    (the whole cost of its score runs, added once; none for methods without score runs)."""
+def point_rows(records: list[dict], points: dict[str, dict], charges: dict[str, dict], per_example=None,
+               metric: str = "accuracy") -> list[dict]:
+    """One row per finished run: its point, test accuracy (and per-class numbers), ``judged`` (the value of
+    ``metric`` that every table and comparison reads; None where the record predates it) and cost, training only
+    and with its method's charge (the whole cost of its score runs, added once; none for methods without score
+    runs)."""
     rows = []
     for r, c in zip(records, cost_rows(records, per_example)):
         point = points[r["run_id"]]
         charge = charges.get(point["method"])
-        row = {**point, "run_id": r["run_id"], "test_accuracy": r["test_accuracy"], "passes": c["sample_passes"],
+        judged_value = r.get(metric_column(metric))
+        row = {**point, "run_id": r["run_id"], "test_accuracy": r["test_accuracy"], **class_cells(r),
+               "judged": None if judged_value is None else float(judged_value), "passes": c["sample_passes"],
                "flops": c["flops"], "seconds": c["wall_seconds"], "scored": charge is not None}
         rows.append({**row, **_with_charge(row, charge)})
     return sorted(rows, key=lambda r: (r["method"], r["value"], r["seed"]))
@@ -201,6 +211,17 @@ def interpolate(curve: Sequence[tuple[float, float]], x: float) -> float | None:
 BASES = {"training": "passes", "with scoring": "passes_with_scoring"}
 
 
+def _judged(row: dict) -> float:
+    """The value a row is judged by: the chosen metric's (``judged``, from :func:`point_rows`), else its accuracy."""
+    return row["judged"] if row.get("judged") is not None else row["test_accuracy"]
+
+
+def judged_rows(rows: Sequence[dict]) -> list[dict]:
+    """The rows that hold a value of the chosen metric (``judged`` absent: rows without one, all judged by
+    accuracy); records written before runs measured it are left out."""
+    return [r for r in rows if "judged" not in r or r["judged"] is not None]
+
+
 def versus_full(rows: Sequence[dict], level: float = 0.95) -> list[dict]:
     """Every point against the full-data curve at the same compute, training only and (static score methods)
     including scoring, with Holm's correction over every comparison that has a p-value."""
@@ -228,7 +249,7 @@ def _full_curves(rows: Sequence[dict]) -> dict[int, list[tuple[float, float]]]:
     curves: dict[int, list] = {}
     for r in rows:
         if r["method"] == "full":
-            curves.setdefault(r["seed"], []).append((r["passes"], r["test_accuracy"]))
+            curves.setdefault(r["seed"], []).append((r["passes"], _judged(r)))
     return curves
 
 
@@ -243,7 +264,7 @@ def _at_same_compute(pts: Sequence[dict], curves: dict, key: str, level: float) 
         where = _outside(paired, key) if paired else "no full-data runs of these seeds"
         return {**row, "full_at_same": math.nan, **compare_groups([], []).row(), "note": where, "accuracies": "",
                 "full_accuracies": ""}
-    accs = [p["test_accuracy"] for p, _ in paired]
+    accs = [_judged(p) for p, _ in paired]
     return {**row, "full_at_same": float(np.mean(baseline)), **compare_groups(accs, baseline, level).row(),
             "accuracies": _values(accs), "full_accuracies": _values(baseline)}
 
@@ -264,7 +285,7 @@ def point_table(rows: Sequence[dict]) -> list[dict]:
     for (method, value), pts in sorted(_points(rows).items()):
         flops = [p["flops"] for p in pts]
         flops_all = [p["flops_with_scoring"] for p in pts]
-        out.append({"method": method, "value": value, **summarize([p["test_accuracy"] for p in pts]),
+        out.append({"method": method, "value": value, **summarize([_judged(p) for p in pts]),
                     "passes": float(np.mean([p["passes"] for p in pts])),
                     "passes_with_scoring": float(np.mean([p["passes_with_scoring"] for p in pts])),
                     "flops": _mean_or_none(flops), "flops_with_scoring": _mean_or_none(flops_all),
@@ -290,8 +311,7 @@ def infobatch_rows(rows: Sequence[dict], versus: Sequence[dict], level: float = 
             continue
         same = next((v for v in versus if v["method"] == method and v["value"] == value), {})
         out.append({"prune_ratio": value, **_saving(pts, full),
-                    **compare_groups([p["test_accuracy"] for p in pts], [r["test_accuracy"] for r in full.values()],
-                                     level).row(),
+                    **compare_groups([_judged(p) for p in pts], [_judged(r) for r in full.values()], level).row(),
                     "verdict_same_passes": same.get("verdict", "not measured"), "note_same_passes": same.get("note", ""),
                     "diff_same_passes": same.get("diff", math.nan)})
     return out
@@ -318,18 +338,51 @@ def run(config: Config, ws: Workspace) -> dict:
     pairs = point_tasks(ws, config, setting, methods, draws)
     records = ws.evaluate([t for t, _ in pairs], NAME)
     points = {t.spec.run_id: p for t, p in pairs}
-    rows = point_rows(records, points, charges, _per_example(ws, setting, records))
-    versus, table = versus_full(rows), point_table(rows)
-    infobatch = infobatch_rows(rows, versus)
+    train_set = ws.splits(setting.data).train
+    metric, metric_reason = choose_metric(config.metric, train_set.labels, train_set.num_classes)
+    rows = point_rows(records, points, charges, _per_example(ws, setting, records), metric)
+    gate = learned_gate([{**r, "method": "full"} for r in records if points[r["run_id"]]["method"] == "full"
+                         and points[r["run_id"]]["value"] == 1.0], metric)  # the full budget's runs
+    judged_by = judged_rows(rows)
+    versus, table = judged(versus_full(judged_by), gate["learned"]), point_table(judged_by)
+    infobatch = not_judged_infobatch(infobatch_rows(judged_by, versus), gate["learned"])
     folder = ws.folder(NAME)
     _plot_accuracy_vs_compute(table, folder / "accuracy_vs_compute.png")
-    return STUDY.write_section(folder, config, findings=findings(table, versus, infobatch, charges, setting),
+    gate_lines = metric_findings(metric, metric_reason, gate, len(rows) - len(judged_by))
+    return STUDY.write_section(folder, config,
+        findings=gate_lines + findings(table, versus, infobatch, charges, setting),
         tables={"points.csv": table, "versus_full.csv": versus, "infobatch.csv": infobatch, "results.csv": rows},
         figures={"accuracy_vs_compute.png": "Final test accuracy (mean, 16th-84th percentile band) against training compute: "
                                     "sample passes (left) and estimated FLOPs (right). Full data at fractions of the "
                                     "epoch budget in black; score methods solid for training only, dashed including "
                                     "their score runs (every draw)."},
-        summary={"versus_full": versus, "infobatch": infobatch, "charges": charges})
+        summary={"versus_full": versus, "infobatch": infobatch, "charges": charges, "metric": metric,
+                 "metric_reason": metric_reason, "learned": gate["learned"], "learned_reason": gate["reason"]})
+
+
+def not_judged_infobatch(rows: list[dict], learned_task: bool | None) -> list[dict]:
+    """InfoBatch's rows with every verdict "not judged" where the full-data runs did not learn the task."""
+    if learned_task is not False:
+        return rows
+    return [{**r, "verdict": NOT_JUDGED, "verdict_same_passes": NOT_JUDGED} for r in rows]
+
+
+def metric_findings(metric: str, reason: str, gate: dict, lacking: int) -> list[str]:
+    """The first findings: the metric and why, whether the full-data runs (full budget) learned the task, and the
+    runs left out for lacking the metric."""
+    lines = [f"Judged by **{METRIC_NAMES[metric]}** (`--metric {metric}`: {reason})."
+             + (f" {lacking} run records predate this metric and are left out." if lacking else "")]
+    if gate["learned"] is False:
+        lines.insert(0, f"**The model did not learn the task on this setting**: {gate['reason']}. Every comparison is "
+                        f"\"{NOT_JUDGED}\". To change: train longer (`--epochs`), a larger or better-suited model "
+                        "(`--model`, `--width`), larger images for a built-in model (`--resize H W` on folder data), "
+                        "or another learning rate (`--lr`).")
+    elif gate["learned"] is None:
+        lines.append(f"Did the model learn the task? {gate['reason'][0].upper()}{gate['reason'][1:]}; the verdicts "
+                     "are given unchecked.")
+    else:
+        lines.append(f"The model learned the task: {gate['reason']}.")
+    return lines
 
 
 def _per_example(ws: Workspace, setting: Setting, records: list[dict]):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from ..version import __version__
 from ..config import DataConfig, TrainConfig, check_keeps, check_offsets, from_dict, is_user_data, resolve_flip, to_dict
@@ -23,6 +23,7 @@ from ..errors import DataDietError
 from ..io import UnreadableFileError, load_json, write_json_atomic
 from ..methods import Method
 from ..report.pruning import describe_accounting, write_pruning_report
+from ..report.tables import choose_metric
 from ..runs.identity import canonical
 from ..runs.plan import PLAN, account_runs, other_plans, plan_classes, read_plan
 from ..runs.presets import Setting, study_presets
@@ -54,6 +55,10 @@ class Config:
     eval_seeds: int | None = None       # evaluation runs per point; None = the setting's
     score_runs: int | None = None       # independent scoring runs averaged; None = the setting's
     score_draws: int | None = None      # score draws (eval seed s: draw s mod K); None = the setting's
+    # What judges the curves, the comparisons with random, Holm and the did-it-learn gate: test accuracy, balanced
+    # accuracy (mean per-class recall) or worst-class accuracy (lowest class recall). auto: accuracy, or balanced
+    # where the training split's largest class has over 1.5× the examples of its smallest.
+    metric: Literal["auto", "accuracy", "balanced", "worst-class"] = "auto"
 
     def __post_init__(self) -> None:
         check_keeps(self.keeps, empty=True)
@@ -95,7 +100,8 @@ def run(config: Config, ws: Workspace) -> None:
     config = config.resolved
     data, train, scores = _recipe(config, ws)
     splits = ws.splits(data)
-    write_json_atomic(ws.folder(NAME) / "config.json", _record(config, ws))
+    metric, why = choose_metric(config.metric, splits.train.labels, splits.train.num_classes)
+    write_json_atomic(ws.folder(NAME) / "config.json", {**_record(config, ws), "metric": metric, "metric_reason": why})
     ws.log(f"{config.setting.name}: {len(splits.train)} training examples of {splits.name}, model {train.model}")
     ws.evaluate(build_tasks(config, ws, train, ws.score_draws(_setting(config), **scores)), NAME)
 
@@ -178,10 +184,23 @@ def rebuild(root: str | Path, *, extra_seeds: str = "ignore", log: Callable[[str
     tables = [load_scores(p) for p in sorted(draws[0].glob("*.npz"))] if draws else []
     records = [files.records[rid] for rid in chosen]
     summary = write_pruning_report(folder, config, records, {t.label: t.mean for t in tables}, accounting=accounting,
-                                   classes=plan_classes(plan_record), compute=compute_inputs(draws, config, records))
+                                   classes=plan_classes(plan_record), compute=compute_inputs(draws, config, records),
+                                   untrained=untrained_scores(draws))
     for line in summary.get("class_warnings", []):
         log(f"report: warning: {line}")
     return summary
+
+
+def untrained_scores(draws: list[Path]) -> dict[str, str]:
+    """{score label: why its network had not learned when it scored} over every draw's score files (the first draw
+    that says so); scores of runs cached before they measured their fit say nothing."""
+    out: dict[str, str] = {}
+    for folder in draws:
+        for path in sorted(folder.glob("*.npz")):
+            table = load_scores(path)
+            if table.meta.get("untrained") and table.label not in out:
+                out[table.label] = str(table.meta["untrained"])
+    return out
 
 
 def compute_inputs(draws: list[Path], config: dict, records: list[dict]) -> dict:

@@ -527,10 +527,15 @@ def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, start_from: 
 
 
 def _pace(seconds_per_step: float, steps_left: int) -> str:
-    """"3.2 s/step, ETA 4.1 min" or "41.7 steps/s, ETA 12 s" (no ETA once no step is left)."""
+    """"3.2 s/step, ETA 4.1 min", "41.7 steps/s, ETA 12 s" or "12,345 steps/s" (plain digits, never "1.23e+04";
+    no ETA once no step is left)."""
     per_step = max(seconds_per_step, 1e-9)
-    rate = f"{per_step:.3g} s/step" if per_step >= 1 else f"{1 / per_step:.3g} steps/s"
+    rate = f"{per_step:.3g} s/step" if per_step >= 1 else _steps_per_second(1 / per_step)
     return rate + (f", ETA {_duration(per_step * steps_left)}" if steps_left > 0 else "")
+
+
+def _steps_per_second(rate: float) -> str:
+    return f"{rate:.3g} steps/s" if rate < 1000 else f"{rate:,.0f} steps/s"
 
 
 def _duration(seconds: float) -> str:
