@@ -40,6 +40,8 @@ class DataConfig:
     channels: Optional[int] = None    # folder: only: 1 (grayscale) or 3 (RGB); None: keep, if all images agree
     test_fraction: float = 0.2        # folder: without train/ and test/ only: fraction of each class held out for test
     split_seed: int = 0               # folder: without train/ and test/ only: seed of the held-out draw
+    long_tail: Optional[float] = None  # training split made long-tailed: largest/smallest class ratio (geometric); None: off
+    holdout: Optional[float] = None   # a seeded, stratified fraction of the training split held out as the test split (validation); None: off
 
     def __post_init__(self) -> None:
         _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
@@ -53,6 +55,15 @@ class DataConfig:
         _check(self.subset_mode in ("first", "balanced"),
                f"--subset-mode must be 'first' or 'balanced', got {self.subset_mode!r}")
         _check(0.0 <= self.label_noise <= 1.0, f"--label-noise must lie in [0, 1], got {self.label_noise}")
+        _check(self.long_tail is None or (_is_real(self.long_tail) and self.long_tail > 1),
+               f"--long-tail is the ratio of the largest to the smallest class and must be above 1 (leave it out for "
+               f"the data as it is), got {self.long_tail!r}")
+        _check(self.holdout is None or (_is_real(self.holdout) and 0 < self.holdout < 1),
+               f"--holdout is the fraction of the training split held out for validation and must lie strictly "
+               f"between 0 and 1, got {self.holdout!r}")
+        _check(self.holdout is None or self.test_subset is None,
+               "--holdout replaces the test split by held-out training examples, so --test-subset has nothing to cut; "
+               "drop one of them")
         if isinstance(self.resize, list):  # from Python or JSON: a tuple, so that the config stays hashable
             object.__setattr__(self, "resize", tuple(self.resize))
         _check(self.resize is None or (isinstance(self.resize, tuple) and len(self.resize) == 2

@@ -37,7 +37,8 @@ ADDED_DEFAULTS = {"resize": None, "channels": None, "test_fraction": 0.2, "split
                   "data_fingerprint": "",  # RunSpec: the data's content, recorded for user-supplied data only
                   # TrainConfig fields added after 0.2.0: dynamic pruning (InfoBatch, RS2) and the CPU's precision
                   "dynamic": "none", "prune_ratio": 0.5, "delta": 0.875, "keep": None, "precision": "fp32",
-                  "class_weights": "none"}  # TrainConfig's loss weights per class: only "balanced" is hashed
+                  "class_weights": "none",  # TrainConfig's loss weights per class: only "balanced" is hashed
+                  "long_tail": None, "holdout": None}  # DataConfig's long-tailed profile and validation part
 DIGEST_LENGTH = 20  # hex characters: 80 bits, no collision in any sweep of realistic size
 
 

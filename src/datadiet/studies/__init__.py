@@ -24,7 +24,8 @@ from .common import Study
 
 # The analyses, in report order: roughly the order of the papers.
 MODULES = ("grand_vs_norm", "correlations", "averaging", "noisy_labels", "label_free", "transfer", "hparam_grid",
-           "examples", "kernel_velocity", "mode_connectivity", "scaling", "compute", "external")
+           "examples", "kernel_velocity", "mode_connectivity", "scaling", "compute", "external",
+           "imbalance")
 STUDIES = ("reproduce", *MODULES)  # every study, in report order
 
 
