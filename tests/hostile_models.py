@@ -143,10 +143,15 @@ def starts_a_thread(num_classes, in_channels, input_shape, width=1.0):
     return _linear(num_classes, input_shape)
 
 
+# Eval-mode passes of one score run at one scoring time: the score's and the run's training fit
+# (runs.scoring.training_fit). The second run's first pass is pass PASSES_PER_RUN + 1.
+PASSES_PER_RUN = 2
+
+
 class TupleOnSecondScoring(nn.Module):
-    """Logits while training and for the fit check; from the second scoring pass on (a forward in eval mode over
-    more than the check's two examples, counted for the class: each score run builds its own instance) it returns
-    (logits, features), so that the second score run fails after the first one was cached."""
+    """Logits while training and for the fit check; from the second score run's passes on (a forward in eval mode
+    over more than the check's two examples, counted for the class: each score run builds its own instance) it
+    returns (logits, features), so that the second score run fails after the first one was cached."""
 
     scorings = 0
 
@@ -159,17 +164,17 @@ class TupleOnSecondScoring(nn.Module):
         if self.training or len(x) <= 2:
             return logits
         type(self).scorings += 1
-        return logits if type(self).scorings < 2 else (logits, x.flatten(1))
+        return logits if type(self).scorings <= PASSES_PER_RUN else (logits, x.flatten(1))
 
 
 class OutOfMemoryOnSecondScoring(TupleOnSecondScoring):
-    """Runs out of memory on the second scoring pass, as a scoring chunk too big for the device does."""
+    """Runs out of memory in the second score run's first eval pass, as a scoring chunk too big for the device does."""
 
     scorings = 0
 
     def forward(self, x):
         if not self.training and len(x) > 2:
             type(self).scorings += 1
-            if type(self).scorings == 2:
+            if type(self).scorings == PASSES_PER_RUN + 1:
                 raise MemoryError("cannot allocate 8589934592 bytes")
         return self.body(x)

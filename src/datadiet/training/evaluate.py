@@ -19,7 +19,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.dataset import ImageDataset
 from ..data.transforms import Normalizer
-from ..errors import NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError
 from .placement import to_layout
 
 
@@ -38,6 +38,19 @@ class Predictions:
     @property
     def mean_loss(self) -> float:
         return self.loss_sum / max(len(self.loss), 1)
+
+
+def _logits(output, n: int) -> torch.Tensor:
+    """The model's output if it is a floating-point tensor ``[n, K]``; otherwise a ConfigError naming what it
+    returned (a user model that returns a tuple would else fail with a raw AttributeError here)."""
+    if not isinstance(output, torch.Tensor):
+        raise ConfigError(f"The model returned a {type(output).__name__} from its forward pass, but evaluation "
+                          "expects a tensor of logits [N, classes]. Return only the logits (e.g. `return logits`, "
+                          "not `return logits, features`).")
+    if output.dim() != 2 or output.shape[0] != n or not output.is_floating_point():
+        raise ConfigError(f"The model returned a {output.dtype} tensor of shape {list(output.shape)} for {n} inputs, "
+                          f"but evaluation expects floating-point logits [N, classes], here [{n}, K].")
+    return output
 
 
 @torch.no_grad()
@@ -64,7 +77,7 @@ def predict(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, bat
         x = normalize(x) if normalize is not None else x
         x = to_layout(x, layout) if layout is not None else x
         y = labels[start:start + batch_size].to(device)
-        logits = model(x).float()
+        logits = _logits(model(x), len(x)).float()
         non_finite.append((~torch.isfinite(logits)).any(1).sum())  # stays on the device: one sync at the end
         correct.append(logits.argmax(1) == y)
         losses.append(F.cross_entropy(logits, y, reduction="none"))
