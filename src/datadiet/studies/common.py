@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..config import DataConfig, TrainConfig, check_counts, to_dict
-from ..errors import unknown_name
-from ..methods import Method
+from ..errors import ConfigError, unknown_name
+from ..methods import RULES as METHOD_RULES, Method
 from ..report.markdown import Section, write_section
 from ..report.tables import flatten_results, interval_coverage
 from ..runs.presets import Setting, standard_scores
@@ -35,6 +35,19 @@ def check_score_labels(config, *names: str) -> None:
     """The score-label fields ``names`` of a study config name scores the standard score runs hold (checked before
     any training)."""
     check_labels([label for name in names for label in getattr(config, name)], standard_scores(config.setting))
+
+
+def check_rules(rules: Sequence[str]) -> None:
+    """A study's ``--rules``: at least one, each a method without its score (``hardest``, ``ccs+balanced``,
+    ``moderate+equal``), or a ConfigError naming the choices."""
+    choices = f"{', '.join(METHOD_RULES)}, each optionally +balanced or +equal"
+    if not rules:
+        raise ConfigError(f"--rules takes some of {choices}; got none.")
+    for rule in rules:
+        try:
+            Method.of("el2n@epoch1", rule)
+        except ConfigError as exc:
+            raise ConfigError(f"--rules takes some of {choices} (e.g. ccs+balanced); got {rule!r} ({exc})") from None
 
 
 def baseline_tasks(ws: Workspace, setting: Setting, keeps: Sequence[float], *, data: DataConfig | None = None,

@@ -41,12 +41,12 @@ import numpy as np
 
 from ..config import DataConfig, check_keeps
 from ..errors import ConfigError
-from ..methods import RULES as METHOD_RULES, Method
+from ..methods import Method
 from ..report.tables import METRIC_NAMES, compare_to_random, curve_table
 from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
 from ..selection import class_counts
-from .common import Study, accuracy_rows, baseline_tasks, check_seed_counts, coverage, pruning_tasks
+from .common import Study, accuracy_rows, baseline_tasks, check_rules, check_seed_counts, coverage, pruning_tasks
 
 NAME = "imbalance"
 TITLE = "Where pruning hurts classes: long-tailed and noisy-label training data"
@@ -79,11 +79,7 @@ class Config:
         """Refuse settings that cannot show anything, before any training."""
         check_keeps(self.keeps)
         check_seed_counts(self)
-        if not self.rules:
-            raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced or +equal; "
-                              "got none.")
-        for rule in self.rules:
-            _check_rule(rule)
+        check_rules(self.rules)
         if not self.long_tail > 1:
             raise ConfigError(f"--long-tail is the ratio of the largest to the smallest training class and must be "
                               f"above 1 (e.g. 10); got {self.long_tail}.")
@@ -108,13 +104,6 @@ class Config:
                               f"{data.long_tail}; imbalance needs the clean, balanced data and makes its own long-tailed "
                               "and noisy copies (set the study's --long-tail and --label-noise instead).")
 
-
-def _check_rule(rule: str) -> None:
-    try:
-        Method.of("el2n@epoch1", rule)
-    except ConfigError as exc:
-        raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced or +equal "
-                          f"(e.g. ccs+equal); got {rule!r} ({exc})") from None
 
 
 PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,

@@ -35,8 +35,8 @@ from ..runs.presets import ON_SCARCE, Setting, study_presets
 from ..runs.workspace import Workspace
 from ..scores.registry import ScoreLabel
 from ..stats import compare_groups, interval_text, seeds_text, verdict_phrase
-from ..methods import RULES as METHOD_RULES, Method
-from .common import Study, accuracy_rows, baseline_tasks, check_seed_counts, pruning_tasks
+from ..methods import Method
+from .common import Study, accuracy_rows, baseline_tasks, check_rules, check_seed_counts, pruning_tasks
 from .compare import accuracies
 
 NAME = "scaling"
@@ -76,19 +76,8 @@ class Config:
         if any(not e > 0 for e in self.epochs_per_size):
             raise ConfigError(f"--epochs-per-size must be positive, got {list(self.epochs_per_size)}.")
         check_keeps(self.keeps)
-        if not self.rules:
-            raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}; got none.")
-        for rule in self.rules:
-            _check_rule(rule)
+        check_rules(self.rules)
 
-
-def _check_rule(rule: str) -> None:
-    """A rule of ``--rules``: a method without its score (``hardest``, ``ccs+balanced``), or a ConfigError."""
-    try:
-        Method.of("el2n@epoch1", rule)
-    except ConfigError as exc:
-        raise ConfigError(f"--rules takes some of {', '.join(METHOD_RULES)}, each optionally +balanced or +equal "
-                          f"(e.g. ccs+balanced); got {rule!r} ({exc})") from None
 
 
 PRESETS = study_presets(NAME, Config, settings=ON_SCARCE,
