@@ -162,3 +162,33 @@ def test_methods_of_an_untrained_scorer_are_flagged(tmp_path):
                                            "had not learned")
     finding = next(line for line in text.splitlines() if line.startswith("- **forgetting@end**:"))
     assert finding.endswith(f"**Untrained scorer**: forgetting@end: {why}.")
+
+
+def test_recall_rows_name_their_classes_and_a_class_full_data_ignores_is_warned():
+    from datadiet.report.pruning import dropped_class_warnings, unlearned_class_warnings
+    from datadiet.report.tables import class_recall_table
+
+    def record(method, keep, recall):
+        return {"method": method, "keep": keep, "offset": None, "test_class_recall": recall}
+
+    records = [record("full", 1.0, [0.0, 0.9, 0.5]), record("full", 1.0, [0.0, 0.7, 0.5]),
+               record("el2n@epoch1", 0.5, [0.0, 0.0, 0.6])]
+    rows = class_recall_table(records, ["dress", "pullover", "tshirt"])
+    assert [r["class_name"] for r in rows if r["method"] == "full"] == ["dress", "pullover", "tshirt"]
+    (dropped,) = dropped_class_warnings(rows)  # pullover: full data 0.8 by hand, the method 0
+    assert "class 'pullover' recognised in none of its 1 runs" in dropped and "full data 0.8000" in dropped
+    (ignored,) = unlearned_class_warnings(rows)  # dress: recall 0 in both full-data runs
+    assert ignored.startswith("full data recognises none of class 'dress' (recall 0 in all 2 runs)")
+    assert [r["class_name"] for r in class_recall_table(records)][:3] == ["0", "1", "2"]  # no names: the index
+
+
+def test_a_comparison_not_judged_says_why_and_promises_no_seeds():
+    from datadiet.report.pruning import judged
+
+    versus = [{"verdict": "not resolved", "verdict_holm": "not resolved", "note": "2 seeds: not informative",
+               "seeds_needed": 4}, {"verdict": "no different", "note": "outside the baseline's range", "seeds_needed": 3}]
+    first, second = judged(versus, learned_task=False)
+    assert (first["verdict"], first["note"], first["seeds_needed"]) == ("not judged", "the model did not learn the task",
+                                                                        None)
+    assert (second["verdict_holm"], second["note"]) == ("not judged", "outside the baseline's range")
+    assert judged(versus, learned_task=True) == versus and judged(versus, learned_task=None) == versus

@@ -75,10 +75,11 @@ def write_pruning_report(folder: str | Path, config: dict, records: list[dict],
                    learned=gate["learned"], learned_reason=gate["reason"], learned_level=gate["level"])
     summary["runs"] = {"aggregated": len(rows), **(accounting or {})}
     summary["untrained_scorers"] = untrained_methods(records, untrained or {})
-    recall_rows = class_recall_table(records)
+    recall_rows = class_recall_table(records, (classes or {}).get("names"))
     if recall_rows:
         write_csv(folder / "class_recall.csv", recall_rows, CLASS_RECALL_COLUMNS)
     summary["dropped_classes"] = dropped_class_warnings(recall_rows)
+    summary["unlearned_classes"] = unlearned_class_warnings(recall_rows)
     compute = compute or {}
     costs = cost_rows(records, compute.get("per_example"))
     compute_rows = compute_table(costs, compute.get("charges"))
@@ -149,7 +150,16 @@ def judged(versus: list[dict], learned_task: bool | None) -> list[dict]:
     otherwise."""
     if learned_task is not False:
         return versus
-    return [{**v, "verdict": NOT_JUDGED, "verdict_holm": NOT_JUDGED} for v in versus]
+    # the reason is the gate, not the seed count, and no number of seeds resolves a comparison with a model that
+    # learned nothing: the note and the seeds-to-resolve estimate say so
+    return [{**v, "verdict": NOT_JUDGED, "verdict_holm": NOT_JUDGED, "note": _gate_note(v.get("note", "")),
+             "seeds_needed": None} for v in versus]
+
+
+def _gate_note(note: str) -> str:
+    """A comparison's note once the gate failed: a note about the seed count gives way to the gate's reason; a note
+    about the comparison itself (e.g. outside the baseline's range) stays."""
+    return "the model did not learn the task" if not note or "seed" in note else note
 
 
 def not_learned_lines(summary: dict) -> list[str]:
@@ -187,20 +197,38 @@ def unknown_gate_line(summary: dict) -> list[str]:
 def dropped_class_warnings(rows: list[dict]) -> list[str]:
     """One sentence per point and class of :func:`class_recall_table` that fell to recall 0 where full data had
     it above 0."""
-    return [f"{r['method']} at {point_label(r)}: class {r['class']} recognised in none of its {r['runs']} runs "
+    return [f"{r['method']} at {point_label(r)}: class {_class_named(r)} recognised in none of its {r['runs']} runs "
             f"(recall 0; full data {r['full_recall']:.4f})" for r in rows if r["dropped"]]
+
+
+def unlearned_class_warnings(rows: list[dict]) -> list[str]:
+    """One sentence per class that full data itself recognises none of: a model that passes the did-it-learn gate
+    can still ignore a class, and then no method's verdict says anything about that class."""
+    return [f"full data recognises none of class {_class_named(r)} (recall 0 in all {r['runs']} runs): the model "
+            "ignores it, so the comparisons say nothing about it; train longer, weigh the classes "
+            "(`--class-weights balanced`) or judge by `--metric worst-class`"
+            for r in rows if r["method"] == "full" and r["mean_recall"] == 0]
+
+
+def _cases(n: int) -> str:
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
+def _class_named(row: dict) -> str:
+    name = row.get("class_name", str(row["class"]))
+    return repr(name) if name != str(row["class"]) else name
 
 
 def class_recall_markdown(rows: list[dict], warnings: list[str]) -> list[str]:
     """The report's *Recall per class* section: mean test recall per point (rows) and class (columns)."""
     if not rows:
         return []
-    classes = sorted({r["class"] for r in rows})
+    classes = [name for _, name in sorted({(r["class"], r.get("class_name", str(r["class"]))) for r in rows})]
     points: dict[tuple, dict] = {}
     for r in rows:
         cells = points.setdefault((r["method"], r["keep"], r["offset"]), {"method": r["method"],
                                                                          "subset": point_label(r)})
-        cells[f"class {r['class']}"] = "—" if r["mean_recall"] is None else (
+        cells[f"class {r.get('class_name', r['class'])}"] = "—" if r["mean_recall"] is None else (
             f"{r['mean_recall']:.3f}" + (" (dropped)" if r["dropped"] else ""))
     table = [{**{"method": "", "subset": ""}, **dict.fromkeys((f"class {c}" for c in classes), "—"), **cells}
              for cells in points.values()]
@@ -432,12 +460,16 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
                 f"training data (training loss above 0.9 × ln K when it scored): "
                 f"{', '.join(summary['untrained_scorers'])}; their verdicts say little about the score "
                 "(see *Findings*).", ""]
+    if summary.get("unlearned_classes"):
+        out += [f"**Warning**: full data itself recognises none of {len(summary['unlearned_classes'])} "
+                f"class{'es' if len(summary['unlearned_classes']) > 1 else ''} (see *Recall per class* below): the "
+                f"verdicts say nothing about {'them' if len(summary['unlearned_classes']) > 1 else 'it'}.", ""]
     if summary.get("dropped_classes"):
         out += [f"**Warning**: some methods recognise none of a class that full data recognised "
-                f"({len(summary['dropped_classes'])} cases; see *Recall per class* below).", ""]
+                f"({_cases(len(summary['dropped_classes']))}; see *Recall per class* below).", ""]
     if summary.get("class_warnings"):  # a method that drops a class is read differently: say so first
         out += [f"**Warning**: some subsets keep a class at under half of its proportional share "
-                f"({len(summary['class_warnings'])} cases; see *Kept examples per class* below).", ""]
+                f"({_cases(len(summary['class_warnings']))}; see *Kept examples per class* below).", ""]
     if summary.get("tie_warnings"):  # so is a subset the tie order chose
         out += [f"**Warning**: the seeded tie order, not the score, picked over {percent(TIE_WARNING_SHARE)} of the "
                 f"kept examples of some subsets ({_methods_count(len(summary['tie_warnings']))}; see *Ties in the "
@@ -479,7 +511,8 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
         out += ["", "### GraNd at initialization against input norm", "", f"![scatter]({here}/{FIGURES['scatter']})"]
     out += ["", *tie_lines] if tie_lines else []
     out += ["", *class_lines] if class_lines else []
-    recall_lines = class_recall_markdown(list(recall_rows), summary.get("dropped_classes", []))
+    recall_lines = class_recall_markdown(list(recall_rows), summary.get("unlearned_classes", []) +
+                                         summary.get("dropped_classes", []))
     out += ["", *recall_lines] if recall_lines else []
     out += ["", *compute_lines] if compute_lines else []
     out += ["", "### Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]

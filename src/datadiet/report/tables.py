@@ -172,14 +172,16 @@ def compare_to_random(rows: Sequence[dict], *, baseline: str = "random", level: 
 
 # class_recall.csv: per point and class, the mean test recall over the point's runs and full data's, and whether
 # the class fell to 0 there while full data recognised it.
-CLASS_RECALL_COLUMNS = ("method", "keep", "offset", "class", "runs", "mean_recall", "full_recall", "dropped")
+CLASS_RECALL_COLUMNS = ("method", "keep", "offset", "class", "class_name", "runs", "mean_recall", "full_recall",
+                        "dropped")
 
 
-def class_recall_table(records: Iterable[dict]) -> list[dict]:
-    """One row per (method, keep, offset, class): the mean test recall of the class over the point's runs that
-    recorded it (``runs``; a class absent from the test split, or records written before runs measured it, add
-    nothing), full data's mean recall of the class, and ``dropped``: the point recognised none of the class (mean
-    recall 0, so every run's was 0) while full data recognised some (above 0)."""
+def class_recall_table(records: Iterable[dict], names: Sequence[str] | None = None) -> list[dict]:
+    """One row per (method, keep, offset, class): the class's index and name (``names`` in class order, e.g. the
+    plan's; else the index), the mean test recall of the class over the point's runs that recorded it (``runs``; a
+    class absent from the test split, or records written before runs measured it, add nothing), full data's mean
+    recall of the class, and ``dropped``: the point recognised none of the class (mean recall 0, so every run's was
+    0) while full data recognised some (above 0)."""
     groups: dict[tuple, list[list]] = defaultdict(list)
     for r in records:
         if r.get("test_class_recall") is not None:
@@ -190,7 +192,8 @@ def class_recall_table(records: Iterable[dict]) -> list[dict]:
                                                                                   _offset_key({"offset": kv[0][2]}))):
         for c, (mean, runs) in enumerate(_class_means(recalls)):
             full_mean = full[c][0] if c < len(full) else None
-            rows.append({"method": method, "keep": keep, "offset": offset, "class": c, "runs": runs,
+            name = str(names[c]) if names is not None and c < len(names) else str(c)
+            rows.append({"method": method, "keep": keep, "offset": offset, "class": c, "class_name": name, "runs": runs,
                          "mean_recall": mean, "full_recall": full_mean,
                          "dropped": method != "full" and mean == 0 and full_mean is not None and full_mean > 0})
     return rows
