@@ -30,7 +30,7 @@ def test_rs2_trains_half_the_rows_each_epoch_and_prints_and_records_its_cost(tmp
     assert result["result"]["passes_per_epoch"] == [16, 16, 16] and result["result"]["steps"] == 6
     assert result["result"]["cost"]["sample_passes"] == 48 and result["result"]["cost"]["flops"] > 0
     assert result["train"]["dynamic"] == {"name": "rs2", "fraction": 0.5} and "keep" not in result["train"]
-    assert "cost: 48 sample passes (0.5 of the 96 of full training)" in stdout and "FLOPs" in stdout
+    assert "cost: 48 sample passes (0.50× the 96 of full training)" in stdout and "FLOPs" in stdout
 
 
 def test_the_old_spelling_of_rs2s_fraction_still_trains_with_one_deprecation_line(tmp_path, capsys, mnist):

@@ -191,10 +191,11 @@ def _flag_text(value) -> str:
 
 def cost_in_words(train_cfg: TrainConfig, cost, n_full: int) -> str:
     """What training cost, against the same recipe on all ``n_full`` examples without pruning: "cost: 848 sample
-    passes (0.83 of the 1,024 of full training), 2.89e+08 FLOPs, 2.8 s of training"."""
+    passes (0.83× the 1,024 of full training), 2.89e+08 FLOPs, 2.8 s of training" (a ratio with a ×, so that
+    "1.00× the 1,024" cannot read as one pass of 1,024)."""
     full = train_cfg.total_steps(train_size=n_full, full_size=n_full) * min(train_cfg.batch_size, n_full)
     flops = "FLOPs unknown" if cost.flops is None else f"{cost.flops:.3g} FLOPs"
-    return (f"cost: {cost.sample_passes:,} sample passes ({cost.sample_passes / max(full, 1):.3g} of the {full:,} of "
+    return (f"cost: {cost.sample_passes:,} sample passes ({cost.sample_passes / max(full, 1):.2f}× the {full:,} of "
             f"full training), {flops}, {cost.wall_seconds:.1f} s of training")
 
 
