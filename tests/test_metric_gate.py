@@ -132,6 +132,8 @@ def test_a_balanced_metric_opens_the_report(tmp_path):
     lines = (folder / "section.md").read_text().splitlines()
     assert lines[2].startswith("Judged by **balanced accuracy** (`--metric balanced`: the training split's largest")
     assert summary["metric"] == "balanced"
+    text = "\n".join(lines)  # the tables' headings name the metric too, not "acc."
+    assert "| mean balanced acc. |" in text and "Δ balanced acc. (points)" in text and "| mean acc. |" not in text
 
 
 def test_default_metric_follows_the_training_split_balance():

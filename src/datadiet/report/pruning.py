@@ -419,16 +419,21 @@ def _verdict_cell(verdict: str, note: str) -> str:
     return f"{verdict} ({note})" if note in ("exact: no spread", "identical") else verdict
 
 
-def _difference_row(v: dict, with_runs: bool) -> dict:
-    """One line of the difference table; per-run accuracies where some comparison is not resolved."""
+# The short name of the chosen metric in table headings ("acc." for accuracy, as the tables always said).
+METRIC_HEADINGS = {"accuracy": "acc.", "balanced": "balanced acc.", "worst-class": "worst-class acc."}
+
+
+def _difference_row(v: dict, with_runs: bool, metric: str = "accuracy") -> dict:
+    """One line of the difference table; per-run values of the metric where some comparison is not resolved."""
     same = v["verdict_holm"] == v["verdict"]
-    row = {"method": v["method"], "subset": point_label(v), "runs": v["n"], "Δ acc. (points)": f"{v['diff'] * 100:+.2f}",
+    short = METRIC_HEADINGS[metric]
+    row = {"method": v["method"], "subset": point_label(v), "runs": v["n"], f"Δ {short} (points)": f"{v['diff'] * 100:+.2f}",
            "95 % CI": interval_cell(v["ci_low"], v["ci_high"], v["note"]), "p": _p_cell(v["p_value"]),
            "verdict": _verdict_cell(v["verdict"], v["note"]), "p (Holm)": _p_cell(v["p_holm"]),
            "verdict (Holm)": _verdict_cell(v["verdict_holm"], v["note"] if same else ""),
            "seeds to resolve": seeds_text(v["seeds_needed"])}
     if with_runs:
-        row["per-run acc. (method / random)"] = f"{v['accuracies']} / {v['random_accuracies']}"
+        row[f"per-run {short} (method / random)"] = f"{v['accuracies']} / {v['random_accuracies']}"
     return row
 
 
@@ -495,11 +500,12 @@ def _markdown(folder, config, curve, versus, names, rho, summary, class_lines=()
     out += ["", "### Pruning curves", "", f"![pruning curves]({here}/{FIGURES['curve']})", ""]
     if _has_offsets(curve):
         out += [f"![offset sweeps]({here}/{FIGURES['offsets']})", ""]
-    out += markdown_table([{"method": r["method"], "subset": point_label(r), "runs": r["n"], "mean acc.": f"{r['mean']:.4f}",
+    short = METRIC_HEADINGS[summary["metric"]]
+    out += markdown_table([{"method": r["method"], "subset": point_label(r), "runs": r["n"], f"mean {short}": f"{r['mean']:.4f}",
                             "16th pct": f"{r['p16']:.4f}", "84th pct": f"{r['p84']:.4f}"} for r in curve], limit=len(curve))
     out += ["", "### Difference to random (same kept fraction)", ""]
     with_runs = summary["not_resolved"] > 0
-    out += markdown_table([_difference_row(v, with_runs) for v in versus], limit=len(versus))
+    out += markdown_table([_difference_row(v, with_runs, summary["metric"]) for v in versus], limit=len(versus))
     if versus:
         out += ["", _table_legend(summary["holm_comparisons"])]
     if len(names) > 1:
