@@ -206,3 +206,22 @@ def test_remaining_time_is_the_mean_per_finished_run_times_the_runs_left():
     assert remaining_time(30.0, 3, 9) == "; about 60 s left"        # 10 s per run × 6 left
     assert remaining_time(600.0, 2, 5) == "; about 15 min left"     # 300 s per run × 3 left = 900 s
     assert remaining_time(10.0, 4, 4) == "" and remaining_time(0.0, 0, 4) == ""
+
+
+def test_a_progress_line_tells_runs_of_one_method_apart_by_their_recipe():
+    from dataclasses import replace
+
+    from datadiet.config import DataConfig, TrainConfig
+    from datadiet.runs.sweep import RunSpec
+
+    train = TrainConfig(epochs=4, seed=1000)
+
+    def label(method, keep=1.0, **changes):
+        return RunSpec(DataConfig(), replace(train, **changes), method, keep, None, "d", "").label
+
+    # analyze compute: full data at fractions of the budget, in bf16, and InfoBatch at two ratios
+    assert [label("full", epochs=e) for e in (0.8, 4)] == ["full keep=1 seed=1000 epochs=0.8",
+                                                           "full keep=1 seed=1000 epochs=4"]
+    assert label("full", precision="bf16") == "full keep=1 seed=1000 epochs=4 bf16"
+    assert label("infobatch", dynamic="infobatch") == "infobatch keep=1 seed=1000 prune_ratio=0.5 delta=0.875"
+    assert label("el2n@epoch2", 0.5) == "el2n@epoch2 keep=0.5 seed=1000"  # a matched-budget subset: as before

@@ -19,6 +19,7 @@ numbers (with the same number of threads per run).
 """
 from __future__ import annotations
 
+import dataclasses
 import ctypes
 import ctypes.util
 import hashlib
@@ -72,6 +73,19 @@ class RunSpec:
 
     def describe(self) -> dict:
         return {"run_id": self.run_id, **to_dict(self)}
+
+    @property
+    def label(self) -> str:
+        """The run in a progress line: method, kept fraction, seed, and what of its recipe sets it apart from the
+        study's other runs of that method (epochs, pruner, precision), so that the full-data runs of a compute
+        study's budgets do not read alike: ``full keep=1 seed=1000 epochs=8``."""
+        train = self.train
+        extra = f" epochs={train.epochs:g}" if self.method in ("full", "random") or train.budget != "matched" else ""
+        if train.dynamic is not None:  # the pruner and its parameters: InfoBatch at 0.3 and at 0.7 must differ
+            extra += ("" if self.method == train.pruner_name else " " + train.pruner_name) + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
+                                                       for k, v in dataclasses.asdict(train.dynamic).items())
+        extra += f" {train.precision}" if train.precision != "fp32" else ""
+        return f"{self.method} keep={self.keep:g} seed={train.seed}{extra}"
 
 
 @dataclass(frozen=True)
@@ -322,14 +336,13 @@ def _recorder(out_dir: Path, failures: list[dict], total: int, log: Callable[[st
         if error is None:
             write_json_atomic(out_dir / "runs" / f"{rid}.json", seal_record(result))
             failure_path.unlink(missing_ok=True)
-            log(f"[{count['n']}/{total}] {task.spec.method} keep={task.spec.keep:g} seed={task.spec.train.seed}: "
+            log(f"[{count['n']}/{total}] {task.spec.label}: "
                 f"test accuracy {result['test_accuracy']:.4f} ({result['wall_seconds']:.1f}s){eta}")
         else:
             record_ = {**task.spec.describe(), "error": f"{type(error).__name__}: {error}", "traceback": tb}
             write_json_atomic(failure_path, record_)
             failures.append(record_)
-            log(f"[{count['n']}/{total}] FAILED {task.spec.method} keep={task.spec.keep:g} "
-                f"seed={task.spec.train.seed}: {type(error).__name__}: {error} (see {failure_path}; "
+            log(f"[{count['n']}/{total}] FAILED {task.spec.label}: {type(error).__name__}: {error} (see {failure_path}; "
                 "it is retried on the next run)")
     return record
 
