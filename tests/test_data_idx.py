@@ -115,3 +115,15 @@ def test_real_fashion_mnist_loads_in_official_order():
     assert splits.train.labels[:5].tolist() == [9, 0, 0, 3, 0]  # first labels of the official file
     assert abs(splits.mean[0] - 0.2860) < 1e-3
     assert abs(splits.std[0] - 0.3530) < 1e-3
+
+
+def test_a_pipe_in_place_of_an_idx_file_is_refused_not_read(tmp_path):
+    import os
+
+    from datadiet.data.idx import read_idx
+    from datadiet.errors import DatasetNotFoundError
+
+    pipe = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(pipe)  # opened naively, this blocks until a writer comes
+    with pytest.raises(DatasetNotFoundError, match=r"train-images-idx3-ubyte: it is a named pipe \(FIFO\)"):
+        read_idx(pipe, expected_magic=2051)

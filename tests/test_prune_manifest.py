@@ -173,7 +173,7 @@ def test_score_names_each_files_largest_tie_and_warns_over_a_tenth(score_file, t
                  "random", "--runs", "1", "--out", str(tmp_path / "s")]) == 0
     stdout = capsys.readouterr().out
     assert "random: no two scores are equal" in stdout and "warning" not in stdout.replace(str(tmp_path), "")
-    _say_score_ties(_tied_scores(score_file, tmp_path))
+    _say_score_ties(load_scores(_tied_scores(score_file, tmp_path)))
     stdout = capsys.readouterr().out
     assert "random: 75 % of the scores (30 of 40) tie at 0" in stdout
     assert ("warning: random: 75 % of examples tie at 0; a selection whose boundary falls among them picks those "

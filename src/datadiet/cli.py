@@ -244,31 +244,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_recipe(train_cfg, splits.train)  # before the score folder is made
     _say(f"scoring {len(splits.train)} examples of {splits.name} with {score_cfg.runs} runs of {train_cfg.model}: "
          f"{', '.join(score_cfg.scores)} at epochs {', '.join(f'{e:g}' for e in score_cfg.score_epochs)}")
+    from .scores import load_scores
+
     for path in run_scores(score_cfg, train_cfg, data_cfg, splits, args.out, log=_say):
         _say(f"wrote {path}")
-        _say_score_ties(path)
-        _say_untrained(path)
+        table = load_scores(path)  # read back once, checked as any later reader checks it
+        _say_score_ties(table)
+        _say_untrained(table)
     return 0
 
 
-def _say_untrained(path) -> None:
+def _say_untrained(table) -> None:
     """Warn when a score file's network had not learned to fit its training data when it scored (training loss
     above 0.9 × ln K; runs.scoring.untrained_reason): its ranking then says little about the examples."""
-    from .scores import load_scores
-
-    table = load_scores(path)
     if table.meta.get("untrained"):
         _say(f"warning: {table.label}: {table.meta['untrained']}; score later (--score-epochs), train longer or check "
              "the recipe before pruning by it")
 
 
-def _say_score_ties(path) -> None:
-    """Print the largest tie of a score file just written, and warn when it holds over a tenth of the examples: a
+def _say_score_ties(table) -> None:
+    """Print the largest tie of a score table just written, and warn when it holds over a tenth of the examples: a
     selection whose boundary falls inside it is then chosen by the seeded tie order, not by the score."""
-    from .scores import load_scores
     from .selection import TIE_WARNING_SHARE, percent, tie_phrase, tie_summary
 
-    table = load_scores(path)
     ties = tie_summary(table.mean)
     _say(f"{table.label}: {tie_phrase(ties)}")
     if ties["largest_tie_share"] > TIE_WARNING_SHARE:

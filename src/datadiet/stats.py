@@ -141,7 +141,7 @@ def pooled_spread(a, b) -> float:
 
 
 def learned(full_accuracies, majority_rate: float | None, level: float = 0.95, *,
-            against: str = "the majority-class rate") -> tuple[bool | None, str]:
+            against: str = "the majority-class rate", what: str = "accuracy") -> tuple[bool | None, str]:
     """The "did it learn?" gate a report passes before any verdict: whether the full-data runs beat the accuracy of
     always predicting the most common test class, and why, in a sentence for the report.
 
@@ -165,11 +165,11 @@ def learned(full_accuracies, majority_rate: float | None, level: float = 0.95, *
     if n < MIN_SEEDS or np.ptp(values) == 0:
         how = f"decided on the mean alone ({runs}: no interval)" if n < MIN_SEEDS else f"exact ({runs}, no spread)"
         beat = mean > rate
-        return beat, f"mean accuracy {mean:.4f} {'above' if beat else 'not above'} {against} {rate:.4f}, {how}"
+        return beat, f"mean {what} {mean:.4f} {'above' if beat else 'not above'} {against} {rate:.4f}, {how}"
     half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
     low, high = mean - half, mean + half
     where = "above" if low > rate else "below" if high < rate else "holding"
-    return low > rate, (f"mean accuracy {mean:.4f} of {runs}, {level * 100:g} % CI [{low:.4f}, {high:.4f}], "
+    return low > rate, (f"mean {what} {mean:.4f} of {runs}, {level * 100:g} % CI [{low:.4f}, {high:.4f}], "
                         f"{where} {against} {rate:.4f}")
 
 

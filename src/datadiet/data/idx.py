@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import CorruptDataError, DataDietError, DatasetNotFoundError
-from ..io import check_memory
+from ..io import UnreadableFileError, check_memory, open_regular
 from .dataset import DatasetSplits, ImageDataset, make_splits
 
 IMAGES_MAGIC = 0x00000803
@@ -43,13 +43,15 @@ def read_idx(path: str | Path, *, expected_magic: int) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:  # a pipe or device in place of a data file would block or never end
             compressed = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             if not compressed:
                 return _read_stream(raw, path, expected_magic, size=os.fstat(raw.fileno()).st_size)
             with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
                 return _read_stream(fh, path, expected_magic, size=None)
+    except UnreadableFileError as exc:  # missing, a pipe, a device: the data is not where we looked
+        raise DatasetNotFoundError(f"Cannot read {path}: it {exc.why if exc.missing else 'is ' + exc.why}.") from None
     except DataDietError:  # already one paragraph (some error types are also OSError or ValueError)
         raise
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:

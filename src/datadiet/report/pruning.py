@@ -117,8 +117,8 @@ def learned_gate(records: list[dict], metric: str = "accuracy") -> dict:
     if not full:
         return {"learned": None, "reason": "unknown: no full-data run to judge", "level": None}
     level, against = _gate_level(full, metric)
-    ok, reason = learned([metric_value(r, metric) for r in full], level, against=against)
-    return {"learned": ok, "reason": reason.replace("mean accuracy", f"mean {METRIC_NAMES[metric]}"), "level": level}
+    ok, reason = learned([metric_value(r, metric) for r in full], level, against=against, what=METRIC_NAMES[metric])
+    return {"learned": ok, "reason": reason, "level": level}
 
 
 def _gate_level(full: list[dict], metric: str) -> tuple[float | None, str]:

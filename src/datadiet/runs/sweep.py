@@ -19,7 +19,6 @@ numbers (with the same number of threads per run).
 """
 from __future__ import annotations
 
-import dataclasses
 import ctypes
 import ctypes.util
 import hashlib
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 
 from ..version import __version__
+from ..dynamic import parameter_values
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data import load_data
 from ..data.registry import parse_source
@@ -83,7 +83,7 @@ class RunSpec:
         extra = f" epochs={train.epochs:g}" if self.method in ("full", "random") or train.budget != "matched" else ""
         if train.dynamic is not None:  # the pruner and its parameters: InfoBatch at 0.3 and at 0.7 must differ
             extra += ("" if self.method == train.pruner_name else " " + train.pruner_name) + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}"
-                                                       for k, v in dataclasses.asdict(train.dynamic).items())
+                                                       for k, v in parameter_values(train.dynamic).items())
         extra += f" {train.precision}" if train.precision != "fp32" else ""
         return f"{self.method} keep={self.keep:g} seed={train.seed}{extra}"
 

@@ -33,13 +33,13 @@ from ..errors import ConfigError
 from ..methods import DynamicMethod, Method
 from ..report import figures
 from ..report.pruning import NOT_JUDGED, judged, learned_gate
-from ..report.tables import METRIC_NAMES, choose_metric, class_cells, cost_rows, interval_coverage, metric_column
+from ..report.tables import METRIC_NAMES, choose_metric, class_cells, cost_rows, metric_column
 from ..runs.presets import Setting, study_presets
 from ..runs.scoring import add_charges, recipe_flops
 from ..runs.workspace import ScoreDraws, Workspace
 from ..selection import select_random
 from ..stats import compare_groups, holm_correct, interval_text, summarize, verdict_phrase
-from .common import Study, check_seed_counts
+from .common import Study, check_seed_counts, coverage
 
 NAME = "compute"
 TITLE = "Accuracy against compute: pruning against training on all the data for less"
@@ -396,7 +396,7 @@ def _per_example(ws: Workspace, setting: Setting, records: list[dict]):
 # ---------------------------------------------------------------- words and figure
 
 def findings(table, versus, infobatch, charges, setting: Setting) -> list[str]:
-    lines = [interval_coverage(setting.eval_seeds, setting.score_runs, setting.score_draws)]
+    lines = [coverage(setting)]
     full = [p for p in table if p["method"] == "full"]
     lines.append("Full data (the baseline) at fractions of the epoch budget: " + "; ".join(
         f"{p['value']:g}: {p['mean']:.4f} at {p['passes']:,.0f} sample passes" for p in full) + ".")
